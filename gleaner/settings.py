@@ -1,0 +1,180 @@
+"""One frozen settings object, read from the environment at start-up.
+
+Every environment variable Gleaner reads is named in ``ENV_VARS`` below, so the
+full surface is visible in one place. Every address defaults to the embedded
+stack that ``gleaner up`` starts and can point at an external service instead.
+Nothing here runs at import time: call :func:`load_settings`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from gleaner.errors import SettingsError
+
+PREFIX = "GLEANER_"
+
+# The OpenWhisk "guest" key, so a stock wsk/openwhisk client setup works unchanged.
+GUEST_AUTH = (
+    "23bc46b1-71f6-4ed5-8c54-816aa4f8c502:"
+    "123zO3xZCLrMN6v2BKK1dXYFpXlPkccOFqm12CdAsMgRU4VrNZ9lyGVCGuMDGIwP"
+)
+
+_SECRET_FIELDS = frozenset({"couchdb_password", "guest_auth"})
+
+
+def _default_cores() -> float:
+    return float(os.cpu_count() or 1)
+
+
+def _default_memory_mb() -> int:
+    try:
+        pages = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+        return int(pages / 2**20 * 0.5)
+    except (ValueError, OSError):
+        return 4096
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    # --- external systems -------------------------------------------------
+    kafka_bootstrap: str = "127.0.0.1:9092"
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    couchdb_url: str = "http://127.0.0.1:5984"
+    couchdb_user: str = ""
+    couchdb_password: str = ""
+    db_prefix: str = "gleaner_"
+    docker_host: str = ""  # empty: the Docker SDK's own default (DOCKER_HOST or the local socket)
+
+    # --- Kafka topics and client tuning -------------------------------------
+    topic_prefix: str = ""
+    topic_partitions: int = 4
+    # Short group timeouts: a join takes ~23 s on Tansu with librdkafka defaults.
+    kafka_session_timeout_ms: int = 6000
+    kafka_heartbeat_interval_ms: int = 1000
+    kafka_fetch_wait_max_ms: int = 1
+    kafka_message_max_bytes: int = 8 * 2**20
+
+    # --- HTTP gateway --------------------------------------------------------
+    gateway_bind: str = "0.0.0.0"
+    gateway_port: int = 3233
+    api_host: str = "http://localhost:3233"  # what clients are told to use (~/.wskprops)
+    max_payload_bytes: int = 1_048_576  # OpenWhisk's default
+    blocking_wait_s: float = 60.0
+    action_cache_ttl_s: float = 2.0
+    guest_namespace: str = "guest"
+    guest_auth: str = GUEST_AUTH
+
+    # --- resource model (allowed allocations) -------------------------------
+    cpu_min: float = 0.25
+    cpu_max: float = field(default_factory=_default_cores)
+    cpu_step: float = 0.25
+    memory_min_mb: int = 128
+    memory_max_mb: int = 8192
+    memory_step_mb: int = 128
+    # The thesis encodes CPU in the memory limit: (cpu - 1) * base + memory.
+    encoding_base_mb: int = 8192
+    default_cpu: float = 1.0
+    default_memory_mb: int = 256
+    default_timeout_ms: int = 60_000
+    timeout_min_ms: int = 100
+    timeout_max_ms: int = 300_000
+    default_log_limit_mb: int = 10
+
+    # --- invoker agent --------------------------------------------------------
+    invoker_id: str = "invoker0"
+    invoker_cpu_capacity: float = field(default_factory=_default_cores)
+    invoker_memory_capacity_mb: int = field(default_factory=_default_memory_mb)
+    container_keepalive_s: float = 600.0
+    container_network: str = "bridge"
+    runtime_image: str = "gleaner/python:3"
+    monitor_interval_ms: int = 10
+    cpu_window_ms: int = 100  # never below the CFS quota period
+    heartbeat_interval_s: float = 1.0
+    invoker_unhealthy_after_s: float = 5.0
+    record_batch_ms: int = 20
+
+    # --- local state (embedded stack) ---------------------------------------
+    state_dir: Path = field(default_factory=lambda: Path.home() / ".gleaner")
+
+    # ---------------------------------------------------------------------------
+    def topic(self, name: str) -> str:
+        return f"{self.topic_prefix}{name}"
+
+    @property
+    def invocations_topic(self) -> str:
+        return self.topic("invocations")
+
+    @property
+    def completed_topic(self) -> str:
+        return self.topic("activations.completed")
+
+    @property
+    def health_topic(self) -> str:
+        return self.topic("invokers.health")
+
+    @property
+    def deadletter_topic(self) -> str:
+        return self.topic("deadletter")
+
+    def invoker_topic(self, invoker_id: str) -> str:
+        return self.topic(f"invoker.{invoker_id}")
+
+    def db(self, name: str) -> str:
+        return f"{self.db_prefix}{name}"
+
+    def masked(self) -> dict[str, object]:
+        """The settings as a dict with secrets hidden, safe to print or log."""
+        out: dict[str, object] = {}
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if f.name in _SECRET_FIELDS and value:
+                value = "***"
+            out[f.name] = str(value) if isinstance(value, Path) else value
+        return out
+
+
+# Environment variable -> field name. Kept as data so docs and tests can list it.
+ENV_VARS: dict[str, str] = {PREFIX + f.name.upper(): f.name for f in dataclasses.fields(Settings)}
+
+
+def _coerce(name: str, raw: str, kind: object) -> object:
+    try:
+        if kind in (int, "int"):
+            return int(raw)
+        if kind in (float, "float"):
+            return float(raw)
+        if kind in (Path, "Path"):
+            return Path(raw).expanduser()
+        return raw
+    except ValueError as exc:
+        raise SettingsError(f"{PREFIX}{name.upper()}={raw!r} is not a valid {kind}") from exc
+
+
+def load_settings(env: Mapping[str, str] | None = None, **overrides: object) -> Settings:
+    """Build settings from ``GLEANER_*`` variables, then explicit overrides."""
+    env = os.environ if env is None else env
+    values: dict[str, object] = {}
+    for f in dataclasses.fields(Settings):
+        key = PREFIX + f.name.upper()
+        if key in env:
+            values[f.name] = _coerce(f.name, env[key], f.type)
+    values.update(overrides)
+    settings = Settings(**values)  # type: ignore[arg-type]
+    _check(settings)
+    return settings
+
+
+def _check(s: Settings) -> None:
+    if not 0 < s.cpu_min <= s.cpu_max:
+        raise SettingsError(f"cpu range {s.cpu_min}..{s.cpu_max} is empty")
+    if not 0 < s.memory_min_mb <= s.memory_max_mb:
+        raise SettingsError(f"memory range {s.memory_min_mb}..{s.memory_max_mb} is empty")
+    if s.cpu_window_ms < 100:
+        raise SettingsError("cpu_window_ms must be >= 100 (the CFS quota period)")
+    if s.invoker_cpu_capacity <= 0 or s.invoker_memory_capacity_mb <= 0:
+        raise SettingsError("invoker capacity must be positive")

@@ -1,0 +1,1 @@
+"""invoker_agent/runtime"""
