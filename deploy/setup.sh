@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# Installs what the embedded Gleaner stack needs on a fresh Debian machine.
+# Idempotent: each step runs only when its result is missing, and a machine that
+# already has everything gets through in well under two seconds, silently.
+#
+#   GLEANER_STATE_DIR   where pouchdb-server is installed (default: $HOME/.gleaner)
+#   PYTHON              interpreter for the repo's .venv (default: python3)
+set -euo pipefail
+
+repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+state_dir="${GLEANER_STATE_DIR:-$HOME/.gleaner}"
+python="${PYTHON:-python3}"
+
+say() { printf 'setup: %s\n' "$*" >&2; }
+
+as_root() {
+    if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi
+}
+
+# --- Debian packages ----------------------------------------------------------
+# package -> a command it provides (checking commands is faster than dpkg).
+declare -A wanted=(
+    [docker.io]=dockerd
+    [redis-server]=redis-server
+    [debootstrap]=debootstrap
+)
+missing=()
+for pkg in "${!wanted[@]}"; do
+    command -v "${wanted[$pkg]}" >/dev/null 2>&1 || PATH="$PATH:/usr/sbin:/sbin" command -v "${wanted[$pkg]}" >/dev/null 2>&1 || missing+=("$pkg")
+done
+command -v npm >/dev/null 2>&1 || missing+=(npm)
+# `python3 -m venv` needs ensurepip, which Debian ships separately.
+if [ ! -x "$repo/.venv/bin/python" ] && ! "$python" -c 'import ensurepip' >/dev/null 2>&1; then
+    missing+=(python3-venv)
+fi
+if [ "${#missing[@]}" -gt 0 ]; then
+    say "apt-get install ${missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    as_root apt-get update -q
+    as_root apt-get install -y -q --no-install-recommends "${missing[@]}"
+fi
+
+# --- pouchdb-server (the embedded CouchDB) ------------------------------------
+if [ ! -x "$state_dir/npm/node_modules/.bin/pouchdb-server" ]; then
+    say "npm install pouchdb-server@4 into $state_dir/npm (about a minute)"
+    mkdir -p "$state_dir/npm"
+    # npm does not run install scripts here; pouchdb-server works without them.
+    npm install --prefix "$state_dir/npm" --no-audit --no-fund --loglevel=error pouchdb-server@4
+fi
+
+# --- the repo's virtualenv ----------------------------------------------------
+venv="$repo/.venv"
+if [ ! -x "$venv/bin/python" ]; then
+    say "creating $venv"
+    "$python" -m venv "$venv"
+fi
+# The editable install leaves gleaner's dist-info in site-packages; pytest marks the dev extra.
+if ! compgen -G "$venv/lib/python3*/site-packages/gleaner-*.dist-info" >/dev/null \
+    || [ ! -x "$venv/bin/pytest" ]; then
+    say "pip install -e '.[dev]'"
+    "$venv/bin/python" -m pip install -q --upgrade pip
+    "$venv/bin/python" -m pip install -q -e "$repo[dev]"
+fi

@@ -1,0 +1,201 @@
+"""The one boundary to CouchDB, over its HTTP API with httpx.
+
+Why httpx and not a CouchDB library: the ``couchdb`` package was last released
+in 2018, and the maintained alternatives are either async-only (aiocouch) or
+pull in a framework (ibmcloudant). CouchDB *is* its HTTP API, so a thin client
+that builds each request once and runs it sync (invoker threads) or async (the
+gateway) is the smallest honest choice, and it works unchanged against
+CouchDB 3 and pouchdb-server.
+
+Databases (names get ``settings.db_prefix``):
+  subjects     namespaces and their API keys       _id = namespace
+  whisks       actions (OpenWhisk's entity db)     _id = "<namespace>/<name>"
+  activations  activation records                  _id = "<namespace>/<activationId>"
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+import orjson
+
+from gleaner.errors import Conflict, CouchDBError
+from gleaner.settings import Settings
+
+SUBJECTS = "subjects"
+WHISKS = "whisks"
+ACTIVATIONS = "activations"
+
+# Mango indexes each database needs for its queries (sorting needs an index in CouchDB 3).
+INDEXES: dict[str, list[tuple[str, list[str]]]] = {
+    WHISKS: [("by-namespace", ["namespace", "name"])],
+    ACTIVATIONS: [("by-namespace-start", ["namespace", "start"]), ("by-name-start", ["namespace", "name", "start"])],
+    SUBJECTS: [("by-uuid", ["uuid"])],
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Call:
+    method: str
+    path: str
+    body: Any = None
+    params: dict[str, str] | None = None
+    ok_missing: bool = False  # 404 -> None instead of an error
+
+
+def doc_path(db: str, doc_id: str) -> str:
+    return f"/{db}/{quote(doc_id, safe='')}"
+
+
+def _interpret(call: Call, status: int, content: bytes) -> Any:
+    if status == 404 and call.ok_missing:
+        return None
+    data = orjson.loads(content) if content else None
+    if status == 409:
+        raise Conflict(f"document update conflict at {call.path}")
+    if status >= 400:
+        reason = data.get("reason", data) if isinstance(data, dict) else data
+        raise CouchDBError(f"CouchDB {call.method} {call.path} -> {status}: {reason}")
+    return data
+
+
+def _auth(settings: Settings) -> httpx.BasicAuth | None:
+    if settings.couchdb_user:
+        return httpx.BasicAuth(settings.couchdb_user, settings.couchdb_password)
+    return None
+
+
+class _Calls:
+    """Request builders shared by the sync and async clients."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+
+    def db(self, name: str) -> str:
+        return self.settings.db(name)
+
+    def get(self, db: str, doc_id: str, rev: str | None = None) -> Call:
+        return Call("GET", doc_path(self.db(db), doc_id), params={"rev": rev} if rev else None, ok_missing=True)
+
+    def put(self, db: str, doc: dict[str, Any]) -> Call:
+        return Call("PUT", doc_path(self.db(db), doc["_id"]), body=doc)
+
+    def delete(self, db: str, doc_id: str, rev: str) -> Call:
+        return Call("DELETE", doc_path(self.db(db), doc_id), params={"rev": rev})
+
+    def bulk(self, db: str, docs: list[dict[str, Any]]) -> Call:
+        return Call("POST", f"/{self.db(db)}/_bulk_docs", body={"docs": docs})
+
+    def find(
+        self,
+        db: str,
+        selector: dict[str, Any],
+        *,
+        sort: list[dict[str, str]] | None = None,
+        limit: int = 30,
+        skip: int = 0,
+        fields: list[str] | None = None,
+    ) -> Call:
+        body: dict[str, Any] = {"selector": selector, "limit": limit, "skip": skip}
+        if sort:
+            body["sort"] = sort
+        if fields:
+            body["fields"] = fields
+        return Call("POST", f"/{self.db(db)}/_find", body=body)
+
+
+class CouchDB(_Calls):
+    """Synchronous client (threads: invoker agent, record sink, CLI)."""
+
+    def __init__(self, settings: Settings, timeout_s: float = 10.0) -> None:
+        super().__init__(settings)
+        self._http = httpx.Client(base_url=settings.couchdb_url, auth=_auth(settings), timeout=timeout_s)
+
+    def call(self, call: Call) -> Any:
+        try:
+            content = orjson.dumps(call.body) if call.body is not None else None
+            resp = self._http.request(
+                call.method, call.path, content=content, params=call.params,
+                headers={"Content-Type": "application/json"},
+            )
+        except httpx.HTTPError as exc:
+            raise CouchDBError(f"CouchDB at {self.settings.couchdb_url} unreachable: {exc}") from exc
+        return _interpret(call, resp.status_code, resp.content)
+
+    def get_doc(self, db: str, doc_id: str, rev: str | None = None) -> dict[str, Any] | None:
+        result: dict[str, Any] | None = self.call(self.get(db, doc_id, rev))
+        return result
+
+    def bulk_docs(self, db: str, docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        result: list[dict[str, Any]] = self.call(self.bulk(db, docs))
+        return result
+
+    def find_docs(self, db: str, selector: dict[str, Any], **kw: Any) -> list[dict[str, Any]]:
+        docs: list[dict[str, Any]] = self.call(self.find(db, selector, **kw))["docs"]
+        return docs
+
+    def ensure_db(self, db: str) -> None:
+        try:
+            self.call(Call("PUT", f"/{self.db(db)}"))
+        except Conflict:
+            pass  # pouchdb-server answers 412 / CouchDB 412; see below
+        except CouchDBError as exc:
+            if "412" not in str(exc):
+                raise
+
+    def ensure_index(self, db: str, name: str, fields: list[str]) -> None:
+        self.call(Call("POST", f"/{self.db(db)}/_index", body={"index": {"fields": fields}, "name": name,
+                                                                 "ddoc": name, "type": "json"}))
+
+    def close(self) -> None:
+        self._http.close()
+
+
+class AsyncCouchDB(_Calls):
+    """Asynchronous client (the HTTP gateway's event loop)."""
+
+    def __init__(self, settings: Settings, timeout_s: float = 10.0) -> None:
+        super().__init__(settings)
+        self._http = httpx.AsyncClient(base_url=settings.couchdb_url, auth=_auth(settings), timeout=timeout_s)
+
+    async def call(self, call: Call) -> Any:
+        try:
+            content = orjson.dumps(call.body) if call.body is not None else None
+            resp = await self._http.request(
+                call.method, call.path, content=content, params=call.params,
+                headers={"Content-Type": "application/json"},
+            )
+        except httpx.HTTPError as exc:
+            raise CouchDBError(f"CouchDB at {self.settings.couchdb_url} unreachable: {exc}") from exc
+        return _interpret(call, resp.status_code, resp.content)
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+
+def ensure_schema(settings: Settings) -> None:
+    """Create the databases and Mango indexes (idempotent)."""
+    db = CouchDB(settings)
+    try:
+        for name, indexes in INDEXES.items():
+            db.ensure_db(name)
+            for index_name, fields in indexes:
+                db.ensure_index(name, index_name, fields)
+        ensure_subject(db, settings.guest_namespace, settings.guest_auth)
+    finally:
+        db.close()
+
+
+def ensure_subject(db: CouchDB, namespace: str, auth: str) -> None:
+    """Make ``namespace`` exist with the API key ``uuid:key`` (idempotent)."""
+    uuid, _, key = auth.partition(":")
+    existing = db.get_doc(SUBJECTS, namespace)
+    doc = {"_id": namespace, "namespace": namespace, "uuid": uuid, "key": key}
+    if existing is not None:
+        if existing.get("uuid") == uuid and existing.get("key") == key:
+            return
+        doc["_rev"] = existing["_rev"]
+    db.call(db.put(SUBJECTS, doc))

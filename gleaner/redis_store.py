@@ -1,0 +1,56 @@
+"""The one boundary to Redis. Errors are wrapped as :class:`RedisError`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import redis
+
+from gleaner.errors import RedisError
+from gleaner.settings import Settings
+
+
+class RedisStore:
+    def __init__(self, settings: Settings) -> None:
+        self._url = settings.redis_url
+        self._redis = redis.Redis.from_url(settings.redis_url, socket_timeout=2, socket_connect_timeout=2)
+
+    def _wrap(self, exc: Exception) -> RedisError:
+        return RedisError(f"Redis at {self._url} failed: {exc}")
+
+    def set_if_absent(self, key: str, value: bytes, ttl_s: int) -> bool:
+        try:
+            return bool(self._redis.set(key, value, nx=True, ex=ttl_s))
+        except redis.RedisError as exc:
+            raise self._wrap(exc) from exc
+
+    def set(self, key: str, value: bytes, ttl_s: int) -> None:
+        try:
+            self._redis.set(key, value, ex=ttl_s)
+        except redis.RedisError as exc:
+            raise self._wrap(exc) from exc
+
+    def set_many(self, items: dict[str, bytes], ttl_s: int) -> None:
+        try:
+            pipe = self._redis.pipeline(transaction=False)
+            for key, value in items.items():
+                pipe.set(key, value, ex=ttl_s)
+            pipe.execute()
+        except redis.RedisError as exc:
+            raise self._wrap(exc) from exc
+
+    def get(self, key: str) -> bytes | None:
+        try:
+            value: Any = self._redis.get(key)
+        except redis.RedisError as exc:
+            raise self._wrap(exc) from exc
+        return value if isinstance(value, bytes) else None
+
+    def ping(self) -> bool:
+        try:
+            return bool(self._redis.ping())
+        except redis.RedisError as exc:
+            raise self._wrap(exc) from exc
+
+    def close(self) -> None:
+        self._redis.close()

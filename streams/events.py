@@ -1,0 +1,212 @@
+"""Event records on Kafka: one schema per topic, each with a ``type`` and a ``version``.
+
+Events are JSON (orjson). Decoding validates every field and raises
+:class:`MalformedEvent` with a reason a human can act on; consumers send such
+events to the dead-letter topic and keep going.
+
+Schemas (version 1)::
+
+    invocations / invoker.<id>      ActivationRequest
+      {"type": "activation.request", "version": 1,
+       "activation_id": "32 hex chars" (optional: derived from the Kafka position),
+       "namespace": "guest", "action": "hello", "params": {...},
+       "rev": "CouchDB revision to pin" | null, "blocking": false,
+       "caused_by": null, "composition": null, "submitted_ms": 1700000000000}
+
+    activations.completed           ActivationCompleted
+      {"type": "activation.completed", "version": 1, "activation_id": ...,
+       "namespace": ..., "action": ..., "invoker": ..., "record": {OpenWhisk record}}
+
+    invokers.health                 InvokerHealth
+    deadletter                      DeadLetter
+"""
+
+from __future__ import annotations
+
+import re
+import time
+import uuid
+from dataclasses import asdict, dataclass, field
+from typing import Any, TypeVar
+
+import orjson
+
+from gleaner.errors import MalformedEvent
+
+VERSION = 1
+_ACTIVATION_ID = re.compile(r"^[0-9a-f]{32}$")
+_NAME = re.compile(r"^[A-Za-z0-9_@.\-][A-Za-z0-9_@.\- ]{0,255}$")
+
+
+def new_activation_id() -> str:
+    return uuid.uuid4().hex
+
+
+def derived_activation_id(topic: str, partition: int, offset: int) -> str:
+    """A stable id for a request produced without one: a redelivery of the
+    same Kafka record yields the same id, so consumers stay idempotent."""
+    return uuid.uuid5(uuid.NAMESPACE_URL, f"kafka://{topic}/{partition}/{offset}").hex
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def decode(raw: bytes | None) -> dict[str, Any]:
+    if raw is None:
+        raise MalformedEvent("empty message (no value)")
+    try:
+        data = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise MalformedEvent(f"not valid JSON: {exc}") from exc
+    if not isinstance(data, dict):
+        raise MalformedEvent(f"event must be a JSON object, got {type(data).__name__}")
+    return data
+
+
+def _field(data: dict[str, Any], name: str, kind: type | tuple[type, ...], *, required: bool = True) -> Any:
+    if name not in data or data[name] is None:
+        if required:
+            raise MalformedEvent(f"missing field '{name}'")
+        return None
+    value = data[name]
+    # bool is an int subclass; never accept it where a number is expected
+    if isinstance(value, bool) and bool not in (kind if isinstance(kind, tuple) else (kind,)):
+        raise MalformedEvent(f"field '{name}' must be {kind}, got bool")
+    if not isinstance(value, kind):
+        raise MalformedEvent(f"field '{name}' must be {getattr(kind, '__name__', kind)}, got {type(value).__name__}")
+    return value
+
+
+def _check_type(data: dict[str, Any], expected: str) -> None:
+    kind = data.get("type")
+    if kind != expected:
+        raise MalformedEvent(f"expected type '{expected}', got {kind!r}")
+    version = data.get("version", VERSION)
+    if version != VERSION:
+        raise MalformedEvent(f"unsupported version {version!r} of '{expected}' (this build reads {VERSION})")
+
+
+def _name(data: dict[str, Any], key: str) -> str:
+    value: str = _field(data, key, str)
+    if not _NAME.match(value):
+        raise MalformedEvent(f"field '{key}' is not a valid entity name: {value!r}")
+    return value
+
+
+E = TypeVar("E", bound="Event")
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def to_bytes(self) -> bytes:
+        return orjson.dumps(self.to_dict())
+
+
+@dataclass(frozen=True, slots=True)
+class Allocation:
+    cpu: float
+    memory_mb: int
+
+
+@dataclass(frozen=True, slots=True)
+class ActivationRequest(Event):
+    activation_id: str
+    namespace: str
+    action: str
+    params: dict[str, Any] = field(default_factory=dict)
+    rev: str | None = None
+    blocking: bool = False
+    caused_by: str | None = None
+    composition: str | None = None
+    submitted_ms: int = 0
+    type: str = "activation.request"
+    version: int = VERSION
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], *, fallback_id: str | None = None) -> ActivationRequest:
+        _check_type(data, "activation.request")
+        activation_id = _field(data, "activation_id", str, required=fallback_id is None) or fallback_id
+        if not _ACTIVATION_ID.match(activation_id):
+            raise MalformedEvent(f"activation_id must be 32 lowercase hex characters, got {activation_id!r}")
+        params = _field(data, "params", dict, required=False) or {}
+        return cls(
+            activation_id=activation_id,
+            namespace=_name(data, "namespace"),
+            action=_name(data, "action"),
+            params=params,
+            rev=_field(data, "rev", str, required=False),
+            blocking=bool(_field(data, "blocking", bool, required=False)),
+            caused_by=_field(data, "caused_by", str, required=False),
+            composition=_field(data, "composition", str, required=False),
+            submitted_ms=_field(data, "submitted_ms", int, required=False) or now_ms(),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class ActivationCompleted(Event):
+    activation_id: str
+    namespace: str
+    action: str
+    invoker: str
+    record: dict[str, Any]
+    type: str = "activation.completed"
+    version: int = VERSION
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ActivationCompleted:
+        _check_type(data, "activation.completed")
+        return cls(
+            activation_id=_field(data, "activation_id", str),
+            namespace=_field(data, "namespace", str),
+            action=_field(data, "action", str),
+            invoker=_field(data, "invoker", str),
+            record=_field(data, "record", dict),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class InvokerHealth(Event):
+    invoker: str
+    incarnation: str
+    ts_ms: int
+    cpu_capacity: float
+    memory_capacity_mb: int
+    cpu_free: float
+    memory_free_mb: int
+    queue_length: int
+    running: int
+    status: str = "up"  # "up" | "draining"
+    type: str = "invoker.health"
+    version: int = VERSION
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> InvokerHealth:
+        _check_type(data, "invoker.health")
+        return cls(
+            invoker=_field(data, "invoker", str),
+            incarnation=_field(data, "incarnation", str),
+            ts_ms=_field(data, "ts_ms", int),
+            cpu_capacity=float(_field(data, "cpu_capacity", (int, float))),
+            memory_capacity_mb=_field(data, "memory_capacity_mb", int),
+            cpu_free=float(_field(data, "cpu_free", (int, float))),
+            memory_free_mb=_field(data, "memory_free_mb", int),
+            queue_length=_field(data, "queue_length", int),
+            running=_field(data, "running", int),
+            status=_field(data, "status", str, required=False) or "up",
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter(Event):
+    reason: str
+    source_topic: str
+    partition: int
+    offset: int
+    payload: str  # the original bytes, decoded as UTF-8 with replacement
+    ts_ms: int
+    type: str = "deadletter"
+    version: int = VERSION

@@ -1,0 +1,1 @@
+"""OpenWhisk-compatible HTTP ingress gateway."""

@@ -1,0 +1,197 @@
+"""The one boundary to Kafka: typed wrappers over confluent-kafka.
+
+Commit order for at-least-once (as quix-streams' checkpoint writes it down):
+a consumer first produces everything an input caused, then flushes the
+producer, and only then commits the input's offset. A crash between the two
+replays the input; consumers are idempotent on the event's id, so the replay
+changes nothing.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import confluent_kafka
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from gleaner.errors import KafkaError
+from gleaner.settings import Settings
+
+
+def _common(settings: Settings) -> dict[str, Any]:
+    return {
+        "bootstrap.servers": settings.kafka_bootstrap,
+        "message.max.bytes": settings.kafka_message_max_bytes,
+        "log_level": 3,
+    }
+
+
+def producer_config(settings: Settings) -> dict[str, Any]:
+    # linger 0: the hot path sends one event at a time and waits on it.
+    return {**_common(settings), "linger.ms": 0, "acks": "all", "enable.idempotence": False}
+
+
+def consumer_config(settings: Settings, group_id: str, *, from_beginning: bool = True) -> dict[str, Any]:
+    return {
+        **_common(settings),
+        "group.id": group_id,
+        "enable.auto.commit": False,
+        "auto.offset.reset": "earliest" if from_beginning else "latest",
+        "session.timeout.ms": settings.kafka_session_timeout_ms,
+        "heartbeat.interval.ms": settings.kafka_heartbeat_interval_ms,
+        # Long fetch waits are the usual cause of slow hops (DESIGN.md).
+        "fetch.wait.max.ms": settings.kafka_fetch_wait_max_ms,
+        "fetch.max.bytes": settings.kafka_message_max_bytes * 2,
+        "max.partition.fetch.bytes": settings.kafka_message_max_bytes,
+    }
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    """One consumed Kafka record, detached from librdkafka's Message."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+
+
+class EventProducer:
+    """Thread-safe producer; a background thread serves delivery callbacks."""
+
+    def __init__(self, settings: Settings) -> None:
+        try:
+            self._producer = confluent_kafka.Producer(producer_config(settings))
+        except confluent_kafka.KafkaException as exc:
+            raise KafkaError(f"cannot create producer for {settings.kafka_bootstrap}: {exc}") from exc
+        self._errors: list[str] = []
+        self._stop = threading.Event()
+        self._poller = threading.Thread(target=self._poll_loop, name="kafka-producer-poll", daemon=True)
+        self._poller.start()
+
+    def _poll_loop(self) -> None:
+        while not self._stop.is_set():
+            self._producer.poll(0.05)
+
+    def _on_delivery(self, err: Any, _msg: Any) -> None:
+        if err is not None:
+            self._errors.append(str(err))
+
+    def produce(self, topic: str, value: bytes, key: str | bytes | None = None) -> None:
+        try:
+            self._producer.produce(topic, value=value, key=key, on_delivery=self._on_delivery)
+        except BufferError:
+            self._producer.flush(5)
+            self._producer.produce(topic, value=value, key=key, on_delivery=self._on_delivery)
+        except confluent_kafka.KafkaException as exc:
+            raise KafkaError(f"produce to {topic} failed: {exc}") from exc
+
+    def flush(self, timeout_s: float = 10.0) -> None:
+        left = self._producer.flush(timeout_s)
+        if left:
+            raise KafkaError(f"{left} events not delivered within {timeout_s}s")
+        if self._errors:
+            errors, self._errors = self._errors, []
+            raise KafkaError(f"delivery failed: {errors[0]} ({len(errors)} events)")
+
+    def close(self) -> None:
+        try:
+            self._producer.flush(5)
+        finally:
+            self._stop.set()
+            self._poller.join(1)
+
+
+class EventConsumer:
+    """A consumer in a group (``group_id``) or, with ``assign_latest``, a
+    group-less reader of every partition from the end (for listeners that
+    each need every event, such as a gateway waiting on completions)."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        group_id: str,
+        topics: Iterable[str],
+        *,
+        from_beginning: bool = True,
+        assign_latest: bool = False,
+    ) -> None:
+        self.topics = list(topics)
+        try:
+            self._consumer = confluent_kafka.Consumer(
+                consumer_config(settings, group_id, from_beginning=from_beginning)
+            )
+            if assign_latest:
+                parts = []
+                meta = self._consumer.list_topics(timeout=10)
+                for topic in self.topics:
+                    if topic not in meta.topics:
+                        raise KafkaError(f"topic {topic} does not exist")
+                    for p in meta.topics[topic].partitions:
+                        parts.append(
+                            confluent_kafka.TopicPartition(topic, p, confluent_kafka.OFFSET_END)
+                        )
+                self._consumer.assign(parts)
+            else:
+                self._consumer.subscribe(self.topics)
+        except confluent_kafka.KafkaException as exc:
+            raise KafkaError(f"cannot consume {self.topics}: {exc}") from exc
+
+    def poll(self, timeout_s: float) -> Record | None:
+        msg = self._consumer.poll(timeout_s)
+        if msg is None:
+            return None
+        err = msg.error()
+        if err is not None:
+            if err.code() == confluent_kafka.KafkaError._PARTITION_EOF:
+                return None
+            if err.retriable() or not err.fatal():
+                return None
+            raise KafkaError(f"consume failed: {err}")
+        key = msg.key()
+        return Record(
+            topic=msg.topic() or "",
+            partition=msg.partition() or 0,
+            offset=msg.offset() or 0,
+            key=key if isinstance(key, bytes) else None,
+            value=msg.value(),
+        )
+
+    def commit(self, offsets: dict[tuple[str, int], int]) -> None:
+        """Commit ``{(topic, partition): next_offset_to_read}`` synchronously."""
+        if not offsets:
+            return
+        parts = [confluent_kafka.TopicPartition(t, p, o) for (t, p), o in offsets.items()]
+        try:
+            self._consumer.commit(offsets=parts, asynchronous=False)
+        except confluent_kafka.KafkaException as exc:
+            raise KafkaError(f"offset commit failed: {exc}") from exc
+
+    def close(self) -> None:
+        self._consumer.close()
+
+
+def ensure_topics(settings: Settings, names: Iterable[str], partitions: int | None = None) -> list[str]:
+    """Create the topics that do not exist yet; return the ones created."""
+    admin = AdminClient(_common(settings))
+    try:
+        existing = set(admin.list_topics(timeout=10).topics)
+    except confluent_kafka.KafkaException as exc:
+        raise KafkaError(f"cannot list topics on {settings.kafka_bootstrap}: {exc}") from exc
+    wanted = [n for n in dict.fromkeys(names) if n not in existing]
+    if not wanted:
+        return []
+    count = partitions or settings.topic_partitions
+    futures = admin.create_topics([NewTopic(n, num_partitions=count, replication_factor=1) for n in wanted])
+    for name, fut in futures.items():
+        try:
+            fut.result(15)
+        except confluent_kafka.KafkaException as exc:
+            if exc.args and exc.args[0].code() == confluent_kafka.KafkaError.TOPIC_ALREADY_EXISTS:
+                continue
+            raise KafkaError(f"cannot create topic {name}: {exc}") from exc
+    return wanted

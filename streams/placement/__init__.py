@@ -1,0 +1,1 @@
+"""Placement stream: composition-aware GreedyJSQ and baseline policies."""

@@ -1,0 +1,17 @@
+"""Kafka topic names. Names are configurable through ``topic_prefix``."""
+
+from __future__ import annotations
+
+from gleaner.settings import Settings
+
+
+def all_topics(settings: Settings, invoker_ids: tuple[str, ...] = ()) -> list[str]:
+    """Every topic the event path needs, for creation at start-up."""
+    ids = {settings.invoker_id, *invoker_ids}
+    return [
+        settings.invocations_topic,
+        settings.completed_topic,
+        settings.health_topic,
+        settings.deadletter_topic,
+        *(settings.invoker_topic(i) for i in sorted(ids)),
+    ]
