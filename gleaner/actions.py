@@ -41,13 +41,22 @@ class Limits:
     logs_mb: int
 
     def to_json(self) -> dict[str, Any]:
-        return {"timeout": self.timeout_ms, "memory": self.memory_mb, "cpu": self.cpu,
-                "logs": self.logs_mb, "concurrency": 1}
+        return {
+            "timeout": self.timeout_ms,
+            "memory": self.memory_mb,
+            "cpu": self.cpu,
+            "logs": self.logs_mb,
+            "concurrency": 1,
+        }
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Limits:
-        return cls(cpu=float(data["cpu"]), memory_mb=int(data["memory"]), timeout_ms=int(data["timeout"]),
-                   logs_mb=int(data.get("logs", 10)))
+        return cls(
+            cpu=float(data["cpu"]),
+            memory_mb=int(data["memory"]),
+            timeout_ms=int(data["timeout"]),
+            logs_mb=int(data.get("logs", 10)),
+        )
 
 
 def decode_memory(encoded: int, base_mb: int) -> tuple[float, int]:
@@ -71,8 +80,12 @@ def resolve_limits(raw: Any, settings: Settings, current: Limits | None = None) 
         raw = {}
     if not isinstance(raw, dict):
         raise InvalidLimits("limits must be a JSON object")
-    base = current or Limits(settings.default_cpu, settings.default_memory_mb, settings.default_timeout_ms,
-                             settings.default_log_limit_mb)
+    base = current or Limits(
+        settings.default_cpu,
+        settings.default_memory_mb,
+        settings.default_timeout_ms,
+        settings.default_log_limit_mb,
+    )
     cpu = _number(raw, "cpu", float) if raw.get("cpu") is not None else None
     memory = _number(raw, "memory", int) if raw.get("memory") is not None else None
     if memory is not None and cpu is None and memory > settings.memory_max_mb:
@@ -91,15 +104,18 @@ def check_limits(limits: Limits, settings: Settings) -> None:
     if not settings.cpu_min <= limits.cpu <= settings.cpu_max:
         raise InvalidLimits(
             f"cpu limit {limits.cpu} exceeds allowed threshold: allowed range is "
-            f"[{settings.cpu_min}, {settings.cpu_max}] cores")
+            f"[{settings.cpu_min}, {settings.cpu_max}] cores"
+        )
     if not settings.memory_min_mb <= limits.memory_mb <= settings.memory_max_mb:
         raise InvalidLimits(
             f"memory limit {limits.memory_mb} MB exceeds allowed threshold: allowed range is "
-            f"[{settings.memory_min_mb}, {settings.memory_max_mb}] MB")
+            f"[{settings.memory_min_mb}, {settings.memory_max_mb}] MB"
+        )
     if not settings.timeout_min_ms <= limits.timeout_ms <= settings.timeout_max_ms:
         raise InvalidLimits(
             f"timeout {limits.timeout_ms} ms exceeds allowed threshold: allowed range is "
-            f"[{settings.timeout_min_ms}, {settings.timeout_max_ms}] ms")
+            f"[{settings.timeout_min_ms}, {settings.timeout_max_ms}] ms"
+        )
     if not 0 <= limits.logs_mb <= 10:
         raise InvalidLimits(f"log limit {limits.logs_mb} MB exceeds allowed range [0, 10] MB")
 
@@ -107,8 +123,10 @@ def check_limits(limits: Limits, settings: Settings) -> None:
 def _key_values(raw: Any, what: str) -> list[dict[str, Any]]:
     if raw is None:
         return []
-    if not isinstance(raw, list) or not all(isinstance(p, dict) and isinstance(p.get("key"), str) for p in raw):
-        raise BadRequest(f"{what} must be a list of {{\"key\": ..., \"value\": ...}} objects")
+    if not isinstance(raw, list) or not all(
+        isinstance(p, dict) and isinstance(p.get("key"), str) for p in raw
+    ):
+        raise BadRequest(f'{what} must be a list of {{"key": ..., "value": ...}} objects')
     return [{"key": p["key"], "value": p.get("value")} for p in raw]
 
 
@@ -148,15 +166,16 @@ def _check_zip(code: str) -> None:
 
 
 def _bump(version: str) -> str:
-    parts = (version.split(".") + ["0", "0", "0"])[:3]
+    parts = [*version.split("."), "0", "0", "0"][:3]
     try:
         return f"{parts[0]}.{parts[1]}.{int(parts[2]) + 1}"
     except ValueError:
         return "0.0.1"
 
 
-def action_doc(namespace: str, name: str, body: Any, settings: Settings, existing: dict[str, Any] | None,
-               now_ms: int) -> dict[str, Any]:
+def action_doc(
+    namespace: str, name: str, body: Any, settings: Settings, existing: dict[str, Any] | None, now_ms: int
+) -> dict[str, Any]:
     """The CouchDB document for a PUT (create or overwrite) of an action."""
     check_name(name, "action name")
     if not isinstance(body, dict):
@@ -177,9 +196,11 @@ def action_doc(namespace: str, name: str, body: Any, settings: Settings, existin
         "exec": exec_,
         "limits": resolve_limits(body.get("limits"), settings, current).to_json(),
         "parameters": _key_values(body.get("parameters"), "parameters")
-        if "parameters" in body or not existing else existing["parameters"],
+        if "parameters" in body or not existing
+        else existing["parameters"],
         "annotations": _key_values(body.get("annotations"), "annotations")
-        if "annotations" in body or not existing else existing["annotations"],
+        if "annotations" in body or not existing
+        else existing["annotations"],
         "publish": bool(body.get("publish", existing.get("publish", False) if existing else False)),
         "updated": now_ms,
     }

@@ -32,7 +32,10 @@ ACTIVATIONS = "activations"
 # Mango indexes each database needs for its queries (sorting needs an index in CouchDB 3).
 INDEXES: dict[str, list[tuple[str, list[str]]]] = {
     WHISKS: [("by-namespace", ["namespace", "name"])],
-    ACTIVATIONS: [("by-namespace-start", ["namespace", "start"]), ("by-name-start", ["namespace", "name", "start"])],
+    ACTIVATIONS: [
+        ("by-namespace-start", ["namespace", "start"]),
+        ("by-name-start", ["namespace", "name", "start"]),
+    ],
     SUBJECTS: [("by-uuid", ["uuid"])],
 }
 
@@ -78,7 +81,9 @@ class _Calls:
         return self.settings.db(name)
 
     def get(self, db: str, doc_id: str, rev: str | None = None) -> Call:
-        return Call("GET", doc_path(self.db(db), doc_id), params={"rev": rev} if rev else None, ok_missing=True)
+        return Call(
+            "GET", doc_path(self.db(db), doc_id), params={"rev": rev} if rev else None, ok_missing=True
+        )
 
     def put(self, db: str, doc: dict[str, Any]) -> Call:
         return Call("PUT", doc_path(self.db(db), doc["_id"]), body=doc)
@@ -118,7 +123,10 @@ class CouchDB(_Calls):
         try:
             content = orjson.dumps(call.body) if call.body is not None else None
             resp = self._http.request(
-                call.method, call.path, content=content, params=call.params,
+                call.method,
+                call.path,
+                content=content,
+                params=call.params,
                 headers={"Content-Type": "application/json"},
             )
         except httpx.HTTPError as exc:
@@ -147,8 +155,13 @@ class CouchDB(_Calls):
                 raise
 
     def ensure_index(self, db: str, name: str, fields: list[str]) -> None:
-        self.call(Call("POST", f"/{self.db(db)}/_index", body={"index": {"fields": fields}, "name": name,
-                                                                 "ddoc": name, "type": "json"}))
+        self.call(
+            Call(
+                "POST",
+                f"/{self.db(db)}/_index",
+                body={"index": {"fields": fields}, "name": name, "ddoc": name, "type": "json"},
+            )
+        )
 
     def close(self) -> None:
         self._http.close()
@@ -165,7 +178,10 @@ class AsyncCouchDB(_Calls):
         try:
             content = orjson.dumps(call.body) if call.body is not None else None
             resp = await self._http.request(
-                call.method, call.path, content=content, params=call.params,
+                call.method,
+                call.path,
+                content=content,
+                params=call.params,
                 headers={"Content-Type": "application/json"},
             )
         except httpx.HTTPError as exc:

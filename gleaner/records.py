@@ -20,8 +20,18 @@ STATUS_TEXT = {
 }
 
 # Fields OpenWhisk returns for each entry of an activation list (no result, no logs).
-SUMMARY_FIELDS = ("activationId", "namespace", "name", "version", "start", "end", "duration",
-                  "statusCode", "annotations", "publish")
+SUMMARY_FIELDS = (
+    "activationId",
+    "namespace",
+    "name",
+    "version",
+    "start",
+    "end",
+    "duration",
+    "statusCode",
+    "annotations",
+    "publish",
+)
 
 
 def status_of(result: dict[str, Any] | None, error: str | None) -> int:

@@ -20,8 +20,7 @@ PREFIX = "GLEANER_"
 
 # The OpenWhisk "guest" key, so a stock wsk/openwhisk client setup works unchanged.
 GUEST_AUTH = (
-    "23bc46b1-71f6-4ed5-8c54-816aa4f8c502:"
-    "123zO3xZCLrMN6v2BKK1dXYFpXlPkccOFqm12CdAsMgRU4VrNZ9lyGVCGuMDGIwP"
+    "23bc46b1-71f6-4ed5-8c54-816aa4f8c502:123zO3xZCLrMN6v2BKK1dXYFpXlPkccOFqm12CdAsMgRU4VrNZ9lyGVCGuMDGIwP"
 )
 
 _SECRET_FIELDS = frozenset({"couchdb_password", "guest_auth"})

@@ -14,6 +14,7 @@ import threading
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
+
 from gleaner.couchdb import CouchDB
 from gleaner.errors import GleanerError, MalformedEvent
 from gleaner.redis_store import RedisStore
@@ -24,7 +25,14 @@ from invoker_agent.dedupe import ActivationClaims, Claim
 from invoker_agent.docker_engine import DockerEngine
 from invoker_agent.executor import ActionMissing, ActivationExecutor
 from invoker_agent.permits import ResourcePermits
-from streams.events import ActivationCompleted, ActivationRequest, InvokerHealth, decode, derived_activation_id, now_ms
+from streams.events import (
+    ActivationCompleted,
+    ActivationRequest,
+    InvokerHealth,
+    decode,
+    derived_activation_id,
+    now_ms,
+)
 from streams.kafka.client import EventConsumer, EventProducer, Record
 from streams.kafka.deadletter import DeadLetters
 from streams.kafka.offsets import OffsetTracker
@@ -46,8 +54,9 @@ class InvokerAgent:
         self.pool = ContainerPool(self.engine, settings)
         self.permits = ResourcePermits(settings.invoker_cpu_capacity, settings.invoker_memory_capacity_mb)
         self.db = CouchDB(settings)
-        self.executor = ActivationExecutor(settings, ActionStore(self.db, settings.action_cache_ttl_s),
-                                           self.pool, self.permits)
+        self.executor = ActivationExecutor(
+            settings, ActionStore(self.db, settings.action_cache_ttl_s), self.pool, self.permits
+        )
         self.redis = RedisStore(settings)
         self.claims = ActivationClaims(self.redis, self.id, self.incarnation)
         self.offsets = OffsetTracker()
@@ -61,13 +70,21 @@ class InvokerAgent:
         removed = self.engine.remove_managed(self.id)
         if removed:
             log.info("removed %d containers left by a previous run", removed)
-        consumer = EventConsumer(self.settings, f"gleaner-invoker-{self.id}", [self.settings.invoker_topic(self.id)])
+        consumer = EventConsumer(
+            self.settings, f"gleaner-invoker-{self.id}", [self.settings.invoker_topic(self.id)]
+        )
         beat = threading.Thread(target=self._heartbeats, name="heartbeat", daemon=True)
         beat.start()
         reaper = threading.Thread(target=self._reap, name="reaper", daemon=True)
         reaper.start()
-        log.info("invoker %s (incarnation %s) consuming %s with %.2f cores / %d MB", self.id,
-                 self.incarnation, consumer.topics, self.permits.cpu_capacity, self.permits.memory_capacity_mb)
+        log.info(
+            "invoker %s (incarnation %s) consuming %s with %.2f cores / %d MB",
+            self.id,
+            self.incarnation,
+            consumer.topics,
+            self.permits.cpu_capacity,
+            self.permits.memory_capacity_mb,
+        )
         self._publish_health()
         last_commit = time.monotonic()
         try:
@@ -118,8 +135,13 @@ class InvokerAgent:
             except ActionMissing as exc:
                 self.deadletters.send(record, str(exc))
                 return
-            event = ActivationCompleted(activation_id=req.activation_id, namespace=req.namespace,
-                                        action=req.action, invoker=self.id, record=doc)
+            event = ActivationCompleted(
+                activation_id=req.activation_id,
+                namespace=req.namespace,
+                action=req.action,
+                invoker=self.id,
+                record=doc,
+            )
             self.producer.produce(self.settings.completed_topic, event.to_bytes(), key=req.activation_id)
             with self._finished_lock:
                 self._finished.append(req.activation_id)
@@ -148,12 +170,18 @@ class InvokerAgent:
 
     # -- background ------------------------------------------------------------
     def _publish_health(self, status: str = "up") -> None:
-        cpu_free, mem_free, waiting = self.permits.snapshot()
+        cpu_free, mem_free, _waiting = self.permits.snapshot()
         health = InvokerHealth(
-            invoker=self.id, incarnation=self.incarnation, ts_ms=now_ms(),
-            cpu_capacity=self.permits.cpu_capacity, memory_capacity_mb=self.permits.memory_capacity_mb,
-            cpu_free=cpu_free, memory_free_mb=mem_free, queue_length=self.offsets.in_flight(),
-            running=self.executor.running, status=status,
+            invoker=self.id,
+            incarnation=self.incarnation,
+            ts_ms=now_ms(),
+            cpu_capacity=self.permits.cpu_capacity,
+            memory_capacity_mb=self.permits.memory_capacity_mb,
+            cpu_free=cpu_free,
+            memory_free_mb=mem_free,
+            queue_length=self.offsets.in_flight(),
+            running=self.executor.running,
+            status=status,
         )
         self.producer.produce(self.settings.health_topic, health.to_bytes(), key=self.id)
 
@@ -170,4 +198,3 @@ class InvokerAgent:
                 self.pool.reap_idle()
             except GleanerError as exc:
                 log.warning("reaping idle containers failed: %s", exc)
-

@@ -46,8 +46,9 @@ class ActionMissing(GleanerError):
 
 
 class ActivationExecutor:
-    def __init__(self, settings: Settings, actions: ActionStore, pool: ContainerPool,
-                 permits: ResourcePermits) -> None:
+    def __init__(
+        self, settings: Settings, actions: ActionStore, pool: ContainerPool, permits: ResourcePermits
+    ) -> None:
         self.settings = settings
         self.actions = actions
         self.pool = pool
@@ -68,9 +69,17 @@ class ActivationExecutor:
         limits = Limits.from_json(doc["limits"])
         alloc = self.allocation_for(req, limits)
         draft = RecordDraft(
-            activation_id=req.activation_id, namespace=req.namespace, name=req.action,
-            version=doc.get("version", "0.0.1"), kind=doc["exec"]["kind"], start_ms=now_ms(), end_ms=0,
-            status_code=INTERNAL_ERROR, result={}, limits=doc["limits"], caused_by=req.caused_by,
+            activation_id=req.activation_id,
+            namespace=req.namespace,
+            name=req.action,
+            version=doc.get("version", "0.0.1"),
+            kind=doc["exec"]["kind"],
+            start_ms=now_ms(),
+            end_ms=0,
+            status_code=INTERNAL_ERROR,
+            result={},
+            limits=doc["limits"],
+            caused_by=req.caused_by,
         )
         params = {p["key"]: p["value"] for p in doc.get("parameters", [])}
         params.update(req.params)
@@ -85,7 +94,9 @@ class ActivationExecutor:
             "oom_killed": False,
         }
         try:
-            granted = self.permits.acquire(alloc.cpu, alloc.memory_mb, timeout_s=self.settings.timeout_max_ms / 1000)
+            granted = self.permits.acquire(
+                alloc.cpu, alloc.memory_mb, timeout_s=self.settings.timeout_max_ms / 1000
+            )
         except InvalidLimits as exc:
             return self._finish(draft, INTERNAL_ERROR, {"error": str(exc)})
         if not granted:
@@ -99,19 +110,35 @@ class ActivationExecutor:
                 self.running -= 1
             self.permits.release(alloc.cpu, alloc.memory_mb)
 
-    def _run(self, req: ActivationRequest, doc: dict[str, Any], params: dict[str, Any], alloc: Allocation,
-             limits: Limits, draft: RecordDraft) -> dict[str, Any]:
+    def _run(
+        self,
+        req: ActivationRequest,
+        doc: dict[str, Any],
+        params: dict[str, Any],
+        alloc: Allocation,
+        limits: Limits,
+        draft: RecordDraft,
+    ) -> dict[str, Any]:
         exec_ = doc["exec"]
 
         def init(client: ActionProxyClient) -> None:
-            client.init(name=req.action, main=exec_.get("main", "main"), code=exec_["code"],
-                        binary=bool(exec_.get("binary")), env={})
+            client.init(
+                name=req.action,
+                main=exec_.get("main", "main"),
+                code=exec_["code"],
+                binary=bool(exec_.get("binary")),
+                env={},
+            )
 
         draft.start_ms = now_ms()
         draft.wait_ms = max(0, draft.start_ms - req.submitted_ms) if req.submitted_ms else None
         try:
-            lease = self.pool.acquire(f"{req.namespace}/{req.action}@{doc['_rev']}", cpu=alloc.cpu,
-                                      memory_mb=alloc.memory_mb, init=init)
+            lease = self.pool.acquire(
+                f"{req.namespace}/{req.action}@{doc['_rev']}",
+                cpu=alloc.cpu,
+                memory_mb=alloc.memory_mb,
+                init=init,
+            )
         except InitError as exc:
             return self._finish(draft, DEVELOPER_ERROR, {"error": f"The action failed to initialize: {exc}"})
         except DockerError as exc:
@@ -121,14 +148,20 @@ class ActivationExecutor:
             draft.init_ms = round(lease.init_ms or 0)
         draft.gleaner["container"] = lease.container.name
         draft.gleaner["cold"] = lease.cold
-        sampler = CgroupSampler(lease.container.pid, self.settings.monitor_interval_ms, self.settings.cpu_window_ms)
+        sampler = CgroupSampler(
+            lease.container.pid, self.settings.monitor_interval_ms, self.settings.cpu_window_ms
+        )
         sampler.start()
         run_start = time.monotonic()
         try:
             resp = lease.client.run(
-                args=params, namespace=req.namespace, action_name=f"/{req.namespace}/{req.action}",
-                activation_id=req.activation_id, deadline_ms=now_ms() + limits.timeout_ms,
-                api_host=self.settings.api_host, timeout_s=limits.timeout_ms / 1000,
+                args=params,
+                namespace=req.namespace,
+                action_name=f"/{req.namespace}/{req.action}",
+                activation_id=req.activation_id,
+                deadline_ms=now_ms() + limits.timeout_ms,
+                api_host=self.settings.api_host,
+                timeout_s=limits.timeout_ms / 1000,
                 log_limit_bytes=limits.logs_mb * 2**20,
             )
         except ContainerError as exc:
@@ -143,8 +176,9 @@ class ActivationExecutor:
             return self._finish(draft, status_of(resp.result, None), resp.result)
         return self._finish(draft, DEVELOPER_ERROR, {"error": resp.error or CRASH_MSG})
 
-    def _failed(self, lease: Lease, draft: RecordDraft, exc: ContainerError, usage: UsageSummary,
-                limits: Limits) -> dict[str, Any]:
+    def _failed(
+        self, lease: Lease, draft: RecordDraft, exc: ContainerError, usage: UsageSummary, limits: Limits
+    ) -> dict[str, Any]:
         self._usage(draft, usage)
         oom = exc.oom_killed
         if not oom and not exc.timed_out:
@@ -169,7 +203,9 @@ class ActivationExecutor:
             "mean_cpu": round(usage.mean_cpu, 4),
             "samples": usage.samples,
         }
-        draft.gleaner["trajectory"] = [[round(t, 1), round(c, 3), round(m, 1)] for t, c, m in usage.trajectory]
+        draft.gleaner["trajectory"] = [
+            [round(t, 1), round(c, 3), round(m, 1)] for t, c, m in usage.trajectory
+        ]
 
     @staticmethod
     def _finish(draft: RecordDraft, status: int, result: dict[str, Any]) -> dict[str, Any]:

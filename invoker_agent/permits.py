@@ -32,14 +32,15 @@ class ResourcePermits:
         if not self.fits_ever(cpu, memory_mb):
             raise InvalidLimits(
                 f"allocation {cpu} cores / {memory_mb} MB exceeds the invoker's capacity "
-                f"{self.cpu_capacity} cores / {self.memory_capacity_mb} MB")
+                f"{self.cpu_capacity} cores / {self.memory_capacity_mb} MB"
+            )
         ticket = object()
         with self._cond:
             self._queue.append(ticket)
             ok = self._cond.wait_for(
-                lambda: self._queue[0] is ticket
-                and self._cpu_free + _EPS >= cpu
-                and self._mem_free >= memory_mb,
+                lambda: (
+                    self._queue[0] is ticket and self._cpu_free + _EPS >= cpu and self._mem_free >= memory_mb
+                ),
                 timeout_s,
             )
             if not ok:

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import confluent_kafka
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 
 from gleaner.errors import KafkaError
 from gleaner.settings import Settings
@@ -132,9 +132,7 @@ class EventConsumer:
                     if topic not in meta.topics:
                         raise KafkaError(f"topic {topic} does not exist")
                     for p in meta.topics[topic].partitions:
-                        parts.append(
-                            confluent_kafka.TopicPartition(topic, p, confluent_kafka.OFFSET_END)
-                        )
+                        parts.append(confluent_kafka.TopicPartition(topic, p, confluent_kafka.OFFSET_END))
                 self._consumer.assign(parts)
             else:
                 self._consumer.subscribe(self.topics)

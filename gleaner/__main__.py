@@ -1,0 +1,3 @@
+from gleaner.cli.main import main
+
+raise SystemExit(main())

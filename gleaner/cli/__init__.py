@@ -1,0 +1,1 @@
+"""The gleaner command line (wsk habits: ~/.wskprops, -b, -r, -p k v)."""

@@ -1,0 +1,23 @@
+"""``gleaner bench ...``: benchmarks that print measured figures and write
+them to docs/benchmarks.md."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    bench = sub.add_parser("bench", help="measure Gleaner on the running stack")
+    verbs = bench.add_subparsers(dest="verb", required=True)
+    p = verbs.add_parser("invoke", help="single-action latency, cold start and throughput")
+    p.add_argument("-n", "--invocations", type=int, default=300)
+    p.add_argument("--cold", type=int, default=10, help="cold starts to measure")
+    p.add_argument("--throughput-seconds", type=float, default=15.0)
+    p.add_argument("--out", default="docs/benchmarks.md")
+
+    def run(args: argparse.Namespace) -> int:
+        from benchmarks.invoke import main
+
+        return int(main(args))
+
+    p.set_defaults(func=run)

@@ -1,0 +1,101 @@
+"""A small OpenWhisk REST client (the CLI's and the benchmarks' view of Gleaner)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from gleaner.errors import GleanerError
+
+
+class ApiError(GleanerError):
+    def __init__(self, status: int, body: Any) -> None:
+        message = body.get("error") if isinstance(body, dict) else body
+        super().__init__(f"{message} (HTTP {status})")
+        self.status = status
+        self.body = body
+
+
+def wskprops_path() -> Path:
+    return Path(os.environ.get("WSK_CONFIG_FILE") or Path.home() / ".wskprops")
+
+
+def read_wskprops(path: Path | None = None) -> dict[str, str]:
+    path = path or wskprops_path()
+    props: dict[str, str] = {}
+    if path.exists():
+        for line in path.read_text().splitlines():
+            key, sep, value = line.partition("=")
+            if sep and not line.lstrip().startswith("#"):
+                props[key.strip()] = value.strip()
+    return props
+
+
+@dataclass(frozen=True)
+class Target:
+    apihost: str
+    auth: str
+    namespace: str = "_"
+
+    @classmethod
+    def resolve(cls, apihost: str | None = None, auth: str | None = None) -> Target:
+        props = read_wskprops()
+        host = apihost or os.environ.get("__OW_API_HOST") or props.get("APIHOST")
+        key = auth or os.environ.get("__OW_API_KEY") or props.get("AUTH")
+        if not host or not key:
+            raise GleanerError(
+                f"no API host or key: run 'gleaner up' or write APIHOST and AUTH to {wskprops_path()}"
+            )
+        if not host.startswith("http"):
+            host = "https://" + host
+        return cls(host.rstrip("/"), key, props.get("NAMESPACE", "_"))
+
+
+class OpenWhiskClient:
+    def __init__(self, target: Target, timeout_s: float = 75.0) -> None:
+        user, _, key = target.auth.partition(":")
+        self.target = target
+        self._http = httpx.Client(
+            base_url=f"{target.apihost}/api/v1/namespaces/{target.namespace}",
+            auth=(user, key),
+            timeout=timeout_s,
+        )
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        json: Any = None,
+        params: dict[str, Any] | None = None,
+        ok: tuple[int, ...] = (200,),
+    ) -> tuple[int, Any]:
+        try:
+            resp = self._http.request(method, path, json=json, params=params)
+        except httpx.HTTPError as exc:
+            raise GleanerError(f"cannot reach {self.target.apihost}: {exc}") from exc
+        body = resp.json() if resp.content else None
+        if resp.status_code not in ok:
+            raise ApiError(resp.status_code, body)
+        return resp.status_code, body
+
+    def put_action(self, name: str, body: dict[str, Any], overwrite: bool) -> Any:
+        return self.request(
+            "PUT", f"/actions/{name}", json=body, params={"overwrite": str(overwrite).lower()}
+        )[1]
+
+    def invoke(self, name: str, params: dict[str, Any], *, blocking: bool, result: bool) -> tuple[int, Any]:
+        return self.request(
+            "POST",
+            f"/actions/{name}",
+            json=params,
+            ok=(200, 202, 502),
+            params={"blocking": str(blocking).lower(), "result": str(result).lower()},
+        )
+
+    def close(self) -> None:
+        self._http.close()

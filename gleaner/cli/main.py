@@ -1,0 +1,117 @@
+"""Entry point of the ``gleaner`` command."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+from typing import Any
+
+from gleaner.cli import wsk
+from gleaner.errors import GleanerError
+from gleaner.settings import load_settings
+
+COMPONENTS = ("gateway", "placement", "invoker", "records")
+
+
+def _run_component(args: argparse.Namespace) -> int:
+    settings = load_settings()
+    logging.basicConfig(
+        level=args.log_level.upper(),
+        format=f"%(asctime)s {args.component} %(levelname)s %(name)s: %(message)s",
+    )
+    if args.component == "gateway":
+        from streams.gateway.app import serve
+
+        serve(settings)
+        return 0
+    agent: Any
+    if args.component == "invoker":
+        from invoker_agent.agent import InvokerAgent
+
+        agent = InvokerAgent(settings)
+    elif args.component == "placement":
+        from streams.placement.agent import PlacementAgent
+
+        agent = PlacementAgent(settings, policy=args.policy)
+    else:
+        from streams.record_sink import RecordSink
+
+        agent = RecordSink(settings)
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: agent.stop())
+    agent.run()
+    return 0
+
+
+def _up(args: argparse.Namespace) -> int:
+    from deploy import stack
+
+    settings = load_settings()
+    parts = stack.up(settings, progress=not args.quiet)
+    print(stack.format_status(parts))
+    if args.demo:
+        from gleaner.cli.demo import run_demo
+
+        return run_demo(settings)
+    return 0
+
+
+def _down(args: argparse.Namespace) -> int:
+    from deploy import stack
+
+    stack.down(load_settings(), docker=args.docker)
+    print("ok: embedded stack stopped")
+    return 0
+
+
+def _status(_args: argparse.Namespace) -> int:
+    from deploy import stack
+
+    print(stack.format_status(stack.status(load_settings())))
+    return 0
+
+
+def _settings(_args: argparse.Namespace) -> int:
+    for key, value in load_settings().masked().items():
+        print(f"{key} = {value}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="gleaner", description="Serverless DAG workflows over Kafka.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("up", help="start the embedded stack (Kafka, Redis, CouchDB, Docker, Gleaner)")
+    p.add_argument("--demo", action="store_true", help="then register and invoke a demo action")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(func=_up)
+    p = sub.add_parser("down", help="stop what 'gleaner up' started")
+    p.add_argument("--docker", action="store_true", help="stop dockerd too, if Gleaner started it")
+    p.set_defaults(func=_down)
+    sub.add_parser("status", help="show each part of the stack").set_defaults(func=_status)
+    sub.add_parser("settings", help="print the settings (secrets masked)").set_defaults(func=_settings)
+    p = sub.add_parser("run", help="run one component in the foreground")
+    p.add_argument("component", choices=COMPONENTS)
+    p.add_argument("--policy", default="greedy-jsq", help="placement policy (placement only)")
+    p.add_argument("--log-level", default="info")
+    p.set_defaults(func=_run_component)
+    wsk.register(sub)
+    from gleaner.cli import bench
+
+    bench.register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except GleanerError as exc:
+        return wsk.fail(str(exc))
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,316 @@
+"""HTTP ingress: the OpenWhisk REST subset on port 3233.
+
+Invocations become ``activation.request`` events on the invocations topic;
+a blocking caller waits (at most ``blocking_wait_s``, 60 s like OpenWhisk)
+for the matching completion, then gets 202 with the activation id.
+Errors answer in OpenWhisk's form ``{"error": ..., "code": <transaction id>}``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+from gleaner.actions import MAX_CODE_BYTES, action_doc, action_view, check_name
+from gleaner.couchdb import ACTIVATIONS, WHISKS, AsyncCouchDB
+from gleaner.errors import BadRequest, Conflict, GleanerError, NotFound, PayloadTooLarge, Unauthorized
+from gleaner.records import INTERNAL_ERROR, SUCCESS, public_view, summary_view
+from gleaner.settings import Settings
+from streams.events import ActivationRequest, new_activation_id, now_ms
+from streams.gateway.auth import Authenticator
+from streams.gateway.completions import CompletionWaiter
+from streams.kafka.client import EventProducer
+from streams.placement.agent import InvokerTable, follow_health
+
+log = logging.getLogger(__name__)
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+NOT_FOUND = "The requested resource does not exist."
+MAX_LIST = 200
+
+
+def json_response(data: Any, status: int = 200) -> web.Response:
+    return web.Response(body=orjson.dumps(data), status=status, content_type="application/json")
+
+
+def error_response(message: str, status: int, code: str) -> web.Response:
+    return json_response({"error": message, "code": code}, status)
+
+
+@web.middleware
+async def openwhisk_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
+    code = uuid.uuid4().hex
+    request["transid"] = code
+    try:
+        return await handler(request)
+    except NotFound as exc:
+        return error_response(str(exc) or NOT_FOUND, 404, code)
+    except GleanerError as exc:
+        if exc.http_status >= 500:
+            log.error("%s %s failed: %s", request.method, request.path, exc)
+        return error_response(str(exc), exc.http_status, code)
+    except web.HTTPRequestEntityTooLarge:
+        return error_response("The request content exceeds the maximum allowed size.", 413, code)
+    except web.HTTPException as exc:
+        if exc.status == 404:
+            return error_response(NOT_FOUND, 404, code)
+        if exc.status == 405:
+            return error_response("Method not allowed.", 405, code)
+        raise
+
+
+def _int_param(request: web.Request, name: str, default: int, lo: int = 0, hi: int | None = None) -> int:
+    raw = request.query.get(name)
+    if raw is None:
+        return default
+    try:
+        value = int(raw)
+    except ValueError as exc:
+        raise BadRequest(f"The query parameter '{name}' must be an integer, got {raw!r}") from exc
+    if value < lo or (hi is not None and value > hi):
+        raise BadRequest(f"The query parameter '{name}' must be between {lo} and {hi}")
+    return value
+
+
+def _flag(request: web.Request, name: str) -> bool:
+    raw = request.query.get(name, "false").lower()
+    if raw not in ("true", "false"):
+        raise BadRequest(f"The query parameter '{name}' must be true or false")
+    return raw == "true"
+
+
+async def _json_body(request: web.Request, limit: int, *, allow_empty: bool = True) -> Any:
+    if request.content_length is not None and request.content_length > limit:
+        raise PayloadTooLarge(
+            f"The request content was {request.content_length} bytes, "
+            f"above the maximum allowed {limit} bytes."
+        )
+    raw = await request.read()
+    if len(raw) > limit:
+        raise PayloadTooLarge(f"The request content exceeds the maximum allowed {limit} bytes.")
+    if not raw.strip():
+        if allow_empty:
+            return {}
+        raise BadRequest("The request content was malformed: empty body.")
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise BadRequest(f"The request content was malformed: {exc}") from exc
+
+
+class Gateway:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.db = AsyncCouchDB(settings)
+        self.auth = Authenticator(self.db)
+        self.producer: EventProducer | None = None
+        self.waiter: CompletionWaiter | None = None
+        self.invokers = InvokerTable(settings.invoker_unhealthy_after_s)
+        self._actions: dict[tuple[str, str], tuple[float, dict[str, Any]]] = {}
+        self._health_stop = threading.Event()
+
+    # -- app wiring -------------------------------------------------------------
+    def app(self) -> web.Application:
+        app = web.Application(middlewares=[openwhisk_errors], client_max_size=MAX_CODE_BYTES * 2)
+        ns = "/api/v1/namespaces/{ns}"
+        app.router.add_get("/ping", self.ping)
+        app.router.add_get("/invokers", self.list_invokers)
+        app.router.add_get("/api/v1", self.info)
+        app.router.add_get("/api/v1/namespaces", self.list_namespaces)
+        app.router.add_get(ns + "/actions", self.list_actions)
+        app.router.add_put(ns + "/actions/{name}", self.put_action)
+        app.router.add_get(ns + "/actions/{name}", self.get_action)
+        app.router.add_delete(ns + "/actions/{name}", self.delete_action)
+        app.router.add_post(ns + "/actions/{name}", self.invoke)
+        app.router.add_get(ns + "/activations", self.list_activations)
+        app.router.add_get(ns + "/activations/{id}", self.get_activation)
+        app.router.add_get(ns + "/activations/{id}/result", self.get_activation_result)
+        app.router.add_get(ns + "/activations/{id}/logs", self.get_activation_logs)
+        app.on_startup.append(self._startup)
+        app.on_cleanup.append(self._cleanup)
+        return app
+
+    async def _startup(self, _app: web.Application) -> None:
+        self.producer = EventProducer(self.settings)
+        self.waiter = CompletionWaiter(self.settings, asyncio.get_running_loop())
+        self.waiter.start()
+        threading.Thread(
+            target=follow_health,
+            daemon=True,
+            args=(self.settings, self.invokers, self._health_stop, "gleaner-gateway-health"),
+        ).start()
+
+    async def _cleanup(self, _app: web.Application) -> None:
+        self._health_stop.set()
+        if self.waiter:
+            self.waiter.stop()
+        if self.producer:
+            self.producer.close()
+        await self.db.aclose()
+
+    async def _namespace(self, request: web.Request) -> str:
+        own = await self.auth.namespace_for(request.headers.get("Authorization"))
+        asked = request.match_info.get("ns", "_")
+        if asked not in ("_", own):
+            raise Unauthorized("The supplied authentication is not authorized to access this resource.")
+        return own
+
+    # -- misc -------------------------------------------------------------------
+    async def ping(self, _request: web.Request) -> web.Response:
+        return json_response({"ok": True})
+
+    async def info(self, _request: web.Request) -> web.Response:
+        return json_response(
+            {
+                "description": "Gleaner (OpenWhisk REST API subset)",
+                "api_paths": ["/api/v1"],
+                "runtimes": {"python": [{"kind": "python:3", "default": True}]},
+            }
+        )
+
+    async def list_invokers(self, _request: web.Request) -> web.Response:
+        return json_response(self.invokers.states())
+
+    async def list_namespaces(self, request: web.Request) -> web.Response:
+        return json_response([await self._namespace(request)])
+
+    # -- actions ------------------------------------------------------------------
+    async def _action(self, ns: str, name: str, *, fresh: bool = False) -> dict[str, Any]:
+        key = (ns, name)
+        hit = self._actions.get(key)
+        if hit and not fresh and time.monotonic() - hit[0] < self.settings.action_cache_ttl_s:
+            return hit[1]
+        doc = await self.db.call(self.db.get(WHISKS, f"{ns}/{name}"))
+        if doc is None:
+            self._actions.pop(key, None)
+            raise NotFound(NOT_FOUND)
+        self._actions[key] = (time.monotonic(), doc)
+        return dict(doc)
+
+    async def put_action(self, request: web.Request) -> web.Response:
+        ns = await self._namespace(request)
+        name = check_name(request.match_info["name"], "action name")
+        body = await _json_body(request, MAX_CODE_BYTES + 65536, allow_empty=False)
+        existing = await self.db.call(self.db.get(WHISKS, f"{ns}/{name}"))
+        if existing is not None and not _flag(request, "overwrite"):
+            raise Conflict("resource already exists")
+        doc = action_doc(ns, name, body, self.settings, existing, now_ms())
+        result = await self.db.call(self.db.put(WHISKS, doc))
+        doc["_rev"] = result["rev"]
+        self._actions[(ns, name)] = (time.monotonic(), doc)
+        return json_response(action_view(doc))
+
+    async def get_action(self, request: web.Request) -> web.Response:
+        ns = await self._namespace(request)
+        doc = await self._action(ns, request.match_info["name"], fresh=True)
+        return json_response(action_view(doc, code=request.query.get("code", "true") != "false"))
+
+    async def delete_action(self, request: web.Request) -> web.Response:
+        ns = await self._namespace(request)
+        doc = await self._action(ns, request.match_info["name"], fresh=True)
+        await self.db.call(self.db.delete(WHISKS, doc["_id"], doc["_rev"]))
+        self._actions.pop((ns, doc["name"]), None)
+        return json_response(action_view(doc, code=False))
+
+    async def list_actions(self, request: web.Request) -> web.Response:
+        ns = await self._namespace(request)
+        limit = _int_param(request, "limit", 30, 0, MAX_LIST) or MAX_LIST
+        skip = _int_param(request, "skip", 0)
+        found = await self.db.call(
+            self.db.find(
+                WHISKS,
+                {"namespace": ns},
+                sort=[{"namespace": "asc"}, {"name": "asc"}],
+                limit=limit,
+                skip=skip,
+            )
+        )
+        return json_response([action_view(d, code=False) for d in found["docs"]])
+
+    # -- invoke ------------------------------------------------------------------
+    async def invoke(self, request: web.Request) -> web.Response:
+        ns = await self._namespace(request)
+        blocking, result_only = _flag(request, "blocking"), _flag(request, "result")
+        params = await _json_body(request, self.settings.max_payload_bytes)
+        if not isinstance(params, dict):
+            raise BadRequest("The request content was malformed: parameters must be a JSON object.")
+        doc = await self._action(ns, request.match_info["name"])
+        activation_id = new_activation_id()
+        event = ActivationRequest(
+            activation_id=activation_id,
+            namespace=ns,
+            action=doc["name"],
+            params=params,
+            rev=doc["_rev"],
+            blocking=blocking,
+            submitted_ms=now_ms(),
+        )
+        assert self.producer is not None and self.waiter is not None
+        waiting = self.waiter.expect(activation_id) if blocking else None
+        self.producer.produce(self.settings.invocations_topic, event.to_bytes(), key=activation_id)
+        if waiting is None:
+            return json_response({"activationId": activation_id}, 202)
+        try:
+            record = await asyncio.wait_for(waiting, self.settings.blocking_wait_s)
+        except TimeoutError:
+            self.waiter.forget(activation_id)
+            return json_response({"activationId": activation_id}, 202)
+        status = record.get("statusCode", INTERNAL_ERROR)
+        http = 200 if status == SUCCESS else 500 if status == INTERNAL_ERROR else 502
+        body = record["response"]["result"] if result_only else public_view(record)
+        return json_response(body, http)
+
+    # -- activations --------------------------------------------------------------
+    async def _record(self, ns: str, activation_id: str) -> dict[str, Any]:
+        doc = await self.db.call(self.db.get(ACTIVATIONS, f"{ns}/{activation_id}"))
+        if doc is None and self.waiter is not None:
+            doc = self.waiter.recent(ns, activation_id)
+        if doc is None:
+            raise NotFound(NOT_FOUND)
+        return public_view(doc)
+
+    async def get_activation(self, request: web.Request) -> web.Response:
+        ns = await self._namespace(request)
+        return json_response(await self._record(ns, request.match_info["id"]))
+
+    async def get_activation_result(self, request: web.Request) -> web.Response:
+        ns = await self._namespace(request)
+        return json_response((await self._record(ns, request.match_info["id"]))["response"])
+
+    async def get_activation_logs(self, request: web.Request) -> web.Response:
+        ns = await self._namespace(request)
+        return json_response({"logs": (await self._record(ns, request.match_info["id"]))["logs"]})
+
+    async def list_activations(self, request: web.Request) -> web.Response:
+        ns = await self._namespace(request)
+        limit = _int_param(request, "limit", 30, 0, MAX_LIST) or MAX_LIST
+        skip = _int_param(request, "skip", 0)
+        since, upto = _int_param(request, "since", 0), _int_param(request, "upto", 0)
+        selector: dict[str, Any] = {"namespace": ns}
+        sort = [{"namespace": "desc"}, {"start": "desc"}]
+        name = request.query.get("name")
+        if name:
+            selector["name"] = check_name(name.rsplit("/", 1)[-1], "action name")
+            sort = [{"namespace": "desc"}, {"name": "desc"}, {"start": "desc"}]
+        start: dict[str, Any] = {"$gte": since} if since else {"$gt": None}
+        if upto:
+            start["$lte"] = upto
+        selector["start"] = start
+        found = await self.db.call(self.db.find(ACTIVATIONS, selector, sort=sort, limit=limit, skip=skip))
+        docs = found["docs"]
+        view = public_view if request.query.get("docs") == "true" else summary_view
+        return json_response([view(d) for d in docs])
+
+
+def serve(settings: Settings) -> None:
+    gateway = Gateway(settings)
+    web.run_app(
+        gateway.app(), host=settings.gateway_bind, port=settings.gateway_port, print=None, access_log=None
+    )

@@ -1,0 +1,41 @@
+import pytest
+
+from gleaner.errors import SettingsError
+from gleaner.settings import ENV_VARS, load_settings
+
+
+def test_environment_overrides_and_types():
+    s = load_settings(
+        {
+            "GLEANER_KAFKA_BOOTSTRAP": "kafka:9092",
+            "GLEANER_GATEWAY_PORT": "8080",
+            "GLEANER_CPU_MAX": "8",
+            "GLEANER_TOPIC_PREFIX": "t.",
+        }
+    )
+    assert s.kafka_bootstrap == "kafka:9092" and s.gateway_port == 8080 and s.cpu_max == 8.0
+    assert s.invoker_topic("i1") == "t.invoker.i1"
+
+
+def test_secrets_are_masked():
+    s = load_settings({"GLEANER_COUCHDB_PASSWORD": "hunter2"})
+    shown = s.masked()
+    assert shown["couchdb_password"] == "***" and "hunter2" not in str(shown)
+    assert "123zO3" not in str(shown)
+
+
+@pytest.mark.parametrize(
+    "env",
+    [
+        {"GLEANER_GATEWAY_PORT": "abc"},
+        {"GLEANER_CPU_WINDOW_MS": "50"},
+        {"GLEANER_CPU_MIN": "4", "GLEANER_CPU_MAX": "2"},
+    ],
+)
+def test_bad_settings_are_refused(env):
+    with pytest.raises(SettingsError):
+        load_settings(env)
+
+
+def test_every_variable_is_listed():
+    assert "GLEANER_REDIS_URL" in ENV_VARS and ENV_VARS["GLEANER_INVOKER_ID"] == "invoker_id"
