@@ -11,6 +11,7 @@ module that talks to the external system (``raise ... from exc``).
     ├── NotFound                 unknown action / activation / namespace (HTTP 404)
     ├── Conflict                 entity exists and overwrite was not asked (HTTP 409)
     ├── Unauthorized             missing or wrong API key (HTTP 401)
+    ├── Forbidden                key not allowed in that namespace (HTTP 403)
     └── ServiceError             an external system failed
         ├── KafkaError
         ├── CouchDBError
@@ -65,6 +66,10 @@ class Conflict(GleanerError):
 
 class Unauthorized(GleanerError):
     http_status = 401
+
+
+class Forbidden(GleanerError):
+    http_status = 403
 
 
 class ServiceError(GleanerError):

@@ -21,7 +21,7 @@ from aiohttp import web
 
 from gleaner.actions import MAX_CODE_BYTES, action_doc, action_view, check_name
 from gleaner.couchdb import ACTIVATIONS, WHISKS, AsyncCouchDB
-from gleaner.errors import BadRequest, Conflict, GleanerError, NotFound, PayloadTooLarge, Unauthorized
+from gleaner.errors import BadRequest, Conflict, Forbidden, GleanerError, NotFound, PayloadTooLarge
 from gleaner.records import INTERNAL_ERROR, SUCCESS, public_view, summary_view
 from gleaner.settings import Settings
 from streams.events import ActivationRequest, new_activation_id, now_ms
@@ -159,7 +159,7 @@ class Gateway:
         own = await self.auth.namespace_for(request.headers.get("Authorization"))
         asked = request.match_info.get("ns", "_")
         if asked not in ("_", own):
-            raise Unauthorized("The supplied authentication is not authorized to access this resource.")
+            raise Forbidden("The supplied authentication is not authorized to access this resource.")
         return own
 
     # -- misc -------------------------------------------------------------------

@@ -1,0 +1,328 @@
+"""The action proxy run on the host as a subprocess, driven by ActionProxyClient. No Docker."""
+
+from __future__ import annotations
+
+import base64
+import io
+import re
+import socket
+import subprocess
+import sys
+import textwrap
+import time
+import zipfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from gleaner.errors import ContainerError
+from invoker_agent.proxy_client import ActionProxyClient, InitError, RunResponse
+
+PROXY = Path(__file__).resolve().parents[2] / "invoker_agent" / "runtime" / "actionproxy.py"
+LINE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z (stdout|stderr): ")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _start(port: int) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [sys.executable, "-u", str(PROXY), "--host", "127.0.0.1", "--port", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    proc.kill()
+    proc.wait(5)
+
+
+@pytest.fixture()
+def proxy() -> Iterator[ActionProxyClient]:
+    port = _free_port()
+    proc = _start(port)
+    client = ActionProxyClient("127.0.0.1", port)
+    try:
+        client.wait_ready(10)
+        yield client
+    finally:
+        client.close()
+        _stop(proc)
+
+
+def init_source(client: ActionProxyClient, source: str, main: str = "main", **env: str) -> None:
+    client.init(name="test", main=main, code=textwrap.dedent(source), binary=False, env=env)
+
+
+def run(client: ActionProxyClient, args: dict[str, Any] | None = None, **kw: Any) -> RunResponse:
+    params: dict[str, Any] = {
+        "args": args or {},
+        "namespace": "guest",
+        "action_name": "/guest/test",
+        "activation_id": "a1b2c3",
+        "deadline_ms": 1_700_000_000_000,
+        "api_host": "http://gw:3233",
+        "timeout_s": 20.0,
+        "log_limit_bytes": 10 * 2**20,
+    }
+    params.update(kw)
+    return client.run(**params)
+
+
+def zip_b64(files: dict[str, str]) -> str:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as archive:
+        for name, text in files.items():
+            archive.writestr(name, textwrap.dedent(text))
+    return base64.b64encode(buf.getvalue()).decode()
+
+
+def test_plain_source_init_and_run(proxy: ActionProxyClient) -> None:
+    init_source(proxy, "def main(args):\n    return {'greeting': 'hello ' + args.get('name', 'world')}\n")
+    resp = run(proxy, {"name": "gleaner"})
+    assert resp.ok and resp.error is None
+    assert resp.result == {"greeting": "hello gleaner"}
+    assert resp.duration_ms > 0
+
+
+def test_custom_entry_point_and_init_env(proxy: ActionProxyClient) -> None:
+    source = """
+        import os
+        def handler(args):
+            return {"x": os.environ.get("MY_SETTING")}
+    """
+    init_source(proxy, source, main="handler", MY_SETTING="42")
+    assert run(proxy).result == {"x": "42"}
+
+
+def test_ow_environment_is_set_for_the_call(proxy: ActionProxyClient) -> None:
+    source = """
+        import os
+        def main(args):
+            return {k: os.environ.get(k) for k in (
+                "__OW_NAMESPACE", "__OW_ACTION_NAME", "__OW_ACTIVATION_ID",
+                "__OW_DEADLINE", "__OW_API_HOST", "__OW_API_KEY")}
+    """
+    init_source(proxy, source)
+    result = run(proxy, api_key="secret").result
+    assert result == {
+        "__OW_NAMESPACE": "guest",
+        "__OW_ACTION_NAME": "/guest/test",
+        "__OW_ACTIVATION_ID": "a1b2c3",
+        "__OW_DEADLINE": "1700000000000",
+        "__OW_API_HOST": "http://gw:3233",
+        "__OW_API_KEY": "secret",
+    }
+    # The key is not left behind for the next call.
+    assert (run(proxy).result or {})["__OW_API_KEY"] is None
+
+
+def test_zip_with_main_module_helpers_and_virtualenv(proxy: ActionProxyClient) -> None:
+    code = zip_b64(
+        {
+            "__main__.py": """
+                import helper, vendored
+                def main(args):
+                    return {"sum": helper.add(args["a"], args["b"]), "vendored": vendored.NAME}
+            """,
+            "helper.py": "def add(a, b):\n    return a + b\n",
+            "virtualenv/lib/python3.11/site-packages/vendored.py": "NAME = 'from-venv'\n",
+        }
+    )
+    proxy.init(name="zipped", main="main", code=code, binary=True, env={})
+    assert run(proxy, {"a": 2, "b": 3}).result == {"sum": 5, "vendored": "from-venv"}
+
+
+def test_exception_gives_error_and_traceback_in_logs(proxy: ActionProxyClient) -> None:
+    init_source(proxy, "def main(args):\n    print('before')\n    raise ValueError('boom')\n")
+    resp = run(proxy)
+    assert not resp.ok and resp.result is None
+    assert resp.error == "An error has occurred: ValueError: boom"
+    text = "\n".join(resp.logs)
+    assert "stdout: before" in text
+    assert "stderr: Traceback (most recent call last):" in text
+    assert "stderr: ValueError: boom" in text
+
+
+def test_non_dict_result_is_an_error(proxy: ActionProxyClient) -> None:
+    init_source(proxy, "def main(args):\n    return [1, 2, 3]\n")
+    resp = run(proxy)
+    assert not resp.ok
+    assert resp.error == "The action did not return a dictionary."
+
+
+def test_unserializable_result_is_an_error(proxy: ActionProxyClient) -> None:
+    init_source(proxy, "def main(args):\n    return {'s': {1, 2}}\n")
+    resp = run(proxy)
+    assert not resp.ok and resp.error is not None and "JSON" in resp.error
+
+
+def test_logs_from_children_threads_and_fds_are_captured(proxy: ActionProxyClient) -> None:
+    source = """
+        import multiprocessing, os, subprocess, sys, threading
+        def child(tag):
+            print("from child", tag)
+        def square(x):
+            return x * x
+        def main(args):
+            print("from main")
+            print("to stderr", file=sys.stderr)
+            p = multiprocessing.Process(target=child, args=("mp",))
+            p.start(); p.join()
+            subprocess.run(["sh", "-c", "echo from shell; echo shell err >&2"], check=True)
+            t = threading.Thread(target=print, args=("from thread",)); t.start(); t.join()
+            os.write(1, b"raw fd write\\n")
+            with multiprocessing.Pool(2) as pool:   # pickles functions of the action's __main__
+                squares = pool.map(square, [1, 2, 3])
+            sys.stdout.write("no trailing newline")
+            return {"squares": squares}
+    """
+    init_source(proxy, source)
+    resp = run(proxy)
+    assert resp.ok, resp.error
+    assert resp.result == {"squares": [1, 4, 9]}
+    assert all(LINE.match(line) for line in resp.logs), resp.logs
+    bodies = {line.split(" ", 1)[1] for line in resp.logs}
+    assert {
+        "stdout: from main",
+        "stderr: to stderr",
+        "stdout: from child mp",
+        "stdout: from shell",
+        "stderr: shell err",
+        "stdout: from thread",
+        "stdout: raw fd write",
+        "stdout: no trailing newline",
+    } <= bodies
+
+
+def test_lingering_child_does_not_hold_the_answer(proxy: ActionProxyClient) -> None:
+    source = """
+        import subprocess
+        def main(args):
+            subprocess.Popen(["sh", "-c", "sleep 3; echo late"])  # keeps stdout open
+            print("done")
+            return {}
+    """
+    init_source(proxy, source)
+    started = time.monotonic()
+    resp = run(proxy)
+    assert resp.ok and time.monotonic() - started < 2
+    assert [line.split(" ", 1)[1] for line in resp.logs] == ["stdout: done"]
+
+
+def test_log_limit_truncates_with_openwhisk_note(proxy: ActionProxyClient) -> None:
+    init_source(proxy, "def main(args):\n    for i in range(100):\n        print('x' * 99)\n    return {}\n")
+    resp = run(proxy, log_limit_bytes=1000)
+    assert resp.ok
+    assert len(resp.logs) == 11  # 10 lines of 99 bytes fit in 1000, then the note
+    assert resp.logs[-1].endswith(
+        "stderr: Logs were truncated because the total bytes size exceeds the limit of 1000 bytes."
+    )
+    assert len(run(proxy).logs) == 100  # the default limit is far away
+
+
+def test_second_init_is_refused(proxy: ActionProxyClient) -> None:
+    init_source(proxy, "def main(args):\n    return {}\n")
+    with pytest.raises(InitError) as err:
+        init_source(proxy, "def main(args):\n    return {'other': 1}\n")
+    assert err.value.status == 403
+    assert str(err.value) == "Cannot initialize the action more than once."
+    assert run(proxy).result == {}
+
+
+@pytest.mark.parametrize(
+    ("source", "fragment"),
+    [
+        ("def main(args)\n    return {}\n", "SyntaxError"),
+        ("def handler(args):\n    return {}\n", "Action entrypoint 'main' is not a function."),
+        ("import no_such_module_anywhere\n", "ModuleNotFoundError"),
+    ],
+)
+def test_bad_source_is_an_init_error(proxy: ActionProxyClient, source: str, fragment: str) -> None:
+    with pytest.raises(InitError) as err:
+        init_source(proxy, source)
+    assert err.value.status == 502
+    assert fragment in str(err.value)
+    # A failed init can be retried with good code (the container is not poisoned).
+    init_source(proxy, "def main(args):\n    return {'ok': True}\n")
+    assert run(proxy).result == {"ok": True}
+
+
+def test_bad_zip_is_an_init_error(proxy: ActionProxyClient) -> None:
+    with pytest.raises(InitError, match="Invalid zip file"):
+        proxy.init(name="z", main="main", code=base64.b64encode(b"not a zip").decode(), binary=True, env={})
+    with pytest.raises(InitError, match=r"__main__\.py"):
+        proxy.init(name="z", main="main", code=zip_b64({"other.py": "x = 1\n"}), binary=True, env={})
+
+
+def test_run_before_init_is_an_error(proxy: ActionProxyClient) -> None:
+    resp = run(proxy)
+    assert not resp.ok and resp.error == "Cannot invoke an uninitialized action."
+
+
+def test_keep_alive_across_many_runs(proxy: ActionProxyClient) -> None:
+    init_source(proxy, "def main(args):\n    return {'i': args['i']}\n")
+    run(proxy, {"i": -1})
+    conn = proxy._conn
+    assert conn is not None and conn.sock is not None
+    sock = conn.sock
+    timings = []
+    for i in range(300):
+        started = time.perf_counter()
+        assert run(proxy, {"i": i}).result == {"i": i}
+        timings.append(time.perf_counter() - started)
+    assert proxy._conn is conn and conn.sock is sock  # one TCP connection for all of them
+    timings.sort()
+    assert timings[len(timings) // 2] < 0.02  # no Nagle/delayed-ACK stall (that would be ~40 ms)
+
+
+def test_timeout_raises_timed_out(proxy: ActionProxyClient) -> None:
+    init_source(proxy, "import time\ndef main(args):\n    time.sleep(args['s'])\n    return {}\n")
+    with pytest.raises(ContainerError) as err:
+        run(proxy, {"s": 3}, timeout_s=0.3)
+    assert err.value.timed_out
+
+
+def test_process_death_raises_container_error(proxy: ActionProxyClient) -> None:
+    init_source(proxy, "import os\ndef main(args):\n    os._exit(3)\n")
+    with pytest.raises(ContainerError) as err:
+        run(proxy)
+    assert not err.value.timed_out
+
+
+def test_client_reconnects_after_a_dropped_keep_alive() -> None:
+    port = _free_port()
+    code = "def main(args):\n    return {'pid': __import__('os').getpid()}\n"
+    first = _start(port)
+    client = ActionProxyClient("127.0.0.1", port)
+    try:
+        client.wait_ready(10)
+        init_source(client, code)
+        pid1 = run(client).result
+        _stop(first)  # the server goes away under an idle keep-alive connection
+        second = _start(port)
+        try:
+            client.wait_ready(10)
+            init_source(client, code)
+            pid2 = run(client).result
+            assert pid1 != pid2
+        finally:
+            _stop(second)
+    finally:
+        client.close()
+        if first.poll() is None:
+            _stop(first)
+
+
+def test_wait_ready_times_out_on_a_closed_port() -> None:
+    client = ActionProxyClient("127.0.0.1", _free_port())
+    started = time.monotonic()
+    with pytest.raises(ContainerError, match="not ready"):
+        client.wait_ready(0.3)
+    assert time.monotonic() - started < 3
