@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -29,6 +30,7 @@ State = Literal["up", "down", "external"]
 EMBEDDED_HOSTS = frozenset({"127.0.0.1", "localhost", "::1", "[::1]"})
 
 LOG_TAIL_LINES = 20
+_ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,7 +98,8 @@ def log_tail(path: Path, lines: int = LOG_TAIL_LINES) -> str:
             text = fh.read().decode("utf-8", "replace")
     except OSError:
         return "(no log)"
-    tail = text.splitlines()[-lines:]
+    # Some tools colour their logs (Tansu does); escapes only garble a message.
+    tail = _ANSI.sub("", text).splitlines()[-lines:]
     return "\n".join(tail) if tail else "(log is empty)"
 
 
@@ -104,11 +107,21 @@ def log_tail(path: Path, lines: int = LOG_TAIL_LINES) -> str:
 
 
 def _cmdline(pid: int) -> list[str]:
-    try:
-        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
-    except OSError:
-        return []
-    return [a.decode("utf-8", "replace") for a in raw.split(b"\0") if a]
+    # Right after exec (Popen has returned) the new argv can read as empty for a
+    # moment; retry briefly rather than take a fresh process for a dead one.
+    for _ in range(20):
+        try:
+            raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+        except OSError:
+            return []
+        if raw:
+            return [a.decode("utf-8", "replace") for a in raw.split(b"\0") if a]
+        time.sleep(0.01)
+    return []
+
+
+def cmdline_text(pid: int) -> str:
+    return " ".join(_cmdline(pid))
 
 
 def _is_zombie(pid: int) -> bool:
@@ -125,8 +138,10 @@ def process_matches(pid: int, marker: str) -> bool:
     The marker check keeps a recycled pid (a stale pid file after a reboot or
     session end) from being mistaken for our process, or worse, killed.
     """
+    if _is_zombie(pid):  # also true when the pid is gone
+        return False
     argv = _cmdline(pid)
-    return bool(argv) and not _is_zombie(pid) and any(marker in a for a in argv)
+    return bool(argv) and marker in " ".join(argv)
 
 
 def read_pid(settings: Settings, part: str, marker: str) -> int | None:

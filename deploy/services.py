@@ -24,8 +24,10 @@ from confluent_kafka.cimpl import NewTopic
 
 from deploy.common import (
     PartStatus,
+    cmdline_text,
     is_embedded_host,
     port_open,
+    process_matches,
     read_pid,
     spawn,
     split_host_port,
@@ -50,6 +52,10 @@ class Service:
     check: Callable[[], str | None]  # a detail when healthy, None (or raise) when not
     timeout: float
     cwd: Path | None = None
+    # Substring of the command line that ties a process to this address, so a
+    # process started earlier for another port is not taken for this one.
+    address_marker: str = ""
+    prepare: Callable[[], None] | None = None  # runs just before the process starts
 
 
 # --- Kafka (Tansu) -------------------------------------------------------------
@@ -104,6 +110,7 @@ def kafka_service(settings: Settings) -> Service:
         argv=lambda: _kafka_argv(settings),
         check=lambda: kafka_check(settings),
         timeout=30.0,
+        address_marker=f"tcp://{addresses[0][0]}:{addresses[0][1]}",
     )
 
 
@@ -183,6 +190,7 @@ def redis_service(settings: Settings) -> Service:
         argv=lambda: _redis_argv(settings),
         check=lambda: redis_check(settings),
         timeout=15.0,
+        address_marker=f":{url.port or 6379}",  # redis-server retitles itself "host:port"
     )
 
 
@@ -249,6 +257,7 @@ def couchdb_service(settings: Settings) -> Service:
         check=lambda: couchdb_check(settings),
         timeout=30.0,
         cwd=_couchdb_dir(settings),  # pouchdb-server writes log.txt to its cwd
+        address_marker=f"--port {url.port or 5984}",
     )
 
 
@@ -280,8 +289,24 @@ def _docker_external(settings: Settings) -> bool:
     return not is_embedded_host(url.hostname)
 
 
+DOCKERD_PIDFILE = Path("/var/run/docker.pid")
+
+
+def _clear_stale_dockerd_pidfile(settings: Settings) -> None:
+    """dockerd refuses to start while its pid file names a live process, even an
+    unrelated one that got the pid after a restart; drop such a file."""
+    if settings.docker_host:  # a custom host may come with its own pid file; leave it
+        return
+    try:
+        pid = int(DOCKERD_PIDFILE.read_text().strip())
+    except (OSError, ValueError):
+        return
+    if not process_matches(pid, "dockerd"):
+        DOCKERD_PIDFILE.unlink(missing_ok=True)
+
+
 def _docker_argv(settings: Settings) -> list[str]:
-    binary = shutil.which("dockerd")
+    binary = shutil.which("dockerd") or shutil.which("dockerd", path="/usr/sbin:/sbin")
     if binary is None:
         raise StackError("docker", f"dockerd not installed; {SETUP_HINT}")
     argv = [binary]
@@ -299,6 +324,7 @@ def docker_service(settings: Settings) -> Service:
         argv=lambda: _docker_argv(settings),
         check=lambda: docker_check(settings),
         timeout=60.0,
+        prepare=lambda: _clear_stale_dockerd_pidfile(settings),
     )
 
 
@@ -326,6 +352,10 @@ def _probe(svc: Service) -> str | None:
         return None
 
 
+def healthy(settings: Settings, part: str) -> bool:
+    return _probe(service(settings, part)) is not None
+
+
 def start(settings: Settings, part: str) -> PartStatus:
     """Make ``part`` healthy: reuse what answers, otherwise start it and wait."""
     svc = service(settings, part)
@@ -333,6 +363,12 @@ def start(settings: Settings, part: str) -> PartStatus:
         detail = wait_healthy(settings, part, svc.check, timeout=svc.timeout)
         return PartStatus(part, "external", svc.address, None, detail)
     pid = read_pid(settings, part, svc.marker)
+    if pid is not None and svc.address_marker not in cmdline_text(pid):
+        raise StackError(
+            part,
+            f"the {part} started earlier (pid {pid}: {cmdline_text(pid)}) serves another "
+            f"address than {svc.address}; run `gleaner down` first",
+        )
     if pid is not None:  # ours from an earlier `up`, healthy or still starting
         detail = wait_healthy(settings, part, svc.check, timeout=svc.timeout)
         return PartStatus(part, "up", svc.address, pid, f"reused; {detail}")
@@ -340,6 +376,8 @@ def start(settings: Settings, part: str) -> PartStatus:
     if detail_or_none is not None:
         return PartStatus(part, "up", svc.address, None, f"already running, not ours; {detail_or_none}")
     argv = svc.argv()
+    if svc.prepare is not None:
+        svc.prepare()
     began = time.monotonic()
     proc = spawn(settings, part, argv, cwd=svc.cwd)
     detail = wait_healthy(settings, part, svc.check, timeout=svc.timeout, proc=proc)

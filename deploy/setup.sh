@@ -11,6 +11,9 @@ repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 state_dir="${GLEANER_STATE_DIR:-$HOME/.gleaner}"
 python="${PYTHON:-python3}"
 
+# Daemons live in sbin, which a non-root PATH may lack.
+export PATH="$PATH:/usr/sbin:/sbin"
+
 say() { printf 'setup: %s\n' "$*" >&2; }
 
 as_root() {
@@ -26,7 +29,7 @@ declare -A wanted=(
 )
 missing=()
 for pkg in "${!wanted[@]}"; do
-    command -v "${wanted[$pkg]}" >/dev/null 2>&1 || PATH="$PATH:/usr/sbin:/sbin" command -v "${wanted[$pkg]}" >/dev/null 2>&1 || missing+=("$pkg")
+    command -v "${wanted[$pkg]}" >/dev/null 2>&1 || missing+=("$pkg")
 done
 command -v npm >/dev/null 2>&1 || missing+=(npm)
 # `python3 -m venv` needs ensurepip, which Debian ships separately.
@@ -37,7 +40,8 @@ if [ "${#missing[@]}" -gt 0 ]; then
     say "apt-get install ${missing[*]}"
     export DEBIAN_FRONTEND=noninteractive
     as_root apt-get update -q
-    as_root apt-get install -y -q --no-install-recommends "${missing[@]}"
+    # Recommends stay on: debootstrap needs debian-archive-keyring to check Release files.
+    as_root apt-get install -y -q "${missing[@]}"
 fi
 
 # --- pouchdb-server (the embedded CouchDB) ------------------------------------

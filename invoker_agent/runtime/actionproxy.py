@@ -19,7 +19,6 @@ import binascii
 import builtins
 import contextlib
 import ctypes
-import datetime
 import glob
 import io
 import json
@@ -30,6 +29,7 @@ import socket
 import sys
 import tempfile
 import threading
+import time
 import traceback
 import types
 import zipfile
@@ -44,14 +44,11 @@ OW_KEYS = ("namespace", "action_name", "activation_id", "deadline", "api_host", 
 
 
 # --------------------------------------------------------------------------- log capture
-class LogCapture:
-    """Points fds 1 and 2 at pipes for the duration of a call.
+MAX_LINE_BYTES = 64 * 1024  # longer lines are split, as Docker's log drivers do
 
-    Working at the fd level (not ``sys.stdout``) also captures child processes and C code.
-    A reader thread per pipe timestamps lines as they arrive. At the end we restore the
-    fds and write a per-call sentinel into our own write end: the readers stop at it, so a
-    child that lingers with the pipe still open cannot hold the answer back.
-    """
+
+class LogCapture:
+    """The lines of one call, with OpenWhisk's byte limit."""
 
     def __init__(self, limit_bytes: int) -> None:
         self.limit = max(0, int(limit_bytes))
@@ -60,62 +57,27 @@ class LogCapture:
         self.used = 0
         self.truncated = False
         self._lock = threading.Lock()
-        self._pipes: list[tuple[int, int, int, threading.Thread]] = []  # (fd, saved, write, reader)
 
     def __enter__(self) -> LogCapture:
         _flush_std()
-        for fd, stream in ((1, "stdout"), (2, "stderr")):
-            read_end, write_end = os.pipe()
-            saved = os.dup(fd)
-            os.dup2(write_end, fd)
-            reader = threading.Thread(target=self._read, args=(read_end, stream), daemon=True)
-            reader.start()
-            self._pipes.append((fd, saved, write_end, reader))
+        for stream in _streams():
+            stream.attach(self)
         return self
 
     def __exit__(self, *exc: object) -> None:
         _flush_std()
-        for fd, saved, write_end, _ in self._pipes:
-            os.dup2(saved, fd)
-            os.close(saved)
-            os.write(write_end, self.sentinel + b"\n")
-            os.close(write_end)
-        for *_, reader in self._pipes:
-            reader.join(DRAIN_TIMEOUT_S)
+        streams = _streams()
+        for stream in streams:
+            stream.detach(self)
+        for stream in streams:
+            stream.drained.wait(DRAIN_TIMEOUT_S)
         if self.truncated:
-            self._append(
-                "stderr",
-                f"Logs were truncated because the total bytes size exceeds the limit of {self.limit} bytes.",
-                force=True,
+            note = (
+                f"Logs were truncated because the total bytes size exceeds the limit of {self.limit} bytes."
             )
+            self.append("stderr", note, time.time_ns(), force=True)
 
-    def _read(self, read_end: int, stream: str) -> None:
-        buf = bytearray()
-        try:
-            while True:
-                chunk = os.read(read_end, 65536)
-                if not chunk:
-                    break
-                buf += chunk
-                start = 0
-                while (nl := buf.find(b"\n", start)) >= 0:
-                    line = bytes(buf[start:nl])
-                    start = nl + 1
-                    if line.endswith(self.sentinel):
-                        if len(line) > len(self.sentinel):
-                            self._append(stream, _decode(line[: -len(self.sentinel)]))
-                        return
-                    self._append(stream, _decode(line))
-                del buf[:start]
-                if self.truncated and len(buf) > len(self.sentinel) * 2:
-                    del buf[: -len(self.sentinel) - 1]  # over the limit: only look for the sentinel
-            if buf:
-                self._append(stream, _decode(bytes(buf)))
-        finally:
-            os.close(read_end)
-
-    def _append(self, stream: str, text: str, force: bool = False) -> None:
-        stamp = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    def append(self, stream: str, text: str, stamp_ns: int, force: bool = False) -> None:
         size = len(text.encode("utf-8", "replace"))
         with self._lock:
             if not force:
@@ -123,7 +85,82 @@ class LogCapture:
                     self.truncated = True
                     return
                 self.used += size
-            self.lines.append(f"{stamp} {stream}: {text}")
+            self.lines.append(f"{_stamp(stamp_ns)} {stream}: {text}")
+
+
+class CapturedStream:
+    """fd 1 or 2, pointed at a pipe while a call runs.
+
+    Working at the fd level (not ``sys.stdout``) also captures child processes, threads
+    and C code. The pipe and its reader thread live as long as the server (starting them
+    per call costs ~0.3 ms). At the end of a call the fd is restored and a per-call
+    sentinel is written into our own write end; the reader stops collecting at it, so a
+    child that lingers with the pipe open cannot hold the answer back. Output arriving
+    between calls goes to the original fd (the container's log).
+    """
+
+    def __init__(self, fd: int, name: str) -> None:
+        self.fd = fd
+        self.name = name
+        self.original = os.dup(fd)
+        self.read_end, self.write_end = os.pipe()
+        self.capture: LogCapture | None = None
+        self.drained = threading.Event()
+        threading.Thread(target=self._loop, name=f"capture-{name}", daemon=True).start()
+
+    def attach(self, capture: LogCapture) -> None:
+        self.drained.clear()
+        self.capture = capture
+        os.dup2(self.write_end, self.fd)
+
+    def detach(self, capture: LogCapture) -> None:
+        os.dup2(self.original, self.fd)
+        os.write(self.write_end, capture.sentinel + b"\n")
+
+    def _loop(self) -> None:
+        buf = bytearray()
+        while chunk := os.read(self.read_end, 65536):
+            now = time.time_ns()
+            buf += chunk
+            start = 0
+            while (nl := buf.find(b"\n", start)) >= 0:
+                self._line(bytes(buf[start:nl]), now)
+                start = nl + 1
+            del buf[:start]
+            capture = self.capture
+            keep = len(capture.sentinel) if capture else 0
+            if len(buf) > MAX_LINE_BYTES + keep:
+                self._line(bytes(buf[: len(buf) - keep]), now)
+                del buf[: len(buf) - keep]
+
+    def _line(self, line: bytes, now: int) -> None:
+        capture = self.capture
+        if capture is None:
+            os.write(self.original, line + b"\n")
+            return
+        if line.endswith(capture.sentinel):
+            if len(line) > len(capture.sentinel):
+                capture.append(self.name, _decode(line[: -len(capture.sentinel)]), now)
+            self.capture = None
+            self.drained.set()
+            return
+        capture.append(self.name, _decode(line), now)
+
+
+_STREAMS: list[CapturedStream] = []
+_STREAMS_LOCK = threading.Lock()
+
+
+def _streams() -> list[CapturedStream]:
+    with _STREAMS_LOCK:
+        if not _STREAMS:
+            _STREAMS.extend([CapturedStream(1, "stdout"), CapturedStream(2, "stderr")])
+        return _STREAMS
+
+
+def _stamp(ns: int) -> str:
+    seconds, rest = divmod(ns, 1_000_000_000)
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + f".{rest // 1000:06d}Z"
 
 
 def _decode(raw: bytes) -> str:

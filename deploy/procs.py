@@ -1,0 +1,179 @@
+"""Gleaner's own long-running components, run as detached processes.
+
+Each is ``python -m gleaner run <name>`` with the caller's environment plus the
+settings exported as ``GLEANER_*`` variables, so a component sees exactly the
+settings ``gleaner up`` was given, overrides included.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from deploy.common import (
+    PartStatus,
+    log_file,
+    log_tail,
+    read_pid,
+    spawn,
+    stop_part,
+)
+from gleaner.errors import StackError
+from gleaner.settings import PREFIX, Settings
+
+COMPONENTS = ("records", "placement", "invoker", "gateway")
+GATEWAY_READY_TIMEOUT_S = 60.0
+EARLY_EXIT_GRACE_S = 0.3  # a component that dies this fast has a config or import error
+
+
+def component_argv(name: str) -> list[str]:
+    return [sys.executable, "-m", "gleaner", "run", name]
+
+
+def _marker(name: str) -> str:
+    return f"gleaner run {name}"
+
+
+def settings_env(settings: Settings) -> dict[str, str]:
+    """The settings as ``GLEANER_*`` variables that ``load_settings`` reads back."""
+    env: dict[str, str] = {}
+    for f in dataclasses.fields(settings):
+        value = getattr(settings, f.name)
+        env[PREFIX + f.name.upper()] = str(value) if not isinstance(value, Path) else os.fspath(value)
+    return env
+
+
+def component_env(settings: Settings) -> dict[str, str]:
+    return {**os.environ, **settings_env(settings)}
+
+
+def invokers_up(body: Any) -> list[str]:
+    """Invoker ids marked up in a ``GET /invokers`` answer (``{"invoker0": "up"}``;
+    a value may also be an object with a ``status`` or ``state``)."""
+    if not isinstance(body, dict):
+        return []
+    up: list[str] = []
+    for key, value in body.items():
+        state = value.get("status", value.get("state")) if isinstance(value, dict) else value
+        if isinstance(state, str) and state.lower() == "up":
+            up.append(str(key))
+    return up
+
+
+def _auth(settings: Settings) -> tuple[str, str] | None:
+    user, sep, key = settings.guest_auth.partition(":")
+    return (user, key) if sep else None
+
+
+def gateway_check(settings: Settings) -> str | None:
+    resp = httpx.get(f"{settings.api_host.rstrip('/')}/invokers", auth=_auth(settings), timeout=3.0)
+    if resp.status_code != 200:
+        return None
+    up = invokers_up(resp.json())
+    return f"invokers up: {', '.join(up)}" if up else None
+
+
+def _died(settings: Settings, name: str, proc: subprocess.Popen[bytes] | None, pid: int) -> StackError:
+    code = f" with code {proc.returncode}" if proc is not None and proc.returncode is not None else ""
+    log = log_file(settings, name)
+    return StackError(name, f"process {pid} exited{code}; log {log}:\n{log_tail(log)}")
+
+
+def start_components(
+    settings: Settings, names: tuple[str, ...] = COMPONENTS, *, ready_timeout: float = GATEWAY_READY_TIMEOUT_S
+) -> list[PartStatus]:
+    """Start (or reuse) the components in order, then wait until the gateway
+    reports a live invoker; any component dying meanwhile fails the start."""
+    env = component_env(settings)
+    running: dict[str, tuple[int, subprocess.Popen[bytes] | None, bool]] = {}
+    for name in names:
+        pid = read_pid(settings, name, _marker(name))
+        if pid is not None:
+            running[name] = (pid, None, True)
+            continue
+        proc = spawn(settings, name, component_argv(name), env=env)
+        time.sleep(EARLY_EXIT_GRACE_S)
+        if proc.poll() is not None:
+            raise _died(settings, name, proc, proc.pid)
+        running[name] = (proc.pid, proc, False)
+
+    def alive_or_raise() -> None:
+        for name, (pid, proc, _) in running.items():
+            if proc is not None:
+                dead = proc.poll() is not None
+            else:
+                dead = read_pid(settings, name, _marker(name)) is None
+            if dead:
+                raise _died(settings, name, proc, pid)
+
+    details = {name: "running" for name in names}
+    if "gateway" in names:
+        details["gateway"] = _wait_gateway(settings, ready_timeout, alive_or_raise)
+    else:
+        alive_or_raise()
+    out = []
+    for name in names:
+        pid, _, reused = running[name]
+        detail = ("reused; " if reused else "") + details[name]
+        out.append(PartStatus(name, "up", _address(settings, name), pid, detail))
+    return out
+
+
+def _wait_gateway(settings: Settings, timeout: float, alive_or_raise: Any) -> str:
+    deadline = time.monotonic() + timeout
+    last = ""
+    while True:
+        alive_or_raise()
+        try:
+            detail = gateway_check(settings)
+            if detail is not None:
+                return detail
+            last = "no invoker reported up yet"
+        except (httpx.HTTPError, ValueError) as exc:
+            last = f"{type(exc).__name__}: {exc}"
+        if time.monotonic() >= deadline:
+            log = log_file(settings, "gateway")
+            raise StackError(
+                "gateway",
+                f"GET {settings.api_host}/invokers not ready after {timeout:.0f} s ({last}); "
+                f"log {log}:\n{log_tail(log)}\ninvoker log:\n{log_tail(log_file(settings, 'invoker'), 10)}",
+            )
+        time.sleep(0.25)
+
+
+def _address(settings: Settings, name: str) -> str:
+    if name == "gateway":
+        return settings.api_host
+    if name == "invoker":
+        return settings.invoker_id
+    return "-"
+
+
+def component_status(settings: Settings, name: str) -> PartStatus:
+    pid = read_pid(settings, name, _marker(name))
+    address = _address(settings, name)
+    if pid is None:
+        return PartStatus(name, "down", address, None, "")
+    detail = "running"
+    if name == "gateway":
+        try:
+            detail = gateway_check(settings) or "running; no invoker up"
+        except (httpx.HTTPError, ValueError) as exc:
+            detail = f"running; not answering ({type(exc).__name__})"
+    return PartStatus(name, "up", address, pid, detail)
+
+
+def stop_components(settings: Settings, names: tuple[str, ...] = COMPONENTS) -> list[str]:
+    """Stop the components this project started, ingress first; return those stopped."""
+    stopped = []
+    for name in reversed(names):
+        if stop_part(settings, name, _marker(name), timeout=10.0) is not None:
+            stopped.append(name)
+    return stopped

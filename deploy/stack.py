@@ -1,0 +1,147 @@
+"""The embedded stack as a whole: ``up``, ``down`` and ``status``.
+
+``up`` order: Docker, Kafka (+ topics), Redis, CouchDB (+ databases and
+indexes), the runtime image, then Gleaner's components, and finally the wsk
+client config. Every step reuses what is already healthy, so ``up`` is
+idempotent and a second call takes about a second.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import docker.errors
+
+from deploy import images, procs, services
+from deploy.common import PartStatus
+from gleaner.couchdb import ensure_schema
+from gleaner.errors import GleanerError, StackError
+from gleaner.settings import Settings
+from invoker_agent.docker_engine import INVOKER_LABEL, MANAGED_LABEL
+from streams.topics import all_topics
+
+
+def wskprops_path() -> Path:
+    """Where wsk reads its config: ``$WSK_CONFIG_FILE``, else ``~/.wskprops``."""
+    override = os.environ.get("WSK_CONFIG_FILE")
+    return Path(override).expanduser() if override else Path.home() / ".wskprops"
+
+
+def merge_wskprops(text: str, values: dict[str, str]) -> str:
+    """Set ``KEY=value`` lines for ``values`` in a wskprops text, keeping every
+    other line (other keys, comments) in place; duplicates of our keys go."""
+    out: list[str] = []
+    done: set[str] = set()
+    for line in text.splitlines():
+        key = line.split("=", 1)[0].strip() if "=" in line else ""
+        if key in values:
+            if key not in done:
+                out.append(f"{key}={values[key]}")
+                done.add(key)
+            continue
+        out.append(line)
+    out.extend(f"{key}={value}" for key, value in values.items() if key not in done)
+    return "\n".join(out) + "\n"
+
+
+def write_wskprops(path: Path, apihost: str, auth: str) -> Path:
+    """Point wsk (and ``gleaner`` client commands) at this stack."""
+    try:
+        old = path.read_text()
+    except FileNotFoundError:
+        old = ""
+    new = merge_wskprops(old, {"APIHOST": apihost, "AUTH": auth})
+    if new != old:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.tmp")
+        # It holds an API key: readable by its owner only.
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(new)
+        tmp.replace(path)
+    return path
+
+
+def up(
+    settings: Settings, *, demo: bool = False, progress: bool = True, components: bool = True
+) -> list[PartStatus]:
+    """Start (or reuse) every part; raise :class:`StackError` naming the first
+    part that cannot be made healthy. ``demo`` also runs the demo action once."""
+    parts = [services.start(settings, "docker"), services.start(settings, "kafka")]
+    services.ensure_topics(settings, all_topics(settings), settings.topic_partitions)
+    parts.append(services.start(settings, "redis"))
+    parts.append(services.start(settings, "couchdb"))
+    try:
+        ensure_schema(settings)
+    except GleanerError as exc:
+        raise StackError("couchdb", f"cannot create databases and indexes: {exc}") from exc
+    began = time.monotonic()
+    tag = images.ensure_runtime_image(settings, progress=progress)
+    parts.append(PartStatus("image", "up", tag, None, f"ready in {time.monotonic() - began:.1f} s"))
+    if components:
+        parts.extend(procs.start_components(settings))
+    write_wskprops(wskprops_path(), settings.api_host, settings.guest_auth)
+    if demo:
+        from gleaner.cli.demo import run_demo  # the CLI's demo: register, invoke, show
+
+        if run_demo(settings) != 0:
+            raise StackError("demo", "the demo action did not succeed")
+    return parts
+
+
+def remove_managed_containers(settings: Settings) -> int:
+    """Remove this invoker's containers (labelled ``gleaner.managed=true`` and
+    ``gleaner.invoker=<invoker_id>``); other invokers on a shared engine keep
+    theirs. Return how many were removed."""
+    if not services.healthy(settings, "docker"):
+        return 0
+    labels = [f"{MANAGED_LABEL}=true", f"{INVOKER_LABEL}={settings.invoker_id}"]
+    client = services.docker_client(settings, timeout=30)
+    removed = 0
+    try:
+        for container in client.containers.list(all=True, filters={"label": labels}):
+            with contextlib.suppress(docker.errors.NotFound):  # gone meanwhile
+                container.remove(force=True)
+                removed += 1
+    except docker.errors.DockerException as exc:
+        raise StackError("docker", f"cannot remove Gleaner's containers: {exc}") from exc
+    finally:
+        client.close()
+    return removed
+
+
+def down(settings: Settings, *, docker: bool = False) -> None:
+    """Stop what this project started: components, their containers, CouchDB,
+    Redis, Kafka; dockerd only with ``docker=True`` (and only if ours)."""
+    procs.stop_components(settings)
+    remove_managed_containers(settings)
+    for part in ("couchdb", "redis", "kafka"):
+        services.stop(settings, part)
+    if docker:
+        services.stop(settings, "docker")
+
+
+def status(settings: Settings) -> list[PartStatus]:
+    parts = [services.status(settings, p) for p in services.SERVICES]
+    parts.append(images.image_status(settings))
+    parts.extend(procs.component_status(settings, name) for name in procs.COMPONENTS)
+    return parts
+
+
+def format_status(parts: Sequence[PartStatus]) -> str:
+    """A plain table, one part a line, for the CLI."""
+    header = ("PART", "STATE", "ADDRESS", "PID", "DETAIL")
+    rows = [
+        (p.part, p.state, p.address, str(p.pid) if p.pid is not None else "-", p.detail.split("\n", 1)[0])
+        for p in parts
+    ]
+    widths = [max(len(r[i]) for r in (header, *rows)) for i in range(4)]
+    lines = []
+    for row in (header, *rows):
+        cells = [c.ljust(w) for c, w in zip(row[:4], widths, strict=True)]
+        lines.append("  ".join([*cells, row[4]]).rstrip())
+    return "\n".join(lines)

@@ -1,0 +1,190 @@
+"""Warm container pool: one initialised action version per container, reused LIFO.
+
+A warm hit costs a dict pop (plus a ``docker update`` when the allocation changed, as
+harvesting does); a miss costs ``docker run`` (~0.3-0.5 s), proxy start-up and ``/init``.
+Docker calls happen outside the lock, so a cold start never blocks other acquires.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from gleaner.errors import DockerError
+from gleaner.settings import Settings
+from invoker_agent.docker_engine import INVOKER_LABEL, ContainerInfo, DockerEngine
+from invoker_agent.proxy_client import ActionProxyClient
+
+log = logging.getLogger(__name__)
+
+ACTION_LABEL = "gleaner.action"
+PROXY_PORT = 8080
+READY_TIMEOUT_S = 30.0
+_EPS = 1e-9
+
+
+@dataclass(eq=False)  # identity semantics: a lease is one container's tenancy
+class Lease:
+    container: ContainerInfo
+    client: ActionProxyClient
+    cold: bool
+    init_ms: float | None
+    resized: bool
+    cpu: float
+    memory_mb: int
+    key: str = ""
+    idle_since: float = field(default=0.0, repr=False)
+
+
+class ContainerPool:
+    def __init__(self, engine: DockerEngine, settings: Settings, image: str | None = None) -> None:
+        self.engine = engine
+        self.settings = settings
+        self.image = image or settings.runtime_image
+        self._lock = threading.Lock()
+        self._idle: dict[str, list[Lease]] = {}  # key -> LIFO stack
+        self._busy: dict[str, Lease] = {}  # container id -> lease
+        self._closed = False
+
+    # ------------------------------------------------------------------ acquire / release
+    def acquire(
+        self, key: str, *, cpu: float, memory_mb: int, init: Callable[[ActionProxyClient], None]
+    ) -> Lease:
+        """A container for action version ``key`` with the given allocation, ready to /run."""
+        while (warm := self._take_idle(key)) is not None:
+            lease = self._reuse(warm, cpu, memory_mb)
+            if lease is not None:
+                return lease
+        return self._cold_start(key, cpu, memory_mb, init)
+
+    def release(self, lease: Lease) -> None:
+        """Back to the idle pool, ready for the next activation of the same key."""
+        with self._lock:
+            if self._busy.pop(lease.container.id, None) is None:
+                return  # destroyed meanwhile, or released twice
+            if not self._closed:
+                lease.idle_since = time.monotonic()
+                self._idle.setdefault(lease.key, []).append(lease)
+                return
+        self._remove(lease)
+
+    def destroy(self, lease: Lease) -> None:
+        """Remove the container (after a timeout, an OOM kill, a crash)."""
+        with self._lock:
+            self._busy.pop(lease.container.id, None)
+            stack = self._idle.get(lease.key, [])
+            if lease in stack:
+                stack.remove(lease)
+        self._remove(lease)
+
+    # ------------------------------------------------------------------ housekeeping
+    def reap_idle(self, now: float | None = None) -> int:
+        """Remove containers idle for longer than ``settings.container_keepalive_s``."""
+        now = time.monotonic() if now is None else now
+        cutoff = now - self.settings.container_keepalive_s
+        expired: list[Lease] = []
+        with self._lock:
+            for key, stack in list(self._idle.items()):
+                keep = [lease for lease in stack if lease.idle_since > cutoff]
+                expired.extend(lease for lease in stack if lease.idle_since <= cutoff)
+                if keep:
+                    self._idle[key] = keep
+                else:
+                    del self._idle[key]
+        for lease in expired:
+            self._remove(lease)
+        return len(expired)
+
+    def evict_idle(self, count: int = 1) -> int:
+        """Remove up to ``count`` least recently used idle containers (to free memory)."""
+        with self._lock:
+            idle = sorted(
+                (lease for stack in self._idle.values() for lease in stack), key=lambda x: x.idle_since
+            )
+            victims = idle[:count]
+            for lease in victims:
+                self._idle[lease.key].remove(lease)
+                if not self._idle[lease.key]:
+                    del self._idle[lease.key]
+        for lease in victims:
+            self._remove(lease)
+        return len(victims)
+
+    def stats(self) -> dict[str, int]:
+        with self._lock:
+            return {"idle": sum(len(s) for s in self._idle.values()), "busy": len(self._busy)}
+
+    def shutdown(self) -> None:
+        """Remove every container of this pool, idle or leased."""
+        with self._lock:
+            self._closed = True
+            everything = [lease for stack in self._idle.values() for lease in stack]
+            everything += self._busy.values()
+            self._idle.clear()
+            self._busy.clear()
+        for lease in everything:
+            self._remove(lease)
+
+    # ------------------------------------------------------------------ internals
+    def _take_idle(self, key: str) -> Lease | None:
+        with self._lock:
+            if self._closed:
+                raise DockerError("the container pool is shut down")
+            stack = self._idle.get(key)
+            if not stack:
+                return None
+            lease = stack.pop()  # LIFO: the most recently used is the warmest
+            if not stack:
+                del self._idle[key]
+            self._busy[lease.container.id] = lease
+            return lease
+
+    def _reuse(self, lease: Lease, cpu: float, memory_mb: int) -> Lease | None:
+        resized = abs(lease.cpu - cpu) > _EPS or lease.memory_mb != memory_mb
+        if resized:
+            try:
+                self.engine.update(lease.container.id, cpu=cpu, memory_mb=memory_mb)
+            except DockerError as exc:
+                # e.g. the new memory limit is below what the container uses now
+                log.info("resize of %s refused, replacing it: %s", lease.container.name, exc)
+                self.destroy(lease)
+                return None
+        lease.cold, lease.init_ms, lease.resized = False, None, resized
+        lease.cpu, lease.memory_mb = cpu, memory_mb
+        return lease
+
+    def _cold_start(
+        self, key: str, cpu: float, memory_mb: int, init: Callable[[ActionProxyClient], None]
+    ) -> Lease:
+        started = time.perf_counter()
+        name = f"gleaner-{self.settings.invoker_id}-{uuid.uuid4().hex[:12]}"
+        labels = {INVOKER_LABEL: self.settings.invoker_id, ACTION_LABEL: key[:255]}
+        info = self.engine.start(image=self.image, name=name, cpu=cpu, memory_mb=memory_mb, labels=labels)
+        client = ActionProxyClient(info.ip, PROXY_PORT)
+        lease = Lease(
+            info, client, cold=True, init_ms=None, resized=False, cpu=cpu, memory_mb=memory_mb, key=key
+        )
+        with self._lock:
+            self._busy[info.id] = lease
+            closed = self._closed
+        try:
+            if closed:
+                raise DockerError("the container pool is shut down")
+            client.wait_ready(READY_TIMEOUT_S)
+            init(client)
+        except BaseException:
+            self.destroy(lease)
+            raise
+        lease.init_ms = (time.perf_counter() - started) * 1000.0
+        return lease
+
+    def _remove(self, lease: Lease) -> None:
+        lease.client.close()
+        try:
+            self.engine.remove(lease.container.id)
+        except DockerError as exc:
+            log.warning("could not remove container %s: %s", lease.container.name, exc)
