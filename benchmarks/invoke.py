@@ -113,10 +113,12 @@ def main(args: argparse.Namespace) -> int:
         "",
         "| measure | value |",
         "|---|---|",
-        f"| warm overhead p50 / p99 ({w['n']:.0f} invokes) | {w['over_p50']:.1f} ms / {w['over_p99']:.1f} ms |",
+        f"| warm overhead p50 / p99 ({w['n']:.0f} invokes) "
+        f"| {w['over_p50']:.1f} ms / {w['over_p99']:.1f} ms |",
         f"| warm end-to-end p50 / p99 | {w['e2e_p50']:.1f} ms / {w['e2e_p99']:.1f} ms |",
         f"| function /run round trip p50 | {w['run_p50']:.2f} ms |",
-        f"| cold start end-to-end p50 / max ({c['n']:.0f} fresh actions) | {c['e2e_p50']:.0f} ms / {c['e2e_max']:.0f} ms |",
+        f"| cold start end-to-end p50 / max ({c['n']:.0f} fresh actions) "
+        f"| {c['e2e_p50']:.0f} ms / {c['e2e_max']:.0f} ms |",
         f"| cold initTime p50 (container start + /init) | {c['init_p50']:.0f} ms |",
         f"| throughput, {t['clients']:.0f} concurrent blocking clients | {t['per_s']:.1f} invocations/s "
         f"({t['completed']:.0f} in {t['seconds']:.1f} s) |",

@@ -17,10 +17,13 @@ def run_demo(settings: Settings) -> int:
     body = {"exec": exec_from_file(DEMO, None, None), "limits": {"cpu": 0.5, "memory": 256, "timeout": 60000}}
     client.put_action("demo-busy", body, overwrite=True)
     print("ok: created action demo-busy (0.5 core, 256 MB)")
-    for n in (3_000_000, 3_000_000):
+    for n in (20_000_000, 20_000_000):
         status, record = client.invoke("demo-busy", {"n": n}, blocking=True, result=False)
         if status == 202:
             print(f"still running after the blocking wait: {record['activationId']}")
+            return 1
+        if status != 200:
+            print(f"the demo activation failed: {record['response']['result']}")
             return 1
         g = record.get("gleaner", {})
         measured = g.get("measured", {})
