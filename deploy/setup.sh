@@ -51,6 +51,11 @@ if [ ! -x "$state_dir/npm/node_modules/.bin/pouchdb-server" ]; then
     # npm does not run install scripts here; pouchdb-server works without them.
     npm install --prefix "$state_dir/npm" --no-audit --no-fund --loglevel=error pouchdb-server@4
 fi
+# The official OpenWhisk JS client: the compatibility test drives Gleaner with it.
+if [ ! -d "$state_dir/npm/node_modules/openwhisk" ]; then
+    say "npm install openwhisk@3 into $state_dir/npm"
+    npm install --prefix "$state_dir/npm" --no-audit --no-fund --loglevel=error openwhisk@3
+fi
 
 # --- the repo's virtualenv ----------------------------------------------------
 venv="$repo/.venv"

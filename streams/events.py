@@ -131,7 +131,7 @@ class ActivationRequest(Event):
     @classmethod
     def from_dict(cls, data: dict[str, Any], *, fallback_id: str | None = None) -> ActivationRequest:
         _check_type(data, "activation.request")
-        activation_id: str = _field(data, "activation_id", str, required=fallback_id is None) or fallback_id
+        activation_id = str(_field(data, "activation_id", str, required=fallback_id is None) or fallback_id)
         if not _ACTIVATION_ID.match(activation_id):
             raise MalformedEvent(f"activation_id must be 32 lowercase hex characters, got {activation_id!r}")
         params = _field(data, "params", dict, required=False) or {}

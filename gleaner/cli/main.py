@@ -46,7 +46,7 @@ def _run_component(args: argparse.Namespace) -> int:
 
 
 def _up(args: argparse.Namespace) -> int:
-    from deploy import stack
+    import deploy.stack as stack
 
     settings = load_settings()
     parts = stack.up(settings, progress=not args.quiet)
@@ -59,7 +59,7 @@ def _up(args: argparse.Namespace) -> int:
 
 
 def _down(args: argparse.Namespace) -> int:
-    from deploy import stack
+    import deploy.stack as stack
 
     stack.down(load_settings(), docker=args.docker)
     print("ok: embedded stack stopped")
@@ -67,7 +67,7 @@ def _down(args: argparse.Namespace) -> int:
 
 
 def _status(_args: argparse.Namespace) -> int:
-    from deploy import stack
+    import deploy.stack as stack
 
     print(stack.format_status(stack.status(load_settings())))
     return 0

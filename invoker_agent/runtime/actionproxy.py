@@ -284,7 +284,9 @@ class Action:
             error = "The action did not return a dictionary."
         if error is None:
             try:
-                payload = json.dumps({"result": result, "logs": capture.lines}, ensure_ascii=False)
+                payload = json.dumps(
+                    {"result": result, "logs": capture.lines}, ensure_ascii=False, allow_nan=False
+                )
             except (TypeError, ValueError) as exc:
                 error = f"The action returned a value that is not JSON serializable: {exc}"
             else:

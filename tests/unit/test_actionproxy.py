@@ -158,9 +158,12 @@ def test_non_dict_result_is_an_error(proxy: ActionProxyClient) -> None:
 
 
 def test_unserializable_result_is_an_error(proxy: ActionProxyClient) -> None:
-    init_source(proxy, "def main(args):\n    return {'s': {1, 2}}\n")
-    resp = run(proxy)
-    assert not resp.ok and resp.error is not None and "JSON" in resp.error
+    init_source(
+        proxy, "def main(args):\n    return {'s': {1, 2}} if args.get('set') else {'nan': float('nan')}\n"
+    )
+    for args in ({"set": True}, {}):
+        resp = run(proxy, args)
+        assert not resp.ok and resp.error is not None and "JSON" in resp.error
 
 
 def test_logs_from_children_threads_and_fds_are_captured(proxy: ActionProxyClient) -> None:

@@ -1,0 +1,29 @@
+# The two commands a newcomer needs (see README.md). `.ci/run` calls `make test`.
+VENV := .venv/bin
+
+.PHONY: setup demo test unit lint up down
+
+setup:
+	@bash deploy/setup.sh
+
+demo: setup
+	$(VENV)/gleaner up --demo
+
+# Lint, type-check, then every test: unit tests and integration tests on the
+# real embedded stack (brought up once by the test session).
+test: setup lint
+	$(VENV)/pytest -m "integration or not integration"
+
+unit: setup
+	$(VENV)/pytest -m "not integration"
+
+lint:
+	$(VENV)/ruff check .
+	$(VENV)/ruff format --check .
+	$(VENV)/mypy
+
+up: setup
+	$(VENV)/gleaner up
+
+down:
+	$(VENV)/gleaner down
