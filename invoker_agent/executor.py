@@ -199,6 +199,8 @@ class ActivationExecutor:
     def _usage(draft: RecordDraft, usage: UsageSummary) -> None:
         draft.gleaner["measured"] = {
             "peak_cpu": round(usage.peak_cpu, 4),
+            "peak_cpu_raw": round(usage.peak_cpu_raw, 4),  # before clamping to the CFS limit
+            "cpu_limit": usage.cpu_limit,
             "peak_memory": round(usage.peak_memory_mb, 2),
             "mean_cpu": round(usage.mean_cpu, 4),
             "samples": usage.samples,

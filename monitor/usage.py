@@ -30,6 +30,7 @@ class UsageSummary:
     trajectory: list[tuple[float, float, float]] = field(default_factory=list)  # (t_ms, cores, MB)
     duration_ms: float = 0.0
     cpu_limit: float | None = None  # the highest CFS limit seen during the run (None: unlimited)
+    peak_cpu_raw: float = 0.0  # the peak before clamping to cpu_limit, kept so the clamp stays visible
 
 
 def _rate(a: Sample, b: Sample) -> float:
@@ -121,12 +122,14 @@ def summarize(
     def clamp(x: float) -> float:
         return min(x, cpu_limit) if cpu_limit is not None else x
 
+    raw_peak = peak_cpu(samples, window_ns)
     return UsageSummary(
-        peak_cpu=clamp(peak_cpu(samples, window_ns)),
+        peak_cpu=clamp(raw_peak),
         peak_memory_mb=peak_memory_mb(samples),
         mean_cpu=clamp(mean_cpu(samples)),
         samples=len(samples),
         trajectory=[(t, clamp(c), m) for t, c, m in trajectory(samples, window_ns, max_points)],
         duration_ms=(samples[-1][0] - samples[0][0]) / 1e6 if samples else 0.0,
         cpu_limit=cpu_limit,
+        peak_cpu_raw=raw_peak,
     )

@@ -50,7 +50,7 @@ class RecordSink:
         self._stop.set()
 
     def run(self) -> None:
-        consumer = EventConsumer(self.settings, GROUP, [self.settings.completed_topic])
+        consumer = EventConsumer(self.settings, GROUP, [self.settings.completed_topic], hot=False)
         window_s = self.settings.record_batch_ms / 1000
         try:
             while not self._stop.is_set():
@@ -67,7 +67,7 @@ class RecordSink:
                     log.error("record batch of %d not written: %s; retrying", len(batch), exc)
                     time.sleep(1)
                     consumer.close()
-                    consumer = EventConsumer(self.settings, GROUP, [self.settings.completed_topic])
+                    consumer = EventConsumer(self.settings, GROUP, [self.settings.completed_topic], hot=False)
         finally:
             consumer.close()
             self.producer.close()

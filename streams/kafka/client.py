@@ -34,7 +34,9 @@ def producer_config(settings: Settings) -> dict[str, Any]:
     return {**_common(settings), "linger.ms": 0, "acks": "all", "enable.idempotence": False}
 
 
-def consumer_config(settings: Settings, group_id: str, *, from_beginning: bool = True) -> dict[str, Any]:
+def consumer_config(
+    settings: Settings, group_id: str, *, from_beginning: bool = True, hot: bool = True
+) -> dict[str, Any]:
     return {
         **_common(settings),
         "group.id": group_id,
@@ -43,7 +45,7 @@ def consumer_config(settings: Settings, group_id: str, *, from_beginning: bool =
         "session.timeout.ms": settings.kafka_session_timeout_ms,
         "heartbeat.interval.ms": settings.kafka_heartbeat_interval_ms,
         # Long fetch waits are the usual cause of slow hops (DESIGN.md).
-        "fetch.wait.max.ms": settings.kafka_fetch_wait_max_ms,
+        "fetch.wait.max.ms": settings.kafka_fetch_wait_max_ms if hot else settings.kafka_fetch_wait_idle_ms,
         "fetch.max.bytes": settings.kafka_message_max_bytes * 2,
         "max.partition.fetch.bytes": settings.kafka_message_max_bytes,
     }
@@ -119,11 +121,12 @@ class EventConsumer:
         *,
         from_beginning: bool = True,
         assign_latest: bool = False,
+        hot: bool = True,
     ) -> None:
         self.topics = list(topics)
         try:
             self._consumer = confluent_kafka.Consumer(
-                consumer_config(settings, group_id, from_beginning=from_beginning)
+                consumer_config(settings, group_id, from_beginning=from_beginning, hot=hot)
             )
             if assign_latest:
                 parts = []

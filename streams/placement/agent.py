@@ -80,7 +80,7 @@ class InvokerTable:
 
 def follow_health(settings: Settings, table: InvokerTable, stop: threading.Event, group: str) -> None:
     """Feed ``table`` from the health topic; every reader sees every heartbeat."""
-    consumer = EventConsumer(settings, group, [settings.health_topic], assign_latest=True)
+    consumer = EventConsumer(settings, group, [settings.health_topic], assign_latest=True, hot=False)
     try:
         while not stop.is_set():
             rec = consumer.poll(0.2)

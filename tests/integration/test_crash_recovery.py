@@ -13,7 +13,9 @@ from tests.integration.conftest import stored_record, wait_for
 
 pytestmark = pytest.mark.integration
 
-SLOW = "import time\ndef main(args):\n    time.sleep(args.get('s', 2))\n    return {'slept': args.get('s', 2)}\n"
+SLOW = (
+    "import time\ndef main(args):\n    time.sleep(args.get('s', 2))\n    return {'slept': args.get('s', 2)}\n"
+)
 
 
 def _kill(settings, name: str) -> None:

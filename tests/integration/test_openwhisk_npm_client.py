@@ -21,8 +21,14 @@ def test_openwhisk_npm_client_creates_invokes_and_reads(stack_up):
     node = shutil.which("node")
     assert node, "node is needed for this test"
     name = f"npm-{uuid.uuid4().hex[:8]}"
-    out = subprocess.run([node, str(SCRIPT), name], capture_output=True, text=True, timeout=120,
-                         env={**os.environ, "NODE_PATH": str(modules)}, check=False)
+    out = subprocess.run(
+        [node, str(SCRIPT), name],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "NODE_PATH": str(modules)},
+        check=False,
+    )
     assert out.returncode == 0, out.stderr
     seen = json.loads(out.stdout)
     assert seen["created"]["name"] == name and seen["created"]["exec"]["kind"] == "python:3"

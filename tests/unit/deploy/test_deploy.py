@@ -257,5 +257,5 @@ def test_format_status_aligns_columns_and_keeps_first_detail_line() -> None:
 
 
 def test_setup_script_is_valid_bash() -> None:
-    script = Path(__file__).resolve().parents[2] / "deploy" / "setup.sh"
+    script = Path(__file__).resolve().parents[3] / "deploy" / "setup.sh"
     assert os.system(f"bash -n {script}") == 0

@@ -20,7 +20,7 @@ import pytest
 from gleaner.errors import ContainerError
 from invoker_agent.proxy_client import ActionProxyClient, InitError, RunResponse
 
-PROXY = Path(__file__).resolve().parents[2] / "invoker_agent" / "runtime" / "actionproxy.py"
+PROXY = Path(__file__).resolve().parents[3] / "invoker_agent" / "runtime" / "actionproxy.py"
 LINE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z (stdout|stderr): ")
 
 

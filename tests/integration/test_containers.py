@@ -1,0 +1,260 @@
+"""Real containers: the Docker engine boundary, the warm pool, resize, cgroup sampling,
+OOM kills, timeouts and log capture. Needs a running dockerd and the runtime image."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import textwrap
+import time
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from gleaner.errors import ContainerError, DockerError
+from gleaner.settings import Settings
+from invoker_agent.container_pool import ContainerPool, Lease
+from invoker_agent.docker_engine import DockerEngine
+from invoker_agent.proxy_client import ActionProxyClient, RunResponse
+from monitor.cgroups import CgroupSampler, find_cgroup
+
+pytestmark = pytest.mark.integration
+
+ACTION = textwrap.dedent(
+    """
+    import multiprocessing, subprocess, sys, time
+    HELD = []
+
+    def spin(seconds):
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            pass
+
+    def main(args):
+        if args.get("print"):
+            print("hello from the container")
+            print("oops", file=sys.stderr)
+            subprocess.run(["sh", "-c", "echo from a child process"], check=True)
+        if args.get("hold_mb"):  # touch every page so it is really charged
+            block = bytearray(args["hold_mb"] * 2**20)
+            block[::4096] = b"x" * len(block[::4096])
+            HELD.append(block)
+        if args.get("sleep"):
+            time.sleep(args["sleep"])
+        procs = [multiprocessing.Process(target=spin, args=(args.get("spin", 0),))
+                 for _ in range(args.get("procs", 0))]
+        for p in procs:
+            p.start()
+        for p in procs:
+            p.join()
+        return {"ok": True}
+    """
+)
+
+
+def init_action(client: ActionProxyClient) -> None:
+    client.init(name="itest", main="main", code=ACTION, binary=False, env={})
+
+
+def run(lease: Lease, timeout_s: float = 30.0, **args: Any) -> RunResponse:
+    return lease.client.run(
+        args=args,
+        namespace="gleaner-test",
+        action_name="/gleaner-test/itest",
+        activation_id=uuid.uuid4().hex,
+        deadline_ms=int(time.time() * 1000 + timeout_s * 1000),
+        api_host="http://127.0.0.1:3233",
+        timeout_s=timeout_s,
+        log_limit_bytes=10 * 2**20,
+    )
+
+
+@pytest.fixture(scope="module")
+def engine(settings: Settings) -> Iterator[DockerEngine]:
+    eng = DockerEngine(settings)
+    yield eng
+    eng.close()
+
+
+@pytest.fixture()
+def pool_settings(settings: Settings) -> Settings:
+    return dataclasses.replace(settings, invoker_id=f"itest-{uuid.uuid4().hex[:8]}")
+
+
+@pytest.fixture()
+def pool(engine: DockerEngine, pool_settings: Settings, runtime_image: str) -> Iterator[ContainerPool]:
+    p = ContainerPool(engine, pool_settings, image=runtime_image)
+    yield p
+    p.shutdown()
+    engine.remove_managed(pool_settings.invoker_id)
+
+
+def key() -> str:
+    return f"gleaner-test/itest@{uuid.uuid4().hex[:6]}"
+
+
+def test_cold_start_then_warm_reuse(pool: ContainerPool, engine: DockerEngine) -> None:
+    k = key()
+    first = pool.acquire(k, cpu=0.5, memory_mb=128, init=init_action)
+    assert first.cold and first.init_ms is not None and first.init_ms > 0
+    assert first.container.name.startswith(f"gleaner-{pool.settings.invoker_id}-")
+    labels = engine.inspect(first.container.id)["Config"]["Labels"]
+    assert labels["gleaner.managed"] == "true"
+    assert labels["gleaner.invoker"] == pool.settings.invoker_id
+    assert labels["gleaner.action"] == k
+    assert run(first).result == {"ok": True}
+    pool.release(first)
+
+    second = pool.acquire(k, cpu=0.5, memory_mb=128, init=init_action)
+    assert not second.cold and second.init_ms is None and not second.resized
+    assert second.container.id == first.container.id
+    assert run(second).result == {"ok": True}
+
+    # While the warm one is leased, the same key gets a new container, never the same one.
+    third = pool.acquire(k, cpu=0.5, memory_mb=128, init=init_action)
+    assert third.cold and third.container.id != second.container.id
+    pool.release(second)
+    pool.release(third)
+    assert pool.stats() == {"idle": 2, "busy": 0}
+    assert pool.reap_idle(now=time.monotonic() + pool.settings.container_keepalive_s + 1) == 2
+    assert pool.stats()["idle"] == 0
+
+
+def test_limits_land_in_the_cgroup_and_resize_is_live(pool: ContainerPool, engine: DockerEngine) -> None:
+    k = key()
+    lease = pool.acquire(k, cpu=0.5, memory_mb=128, init=init_action)
+    cg = find_cgroup(lease.container.pid, container_id=lease.container.id)
+    assert cg.cpu_limit() == pytest.approx(0.5)
+    assert cg.memory_limit_bytes() == 128 * 2**20
+    if cg.version == 1:
+        assert int((cg.cpu_dir / "cpu.cfs_quota_us").read_text()) == 50_000
+        assert int((cg.memory_dir / "memory.memsw.limit_in_bytes").read_text()) == 128 * 2**20
+    pool.release(lease)
+
+    resized = pool.acquire(k, cpu=1.25, memory_mb=256, init=init_action)
+    assert not resized.cold and resized.resized
+    assert resized.container.id == lease.container.id
+    assert (resized.cpu, resized.memory_mb) == (1.25, 256)
+    assert cg.cpu_limit() == pytest.approx(1.25)
+    assert cg.memory_limit_bytes() == 256 * 2**20
+    if cg.version == 1:
+        assert int((cg.cpu_dir / "cpu.cfs_quota_us").read_text()) == 125_000
+    assert run(resized).result == {"ok": True}
+
+
+def test_refused_shrink_replaces_the_container(pool: ContainerPool, engine: DockerEngine) -> None:
+    k = key()
+    lease = pool.acquire(k, cpu=1, memory_mb=256, init=init_action)
+    assert run(lease, hold_mb=150).ok  # the action keeps 150 MB alive in a global
+    with pytest.raises(DockerError):
+        engine.update(lease.container.id, cpu=1, memory_mb=128)
+    pool.release(lease)
+    fresh = pool.acquire(k, cpu=1, memory_mb=128, init=init_action)
+    assert fresh.cold and not fresh.resized
+    assert fresh.container.id != lease.container.id
+    assert pool.stats() == {"idle": 0, "busy": 1}
+
+
+def _busy_peak(pool: ContainerPool, settings: Settings, cpu: float, procs: int) -> tuple[float, float]:
+    lease = pool.acquire(key(), cpu=cpu, memory_mb=256, init=init_action)
+    sampler = CgroupSampler(
+        lease.container.pid,
+        settings.monitor_interval_ms,
+        settings.cpu_window_ms,
+        container_id=lease.container.id,
+    ).start()
+    resp = run(lease, procs=procs, spin=1.5)
+    usage = sampler.stop()
+    pool.release(lease)
+    assert resp.ok, resp.error
+    assert usage.samples > 50
+    assert len(usage.trajectory) <= 101
+    assert usage.cpu_limit == pytest.approx(cpu)
+    return usage.peak_cpu, usage.mean_cpu
+
+
+def test_cpu_peak_respects_a_half_core_quota(pool: ContainerPool, settings: Settings) -> None:
+    peak, mean = _busy_peak(pool, settings, cpu=0.5, procs=2)  # two spinners, still 0.5 core
+    assert 0.3 <= peak <= 0.65, peak
+    assert mean <= peak + 1e-9
+
+
+def test_cpu_peak_two_processes_two_cores(pool: ContainerPool, settings: Settings) -> None:
+    # Other work on a small host can hold a core for a while: the peak must show up in
+    # one of a few runs (an idle 2-core host gives ~2.0 at the first).
+    free_cores = (os.cpu_count() or 1) - os.getloadavg()[0]
+    peaks = []
+    for _ in range(3):
+        peak, _mean = _busy_peak(pool, settings, cpu=2.0, procs=2)
+        peaks.append(peak)
+        if peak > 1.2:
+            break
+    if max(peaks) <= 1.2 and free_cores < 1.5:
+        pytest.skip(f"host too busy for two free cores: peaks {peaks}, ~{free_cores:.1f} cores free before")
+    assert max(peaks) > 1.2, (peaks, free_cores)
+
+
+def test_memory_limit_is_an_oom_kill(pool: ContainerPool, engine: DockerEngine, settings: Settings) -> None:
+    lease = pool.acquire(key(), cpu=1, memory_mb=128, init=init_action)
+    sampler = CgroupSampler(lease.container.pid, settings.monitor_interval_ms, settings.cpu_window_ms)
+    sampler.start()
+    with pytest.raises(ContainerError) as err:
+        run(lease, hold_mb=300)
+    assert not err.value.timed_out
+    assert engine.oom_killed(lease.container.id, lease.container.pid)
+    time.sleep(0.5)  # the container exits with its server; the sampler ends quietly
+    usage = sampler.stop()
+    assert usage.peak_memory_mb > 64
+    assert engine.oom_killed(lease.container.id)
+    pool.destroy(lease)
+
+
+def test_timeout_raises_timed_out(pool: ContainerPool) -> None:
+    lease = pool.acquire(key(), cpu=0.5, memory_mb=128, init=init_action)
+    started = time.monotonic()
+    with pytest.raises(ContainerError) as err:
+        run(lease, timeout_s=1.0, sleep=10)
+    assert err.value.timed_out
+    assert time.monotonic() - started < 5
+    pool.destroy(lease)
+
+
+def test_logs_are_captured(pool: ContainerPool) -> None:
+    lease = pool.acquire(key(), cpu=0.5, memory_mb=128, init=init_action)
+    resp = run(lease, print=True)
+    assert resp.ok
+    bodies = {line.split(" ", 1)[1] for line in resp.logs}  # stdout/stderr interleave freely
+    assert bodies == {"stdout: hello from the container", "stderr: oops", "stdout: from a child process"}
+
+
+def test_warm_round_trip_is_sub_millisecond_class(pool: ContainerPool) -> None:
+    lease = pool.acquire(key(), cpu=1, memory_mb=128, init=init_action)
+    timings = []
+    for _ in range(220):
+        started = time.perf_counter()
+        assert run(lease).ok
+        timings.append((time.perf_counter() - started) * 1000)
+    timings = sorted(timings[20:])
+    p50 = timings[len(timings) // 2]
+    print(f"warm /run round trip p50 {p50:.3f} ms, p99 {timings[int(len(timings) * 0.99)]:.3f} ms")
+    assert p50 < 10, p50  # a Nagle/delayed-ACK stall would show as ~40 ms
+
+
+def test_remove_managed_cleans_up_leftovers(
+    engine: DockerEngine, pool_settings: Settings, runtime_image: str
+) -> None:
+    inv = pool_settings.invoker_id
+    info = engine.start(
+        image=runtime_image,
+        name=f"gleaner-{inv}-leftover",
+        cpu=0.25,
+        memory_mb=64,
+        labels={"gleaner.invoker": inv},
+    )
+    assert info.ip and info.pid > 0
+    assert engine.remove_managed(inv) == 1
+    with pytest.raises(DockerError):
+        engine.inspect(info.id)
+    engine.remove(info.id)  # removing what is gone is not an error
