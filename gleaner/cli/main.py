@@ -111,6 +111,9 @@ def main(argv: list[str] | None = None) -> int:
         return wsk.fail(str(exc))
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:  # e.g. `gleaner activation list | head`
+        sys.stderr.close()
+        return 0
 
 
 if __name__ == "__main__":
