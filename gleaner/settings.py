@@ -87,6 +87,14 @@ class Settings:
     timeout_max_ms: int = 300_000
     default_log_limit_mb: int = 10
 
+    # --- DAGs ------------------------------------------------------------------
+    max_dag_functions: int = 50  # OpenWhisk's sequence limit
+    max_map_width: int = 64
+    dag_timeout_s: float = 600.0  # no request hangs forever
+    max_dag_payload_bytes: int = 16 * 2**20
+    inline_payload_bytes: int = 64 * 1024  # above this, values travel by reference via Redis
+    data_ttl_s: int = 3600
+
     # --- invoker agent --------------------------------------------------------
     invoker_id: str = "invoker0"
     invoker_cpu_capacity: float = field(default_factory=_default_cores)
@@ -118,6 +126,14 @@ class Settings:
     @property
     def health_topic(self) -> str:
         return self.topic("invokers.health")
+
+    @property
+    def dag_requests_topic(self) -> str:
+        return self.topic("dag.requests")
+
+    @property
+    def dag_results_topic(self) -> str:
+        return self.topic("dag.results")
 
     @property
     def deadletter_topic(self) -> str:

@@ -122,8 +122,10 @@ class ActivationRequest(Event):
     params: dict[str, Any] = field(default_factory=dict)
     rev: str | None = None
     blocking: bool = False
-    caused_by: str | None = None
-    composition: str | None = None
+    caused_by: str | None = None  # the DAG request this activation belongs to
+    composition: str | None = None  # the (child) composition, for composition-aware placement
+    stage: int | None = None  # position of the function in its DAG, for records and the predictor
+    index: int | None = None
     submitted_ms: int = 0
     type: str = "activation.request"
     version: int = VERSION
@@ -144,6 +146,8 @@ class ActivationRequest(Event):
             blocking=bool(_field(data, "blocking", bool, required=False)),
             caused_by=_field(data, "caused_by", str, required=False),
             composition=_field(data, "composition", str, required=False),
+            stage=_field(data, "stage", int, required=False),
+            index=_field(data, "index", int, required=False),
             submitted_ms=_field(data, "submitted_ms", int, required=False) or now_ms(),
         )
 
@@ -155,6 +159,7 @@ class ActivationCompleted(Event):
     action: str
     invoker: str
     record: dict[str, Any]
+    caused_by: str | None = None  # the DAG request, when the activation is part of one
     type: str = "activation.completed"
     version: int = VERSION
 
@@ -167,7 +172,51 @@ class ActivationCompleted(Event):
             action=_field(data, "action", str),
             invoker=_field(data, "invoker", str),
             record=_field(data, "record", dict),
+            caused_by=_field(data, "caused_by", str, required=False),
         )
+
+
+@dataclass(frozen=True, slots=True)
+class DagRequest(Event):
+    """A request to run a registered DAG (topic ``dag.requests``)."""
+
+    request_id: str
+    namespace: str
+    dag: str
+    input: dict[str, Any] = field(default_factory=dict)  # may hold a data-store reference
+    harvest: bool | None = None  # per-request switch; None = the global setting
+    submitted_ms: int = 0
+    type: str = "dag.request"
+    version: int = VERSION
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], *, fallback_id: str | None = None) -> DagRequest:
+        _check_type(data, "dag.request")
+        request_id = str(_field(data, "request_id", str, required=fallback_id is None) or fallback_id)
+        if not _ACTIVATION_ID.match(request_id):
+            raise MalformedEvent(f"request_id must be 32 lowercase hex characters, got {request_id!r}")
+        return cls(
+            request_id=request_id,
+            namespace=_name(data, "namespace"),
+            dag=_name(data, "dag"),
+            input=_field(data, "input", dict, required=False) or {},
+            harvest=_field(data, "harvest", bool, required=False),
+            submitted_ms=_field(data, "submitted_ms", int, required=False) or now_ms(),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class DagResult(Event):
+    """The outcome of a DAG request (topic ``dag.results``)."""
+
+    request_id: str
+    namespace: str
+    dag: str
+    success: bool
+    result: dict[str, Any]
+    duration_ms: int
+    type: str = "dag.result"
+    version: int = VERSION
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,6 +10,8 @@ def all_topics(settings: Settings, invoker_ids: tuple[str, ...] = ()) -> list[st
     ids = {settings.invoker_id, *invoker_ids}
     return [
         settings.invocations_topic,
+        settings.dag_requests_topic,
+        settings.dag_results_topic,
         settings.completed_topic,
         settings.health_topic,
         settings.deadletter_topic,
