@@ -72,6 +72,8 @@ class ActivationInfo:
     index: int
     dispatched_ms: int
     done: bool = False
+    input_size: int = 0  # bytes of the function's input; filled in by the stream
+    status_code: int | None = None
 
 
 @dataclass(slots=True)
@@ -96,7 +98,8 @@ class RequestState:
     def from_dict(cls, data: dict[str, Any]) -> RequestState:
         data = dict(data)
         data["compositions"] = {
-            k: Composition(**{**v, "steps": [tuple(p) for p in v["steps"]]}) for k, v in data["compositions"].items()
+            k: Composition(**{**v, "steps": [tuple(p) for p in v["steps"]]})
+            for k, v in data["compositions"].items()
         }
         data["activations"] = {k: ActivationInfo(**v) for k, v in data["activations"].items()}
         return cls(**data)
@@ -140,12 +143,17 @@ class Machine:
         if state.status != "running" or info is None or info.done:
             return []  # late, unknown or duplicate: changes nothing
         info.done = True
+        info.status_code = status_code
         comp = state.compositions[info.composition]
         comp.waiting = None
         if status_code != 0:
             error = result.get("error", result) if isinstance(result, dict) else result
-            return self._finish(state, "failed", {"error": error, "activationId": activation_id,
-                                                  "action": info.action}, now_ms)
+            return self._finish(
+                state,
+                "failed",
+                {"error": error, "activationId": activation_id, "action": info.action},
+                now_ms,
+            )
         comp.value = result
         comp.pc += 1
         out: list[Command] = []
@@ -156,9 +164,16 @@ class Machine:
         if state.status != "running" or now_ms < state.deadline_ms:
             return []
         pending = [i.action for i in state.activations.values() if not i.done]
-        return self._finish(state, "timeout", {
-            "error": f"The DAG request exceeded its time limit of {state.deadline_ms - state.started_ms} ms.",
-            "pending": pending}, now_ms)
+        limit_ms = state.deadline_ms - state.started_ms
+        return self._finish(
+            state,
+            "timeout",
+            {
+                "error": f"The DAG request exceeded its time limit of {limit_ms} ms.",
+                "pending": pending,
+            },
+            now_ms,
+        )
 
     # -- stepping -------------------------------------------------------------
     def _run(self, state: RequestState, comp: Composition, out: list[Command], now_ms: int) -> None:
@@ -191,8 +206,16 @@ class Machine:
             self._fan_out(state, comp, node, bodies, inputs, stage, out, now_ms)
             return
 
-    def _invoke(self, state: RequestState, comp: Composition, node: Action, path: Path, stage: int,
-                out: list[Command], now_ms: int) -> None:
+    def _invoke(
+        self,
+        state: RequestState,
+        comp: Composition,
+        node: Action,
+        path: Path,
+        stage: int,
+        out: list[Command],
+        now_ms: int,
+    ) -> None:
         aid = activation_id_for(state.request_id, comp.id, comp.pc)
         index = self._index_in_stage(stage, path, comp.element)
         params = comp.value if isinstance(comp.value, dict) else {"value": comp.value}
@@ -202,19 +225,35 @@ class Machine:
         state.activations[aid] = ActivationInfo(comp.id, node.name, stage, index, now_ms)
         out.append(Invoke(aid, node.name, params, comp.id, stage, index))
 
-    def _fan_out(self, state: RequestState, comp: Composition, node: Node, bodies: list[Path], inputs: list[Any],
-                 stage: int, out: list[Command], now_ms: int) -> None:
+    def _fan_out(
+        self,
+        state: RequestState,
+        comp: Composition,
+        node: Node,
+        bodies: list[Path],
+        inputs: list[Any],
+        stage: int,
+        out: list[Command],
+        now_ms: int,
+    ) -> None:
         comp.children, comp.results = [], {}
         for i, (body, value) in enumerate(zip(bodies, inputs, strict=True)):
             child = Composition(
-                id=f"{comp.id}/{comp.pc}.{i}", steps=_program(self.root, body), stage=stage, value=value,
-                parent=comp.id, branch=i, element=i if isinstance(node, Map) else None,
+                id=f"{comp.id}/{comp.pc}.{i}",
+                steps=_program(self.root, body),
+                stage=stage,
+                value=value,
+                parent=comp.id,
+                branch=i,
+                element=i if isinstance(node, Map) else None,
             )
             state.compositions[child.id] = child
             comp.children.append(child.id)
             self._run(state, child, out, now_ms)
 
-    def _composition_done(self, state: RequestState, comp: Composition, out: list[Command], now_ms: int) -> None:
+    def _composition_done(
+        self, state: RequestState, comp: Composition, out: list[Command], now_ms: int
+    ) -> None:
         if comp.parent is None:
             result = comp.value if isinstance(comp.value, dict) else {"value": comp.value}
             out.extend(self._finish(state, "success", result, now_ms))
@@ -227,15 +266,25 @@ class Machine:
             parent.pc += 1
             self._run(state, parent, out, now_ms)
 
-    def _map_elements(self, state: RequestState, value: Any, now_ms: int, out: list[Command]) -> list[Any] | None:
+    def _map_elements(
+        self, state: RequestState, value: Any, now_ms: int, out: list[Command]
+    ) -> list[Any] | None:
         resolved = self.resolve(value)
         elements = resolved.get("value") if isinstance(resolved, dict) else None
         if not isinstance(elements, list):
-            out.extend(self._finish(state, "failed", {"error": "map needs its input's 'value' to be a list"}, now_ms))
+            out.extend(
+                self._finish(state, "failed", {"error": "map needs its input's 'value' to be a list"}, now_ms)
+            )
             return None
         if len(elements) > self.max_map_width:
-            out.extend(self._finish(state, "failed", {
-                "error": f"map over {len(elements)} elements exceeds the limit of {self.max_map_width}"}, now_ms))
+            out.extend(
+                self._finish(
+                    state,
+                    "failed",
+                    {"error": f"map over {len(elements)} elements exceeds the limit of {self.max_map_width}"},
+                    now_ms,
+                )
+            )
             return None
         return elements
 
@@ -246,7 +295,9 @@ class Machine:
             state.stages[-1]["end"] = now_ms
         steps = state.compositions["root"].steps
         if pc < len(steps):
-            state.stages.append({"index": pc, "kind": _kind(at(self.root, steps[pc])), "start": now_ms, "end": None})
+            state.stages.append(
+                {"index": pc, "kind": _kind(at(self.root, steps[pc])), "start": now_ms, "end": None}
+            )
 
     def _index_in_stage(self, stage: int, path: Path, element: int | None) -> int:
         """Declaration order of ``path`` among its stage's functions (per map element)."""
@@ -257,7 +308,9 @@ class Machine:
         position = paths.index(path) if path in paths else 0
         return position + (element or 0) * len(paths)
 
-    def _finish(self, state: RequestState, status: Status, result: dict[str, Any], now_ms: int) -> list[Command]:
+    def _finish(
+        self, state: RequestState, status: Status, result: dict[str, Any], now_ms: int
+    ) -> list[Command]:
         state.status = status
         state.ended_ms = now_ms
         state.result = result

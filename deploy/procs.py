@@ -28,7 +28,8 @@ from deploy.common import (
 from gleaner.errors import StackError
 from gleaner.settings import PREFIX, Settings
 
-COMPONENTS = ("records", "placement", "invoker", "gateway")
+# Start order: consumers of a topic before its producers; the gateway last (it gates readiness).
+COMPONENTS = ("records", "placement", "composition", "invoker", "gateway")
 GATEWAY_READY_TIMEOUT_S = 60.0
 EARLY_EXIT_GRACE_S = 0.3  # a component that dies this fast has a config or import error
 

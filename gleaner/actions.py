@@ -165,7 +165,7 @@ def _check_zip(code: str) -> None:
         raise BadRequest("the zip archive must contain __main__.py at its root")
 
 
-def _bump(version: str) -> str:
+def bump_version(version: str) -> str:
     parts = [*version.split("."), "0", "0", "0"][:3]
     try:
         return f"{parts[0]}.{parts[1]}.{int(parts[2]) + 1}"
@@ -192,7 +192,7 @@ def action_doc(
         "entityType": "action",
         "namespace": namespace,
         "name": name,
-        "version": _bump(existing["version"]) if existing else "0.0.1",
+        "version": bump_version(existing["version"]) if existing else "0.0.1",
         "exec": exec_,
         "limits": resolve_limits(body.get("limits"), settings, current).to_json(),
         "parameters": _key_values(body.get("parameters"), "parameters")

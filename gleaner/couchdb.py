@@ -11,6 +11,7 @@ Databases (names get ``settings.db_prefix``):
   subjects     namespaces and their API keys       _id = namespace
   whisks       actions (OpenWhisk's entity db)     _id = "<namespace>/<name>"
   activations  activation records                  _id = "<namespace>/<activationId>"
+  dags         DAG definitions (compositions)      _id = "<namespace>/<name>"
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from gleaner.settings import Settings
 SUBJECTS = "subjects"
 WHISKS = "whisks"
 ACTIVATIONS = "activations"
+DAGS = "dags"
 
 # Mango indexes each database needs for its queries (sorting needs an index in CouchDB 3).
 INDEXES: dict[str, list[tuple[str, list[str]]]] = {
@@ -37,6 +39,7 @@ INDEXES: dict[str, list[tuple[str, list[str]]]] = {
         ("by-name-start", ["namespace", "name", "start"]),
     ],
     SUBJECTS: [("by-uuid", ["uuid"])],
+    DAGS: [("by-namespace", ["namespace", "name"])],
 }
 
 

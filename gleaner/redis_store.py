@@ -46,6 +46,25 @@ class RedisStore:
             raise self._wrap(exc) from exc
         return value if isinstance(value, bytes) else None
 
+    def zadd(self, key: str, member: str, score: float) -> None:
+        try:
+            self._redis.zadd(key, {member: score})
+        except redis.RedisError as exc:
+            raise self._wrap(exc) from exc
+
+    def zrem(self, key: str, member: str) -> None:
+        try:
+            self._redis.zrem(key, member)
+        except redis.RedisError as exc:
+            raise self._wrap(exc) from exc
+
+    def zrange_below(self, key: str, score: float, limit: int = 100) -> list[str]:
+        try:
+            members: Any = self._redis.zrangebyscore(key, "-inf", score, start=0, num=limit)
+        except redis.RedisError as exc:
+            raise self._wrap(exc) from exc
+        return [m.decode() for m in members]
+
     def ping(self) -> bool:
         try:
             return bool(self._redis.ping())

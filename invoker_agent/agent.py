@@ -36,6 +36,7 @@ from streams.events import (
 from streams.kafka.client import EventConsumer, EventProducer, Record
 from streams.kafka.deadletter import DeadLetters
 from streams.kafka.offsets import OffsetTracker
+from streams.payloads import DataStore
 
 log = logging.getLogger(__name__)
 
@@ -54,10 +55,14 @@ class InvokerAgent:
         self.pool = ContainerPool(self.engine, settings)
         self.permits = ResourcePermits(settings.invoker_cpu_capacity, settings.invoker_memory_capacity_mb)
         self.db = CouchDB(settings)
-        self.executor = ActivationExecutor(
-            settings, ActionStore(self.db, settings.action_cache_ttl_s), self.pool, self.permits
-        )
         self.redis = RedisStore(settings)
+        self.executor = ActivationExecutor(
+            settings,
+            ActionStore(self.db, settings.action_cache_ttl_s),
+            self.pool,
+            self.permits,
+            DataStore(self.redis, settings.inline_payload_bytes, settings.data_ttl_s),
+        )
         self.claims = ActivationClaims(self.redis, self.id, self.incarnation)
         self.offsets = OffsetTracker()
         self.workers = ThreadPoolExecutor(max_workers=64, thread_name_prefix="activation")
@@ -141,8 +146,11 @@ class InvokerAgent:
                 action=req.action,
                 invoker=self.id,
                 record=doc,
+                caused_by=req.caused_by,
             )
-            self.producer.produce(self.settings.completed_topic, event.to_bytes(), key=req.activation_id)
+            # Keyed by the DAG request: its completions meet its request on one partition.
+            key = req.caused_by or req.activation_id
+            self.producer.produce(self.settings.completed_topic, event.to_bytes(), key=key)
             with self._finished_lock:
                 self._finished.append(req.activation_id)
         except GleanerError as exc:

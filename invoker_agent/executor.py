@@ -14,8 +14,6 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-import orjson
-
 from gleaner.actions import Limits
 from gleaner.errors import ContainerError, DockerError, GleanerError, InvalidLimits
 from gleaner.records import DEVELOPER_ERROR, INTERNAL_ERROR, RecordDraft, build_record, status_of
@@ -26,6 +24,7 @@ from invoker_agent.permits import ResourcePermits
 from invoker_agent.proxy_client import ActionProxyClient, InitError
 from monitor.cgroups import CgroupSampler, UsageSummary
 from streams.events import ActivationRequest, now_ms
+from streams.payloads import DataStore, size_of
 
 log = logging.getLogger(__name__)
 
@@ -47,9 +46,15 @@ class ActionMissing(GleanerError):
 
 class ActivationExecutor:
     def __init__(
-        self, settings: Settings, actions: ActionStore, pool: ContainerPool, permits: ResourcePermits
+        self,
+        settings: Settings,
+        actions: ActionStore,
+        pool: ContainerPool,
+        permits: ResourcePermits,
+        data: DataStore,
     ) -> None:
         self.settings = settings
+        self.data = data
         self.actions = actions
         self.pool = pool
         self.permits = permits
@@ -81,8 +86,6 @@ class ActivationExecutor:
             limits=doc["limits"],
             caused_by=req.caused_by,
         )
-        params = {p["key"]: p["value"] for p in doc.get("parameters", [])}
-        params.update(req.params)
         draft.gleaner = {
             "allocation": {"cpu": alloc.cpu, "memory": alloc.memory_mb},
             "origin": alloc.origin,
@@ -90,9 +93,17 @@ class ActivationExecutor:
             "invoker": self.settings.invoker_id,
             "composition": req.composition,
             "dag_request": req.caused_by,
-            "input_size": len(orjson.dumps(params)),
+            "input_size": size_of(req.params),  # a reference counts as what it names
+            "stage": req.stage,
+            "index": req.index,
             "oom_killed": False,
         }
+        try:
+            # Inputs that travel by reference are fetched here, so the function sees plain values.
+            params = {p["key"]: p["value"] for p in doc.get("parameters", [])}
+            params.update(self.data.resolve(req.params))
+        except GleanerError as exc:
+            return self._finish(draft, INTERNAL_ERROR, {"error": f"cannot fetch the input: {exc}"})
         try:
             granted = self.permits.acquire(
                 alloc.cpu, alloc.memory_mb, timeout_s=self.settings.timeout_max_ms / 1000
@@ -173,7 +184,12 @@ class ActivationExecutor:
         draft.gleaner["run_ms"] = round((time.monotonic() - run_start) * 1000, 3)
         self._usage(draft, usage)
         if resp.ok and resp.result is not None:
-            return self._finish(draft, status_of(resp.result, None), resp.result)
+            status = status_of(resp.result, None)
+            try:
+                result = self.data.offload(req.activation_id, resp.result)  # large results by reference
+            except GleanerError as exc:
+                return self._finish(draft, INTERNAL_ERROR, {"error": f"cannot store the result: {exc}"})
+            return self._finish(draft, status, result)
         return self._finish(draft, DEVELOPER_ERROR, {"error": resp.error or CRASH_MSG})
 
     def _failed(

@@ -8,11 +8,11 @@ import signal
 import sys
 from typing import Any
 
-from gleaner.cli import wsk
+from gleaner.cli import dag, wsk
 from gleaner.errors import GleanerError
 from gleaner.settings import load_settings
 
-COMPONENTS = ("gateway", "placement", "invoker", "records")
+COMPONENTS = ("gateway", "placement", "composition", "invoker", "records")
 
 
 def _run_component(args: argparse.Namespace) -> int:
@@ -31,6 +31,10 @@ def _run_component(args: argparse.Namespace) -> int:
         from invoker_agent.agent import InvokerAgent
 
         agent = InvokerAgent(settings)
+    elif args.component == "composition":
+        from streams.composition.agent import CompositionAgent
+
+        agent = CompositionAgent(settings)
     elif args.component == "placement":
         from streams.placement.agent import PlacementAgent
 
@@ -97,6 +101,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--log-level", default="info")
     p.set_defaults(func=_run_component)
     wsk.register(sub)
+    dag.register(sub)
     from gleaner.cli import bench
 
     bench.register(sub)

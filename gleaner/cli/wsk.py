@@ -51,7 +51,7 @@ def exec_from_file(path: Path, kind: str | None, main: str | None) -> dict[str, 
     return exec_
 
 
-def _print(data: Any) -> None:
+def print_json(data: Any) -> None:
     print(json.dumps(data, indent=4, sort_keys=False))
 
 
@@ -95,14 +95,14 @@ def action_invoke(args: argparse.Namespace) -> int:
         return 0
     if not args.result:
         print(f"ok: invoked /_/{args.name} with id {body['activationId']}")
-    _print(body)
+    print_json(body)
     return 0 if status == 200 else 1
 
 
 def action_simple(args: argparse.Namespace) -> int:
     client = _client(args)
     if args.verb == "get":
-        _print(client.request("GET", f"/actions/{args.name}")[1])
+        print_json(client.request("GET", f"/actions/{args.name}")[1])
     elif args.verb == "delete":
         client.request("DELETE", f"/actions/{args.name}")
         print(f"ok: deleted action {args.name}")
@@ -134,21 +134,21 @@ def activation_cmd(args: argparse.Namespace) -> int:
         return 0
     path = f"/activations/{args.id}"
     if args.verb == "get":
-        _print(client.request("GET", path)[1])
+        print_json(client.request("GET", path)[1])
     elif args.verb == "result":
-        _print(client.request("GET", path + "/result")[1].get("result"))
+        print_json(client.request("GET", path + "/result")[1].get("result"))
     elif args.verb == "logs":
         for line in client.request("GET", path + "/logs")[1]["logs"]:
             print(line)
     return 0
 
 
-def _target_flags(p: argparse.ArgumentParser) -> None:
+def target_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--apihost", help="API host (default: APIHOST in ~/.wskprops)")
     p.add_argument("-u", "--auth", help="API key uuid:key (default: AUTH in ~/.wskprops)")
 
 
-def _param_flags(p: argparse.ArgumentParser) -> None:
+def param_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "-p",
         "--param",
@@ -173,15 +173,15 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         p.add_argument("-c", "--cpu", type=float, help="CPU cores (Gleaner extension)")
         p.add_argument("-t", "--timeout", type=int, help="timeout ms")
         p.add_argument("-l", "--logsize", type=int, help="log limit MB")
-        _param_flags(p)
-        _target_flags(p)
+        param_flags(p)
+        target_flags(p)
         p.set_defaults(func=lambda a, v=verb: action_put(a, v == "update"))
     p = verbs.add_parser("invoke")
     p.add_argument("name")
     p.add_argument("-b", "--blocking", action="store_true", help="wait for the result")
     p.add_argument("-r", "--result", action="store_true", help="print only the result (implies -b)")
-    _param_flags(p)
-    _target_flags(p)
+    param_flags(p)
+    target_flags(p)
     p.set_defaults(func=action_invoke)
     for verb in ("get", "delete", "list"):
         p = verbs.add_parser(verb)
@@ -190,7 +190,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         else:
             p.add_argument("--limit", type=int, default=30)
             p.add_argument("--skip", type=int, default=0)
-        _target_flags(p)
+        target_flags(p)
         p.set_defaults(func=action_simple)
 
     activation = sub.add_parser("activation", help="list and read activation records")
@@ -201,12 +201,12 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("-s", "--skip", type=int, default=0)
     p.add_argument("--since", type=int)
     p.add_argument("--upto", type=int)
-    _target_flags(p)
+    target_flags(p)
     p.set_defaults(func=activation_cmd)
     for verb in ("get", "result", "logs"):
         p = averbs.add_parser(verb)
         p.add_argument("id")
-        _target_flags(p)
+        target_flags(p)
         p.set_defaults(func=activation_cmd)
 
 

@@ -16,32 +16,27 @@ import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-import orjson
 from aiohttp import web
 
 from gleaner.actions import MAX_CODE_BYTES, action_doc, action_view, check_name
 from gleaner.couchdb import ACTIVATIONS, WHISKS, AsyncCouchDB
-from gleaner.errors import BadRequest, Conflict, Forbidden, GleanerError, NotFound, PayloadTooLarge
+from gleaner.errors import BadRequest, Conflict, Forbidden, GleanerError, NotFound
 from gleaner.records import INTERNAL_ERROR, SUCCESS, public_view, summary_view
+from gleaner.redis_store import RedisStore
 from gleaner.settings import Settings
 from streams.events import ActivationRequest, new_activation_id, now_ms
 from streams.gateway.auth import Authenticator
 from streams.gateway.completions import CompletionWaiter
+from streams.gateway.dags import DagRoutes
+from streams.gateway.http import error_response, flag, int_param, json_body, json_response
 from streams.kafka.client import EventProducer
+from streams.payloads import DataStore
 from streams.placement.agent import InvokerTable, follow_health
 
 log = logging.getLogger(__name__)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 NOT_FOUND = "The requested resource does not exist."
 MAX_LIST = 200
-
-
-def json_response(data: Any, status: int = 200) -> web.Response:
-    return web.Response(body=orjson.dumps(data), status=status, content_type="application/json")
-
-
-def error_response(message: str, status: int, code: str) -> web.Response:
-    return json_response({"error": message, "code": code}, status)
 
 
 @web.middleware
@@ -66,45 +61,6 @@ async def openwhisk_errors(request: web.Request, handler: Handler) -> web.Stream
         raise
 
 
-def _int_param(request: web.Request, name: str, default: int, lo: int = 0, hi: int | None = None) -> int:
-    raw = request.query.get(name)
-    if raw is None:
-        return default
-    try:
-        value = int(raw)
-    except ValueError as exc:
-        raise BadRequest(f"The query parameter '{name}' must be an integer, got {raw!r}") from exc
-    if value < lo or (hi is not None and value > hi):
-        raise BadRequest(f"The query parameter '{name}' must be between {lo} and {hi}")
-    return value
-
-
-def _flag(request: web.Request, name: str) -> bool:
-    raw = request.query.get(name, "false").lower()
-    if raw not in ("true", "false"):
-        raise BadRequest(f"The query parameter '{name}' must be true or false")
-    return raw == "true"
-
-
-async def _json_body(request: web.Request, limit: int, *, allow_empty: bool = True) -> Any:
-    if request.content_length is not None and request.content_length > limit:
-        raise PayloadTooLarge(
-            f"The request content was {request.content_length} bytes, "
-            f"above the maximum allowed {limit} bytes."
-        )
-    raw = await request.read()
-    if len(raw) > limit:
-        raise PayloadTooLarge(f"The request content exceeds the maximum allowed {limit} bytes.")
-    if not raw.strip():
-        if allow_empty:
-            return {}
-        raise BadRequest("The request content was malformed: empty body.")
-    try:
-        return orjson.loads(raw)
-    except orjson.JSONDecodeError as exc:
-        raise BadRequest(f"The request content was malformed: {exc}") from exc
-
-
 class Gateway:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -113,6 +69,8 @@ class Gateway:
         self.producer: EventProducer | None = None
         self.waiter: CompletionWaiter | None = None
         self.invokers = InvokerTable(settings.invoker_unhealthy_after_s)
+        self.data: DataStore | None = None
+        self.dags = DagRoutes(self)
         self._actions: dict[tuple[str, str], tuple[float, dict[str, Any]]] = {}
         self._health_stop = threading.Event()
 
@@ -133,12 +91,16 @@ class Gateway:
         app.router.add_get(ns + "/activations/{id}", self.get_activation)
         app.router.add_get(ns + "/activations/{id}/result", self.get_activation_result)
         app.router.add_get(ns + "/activations/{id}/logs", self.get_activation_logs)
+        self.dags.register(app, ns)
         app.on_startup.append(self._startup)
         app.on_cleanup.append(self._cleanup)
         return app
 
     async def _startup(self, _app: web.Application) -> None:
         self.producer = EventProducer(self.settings)
+        self.data = DataStore(
+            RedisStore(self.settings), self.settings.inline_payload_bytes, self.settings.data_ttl_s
+        )
         self.waiter = CompletionWaiter(self.settings, asyncio.get_running_loop())
         self.waiter.start()
         threading.Thread(
@@ -197,9 +159,9 @@ class Gateway:
     async def put_action(self, request: web.Request) -> web.Response:
         ns = await self._namespace(request)
         name = check_name(request.match_info["name"], "action name")
-        body = await _json_body(request, MAX_CODE_BYTES + 65536, allow_empty=False)
+        body = await json_body(request, MAX_CODE_BYTES + 65536, allow_empty=False)
         existing = await self.db.call(self.db.get(WHISKS, f"{ns}/{name}"))
-        if existing is not None and not _flag(request, "overwrite"):
+        if existing is not None and not flag(request, "overwrite"):
             raise Conflict("resource already exists")
         doc = action_doc(ns, name, body, self.settings, existing, now_ms())
         result = await self.db.call(self.db.put(WHISKS, doc))
@@ -221,8 +183,8 @@ class Gateway:
 
     async def list_actions(self, request: web.Request) -> web.Response:
         ns = await self._namespace(request)
-        limit = _int_param(request, "limit", 30, 0, MAX_LIST) or MAX_LIST
-        skip = _int_param(request, "skip", 0)
+        limit = int_param(request, "limit", 30, 0, MAX_LIST) or MAX_LIST
+        skip = int_param(request, "skip", 0)
         found = await self.db.call(
             self.db.find(
                 WHISKS,
@@ -237,11 +199,17 @@ class Gateway:
     # -- invoke ------------------------------------------------------------------
     async def invoke(self, request: web.Request) -> web.Response:
         ns = await self._namespace(request)
-        blocking, result_only = _flag(request, "blocking"), _flag(request, "result")
-        params = await _json_body(request, self.settings.max_payload_bytes)
+        name = request.match_info["name"]
+        try:
+            doc = await self._action(ns, name)
+        except NotFound:
+            if await self.dags._doc(ns, name) is None:
+                raise
+            return await self.dags.run(request, ns, name)  # a DAG invoked as an action, like a conductor
+        blocking, result_only = flag(request, "blocking"), flag(request, "result")
+        params = await json_body(request, self.settings.max_payload_bytes)
         if not isinstance(params, dict):
             raise BadRequest("The request content was malformed: parameters must be a JSON object.")
-        doc = await self._action(ns, request.match_info["name"])
         activation_id = new_activation_id()
         event = ActivationRequest(
             activation_id=activation_id,
@@ -290,9 +258,9 @@ class Gateway:
 
     async def list_activations(self, request: web.Request) -> web.Response:
         ns = await self._namespace(request)
-        limit = _int_param(request, "limit", 30, 0, MAX_LIST) or MAX_LIST
-        skip = _int_param(request, "skip", 0)
-        since, upto = _int_param(request, "since", 0), _int_param(request, "upto", 0)
+        limit = int_param(request, "limit", 30, 0, MAX_LIST) or MAX_LIST
+        skip = int_param(request, "skip", 0)
+        since, upto = int_param(request, "since", 0), int_param(request, "upto", 0)
         selector: dict[str, Any] = {"namespace": ns}
         sort = [{"namespace": "desc"}, {"start": "desc"}]
         name = request.query.get("name")

@@ -31,7 +31,14 @@ def _common(settings: Settings) -> dict[str, Any]:
 
 def producer_config(settings: Settings) -> dict[str, Any]:
     # linger 0: the hot path sends one event at a time and waits on it.
-    return {**_common(settings), "linger.ms": 0, "acks": "all", "enable.idempotence": False}
+    # murmur2 like the Java client: a key lands on the same partition whoever produced it.
+    return {
+        **_common(settings),
+        "linger.ms": 0,
+        "acks": "all",
+        "enable.idempotence": False,
+        "partitioner": "murmur2_random",
+    }
 
 
 def consumer_config(
@@ -122,12 +129,15 @@ class EventConsumer:
         from_beginning: bool = True,
         assign_latest: bool = False,
         hot: bool = True,
+        co_partitioned: bool = False,
     ) -> None:
         self.topics = list(topics)
+        config = consumer_config(settings, group_id, from_beginning=from_beginning, hot=hot)
+        if co_partitioned:
+            # range gives a member the same partition numbers of every topic it reads
+            config["partition.assignment.strategy"] = "range"
         try:
-            self._consumer = confluent_kafka.Consumer(
-                consumer_config(settings, group_id, from_beginning=from_beginning, hot=hot)
-            )
+            self._consumer = confluent_kafka.Consumer(config)
             if assign_latest:
                 parts = []
                 meta = self._consumer.list_topics(timeout=10)
@@ -161,6 +171,18 @@ class EventConsumer:
             key=key if isinstance(key, bytes) else None,
             value=msg.value(),
         )
+
+    def assigned_partitions(self) -> set[int]:
+        try:
+            return {tp.partition for tp in self._consumer.assignment()}
+        except confluent_kafka.KafkaException:
+            return set()
+
+    def partition_count(self, topic: str) -> int:
+        meta = self._consumer.list_topics(topic, timeout=10)
+        if topic not in meta.topics:
+            raise KafkaError(f"topic {topic} does not exist")
+        return len(meta.topics[topic].partitions)
 
     def commit(self, offsets: dict[tuple[str, int], int]) -> None:
         """Commit ``{(topic, partition): next_offset_to_read}`` synchronously."""

@@ -1,0 +1,1 @@
+"""Composition stream: parent and child compositions of DAG requests, driven by events."""

@@ -1,0 +1,243 @@
+"""The composition stream: ``dag.requests`` + ``activations.completed`` ->
+``invocations``, ``dag.results`` and the DAG-level record.
+
+Per event: load the request's compositions from Redis, let the pure state
+machine say what runs next, produce those events, flush, save the state,
+and only then commit the offsets. A crash after producing but before saving
+replays the event: the machine yields the same activation ids, which the
+invoker runs at most once.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from typing import Any
+
+from composer.jsonio import from_json
+from composer.model import Node
+from composer.statemachine import Finish, Invoke, Machine, RequestState
+from gleaner.couchdb import DAGS, CouchDB
+from gleaner.errors import GleanerError, MalformedEvent
+from gleaner.redis_store import RedisStore
+from gleaner.settings import Settings
+from streams.composition.records import dag_record
+from streams.composition.state import CompositionStore
+from streams.events import (
+    ActivationCompleted,
+    ActivationRequest,
+    DagRequest,
+    DagResult,
+    decode,
+    derived_activation_id,
+    now_ms,
+)
+from streams.kafka.client import EventConsumer, EventProducer, Record
+from streams.kafka.deadletter import DeadLetters
+from streams.kafka.offsets import OffsetTracker
+from streams.kafka.partitioning import partition_for
+from streams.payloads import DataStore, size_of
+
+log = logging.getLogger(__name__)
+GROUP = "gleaner-composition"
+
+
+class CompositionAgent:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.producer = EventProducer(settings)
+        self.deadletters = DeadLetters(settings, self.producer)
+        self.redis = RedisStore(settings)
+        self.store = CompositionStore(self.redis)
+        self.data = DataStore(self.redis, settings.inline_payload_bytes, settings.data_ttl_s)
+        self.db = CouchDB(settings)
+        self.offsets = OffsetTracker()
+        self._trees: dict[str, Node] = {}
+        self._partitions = 1
+        self._stop = threading.Event()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def run(self) -> None:
+        topics = [self.settings.dag_requests_topic, self.settings.completed_topic]
+        consumer = EventConsumer(self.settings, GROUP, topics, co_partitioned=True)
+        self._partitions = consumer.partition_count(self.settings.dag_requests_topic)
+        last_commit = last_sweep = time.monotonic()
+        try:
+            while not self._stop.is_set():
+                rec = consumer.poll(0.05)
+                if rec is not None:
+                    self._handle(rec)
+                now = time.monotonic()
+                if now - last_sweep >= 1.0:
+                    self._expire(consumer.assigned_partitions())
+                    last_sweep = now
+                if now - last_commit >= 0.2:
+                    self._commit(consumer)
+                    last_commit = now
+        finally:
+            self._commit(consumer)
+            consumer.close()
+            self.producer.close()
+
+    # -- events -----------------------------------------------------------------
+    def _handle(self, rec: Record) -> None:
+        tp = (rec.topic, rec.partition)
+        self.offsets.started(tp, rec.offset)
+        try:
+            if rec.topic == self.settings.dag_requests_topic:
+                self._on_request(rec)
+            else:
+                self._on_completion(rec)
+        except MalformedEvent as exc:
+            self.deadletters.send(rec, str(exc))
+        except GleanerError as exc:
+            # Redis/CouchDB/Kafka trouble: stop here; the uncommitted event comes back after a restart.
+            log.error("event %s[%d]@%d not handled: %s; exiting for a clean replay", *tp, rec.offset, exc)
+            self._stop.set()
+            return
+        self.offsets.done(tp, rec.offset)
+
+    def _on_request(self, rec: Record) -> None:
+        req = DagRequest.from_dict(
+            decode(rec.value), fallback_id=derived_activation_id(rec.topic, rec.partition, rec.offset)
+        )
+        home = partition_for(req.request_id, self._partitions)
+        if home != rec.partition:
+            # Keyed elsewhere (or not at all): move it to the partition its completions will use.
+            self.producer.produce(self.settings.dag_requests_topic, req.to_bytes(), key=req.request_id)
+            self.producer.flush()
+            return
+        if self.store.load(req.request_id) is not None:
+            log.info("duplicate DAG request %s ignored", req.request_id)
+            return
+        doc = self.db.get_doc(DAGS, f"{req.namespace}/{req.dag}")
+        state = RequestState(
+            request_id=req.request_id,
+            namespace=req.namespace,
+            dag=req.dag,
+            started_ms=now_ms(),
+            deadline_ms=now_ms() + int(self.settings.dag_timeout_s * 1000),
+        )
+        if doc is None:
+            self.deadletters.send(rec, f"DAG {req.namespace}/{req.dag} does not exist")
+            state.status, state.ended_ms = "failed", state.started_ms
+            state.result = {"error": f"The DAG {req.dag} does not exist."}
+            self._publish_finish(
+                state, {"version": "0.0.0"}, size_of(req.input), Finish("failed", state.result)
+            )
+            return
+        dag = {
+            "version": doc.get("version", "0.0.1"),
+            "rev": doc["_rev"],
+            "composition": doc["composition"],
+            "input_size": size_of(req.input),
+            "harvest": req.harvest,
+        }
+        commands = self._machine(dag).start(state, req.input)
+        self._carry_out(state, dag, commands, rec.partition)
+
+    def _on_completion(self, rec: Record) -> None:
+        event = ActivationCompleted.from_dict(decode(rec.value))
+        if event.caused_by is None or event.caused_by == event.activation_id:
+            return  # a single-action activation, or a DAG's own record
+        loaded = self.store.load(event.caused_by)
+        if loaded is None:
+            log.warning("completion %s for unknown DAG request %s", event.activation_id, event.caused_by)
+            return
+        state, dag = loaded
+        response = event.record.get("response", {})
+        result = response.get("result") if isinstance(response.get("result"), dict) else {}
+        commands = self._machine(dag).complete(
+            state, event.activation_id, int(response.get("statusCode", 3)), result or {}, now_ms()
+        )
+        self._carry_out(state, dag, commands, rec.partition)  # saves even when a branch only reported in
+
+    def _expire(self, partitions: set[int]) -> None:
+        for partition in partitions:
+            try:
+                for request_id in self.store.expired(partition, now_ms()):
+                    loaded = self.store.load(request_id)
+                    if loaded is None:
+                        continue
+                    state, dag = loaded
+                    commands = self._machine(dag).expire(state, now_ms())
+                    self._carry_out(state, dag, commands, partition)
+            except GleanerError as exc:
+                log.error("deadline sweep of partition %d failed: %s", partition, exc)
+
+    # -- effects -------------------------------------------------------------------
+    def _machine(self, dag: dict[str, Any]) -> Machine:
+        key = str(dag["rev"])
+        if key not in self._trees:
+            self._trees[key] = from_json(dag["composition"])
+        return Machine(self._trees[key], resolve=self.data.resolve, max_map_width=self.settings.max_map_width)
+
+    def _carry_out(
+        self, state: RequestState, dag: dict[str, Any], commands: list[Any], partition: int
+    ) -> None:
+        for cmd in commands:
+            if isinstance(cmd, Invoke):
+                state.activations[cmd.activation_id].input_size = size_of(cmd.params)
+                event = ActivationRequest(
+                    activation_id=cmd.activation_id,
+                    namespace=state.namespace,
+                    action=cmd.action,
+                    params=cmd.params,
+                    caused_by=state.request_id,
+                    composition=f"{state.request_id}:{cmd.composition}",
+                    stage=cmd.stage,
+                    index=cmd.index,
+                    submitted_ms=now_ms(),
+                )
+                self.producer.produce(
+                    self.settings.invocations_topic, event.to_bytes(), key=cmd.activation_id
+                )
+            elif isinstance(cmd, Finish):
+                self._publish_finish(state, dag, int(dag.get("input_size", 0)), cmd)
+        if commands:
+            self.producer.flush()  # events first, state after: a replay re-derives the same ids
+        self.store.save(state, dag, partition)
+
+    def _publish_finish(self, state: RequestState, dag: dict[str, Any], input_size: int, cmd: Finish) -> None:
+        failing = cmd.result.get("activationId")
+        code = None
+        if state.status == "failed" and isinstance(failing, str) and failing in state.activations:
+            code = state.activations[failing].status_code
+        record = dag_record(
+            state,
+            version=str(dag.get("version", "0.0.1")),
+            input_size=input_size,
+            harvest=None,
+            status_code=code,
+        )
+        completed = ActivationCompleted(
+            activation_id=state.request_id,
+            namespace=state.namespace,
+            action=state.dag,
+            invoker="",
+            record=record,
+        )
+        self.producer.produce(self.settings.completed_topic, completed.to_bytes(), key=state.request_id)
+        result = DagResult(
+            request_id=state.request_id,
+            namespace=state.namespace,
+            dag=state.dag,
+            success=cmd.status == "success",
+            result=cmd.result,
+            duration_ms=(state.ended_ms or state.started_ms) - state.started_ms,
+        )
+        self.producer.produce(self.settings.dag_results_topic, result.to_bytes(), key=state.request_id)
+        log.info("DAG request %s %s in %d ms", state.request_id, cmd.status, result.duration_ms)
+
+    def _commit(self, consumer: EventConsumer) -> None:
+        offsets = self.offsets.committable()
+        if not offsets:
+            return
+        try:
+            self.producer.flush()
+            consumer.commit(offsets)
+        except GleanerError as exc:
+            log.error("commit deferred: %s", exc)

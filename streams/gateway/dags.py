@@ -1,0 +1,174 @@
+"""DAG routes of the gateway (a Gleaner extension of the OpenWhisk API).
+
+``PUT /api/v1/namespaces/{ns}/dags/{name}`` takes our DAG document or any
+JSON that OpenWhisk Composer's ``compose`` writes; the DAG is expanded (a DAG
+may name another DAG), normalized and validated against the namespace's
+actions before it is stored. ``POST .../dags/{name}`` produces a
+``dag.request`` and, when blocking, waits for the DAG-level record. A DAG is
+also invocable as ``POST .../actions/{name}``, so ``wsk action invoke`` works.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import TYPE_CHECKING, Any
+
+from aiohttp import web
+
+from composer import analyze, dag_document, expand, from_json, normalize, validate
+from composer.model import Node
+from gleaner.actions import bump_version, check_name
+from gleaner.couchdb import DAGS, WHISKS
+from gleaner.errors import BadRequest, Conflict, NotFound
+from gleaner.records import INTERNAL_ERROR, SUCCESS, public_view
+from streams.events import DagRequest, new_activation_id, now_ms
+from streams.gateway.http import flag, json_body, json_response
+from streams.payloads import is_ref
+
+if TYPE_CHECKING:
+    from streams.gateway.app import Gateway
+
+NOT_FOUND = "The requested resource does not exist."
+
+
+def analysis_view(root: Node) -> dict[str, Any]:
+    a = analyze(root)
+    return {
+        "depth": a.depth,
+        "width": a.width,
+        "parallel_stages": list(a.parallel_stages),
+        "stages": [
+            {"index": s.index, "kind": s.kind, "functions": [f.action for f in s.slots]} for s in a.stages
+        ],
+    }
+
+
+def dag_view(doc: dict[str, Any]) -> dict[str, Any]:
+    return {
+        k: doc[k] for k in ("namespace", "name", "version", "composition", "analysis", "updated") if k in doc
+    }
+
+
+class DagRoutes:
+    def __init__(self, gateway: Gateway) -> None:
+        self.gw = gateway
+
+    def register(self, app: web.Application, prefix: str) -> None:
+        app.router.add_get(prefix + "/dags", self.list)
+        app.router.add_put(prefix + "/dags/{name}", self.put)
+        app.router.add_get(prefix + "/dags/{name}", self.get)
+        app.router.add_delete(prefix + "/dags/{name}", self.delete)
+        app.router.add_post(prefix + "/dags/{name}", self.invoke)
+
+    async def _doc(self, ns: str, name: str) -> dict[str, Any] | None:
+        db = self.gw.db
+        doc: dict[str, Any] | None = await db.call(db.get(DAGS, f"{ns}/{name}"))
+        return doc
+
+    async def _names(self, database: str, ns: str) -> list[dict[str, Any]]:
+        db = self.gw.db
+        found = await db.call(
+            db.find(database, {"namespace": ns}, limit=10_000, fields=["name", "composition"])
+        )
+        docs: list[dict[str, Any]] = found["docs"]
+        return docs
+
+    async def put(self, request: web.Request) -> web.Response:
+        ns = await self.gw._namespace(request)
+        name = check_name(request.match_info["name"], "DAG name")
+        body = await json_body(request, self.gw.settings.max_payload_bytes, allow_empty=False)
+        tree = from_json(body)
+        actions = {d["name"] for d in await self._names(WHISKS, ns)}
+        others = {d["name"]: d["composition"] for d in await self._names(DAGS, ns) if d["name"] != name}
+        if name in actions:
+            raise Conflict(f"an action named {name} exists; a DAG cannot share its name")
+        root = normalize(expand(tree, lambda n: from_json(others[n]) if n in others else None, name=name))
+        validate(root, known_actions=actions.__contains__, max_functions=self.gw.settings.max_dag_functions)
+        existing = await self._doc(ns, name)
+        if existing is not None and not flag(request, "overwrite"):
+            raise Conflict("resource already exists")
+        version = bump_version(existing["version"]) if existing else "0.0.1"
+        doc: dict[str, Any] = {
+            "_id": f"{ns}/{name}",
+            "entityType": "dag",
+            "namespace": ns,
+            "name": name,
+            "version": version,
+            **dag_document(root),
+            "source": body if len(str(body)) < 65536 else None,
+            "analysis": analysis_view(root),
+            "updated": now_ms(),
+        }
+        if existing:
+            doc["_rev"] = existing["_rev"]
+        await self.gw.db.call(self.gw.db.put(DAGS, doc))
+        return json_response(dag_view(doc))
+
+    async def get(self, request: web.Request) -> web.Response:
+        ns = await self.gw._namespace(request)
+        doc = await self._doc(ns, request.match_info["name"])
+        if doc is None:
+            raise NotFound(NOT_FOUND)
+        return json_response(dag_view(doc))
+
+    async def list(self, request: web.Request) -> web.Response:
+        ns = await self.gw._namespace(request)
+        db = self.gw.db
+        found = await db.call(
+            db.find(DAGS, {"namespace": ns}, sort=[{"namespace": "asc"}, {"name": "asc"}], limit=200)
+        )
+        return json_response([dag_view(d) for d in found["docs"]])
+
+    async def delete(self, request: web.Request) -> web.Response:
+        ns = await self.gw._namespace(request)
+        doc = await self._doc(ns, request.match_info["name"])
+        if doc is None:
+            raise NotFound(NOT_FOUND)
+        await self.gw.db.call(self.gw.db.delete(DAGS, doc["_id"], doc["_rev"]))
+        return json_response(dag_view(doc))
+
+    async def invoke(self, request: web.Request) -> web.Response:
+        ns = await self.gw._namespace(request)
+        doc = await self._doc(ns, request.match_info["name"])
+        if doc is None:
+            raise NotFound(NOT_FOUND)
+        return await self.run(request, ns, doc["name"])
+
+    async def run(self, request: web.Request, ns: str, dag: str) -> web.Response:
+        """Produce the request; answer like an action invoke (202, or the record when blocking)."""
+        blocking, result_only = flag(request, "blocking"), flag(request, "result")
+        harvest_flag = request.query.get("harvest")
+        if harvest_flag not in (None, "true", "false"):
+            raise BadRequest("The query parameter 'harvest' must be true or false")
+        value = await json_body(request, self.gw.settings.max_dag_payload_bytes)
+        if not isinstance(value, dict):
+            raise BadRequest("The request content was malformed: the DAG input must be a JSON object.")
+        request_id = new_activation_id()
+        data = self.gw.data
+        assert data is not None and self.gw.producer is not None and self.gw.waiter is not None
+        # Large inputs go to the data store; Kafka carries the reference.
+        stored = await asyncio.to_thread(data.offload, f"{request_id}-input", value)
+        event = DagRequest(
+            request_id=request_id,
+            namespace=ns,
+            dag=dag,
+            input=stored,
+            harvest=None if harvest_flag is None else harvest_flag == "true",
+            submitted_ms=now_ms(),
+        )
+        waiting = self.gw.waiter.expect(request_id) if blocking else None
+        self.gw.producer.produce(self.gw.settings.dag_requests_topic, event.to_bytes(), key=request_id)
+        if waiting is None:
+            return json_response({"activationId": request_id}, 202)
+        try:
+            record = await asyncio.wait_for(waiting, self.gw.settings.blocking_wait_s)
+        except TimeoutError:
+            self.gw.waiter.forget(request_id)
+            return json_response({"activationId": request_id}, 202)
+        result = record["response"]["result"]
+        if is_ref(result):
+            result = await asyncio.to_thread(data.resolve, result)
+            record = {**record, "response": {**record["response"], "result": result}}
+        status = record.get("statusCode", INTERNAL_ERROR)
+        http = 200 if status == SUCCESS else 500 if status == INTERNAL_ERROR else 502
+        return json_response(result if result_only else public_view(record), http)
