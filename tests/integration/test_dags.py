@@ -25,9 +25,14 @@ FIXTURES = Path(__file__).parents[1] / "unit" / "composer" / "fixtures"
 FUNCTIONS = {
     "inc": "def main(args):\n    return {'n': args.get('n', 0) + 1}\n",
     "double": "def main(args):\n    return {'n': args.get('n', 0) * 2}\n",
-    "total": "def main(args):\n    return {'n': sum(v['n'] for v in args['value']), 'parts': len(args['value'])}\n",
+    "total": (
+        "def main(args):\n    return {'n': sum(v['n'] for v in args['value']), 'parts': len(args['value'])}\n"
+    ),
     "fail": "def main(args):\n    raise RuntimeError('broken on purpose')\n",
-    "nap": "import time\ndef main(args):\n    time.sleep(args.get('nap', 1))\n    return {'n': args.get('n', 0)}\n",
+    "nap": (
+        "import time\n"
+        "def main(args):\n    time.sleep(args.get('nap', 1))\n    return {'n': args.get('n', 0)}\n"
+    ),
     "big": "def main(args):\n    return {'blob': 'x' * args.get('size', 200000), 'n': args.get('n', 0)}\n",
     "blobsize": "def main(args):\n    return {'n': len(args['blob'])}\n",
 }
@@ -225,3 +230,29 @@ def test_bad_dag_requests_on_kafka_are_dead_lettered(stack_up, couch, unique):
     assert (
         failed["response"]["success"] is False and "does not exist" in failed["response"]["result"]["error"]
     )
+
+
+def test_no_request_hangs_forever(stack_up, ow, fns, couch, unique):
+    """A composition stream with a short DAG-level timeout fails a request whose
+    function outlives it, with a record saying so."""
+    import dataclasses
+
+    from deploy import procs
+
+    ow.put_action(
+        f"longnap-{unique}",
+        {"exec": {"kind": "python:3", "code": FUNCTIONS["nap"]}, "limits": {"timeout": 30000}},
+        overwrite=True,
+    )
+    put_dag(ow, f"hang-{unique}", dag_document(sequence(f"longnap-{unique}", "inc")))
+    procs.stop_components(stack_up, ("composition",))
+    procs.start_components(dataclasses.replace(stack_up, dag_timeout_s=2.0), ("composition",))
+    try:
+        status, rec = run_dag(ow, f"hang-{unique}", {"nap": 8})
+    finally:
+        procs.stop_components(stack_up, ("composition",))
+        procs.start_components(stack_up, ("composition",))
+    assert status == 502 and "time limit" in rec["response"]["result"]["error"]
+    assert rec["gleaner"]["dag"]["status"] == "timeout" and annotation(rec, "timeout") is True
+    assert rec["response"]["result"]["pending"] == [f"longnap-{unique}"]
+    assert rec["duration"] < 7000
