@@ -21,3 +21,14 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         return int(main(args))
 
     p.set_defaults(func=run)
+
+    p = verbs.add_parser("orchestration", help="per-stage DAG orchestration overhead")
+    p.add_argument("-n", "--requests", type=int, default=100)
+    p.add_argument("--out", default="docs/benchmarks.md")
+
+    def run_orchestration(args: argparse.Namespace) -> int:
+        from benchmarks.orchestration import main
+
+        return int(main(args))
+
+    p.set_defaults(func=run_orchestration)
