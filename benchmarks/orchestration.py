@@ -86,7 +86,8 @@ def main(args: argparse.Namespace) -> int:
     ]
     for label, r in rows:
         lines.append(
-            f"| {label} | {r['n']:.0f} | {r['e2e_p50']:.1f} ms | {r['over_p50']:.1f} / {r['over_p99']:.1f} ms "
+            f"| {label} | {r['n']:.0f} | {r['e2e_p50']:.1f} ms "
+            f"| {r['over_p50']:.1f} / {r['over_p99']:.1f} ms "
             f"| {r['stage_p50']:.1f} / {r['stage_p99']:.1f} ms |"
         )
     lines += ["", "Target: per-stage overhead p50 <= 20 ms."]

@@ -22,6 +22,7 @@ from gleaner.couchdb import DAGS, CouchDB
 from gleaner.errors import GleanerError, MalformedEvent
 from gleaner.redis_store import RedisStore
 from gleaner.settings import Settings
+from gleaner.ttlcache import TTLCache
 from streams.composition.records import dag_record
 from streams.composition.state import CompositionStore
 from streams.events import (
@@ -54,6 +55,7 @@ class CompositionAgent:
         self.db = CouchDB(settings)
         self.offsets = OffsetTracker()
         self._trees: dict[str, Node] = {}
+        self._dags: TTLCache[str, dict[str, Any] | None] = TTLCache(settings.action_cache_ttl_s)
         self._partitions = 1
         self._stop = threading.Event()
 
@@ -113,7 +115,7 @@ class CompositionAgent:
         if self.store.load(req.request_id) is not None:
             log.info("duplicate DAG request %s ignored", req.request_id)
             return
-        doc = self.db.get_doc(DAGS, f"{req.namespace}/{req.dag}")
+        doc = self._dag_doc(f"{req.namespace}/{req.dag}")
         state = RequestState(
             request_id=req.request_id,
             namespace=req.namespace,
@@ -167,6 +169,14 @@ class CompositionAgent:
                     self._carry_out(state, dag, commands, partition)
             except GleanerError as exc:
                 log.error("deadline sweep of partition %d failed: %s", partition, exc)
+
+    def _dag_doc(self, doc_id: str) -> dict[str, Any] | None:
+        doc = self._dags.get(doc_id)
+        if doc is None:
+            doc = self.db.get_doc(DAGS, doc_id)
+            if doc is not None:
+                self._dags.put(doc_id, doc)
+        return doc
 
     # -- effects -------------------------------------------------------------------
     def _machine(self, dag: dict[str, Any]) -> Machine:

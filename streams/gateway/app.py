@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
-import time
 import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -24,6 +23,7 @@ from gleaner.errors import BadRequest, Conflict, Forbidden, GleanerError, NotFou
 from gleaner.records import INTERNAL_ERROR, SUCCESS, public_view, summary_view
 from gleaner.redis_store import RedisStore
 from gleaner.settings import Settings
+from gleaner.ttlcache import TTLCache
 from streams.events import ActivationRequest, new_activation_id, now_ms
 from streams.gateway.auth import Authenticator
 from streams.gateway.completions import CompletionWaiter
@@ -71,7 +71,7 @@ class Gateway:
         self.invokers = InvokerTable(settings.invoker_unhealthy_after_s)
         self.data: DataStore | None = None
         self.dags = DagRoutes(self)
-        self._actions: dict[tuple[str, str], tuple[float, dict[str, Any]]] = {}
+        self._actions: TTLCache[tuple[str, str], dict[str, Any]] = TTLCache(settings.action_cache_ttl_s)
         self._health_stop = threading.Event()
 
     # -- app wiring -------------------------------------------------------------
@@ -146,14 +146,14 @@ class Gateway:
     # -- actions ------------------------------------------------------------------
     async def _action(self, ns: str, name: str, *, fresh: bool = False) -> dict[str, Any]:
         key = (ns, name)
-        hit = self._actions.get(key)
-        if hit and not fresh and time.monotonic() - hit[0] < self.settings.action_cache_ttl_s:
-            return hit[1]
+        hit = None if fresh else self._actions.get(key)
+        if hit is not None:
+            return hit
         doc = await self.db.call(self.db.get(WHISKS, f"{ns}/{name}"))
         if doc is None:
-            self._actions.pop(key, None)
+            self._actions.pop(key)
             raise NotFound(NOT_FOUND)
-        self._actions[key] = (time.monotonic(), doc)
+        self._actions.put(key, doc)
         return dict(doc)
 
     async def put_action(self, request: web.Request) -> web.Response:
@@ -166,7 +166,7 @@ class Gateway:
         doc = action_doc(ns, name, body, self.settings, existing, now_ms())
         result = await self.db.call(self.db.put(WHISKS, doc))
         doc["_rev"] = result["rev"]
-        self._actions[(ns, name)] = (time.monotonic(), doc)
+        self._actions.put((ns, name), doc)
         return json_response(action_view(doc))
 
     async def get_action(self, request: web.Request) -> web.Response:
@@ -178,7 +178,7 @@ class Gateway:
         ns = await self._namespace(request)
         doc = await self._action(ns, request.match_info["name"], fresh=True)
         await self.db.call(self.db.delete(WHISKS, doc["_id"], doc["_rev"]))
-        self._actions.pop((ns, doc["name"]), None)
+        self._actions.pop((ns, doc["name"]))
         return json_response(action_view(doc, code=False))
 
     async def list_actions(self, request: web.Request) -> web.Response:

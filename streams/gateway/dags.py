@@ -21,6 +21,7 @@ from gleaner.actions import bump_version, check_name
 from gleaner.couchdb import DAGS, WHISKS
 from gleaner.errors import BadRequest, Conflict, NotFound
 from gleaner.records import INTERNAL_ERROR, SUCCESS, public_view
+from gleaner.ttlcache import TTLCache
 from streams.events import DagRequest, new_activation_id, now_ms
 from streams.gateway.http import flag, json_body, json_response
 from streams.payloads import is_ref
@@ -52,6 +53,7 @@ def dag_view(doc: dict[str, Any]) -> dict[str, Any]:
 class DagRoutes:
     def __init__(self, gateway: Gateway) -> None:
         self.gw = gateway
+        self._cache: TTLCache[str, dict[str, Any]] = TTLCache(gateway.settings.action_cache_ttl_s)
 
     def register(self, app: web.Application, prefix: str) -> None:
         app.router.add_get(prefix + "/dags", self.list)
@@ -60,9 +62,16 @@ class DagRoutes:
         app.router.add_delete(prefix + "/dags/{name}", self.delete)
         app.router.add_post(prefix + "/dags/{name}", self.invoke)
 
-    async def _doc(self, ns: str, name: str) -> dict[str, Any] | None:
-        db = self.gw.db
-        doc: dict[str, Any] | None = await db.call(db.get(DAGS, f"{ns}/{name}"))
+    async def _doc(self, ns: str, name: str, *, fresh: bool = False) -> dict[str, Any] | None:
+        key = f"{ns}/{name}"
+        doc = None if fresh else self._cache.get(key)
+        if doc is None:
+            db = self.gw.db
+            doc = await db.call(db.get(DAGS, key))
+            if doc is None:
+                self._cache.pop(key)
+                return None
+            self._cache.put(key, doc)
         return doc
 
     async def _names(self, database: str, ns: str) -> list[dict[str, Any]]:
@@ -84,7 +93,7 @@ class DagRoutes:
             raise Conflict(f"an action named {name} exists; a DAG cannot share its name")
         root = normalize(expand(tree, lambda n: from_json(others[n]) if n in others else None, name=name))
         validate(root, known_actions=actions.__contains__, max_functions=self.gw.settings.max_dag_functions)
-        existing = await self._doc(ns, name)
+        existing = await self._doc(ns, name, fresh=True)
         if existing is not None and not flag(request, "overwrite"):
             raise Conflict("resource already exists")
         version = bump_version(existing["version"]) if existing else "0.0.1"
@@ -101,7 +110,8 @@ class DagRoutes:
         }
         if existing:
             doc["_rev"] = existing["_rev"]
-        await self.gw.db.call(self.gw.db.put(DAGS, doc))
+        result = await self.gw.db.call(self.gw.db.put(DAGS, doc))
+        self._cache.put(doc["_id"], {**doc, "_rev": result["rev"]})
         return json_response(dag_view(doc))
 
     async def get(self, request: web.Request) -> web.Response:
@@ -121,10 +131,11 @@ class DagRoutes:
 
     async def delete(self, request: web.Request) -> web.Response:
         ns = await self.gw._namespace(request)
-        doc = await self._doc(ns, request.match_info["name"])
+        doc = await self._doc(ns, request.match_info["name"], fresh=True)
         if doc is None:
             raise NotFound(NOT_FOUND)
         await self.gw.db.call(self.gw.db.delete(DAGS, doc["_id"], doc["_rev"]))
+        self._cache.pop(doc["_id"])
         return json_response(dag_view(doc))
 
     async def invoke(self, request: web.Request) -> web.Response:
