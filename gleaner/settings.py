@@ -95,6 +95,10 @@ class Settings:
     inline_payload_bytes: int = 64 * 1024  # above this, values travel by reference via Redis
     data_ttl_s: int = 3600
 
+    # --- harvesting ------------------------------------------------------------
+    harvest_enabled: bool = True  # global switch; a request's "harvest" field overrides it
+    models_dir: str = ""  # empty: <state_dir>/models
+
     # --- invoker agent --------------------------------------------------------
     invoker_id: str = "invoker0"
     invoker_cpu_capacity: float = field(default_factory=_default_cores)
@@ -142,6 +146,14 @@ class Settings:
     def invoker_topic(self, invoker_id: str) -> str:
         return self.topic(f"invoker.{invoker_id}")
 
+    @property
+    def models_root(self) -> Path:
+        return Path(self.models_dir).expanduser() if self.models_dir else self.state_dir / "models"
+
+    @property
+    def dag_plans_topic(self) -> str:
+        return self.topic("dag.plans")
+
     def db(self, name: str) -> str:
         return f"{self.db_prefix}{name}"
 
@@ -162,6 +174,10 @@ ENV_VARS: dict[str, str] = {PREFIX + f.name.upper(): f.name for f in dataclasses
 
 def _coerce(name: str, raw: str, kind: object) -> object:
     try:
+        if kind in (bool, "bool"):
+            if raw.lower() not in ("1", "0", "true", "false", "yes", "no", "on", "off"):
+                raise ValueError(raw)
+            return raw.lower() in ("1", "true", "yes", "on")
         if kind in (int, "int"):
             return int(raw)
         if kind in (float, "float"):

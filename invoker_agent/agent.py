@@ -25,6 +25,7 @@ from invoker_agent.dedupe import ActivationClaims, Claim
 from invoker_agent.docker_engine import DockerEngine
 from invoker_agent.executor import ActionMissing, ActivationExecutor
 from invoker_agent.permits import ResourcePermits
+from streams.allocations import AllocationStore
 from streams.events import (
     ActivationCompleted,
     ActivationRequest,
@@ -62,6 +63,7 @@ class InvokerAgent:
             self.pool,
             self.permits,
             DataStore(self.redis, settings.inline_payload_bytes, settings.data_ttl_s),
+            AllocationStore(self.redis),
         )
         self.claims = ActivationClaims(self.redis, self.id, self.incarnation)
         self.offsets = OffsetTracker()

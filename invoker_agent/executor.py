@@ -23,6 +23,7 @@ from invoker_agent.container_pool import ContainerPool, Lease
 from invoker_agent.permits import ResourcePermits
 from invoker_agent.proxy_client import ActionProxyClient, InitError
 from monitor.cgroups import CgroupSampler, UsageSummary
+from streams.allocations import AllocationStore
 from streams.events import ActivationRequest, now_ms
 from streams.payloads import DataStore, size_of
 
@@ -38,6 +39,8 @@ class Allocation:
     cpu: float
     memory_mb: int
     origin: str  # user | harvest | accelerate | safeguard
+    predicted: dict[str, Any] | None = None  # what the predictor expected this function to use
+    reason: str | None = None  # why the user's allocation was kept, when a plan could not be applied
 
 
 class ActionMissing(GleanerError):
@@ -52,9 +55,11 @@ class ActivationExecutor:
         pool: ContainerPool,
         permits: ResourcePermits,
         data: DataStore,
+        allocations: AllocationStore | None = None,
     ) -> None:
         self.settings = settings
         self.data = data
+        self.allocations = allocations
         self.actions = actions
         self.pool = pool
         self.permits = permits
@@ -62,8 +67,30 @@ class ActivationExecutor:
         self._running_lock = threading.Lock()
 
     def allocation_for(self, req: ActivationRequest, limits: Limits) -> Allocation:
-        """The user's allocation. (Harvested allocations from Redis come with the predictor.)"""
-        return Allocation(limits.cpu, limits.memory_mb, "user")
+        """The allocation the predictor planned for this function of its DAG
+        request, read from Redis; else the user's. Prediction never fails a run."""
+        user = Allocation(limits.cpu, limits.memory_mb, "user")
+        if self.allocations is None or req.caused_by is None or req.stage is None or req.index is None:
+            return user
+        try:
+            planned = self.allocations.read(req.caused_by, req.stage, req.index)
+        except GleanerError as exc:
+            return Allocation(
+                limits.cpu, limits.memory_mb, "user", reason=f"allocation store unreachable: {exc}"
+            )
+        if planned is None:
+            return user
+        try:
+            cpu, memory = float(planned["cpu"]), int(planned["memory"])
+        except (KeyError, TypeError, ValueError):
+            return Allocation(
+                limits.cpu, limits.memory_mb, "user", reason=f"malformed planned allocation {planned}"
+            )
+        if not self.permits.fits_ever(cpu, memory):
+            reason = f"planned {cpu} cores / {memory} MB exceed this invoker's capacity"
+            return Allocation(limits.cpu, limits.memory_mb, "user", reason=reason)
+        origin = str(planned.get("origin") or ("accelerate" if cpu > limits.cpu else "harvest"))
+        return Allocation(cpu, memory, origin, predicted=planned.get("predicted"))
 
     def execute(self, req: ActivationRequest) -> dict[str, Any]:
         """Run ``req`` and return its activation record. Never raises for the
@@ -89,7 +116,9 @@ class ActivationExecutor:
         draft.gleaner = {
             "allocation": {"cpu": alloc.cpu, "memory": alloc.memory_mb},
             "origin": alloc.origin,
-            "predicted": None,
+            "predicted": alloc.predicted,
+            "allocation_reason": alloc.reason,
+            "user_allocation": {"cpu": limits.cpu, "memory": limits.memory_mb},
             "invoker": self.settings.invoker_id,
             "composition": req.composition,
             "dag_request": req.caused_by,

@@ -11,6 +11,7 @@ def all_topics(settings: Settings, invoker_ids: tuple[str, ...] = ()) -> list[st
     return [
         settings.invocations_topic,
         settings.dag_requests_topic,
+        settings.dag_plans_topic,
         settings.dag_results_topic,
         settings.completed_topic,
         settings.health_topic,
