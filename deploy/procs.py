@@ -29,7 +29,7 @@ from gleaner.errors import StackError
 from gleaner.settings import PREFIX, Settings
 
 # Start order: consumers of a topic before its producers; the gateway last (it gates readiness).
-COMPONENTS = ("records", "placement", "composition", "invoker", "gateway")
+COMPONENTS = ("records", "placement", "composition", "predictor", "invoker", "gateway")
 GATEWAY_READY_TIMEOUT_S = 60.0
 EARLY_EXIT_GRACE_S = 0.3  # a component that dies this fast has a config or import error
 

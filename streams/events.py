@@ -206,6 +206,49 @@ class DagRequest(Event):
 
 
 @dataclass(frozen=True, slots=True)
+class DagPlan(Event):
+    """A DAG request with the predictor's harvesting decision (topic ``dag.plans``).
+
+    ``allocations`` (``"stage.index" -> {cpu, memory, origin}``) are also in
+    Redis, where the invoker reads them; here they are for the record.
+    """
+
+    request: dict[str, Any]  # the DagRequest, as produced
+    harvest: bool  # whether a plan was applied
+    allocations: dict[str, Any] = field(default_factory=dict)
+    stages: list[dict[str, Any]] = field(default_factory=list)
+    reasons: list[str] = field(default_factory=list)
+    model_version: str | None = None
+    inference_ms: float = 0.0
+    type: str = "dag.plan"
+    version: int = VERSION
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> DagPlan:
+        _check_type(data, "dag.plan")
+        return cls(
+            request=_field(data, "request", dict),
+            harvest=bool(_field(data, "harvest", bool)),
+            allocations=_field(data, "allocations", dict, required=False) or {},
+            stages=_field(data, "stages", list, required=False) or [],
+            reasons=_field(data, "reasons", list, required=False) or [],
+            model_version=_field(data, "model_version", str, required=False),
+            inference_ms=float(_field(data, "inference_ms", (int, float), required=False) or 0.0),
+        )
+
+    def summary(self) -> dict[str, Any]:
+        """What the DAG-level record keeps of the decision."""
+        return {
+            "applied": self.harvest,
+            "allocations": self.allocations,
+            "stages": self.stages,
+            "reasons": self.reasons,
+            "model_version": self.model_version,
+            "inference_ms": self.inference_ms,
+        }
+
+
+@dataclass(frozen=True, slots=True)
 class DagResult(Event):
     """The outcome of a DAG request (topic ``dag.results``)."""
 

@@ -12,7 +12,7 @@ from gleaner.cli import dag, wsk
 from gleaner.errors import GleanerError
 from gleaner.settings import load_settings
 
-COMPONENTS = ("gateway", "placement", "composition", "invoker", "records")
+COMPONENTS = ("gateway", "placement", "composition", "predictor", "invoker", "records")
 
 
 def _run_component(args: argparse.Namespace) -> int:
@@ -21,6 +21,11 @@ def _run_component(args: argparse.Namespace) -> int:
         level=args.log_level.upper(),
         format=f"%(asctime)s {args.component} %(levelname)s %(name)s: %(message)s",
     )
+    if args.component == "predictor":
+        from streams.predictor_stream.app import run
+
+        run(settings, args.log_level)
+        return 0
     if args.component == "gateway":
         from streams.gateway.app import serve
 

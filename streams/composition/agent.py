@@ -1,4 +1,4 @@
-"""The composition stream: ``dag.requests`` + ``activations.completed`` ->
+"""The composition stream: ``dag.plans`` + ``activations.completed`` ->
 ``invocations``, ``dag.results`` and the DAG-level record.
 
 Per event: load the request's compositions from Redis, let the pure state
@@ -28,10 +28,10 @@ from streams.composition.state import CompositionStore
 from streams.events import (
     ActivationCompleted,
     ActivationRequest,
+    DagPlan,
     DagRequest,
     DagResult,
     decode,
-    derived_activation_id,
     now_ms,
 )
 from streams.kafka.client import EventConsumer, EventProducer, Record
@@ -63,9 +63,9 @@ class CompositionAgent:
         self._stop.set()
 
     def run(self) -> None:
-        topics = [self.settings.dag_requests_topic, self.settings.completed_topic]
+        topics = [self.settings.dag_plans_topic, self.settings.completed_topic]
         consumer = EventConsumer(self.settings, GROUP, topics, co_partitioned=True)
-        self._partitions = consumer.partition_count(self.settings.dag_requests_topic)
+        self._partitions = consumer.partition_count(self.settings.dag_plans_topic)
         last_commit = last_sweep = time.monotonic()
         try:
             while not self._stop.is_set():
@@ -89,8 +89,8 @@ class CompositionAgent:
         tp = (rec.topic, rec.partition)
         self.offsets.started(tp, rec.offset)
         try:
-            if rec.topic == self.settings.dag_requests_topic:
-                self._on_request(rec)
+            if rec.topic == self.settings.dag_plans_topic:
+                self._on_plan(rec)
             else:
                 self._on_completion(rec)
         except MalformedEvent as exc:
@@ -102,14 +102,13 @@ class CompositionAgent:
             return
         self.offsets.done(tp, rec.offset)
 
-    def _on_request(self, rec: Record) -> None:
-        req = DagRequest.from_dict(
-            decode(rec.value), fallback_id=derived_activation_id(rec.topic, rec.partition, rec.offset)
-        )
+    def _on_plan(self, rec: Record) -> None:
+        plan = DagPlan.from_dict(decode(rec.value))
+        req = DagRequest.from_dict(plan.request)
         home = partition_for(req.request_id, self._partitions)
         if home != rec.partition:
-            # Keyed elsewhere (or not at all): move it to the partition its completions will use.
-            self.producer.produce(self.settings.dag_requests_topic, req.to_bytes(), key=req.request_id)
+            # Keyed elsewhere: move it to the partition its completions will use.
+            self.producer.produce(self.settings.dag_plans_topic, plan.to_bytes(), key=req.request_id)
             self.producer.flush()
             return
         if self.store.load(req.request_id) is not None:
@@ -136,7 +135,7 @@ class CompositionAgent:
             "rev": doc["_rev"],
             "composition": doc["composition"],
             "input_size": size_of(req.input),
-            "harvest": req.harvest,
+            "harvest": plan.summary(),
         }
         commands = self._machine(dag).start(state, req.input)
         self._carry_out(state, dag, commands, rec.partition)
@@ -220,7 +219,7 @@ class CompositionAgent:
             state,
             version=str(dag.get("version", "0.0.1")),
             input_size=input_size,
-            harvest=None,
+            harvest=dag.get("harvest"),
             status_code=code,
         )
         completed = ActivationCompleted(

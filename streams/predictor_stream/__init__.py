@@ -1,0 +1,1 @@
+"""Predictor/validator stream (Faust): dag.requests -> dag.plans, allocations to Redis."""

@@ -1,0 +1,185 @@
+"""From a DAG request to its plan: the I/O around ``predictor.plan``.
+
+Input size only, never the content: the request's input is measured (a
+reference counts as the size it names) and passed through ML1 -> ML2 ->
+normalizer -> validator. Every way this can go wrong ends in the same place:
+the request runs at the user allocations, with the reason in its plan. It
+never fails because of prediction.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+from composer import Analysis, analyze, from_json
+from gleaner.couchdb import DAGS, WHISKS, CouchDB
+from gleaner.errors import GleanerError
+from gleaner.settings import Settings
+from gleaner.ttlcache import TTLCache
+from predictor.allocation import AllowedValues
+from predictor.inference import Predictor
+from predictor.plan import Plan, plan_request
+from predictor.store import ModelLoadError, dag_dir, load_current
+from streams.allocations import AllocationStore
+from streams.events import DagPlan, DagRequest
+from streams.payloads import size_of
+
+log = logging.getLogger(__name__)
+MIN_MEASURABLE_BYTES = 3  # "{}" says nothing about the work
+RELOAD_CHECK_S = 2.0
+
+
+class _Models:
+    """The current model of each DAG, reloaded when ``gleaner train`` moves
+    the ``current`` pointer."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self._loaded: dict[
+            tuple[str, str], tuple[float, float, Predictor | None, str | None, int | None]
+        ] = {}
+
+    def get(self, namespace: str, dag: str) -> tuple[Predictor | None, str | None, int | None]:
+        key = (namespace, dag)
+        now = time.monotonic()
+        hit = self._loaded.get(key)
+        pointer = dag_dir(self.root, namespace, dag) / "current"
+        if hit and now - hit[0] < RELOAD_CHECK_S:
+            return hit[2], hit[3], hit[4]
+        mtime = pointer.stat().st_mtime if pointer.exists() else -1.0
+        if hit and hit[1] == mtime:
+            self._loaded[key] = (now, *hit[1:])
+            return hit[2], hit[3], hit[4]
+        predictor: Predictor | None = None
+        error: str | None = None
+        version: int | None = None
+        try:
+            trained = load_current(self.root, namespace, dag)
+            if trained is None:
+                error = f"no trained model for {namespace}/{dag} (run: gleaner train {dag})"
+            else:
+                predictor, version = Predictor(trained), trained.version
+        except ModelLoadError as exc:
+            error = f"the model of {namespace}/{dag} failed to load: {exc}"
+        self._loaded[key] = (now, mtime, predictor, error, version)
+        return predictor, error, version
+
+
+class RequestPlanner:
+    def __init__(self, settings: Settings, db: CouchDB, allocations: AllocationStore) -> None:
+        self.settings = settings
+        self.db = db
+        self.allocations = allocations
+        self.allowed = AllowedValues.from_settings(settings)
+        self.models = _Models(settings.models_root)
+        self._docs: TTLCache[str, dict[str, Any]] = TTLCache(settings.action_cache_ttl_s)
+        self._analyses: dict[str, Analysis] = {}
+
+    def plan(self, req: DagRequest) -> DagPlan:
+        start = time.perf_counter()
+        reasons: list[str] = []
+        plan: Plan | None = None
+        version: int | None = None
+        try:
+            plan, version = self._plan(req, reasons)
+        except GleanerError as exc:  # CouchDB or Redis trouble
+            reasons.append(f"user allocations kept: {exc}")
+            plan = None
+        except (ValueError, TypeError, KeyError) as exc:  # a model that cannot predict this input
+            reasons.append(f"user allocations kept: prediction failed: {type(exc).__name__}: {exc}")
+            plan = None
+        elapsed = (time.perf_counter() - start) * 1000
+        if plan is None:
+            return DagPlan(
+                request=req.to_dict(), harvest=False, reasons=reasons, inference_ms=round(elapsed, 3)
+            )
+        summary = plan.to_dict()
+        return DagPlan(
+            request=req.to_dict(),
+            harvest=bool(plan.allocations),
+            allocations=summary["allocations"],
+            stages=summary["stages"],
+            reasons=reasons + summary["reasons"],
+            model_version=f"v{version}" if version is not None else None,
+            inference_ms=round(elapsed, 3),
+        )
+
+    def _plan(self, req: DagRequest, reasons: list[str]) -> tuple[Plan | None, int | None]:
+        wanted = self.settings.harvest_enabled if req.harvest is None else req.harvest
+        if not wanted:
+            reasons.append(
+                "harvesting is off " + ("for this request" if req.harvest is False else "(setting)")
+            )
+            return None, None
+        input_size = size_of(req.input)
+        if input_size < MIN_MEASURABLE_BYTES:
+            reasons.append("user allocations kept: the request has no measurable input size")
+            return None, None
+        dag = self._doc(DAGS, f"{req.namespace}/{req.dag}")
+        if dag is None:
+            reasons.append(f"user allocations kept: DAG {req.dag} does not exist")
+            return None, None
+        predictor, error, version = self.models.get(req.namespace, req.dag)
+        if predictor is None:
+            reasons.append(f"user allocations kept: {error}")
+            return None, None
+        analysis = self._analysis(dag)
+        user: dict[tuple[int, int], tuple[float, float]] = {}
+        for stage in analysis.stages:
+            if stage.kind != "parallel":
+                continue
+            for slot in stage.slots:
+                action = self._doc(WHISKS, f"{req.namespace}/{slot.action}")
+                if action is None:
+                    reasons.append(f"user allocations kept: action {slot.action} does not exist")
+                    return None, None
+                user[(slot.stage, slot.index)] = (
+                    float(action["limits"]["cpu"]),
+                    float(action["limits"]["memory"]),
+                )
+        plan = plan_request(predictor, analysis, input_size, user, self.allowed)
+        if plan.allocations:
+            by_slot = {(sp.stage, i): p for sp in plan.stages for i, p in enumerate(sp.predicted)}
+            self.allocations.write(
+                req.request_id,
+                {
+                    slot: {
+                        "cpu": cpu,
+                        "memory": mem,
+                        "origin": origin,
+                        "predicted": self._predicted(by_slot, slot, analysis),
+                    }
+                    for slot, (cpu, mem, origin) in plan.allocations.items()
+                },
+                int(self.settings.dag_timeout_s),
+            )
+        return plan, version
+
+    @staticmethod
+    def _predicted(
+        by_slot: dict[tuple[int, int], Any], slot: tuple[int, int], analysis: Analysis
+    ) -> dict[str, Any]:
+        stage = analysis.stages[slot[0]]
+        position = next(i for i, s in enumerate(stage.slots) if s.index == slot[1])
+        p = by_slot.get((slot[0], position))
+        if p is None:
+            return {}
+        return {"input_size": round(p.input_size), "cpu": round(p.cpu, 3), "memory": round(p.memory_mb, 1)}
+
+    def _doc(self, db: str, doc_id: str) -> dict[str, Any] | None:
+        key = f"{db}/{doc_id}"
+        doc = self._docs.get(key)
+        if doc is None:
+            doc = self.db.get_doc(db, doc_id)
+            if doc is not None:
+                self._docs.put(key, doc)
+        return doc
+
+    def _analysis(self, dag: dict[str, Any]) -> Analysis:
+        rev = str(dag.get("_rev"))
+        if rev not in self._analyses:
+            self._analyses[rev] = analyze(from_json(dag["composition"]))
+        return self._analyses[rev]
