@@ -185,6 +185,7 @@ class DagRequest(Event):
     dag: str
     input: dict[str, Any] = field(default_factory=dict)  # may hold a data-store reference
     harvest: bool | None = None  # per-request switch; None = the global setting
+    profile: bool = False  # run every function at the maximum allocation (the profiler's runs)
     submitted_ms: int = 0
     type: str = "dag.request"
     version: int = VERSION
@@ -201,6 +202,7 @@ class DagRequest(Event):
             dag=_name(data, "dag"),
             input=_field(data, "input", dict, required=False) or {},
             harvest=_field(data, "harvest", bool, required=False),
+            profile=bool(_field(data, "profile", bool, required=False)),
             submitted_ms=_field(data, "submitted_ms", int, required=False) or now_ms(),
         )
 

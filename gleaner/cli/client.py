@@ -83,6 +83,13 @@ class OpenWhiskClient:
             raise ApiError(resp.status_code, body)
         return resp.status_code, body
 
+    def namespace(self) -> str:
+        """The namespace the API key belongs to (what ``_`` stands for)."""
+        _, names = self.request("GET", f"{self.target.apihost}/api/v1/namespaces")
+        if not names:
+            raise GleanerError("the API key has no namespace")
+        return str(names[0])
+
     def put_action(self, name: str, body: dict[str, Any], overwrite: bool) -> Any:
         return self.request(
             "PUT", f"/actions/{name}", json=body, params={"overwrite": str(overwrite).lower()}

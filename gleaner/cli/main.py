@@ -8,7 +8,7 @@ import signal
 import sys
 from typing import Any
 
-from gleaner.cli import dag, wsk
+from gleaner.cli import dag, predict, wsk
 from gleaner.errors import GleanerError
 from gleaner.settings import load_settings
 
@@ -107,6 +107,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_run_component)
     wsk.register(sub)
     dag.register(sub)
+    predict.register(sub)
     from gleaner.cli import bench
 
     bench.register(sub)

@@ -151,6 +151,7 @@ class DagRoutes:
         harvest_flag = request.query.get("harvest")
         if harvest_flag not in (None, "true", "false"):
             raise BadRequest("The query parameter 'harvest' must be true or false")
+        profile = flag(request, "profile")
         value = await json_body(request, self.gw.settings.max_dag_payload_bytes)
         if not isinstance(value, dict):
             raise BadRequest("The request content was malformed: the DAG input must be a JSON object.")
@@ -165,6 +166,7 @@ class DagRoutes:
             dag=dag,
             input=stored,
             harvest=None if harvest_flag is None else harvest_flag == "true",
+            profile=profile,
             submitted_ms=now_ms(),
         )
         waiting = self.gw.waiter.expect(request_id) if blocking else None

@@ -83,6 +83,20 @@ class RequestPlanner:
         reasons: list[str] = []
         plan: Plan | None = None
         version: int | None = None
+        if req.profile:
+            try:
+                profiled = self._profile(req, reasons)
+            except GleanerError as exc:
+                reasons.append(f"profile allocations not written: {exc}")
+                profiled = {}
+            elapsed = (time.perf_counter() - start) * 1000
+            return DagPlan(
+                request=req.to_dict(),
+                harvest=False,
+                allocations=profiled,
+                reasons=reasons,
+                inference_ms=round(elapsed, 3),
+            )
         try:
             plan, version = self._plan(req, reasons)
         except GleanerError as exc:  # CouchDB or Redis trouble
@@ -106,6 +120,24 @@ class RequestPlanner:
             model_version=f"v{version}" if version is not None else None,
             inference_ms=round(elapsed, 3),
         )
+
+    def _profile(self, req: DagRequest, reasons: list[str]) -> dict[str, Any]:
+        """Every function at the maximum allowed allocation, bounded by an
+        invoker's capacity, so the profiler sees each function's true peak."""
+        dag = self._doc(DAGS, f"{req.namespace}/{req.dag}")
+        if dag is None:
+            reasons.append(f"profile: DAG {req.dag} does not exist")
+            return {}
+        s = self.settings
+        cpu = min(s.cpu_max, s.invoker_cpu_capacity)
+        memory = min(s.memory_max_mb, s.invoker_memory_capacity_mb)
+        allocations = {
+            (f.stage, f.index): {"cpu": cpu, "memory": memory, "origin": "profile"}
+            for f in self._analysis(dag).functions
+        }
+        self.allocations.write(req.request_id, allocations, int(s.dag_timeout_s))
+        reasons.append(f"profile: every function at {cpu} cores / {memory} MB")
+        return {f"{st}.{ix}": a for (st, ix), a in allocations.items()}
 
     def _plan(self, req: DagRequest, reasons: list[str]) -> tuple[Plan | None, int | None]:
         wanted = self.settings.harvest_enabled if req.harvest is None else req.harvest
