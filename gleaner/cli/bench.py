@@ -32,3 +32,21 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         return int(main(args))
 
     p.set_defaults(func=run_orchestration)
+
+    for verb, module, helptext in (
+        ("harvest", "benchmarks.harvest", "the same requests with harvesting off, then on"),
+        (
+            "inference",
+            "benchmarks.inference",
+            "DAG requests/s and inference time through the predictor stream",
+        ),
+    ):
+        p = verbs.add_parser(verb, help=helptext)
+        p.add_argument("dag")
+        p.add_argument("--inputs", type=int, default=0, help="how many inputs (default 100)")
+        p.add_argument("--input-dir", help="a folder of JSON inputs (default: the workload's generator)")
+        p.add_argument("--seed", type=int, default=7, help="input seed (differs from the profiling seed)")
+        p.add_argument("-n", "--requests", type=int, default=2000, help="requests (inference only)")
+        p.add_argument("--out", default="docs/benchmarks.md")
+        p.add_argument("-q", "--quiet", action="store_true")
+        p.set_defaults(func=lambda a, m=module: int(__import__(m, fromlist=["main"]).main(a)))

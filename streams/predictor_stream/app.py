@@ -50,8 +50,11 @@ def _short_fetch_wait(wait_ms: int) -> None:
 
 def make_app(settings: Settings) -> faust.App:
     _short_fetch_wait(settings.kafka_fetch_wait_max_ms)
+    # The consumer group is the app id: one per topic set, so a second stream on
+    # other topics (e.g. a benchmark's) never joins the production group.
+    app_id = APP_ID + (f"-{settings.topic_prefix.strip('.')}" if settings.topic_prefix else "")
     app = faust.App(
-        APP_ID,
+        app_id,
         broker=f"kafka://{settings.kafka_bootstrap}",
         value_serializer="raw",
         key_serializer="raw",

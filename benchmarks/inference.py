@@ -1,0 +1,122 @@
+"""``gleaner bench inference DAG``: the predictor stream alone.
+
+A second predictor worker (the same Faust app, the same trained models) runs
+on topics with their own prefix, so the benchmark's requests are planned but
+never executed. Requests carry only a size (a data-store reference of the
+sizes the workload's inputs really have): the stream reads sizes, never
+content. Throughput = requests / (first produce -> last plan received);
+inference time per request = the planner's own measurement (``inference_ms``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import time
+import uuid
+from dataclasses import replace
+from pathlib import Path
+
+import confluent_kafka
+import orjson
+
+from benchmarks.report import percentile, write_section
+from deploy.procs import settings_env
+from gleaner.cli.client import OpenWhiskClient, Target
+from gleaner.errors import GleanerError
+from gleaner.settings import load_settings
+from streams.events import DagRequest, new_activation_id, now_ms
+from streams.kafka.client import ensure_topics
+from streams.payloads import REF
+from streams.topics import all_topics
+
+
+def main(args: argparse.Namespace) -> int:
+    from gleaner.cli.predict import input_files
+
+    base = load_settings()
+    settings = replace(base, topic_prefix=f"bench-{uuid.uuid4().hex[:6]}.")
+    ensure_topics(settings, all_topics(settings))
+    namespace = OpenWhiskClient(Target.resolve(None, None)).namespace()
+    sizes = [p.stat().st_size for p in input_files(args, args.dag, base)]
+    log = open(base.state_dir / "logs" / "bench-predictor.log", "ab")  # noqa: SIM115
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "gleaner", "run", "predictor", "--log-level", "warn"],
+        env={**os.environ, **settings_env(settings)},
+        stdout=log,
+        stderr=log,
+    )
+    consumer = confluent_kafka.Consumer(
+        {
+            "bootstrap.servers": settings.kafka_bootstrap,
+            "group.id": uuid.uuid4().hex,
+            "auto.offset.reset": "earliest",
+            "fetch.wait.max.ms": 5,
+        }
+    )
+    consumer.subscribe([settings.dag_plans_topic])
+    producer = confluent_kafka.Producer({"bootstrap.servers": settings.kafka_bootstrap, "linger.ms": 5})
+    try:
+        # Warm up: wait until the worker answers one request.
+        _send(producer, settings.dag_requests_topic, namespace, args.dag, sizes[0])
+        first = _collect(consumer, 1, 90)
+        if not first or not first[0]["harvest"]:
+            reasons = first[0]["reasons"] if first else "no plan at all"
+            raise GleanerError(f"the predictor did not plan {args.dag}: {reasons} (train it first)")
+        start = time.perf_counter()
+        for i in range(args.requests):
+            _send(producer, settings.dag_requests_topic, namespace, args.dag, sizes[i % len(sizes)])
+            producer.poll(0)
+        producer.flush(30)
+        plans = _collect(consumer, args.requests, 300)
+        elapsed = time.perf_counter() - start
+    finally:
+        worker.terminate()
+        worker.wait(15)
+        consumer.close()
+        log.close()
+    inference = [float(p["inference_ms"]) for p in plans]
+    applied = sum(1 for p in plans if p["harvest"])
+    lines = [
+        f"## Inference pipeline, {args.dag} (issue 4)",
+        "",
+        "The Faust predictor/validator stream alone (ML1, ML2, normalizer, validator, Redis, plan),",
+        "one worker, requests produced as fast as possible.",
+        "",
+        "| measure | value |",
+        "|---|---|",
+        f"| DAG requests planned | {len(plans)} of {args.requests} ({applied} with a plan applied) |",
+        f"| throughput | {len(plans) / elapsed:.0f} requests/s |",
+        f"| inference per request p50 / p99 "
+        f"| {percentile(inference, 50):.2f} ms / {percentile(inference, 99):.2f} ms |",
+        "",
+        "Targets: >= 1,000 requests/s, inference p99 <= 5 ms.",
+    ]
+    text = "\n".join(lines)
+    print(text)
+    write_section(Path(args.out), f"inference-{args.dag}", text)
+    return 0
+
+
+def _send(producer: confluent_kafka.Producer, topic: str, namespace: str, dag: str, size: int) -> None:
+    req = DagRequest(
+        request_id=new_activation_id(),
+        namespace=namespace,
+        dag=dag,
+        input={REF: "size-only", "size": size},
+        harvest=True,
+        submitted_ms=now_ms(),
+    )
+    producer.produce(topic, req.to_bytes(), key=req.request_id)
+
+
+def _collect(consumer: confluent_kafka.Consumer, n: int, timeout_s: float) -> list[dict[str, object]]:
+    out: list[dict[str, object]] = []
+    deadline = time.monotonic() + timeout_s
+    while len(out) < n and time.monotonic() < deadline:
+        msg = consumer.poll(0.2)
+        if msg is not None and not msg.error():
+            out.append(orjson.loads(msg.value()))
+    return out
