@@ -1,1 +1,129 @@
-"""predictor"""
+"""predictor: resource prediction for parallel stages (thesis §3.5).
+
+Offline: profiling records -> :mod:`predictor.dataset` rows (CSV) -> the six
+candidates of §4.3 compared per target (:mod:`predictor.compare`) -> the best
+model per target saved as a version (:mod:`predictor.store`) with a report
+(:mod:`predictor.report`); :func:`train_dag` runs it all.
+
+At request time: :class:`Predictor` (ML1: DAG input size -> each function's input
+size; ML2: input size -> CPU and memory peaks) -> the normalizer (round up to an
+allowed value) -> the harvesting validator (fit the stage's budget) ->
+:func:`plan_request` returns the allocations of every parallel stage.
+
+    trained = load_current(root, "guest", "video")
+    plan = plan_request(Predictor(trained), analyze(dag), input_size, user, allowed)
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from predictor.allocation import (
+        THESIS_TABLE_3_2,
+        AllowedValues,
+        Grid,
+        NormalizedDemand,
+        allowed_at_least,
+        is_accurate,
+        normalize,
+        normalize_flagged,
+    )
+    from predictor.compare import Comparison, ModelScore, TargetResult, TrainingError
+    from predictor.dataset import (
+        DatasetError,
+        ProfileRow,
+        Skipped,
+        collect_rows,
+        read_csv,
+        rows_from_records,
+        write_csv,
+    )
+    from predictor.inference import Prediction, Predictor
+    from predictor.models import MODEL_NAMES, TARGETS, TrainedModels
+    from predictor.plan import Plan, StagePlan, plan_request
+    from predictor.report import ReportFiles, write_report
+    from predictor.store import ModelLoadError, load_current, save_models
+    from predictor.train import TrainResult, train_dag
+    from predictor.validator import StageDecision, validate_stage
+
+# Re-exports resolve lazily: importing predictor.allocation (the request path)
+# must not pull in matplotlib, and the pure modules should not pull in sklearn.
+# The function ``compare`` is not re-exported: the submodule of the same name
+# would shadow it; use ``predictor.compare.compare``.
+_EXPORTS = {
+    "allocation": (
+        "THESIS_TABLE_3_2",
+        "AllowedValues",
+        "Grid",
+        "NormalizedDemand",
+        "allowed_at_least",
+        "is_accurate",
+        "normalize",
+        "normalize_flagged",
+    ),
+    "compare": ("Comparison", "ModelScore", "TargetResult", "TrainingError"),
+    "dataset": (
+        "DatasetError",
+        "ProfileRow",
+        "Skipped",
+        "collect_rows",
+        "read_csv",
+        "rows_from_records",
+        "write_csv",
+    ),
+    "inference": ("Prediction", "Predictor"),
+    "models": ("MODEL_NAMES", "TARGETS", "TrainedModels"),
+    "plan": ("Plan", "StagePlan", "plan_request"),
+    "report": ("ReportFiles", "write_report"),
+    "store": ("ModelLoadError", "load_current", "save_models"),
+    "train": ("TrainResult", "train_dag"),
+    "validator": ("StageDecision", "validate_stage"),
+}
+_MODULE_OF = {name: module for module, names in _EXPORTS.items() for name in names}
+__all__ = [
+    "MODEL_NAMES",
+    "TARGETS",
+    "THESIS_TABLE_3_2",
+    "AllowedValues",
+    "Comparison",
+    "DatasetError",
+    "Grid",
+    "ModelLoadError",
+    "ModelScore",
+    "NormalizedDemand",
+    "Plan",
+    "Prediction",
+    "Predictor",
+    "ProfileRow",
+    "ReportFiles",
+    "Skipped",
+    "StageDecision",
+    "StagePlan",
+    "TargetResult",
+    "TrainResult",
+    "TrainedModels",
+    "TrainingError",
+    "allowed_at_least",
+    "collect_rows",
+    "is_accurate",
+    "load_current",
+    "normalize",
+    "normalize_flagged",
+    "plan_request",
+    "read_csv",
+    "rows_from_records",
+    "save_models",
+    "train_dag",
+    "validate_stage",
+    "write_csv",
+    "write_report",
+]
+
+
+def __getattr__(name: str) -> Any:
+    module = _MODULE_OF.get(name)
+    if module is None:
+        raise AttributeError(f"module 'predictor' has no attribute {name!r}")
+    return getattr(importlib.import_module(f"predictor.{module}"), name)

@@ -1,0 +1,200 @@
+"""Allowed allocations and the utilization normalizer (thesis §3.5.2, §4.1.2). Pure.
+
+An allocation dimension (CPU cores or memory MB) is a *grid*: ``minimum``,
+``minimum + step``, ... up to the largest such value not above ``maximum``. The
+grid is anchored at the minimum (Table 3.2: 1..8 cores step 1, 128..8192 MB
+step 128; our 2-core machine: 0.25..2 cores step 0.25).
+
+``A(P)`` is the smallest allowed allocation >= P; the normalizer rounds every
+prediction *up* with it (2.78 cores -> 3, 234.32 MB -> 256 MB).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, fields
+from typing import Any, Protocol
+
+from gleaner.errors import SettingsError
+
+# Float slack, in grid steps: 0.75000000001 with step 0.25 is 0.75, not 1.0.
+EPS_STEPS = 1e-6
+
+
+@dataclass(frozen=True, slots=True)
+class Grid:
+    """One dimension's allowed values: ``minimum + k * step`` for k = 0..``units``."""
+
+    minimum: float
+    maximum: float
+    step: float
+
+    def __post_init__(self) -> None:
+        values = (self.minimum, self.maximum, self.step)
+        if not all(math.isfinite(v) for v in values):
+            raise SettingsError(f"allocation grid {values} has a non-finite value")
+        if not 0 < self.minimum <= self.maximum or self.step <= 0:
+            raise SettingsError(
+                f"allocation grid needs 0 < min <= max and step > 0, got "
+                f"min={self.minimum} max={self.maximum} step={self.step}"
+            )
+
+    @property
+    def units(self) -> int:
+        """Steps from the minimum to the largest allowed value."""
+        return math.floor((self.maximum - self.minimum) / self.step + EPS_STEPS)
+
+    @property
+    def top(self) -> float:
+        return self.value(self.units)
+
+    def value(self, units: int) -> float:
+        # Rounded so that 0.25 * 3 prints as 0.75, not 0.7500000000000001.
+        return round(self.minimum + units * self.step, 9)
+
+    def ceil_units(self, value: float) -> int:
+        """Units of A(value), clamped into the grid; NaN counts as the minimum."""
+        if math.isnan(value):
+            return 0
+        if value == math.inf:
+            return self.units
+        raw = math.ceil((value - self.minimum) / self.step - EPS_STEPS) if value > self.minimum else 0
+        return min(max(raw, 0), self.units)
+
+    def floor_units(self, value: float) -> int:
+        """Units of the largest allowed value <= value, clamped into the grid."""
+        if math.isnan(value) or value <= self.minimum:
+            return 0
+        if value == math.inf:
+            return self.units
+        return min(math.floor((value - self.minimum) / self.step + EPS_STEPS), self.units)
+
+    def at_least(self, value: float) -> float:
+        """A(value): the smallest allowed value >= ``value``, clamped into the grid."""
+        return self.value(self.ceil_units(value))
+
+    def contains(self, value: float) -> bool:
+        """Whether ``value`` is an allowed value (up to float noise)."""
+        if not math.isfinite(value):
+            return False
+        units = (value - self.minimum) / self.step
+        return -EPS_STEPS <= units <= self.units + EPS_STEPS and abs(units - round(units)) <= EPS_STEPS
+
+
+class _ResourceSettings(Protocol):
+    """The part of ``gleaner.settings.Settings`` that defines the grids."""
+
+    @property
+    def cpu_min(self) -> float: ...
+    @property
+    def cpu_max(self) -> float: ...
+    @property
+    def cpu_step(self) -> float: ...
+    @property
+    def memory_min_mb(self) -> int: ...
+    @property
+    def memory_max_mb(self) -> int: ...
+    @property
+    def memory_step_mb(self) -> int: ...
+
+
+@dataclass(frozen=True, slots=True)
+class AllowedValues:
+    """The allowed allocation grids of one deployment (``gleaner.settings``)."""
+
+    cpu_min: float
+    cpu_max: float
+    cpu_step: float
+    mem_min: float
+    mem_max: float
+    mem_step: float
+
+    def __post_init__(self) -> None:
+        _ = (self.cpu, self.mem)  # builds both grids, so bad settings fail here
+
+    @classmethod
+    def from_settings(cls, settings: _ResourceSettings) -> AllowedValues:
+        return cls(
+            float(settings.cpu_min),
+            float(settings.cpu_max),
+            float(settings.cpu_step),
+            float(settings.memory_min_mb),
+            float(settings.memory_max_mb),
+            float(settings.memory_step_mb),
+        )
+
+    @property
+    def cpu(self) -> Grid:
+        return Grid(self.cpu_min, self.cpu_max, self.cpu_step)
+
+    @property
+    def mem(self) -> Grid:
+        return Grid(self.mem_min, self.mem_max, self.mem_step)
+
+    def as_dict(self) -> dict[str, float]:
+        return {
+            "cpu_min": self.cpu_min,
+            "cpu_max": self.cpu_max,
+            "cpu_step": self.cpu_step,
+            "mem_min": self.mem_min,
+            "mem_max": self.mem_max,
+            "mem_step": self.mem_step,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> AllowedValues:
+        return cls(**{f.name: float(data[f.name]) for f in fields(cls)})
+
+
+# Thesis Table 3.2.
+THESIS_TABLE_3_2 = AllowedValues(1.0, 8.0, 1.0, 128.0, 8192.0, 128.0)
+
+
+def allowed_at_least(value: float, minimum: float, maximum: float, step: float) -> float:
+    """A(P): the smallest allowed allocation >= ``value``, clamped into [min, max]."""
+    return Grid(minimum, maximum, step).at_least(value)
+
+
+@dataclass(frozen=True, slots=True)
+class NormalizedDemand:
+    cpu: float
+    mem: float
+    notes: tuple[str, ...]  # why a prediction was not simply rounded up (NaN, negative, above max)
+
+
+def _normalize_one(name: str, unit: str, value: float, grid: Grid, notes: list[str]) -> float:
+    if math.isnan(value):
+        notes.append(f"{name} prediction is NaN: using the minimum {grid.minimum:g}{unit}")
+    elif value < 0:
+        notes.append(f"{name} prediction {value:.4g}{unit} is negative: the minimum {grid.minimum:g}{unit}")
+    elif value > grid.top + EPS_STEPS * grid.step:
+        notes.append(f"{name} prediction {value:.4g}{unit} is above the maximum: {grid.top:g}{unit}")
+    # Positive values below the minimum are not flagged: A(P) is the minimum there.
+    return grid.at_least(value)
+
+
+def normalize_flagged(cpu: float, mem: float, allowed: AllowedValues) -> NormalizedDemand:
+    """Round both predictions up to allowed values and say which ones were forced."""
+    notes: list[str] = []
+    c = _normalize_one("cpu", " cores", cpu, allowed.cpu, notes)
+    m = _normalize_one("memory", " MB", mem, allowed.mem, notes)
+    return NormalizedDemand(c, m, tuple(notes))
+
+
+def normalize(cpu: float, mem: float, allowed: AllowedValues) -> tuple[float, float]:
+    """The utilization normalizer: each prediction rounded UP to the next allowed value."""
+    n = normalize_flagged(cpu, mem, allowed)
+    return n.cpu, n.mem
+
+
+def is_accurate(predicted: float, actual: float, grid: Grid) -> bool:
+    """Thesis §4.1.2: P with error dP = |P - actual| is accurate when P + dP < A(P).
+
+    Equality (within float noise) counts as accurate: under a strict ``<`` a
+    perfect prediction that lands on an allowed value (a straggler saturated at
+    the maximum allocation) would count as inaccurate.
+    """
+    if not (math.isfinite(predicted) and math.isfinite(actual)):
+        return False
+    error = abs(predicted - actual)
+    return predicted + error <= grid.at_least(predicted) + EPS_STEPS * grid.step

@@ -1,0 +1,57 @@
+"""The inference pipeline (thesis §3.5.2, Fig. 3.5): DAG input size -> ML1 ->
+each function's input size -> ML2 -> each function's CPU and memory demand.
+
+One batched predict call per model for all requested functions: three calls per
+request however wide its stages are.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from predictor.models import TrainedModels, compile_predict
+
+
+@dataclass(frozen=True, slots=True)
+class Prediction:
+    input_size: float  # bytes, ML1 (never negative)
+    cpu: float  # cores, ML2-CPU, raw (not normalized)
+    memory_mb: float  # MB, ML2-memory, raw (not normalized)
+
+
+class Predictor:
+    """Request-time predictions from one DAG's trained models."""
+
+    def __init__(self, trained: TrainedModels) -> None:
+        self.trained = trained
+        self._ml1 = compile_predict(trained.models["input_size"])
+        self._cpu = compile_predict(trained.models["cpu"])
+        self._mem = compile_predict(trained.models["memory"])
+
+    def predict(self, dag_input_size: int | float, slots: Sequence[tuple[int, int]]) -> list[Prediction]:
+        """Predictions for the functions at ``slots`` ((stage, index) pairs), in order."""
+        if not slots:
+            return []
+        identity = np.asarray(slots, dtype=np.float64).reshape(len(slots), 2)
+        x1 = np.empty((len(slots), 3))
+        x1[:, 0] = dag_input_size
+        x1[:, 1:] = identity
+        sizes = self._ml1(x1)
+        sizes = np.where(sizes < 0, 0.0, sizes)  # a negative size is meaningless
+        # A non-finite size cannot feed ML2 (sklearn rejects it); its demands become
+        # NaN, which the planner rejects with a reason.
+        bad = ~np.isfinite(sizes)
+        x2 = np.empty((len(slots), 3))
+        x2[:, 0] = np.where(bad, 0.0, sizes)
+        x2[:, 1:] = identity
+        cpu = self._cpu(x2)
+        mem = self._mem(x2)
+        if bad.any():
+            cpu, mem = np.where(bad, np.nan, cpu), np.where(bad, np.nan, mem)
+        return [
+            Prediction(float(s), float(c), float(m))
+            for s, c, m in zip(sizes.tolist(), cpu.tolist(), mem.tolist(), strict=True)
+        ]

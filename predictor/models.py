@@ -1,0 +1,189 @@
+"""The six candidate regressors of thesis §4.3, the three prediction targets
+(Appendix B) and the fast predict path used at request time.
+
+Targets, per DAG (function identity = stage + index within the stage):
+
+* ``input_size`` (ML1): (dag_input_size, stage, index) -> input_size
+* ``cpu`` (ML2-CPU):    (input_size, stage, index)     -> peak_cpu
+* ``memory`` (ML2-mem): (input_size, stage, index)     -> peak_memory_mb
+
+All models are seeded. XGBoost is not a dependency: scikit-learn's
+GradientBoostingRegressor (the same gradient-boosted trees, without XGBoost's
+regularised objective and histogram tricks) stands in for it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+from sklearn.compose import TransformedTargetRegressor
+from sklearn.ensemble import GradientBoostingRegressor, RandomForestRegressor
+from sklearn.linear_model import LinearRegression
+from sklearn.neural_network import MLPRegressor
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+from sklearn.svm import SVR
+from sklearn.tree import DecisionTreeRegressor
+
+from predictor.allocation import AllowedValues
+from predictor.dataset import ProfileRow
+
+FloatArray = NDArray[np.float64]
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    name: str
+    features: tuple[str, ...]
+    label: str
+    title: str
+
+
+TARGETS: dict[str, Target] = {
+    "input_size": Target("input_size", ("dag_input_size", "stage", "index"), "input_size", "ML1 input size"),
+    "cpu": Target("cpu", ("input_size", "stage", "index"), "peak_cpu", "ML2 CPU"),
+    "memory": Target("memory", ("input_size", "stage", "index"), "peak_memory_mb", "ML2 memory"),
+}
+# ML2 without the function identity: tells whether stage + index help.
+WITHOUT_IDENTITY: tuple[str, ...] = ("input_size",)
+
+MODEL_NAMES: tuple[str, ...] = (
+    "RandomForest",
+    "DecisionTree",
+    "GradientBoosting",
+    "SVR",
+    "NeuralNetwork",
+    "LinearRegression",
+)
+# 50 trees, not sklearn's 100: the forest is predicted tree by tree at request
+# time, and 50 keep it well under the 2 ms per-model budget with the same accuracy here.
+FOREST_TREES = 50
+
+
+def make_model(name: str, seed: int = 0) -> Any:
+    """A fresh, seeded, unfitted candidate."""
+    if name == "RandomForest":
+        return RandomForestRegressor(n_estimators=FOREST_TREES, random_state=seed)
+    if name == "DecisionTree":
+        return DecisionTreeRegressor(random_state=seed)
+    if name == "GradientBoosting":
+        return GradientBoostingRegressor(random_state=seed)  # 100 stages, sklearn default
+    if name == "SVR":
+        # Features and target scaled: raw byte counts and MB would swamp the RBF kernel and epsilon.
+        return TransformedTargetRegressor(
+            make_pipeline(StandardScaler(), SVR()), transformer=StandardScaler()
+        )
+    if name == "NeuralNetwork":
+        # 4 layers: three hidden layers and the output layer.
+        mlp = MLPRegressor(hidden_layer_sizes=(64, 64, 32), max_iter=1000, random_state=seed)
+        return TransformedTargetRegressor(make_pipeline(StandardScaler(), mlp), transformer=StandardScaler())
+    if name == "LinearRegression":
+        return LinearRegression()
+    raise ValueError(f"unknown model {name!r}; choose from {', '.join(MODEL_NAMES)}")
+
+
+def matrix(rows: Sequence[ProfileRow], columns: Sequence[str]) -> FloatArray:
+    """Feature matrix (or a label column when ``columns`` has one name) as float64."""
+    return np.array([[float(getattr(r, c)) for c in columns] for r in rows], dtype=np.float64).reshape(
+        len(rows), len(columns)
+    )
+
+
+def labels(rows: Sequence[ProfileRow], target: Target) -> FloatArray:
+    return matrix(rows, (target.label,))[:, 0]
+
+
+PredictFn = Callable[[FloatArray], FloatArray]
+
+
+def _direct_path(model: Any) -> PredictFn | None:
+    """Models evaluated straight on their fitted attributes, skipping sklearn's
+    per-call input checks (~0.1-0.5 ms each, more than the arithmetic).
+
+    ``RandomForestRegressor.predict`` also dispatches its trees through joblib:
+    ~10 ms for a handful of rows, against a fraction of a millisecond for summing
+    the trees' ``tree_.predict``. A linear model is ``X @ coef_ + intercept_``.
+    """
+    if isinstance(model, RandomForestRegressor):
+        trees = [e.tree_ for e in model.estimators_]
+
+        def forest(X: FloatArray) -> FloatArray:
+            x32 = np.ascontiguousarray(X, dtype=np.float32)
+            total = np.zeros(len(X), dtype=np.float64)
+            for tree in trees:
+                total += tree.predict(x32).reshape(len(X))
+            return total / len(trees)
+
+        return forest
+    if isinstance(model, LinearRegression) and np.ndim(model.coef_) == 1:
+        coef, intercept = np.asarray(model.coef_, dtype=np.float64), float(model.intercept_)
+
+        def linear(X: FloatArray) -> FloatArray:
+            out: FloatArray = X @ coef + intercept
+            return out
+
+        return linear
+    if isinstance(model, DecisionTreeRegressor):
+        tree = model.tree_
+
+        def single(X: FloatArray) -> FloatArray:
+            out: FloatArray = tree.predict(np.ascontiguousarray(X, dtype=np.float32)).reshape(len(X))
+            return out.astype(np.float64)
+
+        return single
+    return None
+
+
+def compile_predict(model: Any) -> PredictFn:
+    """The fastest predict function that gives ``model.predict``'s numbers.
+
+    The shortcuts rely on scikit-learn's fitted attributes (``tree_``, ``coef_``);
+    each is checked against ``model.predict`` once here and dropped if it
+    disagrees or fails.
+    """
+    fast = _direct_path(model)
+    if fast is not None:
+        n = int(getattr(model, "n_features_in_", 3))
+        probe: FloatArray = np.outer([0.0, 1.0, 3.0, 1e3, 1e6, 3e7], np.ones(n)) + np.arange(
+            n, dtype=np.float64
+        )
+        try:
+            if np.allclose(fast(probe), model.predict(probe), rtol=1e-9, atol=1e-9):
+                return fast
+        except (AttributeError, TypeError, ValueError):
+            pass
+
+    def public(X: FloatArray) -> FloatArray:
+        return np.asarray(model.predict(X), dtype=np.float64)
+
+    return public
+
+
+def fast_predict(model: Any, X: FloatArray) -> FloatArray:
+    """One-off ``model.predict(X)`` through :func:`compile_predict` (compile once
+    and reuse the function on hot paths)."""
+    return compile_predict(model)(X)
+
+
+@dataclass(frozen=True, slots=True)
+class TrainedModels:
+    """The three chosen, fitted models of one DAG, and what they were chosen on."""
+
+    namespace: str
+    dag: str
+    models: Mapping[str, Any]  # target name -> fitted estimator
+    model_names: Mapping[str, str]  # target name -> candidate name
+    features: Mapping[str, tuple[str, ...]]
+    allowed: AllowedValues
+    metrics: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    version: int | None = None  # set once saved
+    created: str = ""
+
+    def __post_init__(self) -> None:
+        missing = set(TARGETS) - set(self.models)
+        if missing:
+            raise ValueError(f"trained models miss targets {sorted(missing)}")

@@ -1,0 +1,114 @@
+"""Allowed values, A(P), the normalizer and the thesis's accuracy rule."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from gleaner.errors import SettingsError
+from gleaner.settings import load_settings
+from predictor.allocation import (
+    THESIS_TABLE_3_2,
+    AllowedValues,
+    Grid,
+    allowed_at_least,
+    is_accurate,
+    normalize,
+    normalize_flagged,
+)
+from tests.unit.predictor import OURS
+
+
+@pytest.mark.parametrize(
+    ("value", "grid", "expected"),
+    [
+        (2.78, (1, 8, 1), 3.0),  # thesis §3.5.2
+        (234.32, (128, 8192, 128), 256.0),  # thesis §3.5.2
+        (0.75000000001, (0.25, 2, 0.25), 0.75),  # float noise does not cost a step
+        (0.7499999999, (0.25, 2, 0.25), 0.75),
+        (0.76, (0.25, 2, 0.25), 1.0),
+        (0.75, (0.25, 2, 0.25), 0.75),  # on the grid: itself
+        (0.0, (0.25, 2, 0.25), 0.25),  # below the minimum: the minimum
+        (-3.0, (1, 8, 1), 1.0),
+        (9.5, (1, 8, 1), 8.0),  # above the maximum: clamped
+        (0.3, (0.1, 1, 0.1), 0.3),  # 0.1 * 3 is not exactly 0.3 in floats
+        (1.9, (0.25, 1.9, 0.25), 1.75),  # max off the grid: the top grid value
+        (math.inf, (1, 8, 1), 8.0),
+        (math.nan, (1, 8, 1), 1.0),
+    ],
+)
+def test_allowed_at_least(value: float, grid: tuple[float, float, float], expected: float) -> None:
+    assert allowed_at_least(value, *grid) == expected
+
+
+def test_grid_top_and_membership() -> None:
+    g = Grid(0.25, 1.9, 0.25)
+    assert g.top == 1.75 and g.units == 6
+    assert g.contains(0.5) and g.contains(1.75) and not g.contains(1.9) and not g.contains(0.6)
+    assert not g.contains(math.nan) and not g.contains(0.0)
+    assert THESIS_TABLE_3_2.mem.top == 8192 and THESIS_TABLE_3_2.cpu.units == 7
+
+
+@pytest.mark.parametrize("bad", [(0, 1, 0.25), (1, 0.5, 0.25), (0.25, 2, 0), (0.25, math.nan, 0.25)])
+def test_bad_grids_are_settings_errors(bad: tuple[float, float, float]) -> None:
+    with pytest.raises(SettingsError):
+        Grid(*bad)
+
+
+def test_allowed_values_from_settings() -> None:
+    s = load_settings(env={}, cpu_max=2.0)
+    a = AllowedValues.from_settings(s)
+    assert a == AllowedValues(0.25, 2.0, 0.25, 128.0, 8192.0, 128.0)
+    assert AllowedValues.from_dict(a.as_dict()) == a
+
+
+def test_normalize_rounds_up_both_dimensions() -> None:
+    assert normalize(2.78, 234.32, THESIS_TABLE_3_2) == (3.0, 256.0)
+    assert normalize(0.3, 129.0, OURS) == (0.5, 256.0)
+    assert normalize(0.1, 10.0, OURS) == (0.25, 128.0)  # below the minimum is normal, not flagged
+    assert normalize_flagged(0.1, 10.0, OURS).notes == ()
+
+
+@pytest.mark.parametrize(
+    ("cpu", "mem", "expected", "flag"),
+    [
+        (math.nan, 300.0, (0.25, 384.0), "cpu prediction is NaN"),
+        (-0.5, 300.0, (0.25, 384.0), "cpu prediction -0.5 cores is negative"),
+        (1.0, -1.0, (1.0, 128.0), "memory prediction -1 MB is negative"),
+        (3.7, 300.0, (2.0, 384.0), "cpu prediction 3.7 cores is above the maximum"),
+        (1.0, math.inf, (1.0, 8192.0), "memory prediction inf MB is above the maximum"),
+    ],
+)
+def test_normalize_flags_forced_values(
+    cpu: float, mem: float, expected: tuple[float, float], flag: str
+) -> None:
+    n = normalize_flagged(cpu, mem, OURS)
+    assert (n.cpu, n.mem) == expected
+    assert len(n.notes) == 1 and flag in n.notes[0], n.notes
+
+
+@given(
+    value=st.floats(min_value=0, max_value=20, allow_nan=False),
+    grid=st.sampled_from([OURS.cpu, OURS.mem, THESIS_TABLE_3_2.cpu, Grid(0.1, 3.3, 0.1), Grid(0.5, 4, 0.5)]),
+)
+def test_at_least_is_the_next_grid_value(value: float, grid: Grid) -> None:
+    a = grid.at_least(value)
+    assert grid.contains(a)
+    if grid.minimum <= value <= grid.top:
+        assert a >= value - 1e-6 * grid.step  # never rounds down (beyond float noise)
+        assert a - value < grid.step  # and never skips a value
+    else:
+        assert a == (grid.minimum if value < grid.minimum else grid.top)
+
+
+def test_accuracy_thesis_examples() -> None:
+    cpu = THESIS_TABLE_3_2.cpu
+    assert is_accurate(2.6, 2.9, cpu)  # 2.6 + 0.3 = 2.9 < 3
+    assert is_accurate(2.6, 2.3, cpu)  # error is absolute
+    assert not is_accurate(2.6, 3.01, cpu)  # 2.6 + 0.41 = 3.01 > 3
+    assert not is_accurate(2.6, 2.19, cpu)  # 2.6 + 0.41 again
+    assert is_accurate(2.0, 2.0, cpu)  # a perfect prediction on an allowed value (see is_accurate)
+    assert not is_accurate(math.nan, 2.0, cpu)
