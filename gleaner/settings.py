@@ -97,6 +97,7 @@ class Settings:
 
     # --- harvesting ------------------------------------------------------------
     harvest_enabled: bool = True  # global switch; a request's "harvest" field overrides it
+    harvest_memory_margin: float = 0.25  # added to predicted memory before rounding up (OOM safety)
     models_dir: str = ""  # empty: <state_dir>/models
 
     # --- invoker agent --------------------------------------------------------

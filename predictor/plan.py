@@ -75,6 +75,7 @@ def _decide(
     user: list[Allocation],
     allowed: AllowedValues,
     reasons: list[str],
+    memory_margin: float = 0.0,
 ) -> StagePlan:
     if not all(_finite(p) for p in predicted):
         why = f"stage {stage.index}: a prediction is not finite, user allocations kept"
@@ -84,7 +85,8 @@ def _decide(
         )
     normalized: list[Allocation] = []
     for slot, p in zip(stage.slots, predicted, strict=True):
-        n = normalize_flagged(p.cpu, p.memory_mb, allowed)
+        # A margin on memory before rounding up: an under-predicted memory is an OOM kill.
+        n = normalize_flagged(p.cpu, p.memory_mb * (1.0 + memory_margin), allowed)
         reasons.extend(
             f"stage {stage.index} function {slot.index} ({slot.action}): {note}" for note in n.notes
         )
@@ -100,6 +102,8 @@ def plan_request(
     dag_input_size: int,
     user: Mapping[Slot, Allocation],
     allowed: AllowedValues,
+    *,
+    memory_margin: float = 0.0,
 ) -> Plan:
     """Allocations for every function of every parallel stage of one request.
 
@@ -126,7 +130,7 @@ def plan_request(
         stage_user = [
             (float(user[s.stage, s.index][0]), float(user[s.stage, s.index][1])) for s in stage.slots
         ]
-        sp = _decide(stage, predictions[start : start + width], stage_user, allowed, reasons)
+        sp = _decide(stage, predictions[start : start + width], stage_user, allowed, reasons, memory_margin)
         start += width
         stage_plans.append(sp)
         for slot, (cpu, mem), (user_cpu, _) in zip(

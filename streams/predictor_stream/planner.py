@@ -172,7 +172,14 @@ class RequestPlanner:
                     float(action["limits"]["cpu"]),
                     float(action["limits"]["memory"]),
                 )
-        plan = plan_request(predictor, analysis, input_size, user, self.allowed)
+        plan = plan_request(
+            predictor,
+            analysis,
+            input_size,
+            user,
+            self.allowed,
+            memory_margin=self.settings.harvest_memory_margin,
+        )
         if plan.allocations:
             by_slot = {(sp.stage, i): p for sp in plan.stages for i, p in enumerate(sp.predicted)}
             self.allocations.write(

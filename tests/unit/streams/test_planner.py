@@ -1,0 +1,154 @@
+"""The request planner falls back to user allocations, with the reason, on
+every fault; and never writes an allocation outside a stage's budget."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from composer import normalize, to_json
+from gleaner.errors import RedisError
+from gleaner.settings import Settings
+from predictor.inference import Prediction
+from predictor.store import save_models
+from streams.events import DagRequest
+from streams.predictor_stream.planner import RequestPlanner
+from tests.unit.predictor import AES, synthetic_comparison
+
+USER = {"cpu": 0.5, "memory": 512}
+
+
+class FakeDB:
+    def __init__(self) -> None:
+        self.docs: dict[str, dict[str, Any]] = {
+            "dags/guest/aes": {"_rev": "1-a", "composition": to_json(normalize(AES))},
+            **{f"whisks/guest/aes{i}": {"limits": USER} for i in range(1, 5)},
+        }
+
+    def get_doc(self, db: str, doc_id: str, rev: str | None = None) -> dict[str, Any] | None:
+        return self.docs.get(f"{db}/{doc_id}")
+
+
+class FakeAllocations:
+    def __init__(self, fail: bool = False) -> None:
+        self.fail = fail
+        self.written: dict[str, dict[tuple[int, int], dict[str, Any]]] = {}
+
+    def write(self, request_id: str, allocations: dict[tuple[int, int], dict[str, Any]], ttl_s: int) -> None:
+        if self.fail:
+            raise RedisError("Redis at redis://nowhere failed: connection refused")
+        self.written[request_id] = allocations
+
+
+@pytest.fixture()
+def settings(tmp_path: Path) -> Settings:
+    return Settings(
+        cpu_max=2.0, invoker_cpu_capacity=2.0, models_dir=str(tmp_path / "models"), state_dir=tmp_path
+    )
+
+
+@pytest.fixture()
+def trained(settings: Settings, tmp_path: Path) -> Path:
+    dataset = tmp_path / "aes.csv"
+    dataset.write_text("request_id\n")
+    return save_models(
+        settings.models_root, "guest", "aes", synthetic_comparison().to_trained("guest"), dataset, {}
+    )
+
+
+def request(**kw: Any) -> DagRequest:
+    base: dict[str, Any] = {
+        "request_id": "a" * 32,
+        "namespace": "guest",
+        "dag": "aes",
+        "input": {"text": "x" * 20_000_000},
+    }
+    base.update(kw)
+    return DagRequest(**base)
+
+
+def planner(settings: Settings, allocations: FakeAllocations | None = None) -> RequestPlanner:
+    return RequestPlanner(settings, FakeDB(), allocations or FakeAllocations())  # type: ignore[arg-type]
+
+
+def test_a_plan_moves_cpu_to_the_straggler_within_the_stage_budget(settings, trained):
+    store = FakeAllocations()
+    plan = planner(settings, store).plan(request())
+    assert plan.harvest and plan.model_version is not None
+    written = store.written["a" * 32]
+    assert set(written) == {(1, 0), (1, 1), (1, 2), (1, 3)}
+    cpus = [written[(1, i)]["cpu"] for i in range(4)]
+    assert sum(cpus) <= 4 * USER["cpu"] + 1e-9
+    assert cpus[0] == max(cpus) and written[(1, 0)]["origin"] == "accelerate"
+    assert written[(1, 3)]["origin"] == "harvest"
+    assert all(w["predicted"]["cpu"] > 0 for w in written.values())
+    assert plan.inference_ms > 0
+
+
+@pytest.mark.parametrize(
+    ("settings_change", "req", "reason"),
+    [
+        ({"harvest_enabled": False}, {}, "harvesting is off (setting)"),
+        ({}, {"harvest": False}, "off for this request"),
+        ({}, {"input": {}}, "no measurable input size"),
+        ({}, {"dag": "unknown"}, "does not exist"),
+    ],
+)
+def test_fallbacks_keep_user_allocations_with_the_reason(settings, trained, settings_change, req, reason):
+    import dataclasses
+
+    store = FakeAllocations()
+    plan = planner(dataclasses.replace(settings, **settings_change), store).plan(request(**req))
+    assert not plan.harvest and not store.written
+    assert any(reason in r for r in plan.reasons), plan.reasons
+
+
+def test_no_trained_model(settings):
+    plan = planner(settings).plan(request())
+    assert not plan.harvest and any("no trained model" in r for r in plan.reasons)
+
+
+def test_a_model_file_that_fails_to_load(settings, trained):
+    for model in trained.glob("*.joblib"):
+        model.write_bytes(b"not a model")
+    plan = planner(settings).plan(request())
+    assert not plan.harvest and any("failed to load" in r for r in plan.reasons)
+
+
+def test_redis_down(settings, trained):
+    plan = planner(settings, FakeAllocations(fail=True)).plan(request())
+    assert not plan.harvest and any("Redis" in r for r in plan.reasons)
+
+
+class StubPredictor:
+    def __init__(self, cpu: float, memory: float) -> None:
+        self.cpu, self.memory = cpu, memory
+
+    def predict(self, dag_input_size: float, slots: Any) -> list[Prediction]:
+        return [Prediction(1000.0, self.cpu, self.memory) for _ in slots]
+
+
+@pytest.mark.parametrize(
+    ("cpu", "memory", "reason"), [(50.0, 1e9, "stage 1"), (float("nan"), 100.0, "not finite")]
+)
+def test_predictions_outside_the_allowed_range(settings, trained, cpu, memory, reason):
+    store = FakeAllocations()
+    p = planner(settings, store)
+    p.models.get = lambda ns, dag: (StubPredictor(cpu, memory), None, 1)  # type: ignore[method-assign]
+    plan = p.plan(request())
+    assert any(reason in r for r in plan.reasons), plan.reasons
+    for allocation in store.written.get("a" * 32, {}).values():
+        assert 0.25 <= allocation["cpu"] <= 2.0 and allocation["memory"] <= 8192
+    if store.written:
+        assert sum(a["cpu"] for a in store.written["a" * 32].values()) <= 2.0 + 1e-9
+
+
+def test_profile_requests_get_the_maximum_for_every_function(settings):
+    store = FakeAllocations()
+    plan = planner(settings, store).plan(request(profile=True))
+    written = store.written["a" * 32]
+    assert len(written) == 6  # split, 4 parallel, merge
+    assert all(a["cpu"] == 2.0 and a["origin"] == "profile" for a in written.values())
+    assert not plan.harvest
