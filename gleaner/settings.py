@@ -91,7 +91,7 @@ class Settings:
     max_dag_functions: int = 50  # OpenWhisk's sequence limit
     max_map_width: int = 64
     dag_timeout_s: float = 600.0  # no request hangs forever
-    max_dag_payload_bytes: int = 16 * 2**20
+    max_dag_payload_bytes: int = 64 * 2**20
     inline_payload_bytes: int = 64 * 1024  # above this, values travel by reference via Redis
     data_ttl_s: int = 3600
 
