@@ -33,6 +33,12 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
     p.set_defaults(func=run_orchestration)
 
+    p = verbs.add_parser("skew", help="skew of each built-in workload's parallel stage; timeline PNGs")
+    p.add_argument("--inputs", type=int, default=5)
+    p.add_argument("--seed", type=int, default=3)
+    p.add_argument("--out", default="docs/benchmarks.md")
+    p.set_defaults(func=lambda a: int(__import__("benchmarks.skew", fromlist=["main"]).main(a)))
+
     for verb, module, helptext in (
         ("harvest", "benchmarks.harvest", "the same requests with harvesting off, then on"),
         (
