@@ -1,0 +1,181 @@
+"""The three skew-aware workloads of the thesis (Table 3.1, Appendix A).
+
+===============  =================  =========  =====  =====
+name             type               functions  depth  width
+===============  =================  =========  =====  =====
+video-analytics  image recognition  4          3      2
+parallel-aes     text encryption    5          3      3
+ml-pipeline      model training     6          3      4
+===============  =================  =========  =====  =====
+
+Every function is an ordinary OpenWhisk Python action (``main(args) -> dict``) kept as
+a directory with ``__main__.py`` (``workloads/deploy.py`` zips it). Functions that
+appear several times in a parallel stage (``recognition1``/``2``, ``aes1``..``3``,
+``train1``..``4``) share one source and differ only by their default parameters,
+which give each branch a different amount of work: the stages are skewed on purpose.
+
+User allocations. Everything fits the 2-core machine: a parallel stage's allocations
+sum to at most 2 cores (video 2 x 1.0, AES 3 x 0.5, ML 4 x 0.5). And they are
+*mis-provisioned the way users do it* (thesis section 2.6): each function of a stage
+gets the same share although their work differs by 3x (video), 3.7x (AES) or more
+than 10x (ML), so the light functions sit on idle CPU while the straggler, which
+decides when the stage ends, is starved. That idle allocation is exactly what Gleaner
+harvests for the straggler.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from composer.dsl import parallel, sequence
+from composer.model import Node, actions
+from workloads.ml_pipeline import inputs as ml_inputs
+from workloads.parallel_aes import inputs as aes_inputs
+from workloads.video_analytics import inputs as video_inputs
+
+HERE = Path(__file__).resolve().parent
+
+
+@dataclass(frozen=True)
+class FunctionSpec:
+    """One action: its code and the user's allocation for it."""
+
+    name: str
+    source: Path  # a directory with __main__.py, or one .py file
+    cpu: float  # cores (Docker --cpus)
+    memory_mb: int
+    timeout_ms: int
+    params: dict[str, Any] = field(default_factory=dict)  # default parameters (OpenWhisk)
+
+
+@dataclass(frozen=True)
+class Workload:
+    name: str
+    dag: Node
+    functions: tuple[FunctionSpec, ...]
+    description: str
+    # (n, seed, out_dir) -> the input files written, input-000.json ... (reproducible)
+    generate_inputs: Callable[[int, int, Path], list[Path]]
+    # a quick input: the whole DAG runs in a few seconds at the user allocations
+    small_input: Callable[[], dict[str, Any]]
+
+    def function(self, name: str) -> FunctionSpec:
+        for spec in self.functions:
+            if spec.name == name:
+                return spec
+        raise KeyError(f"{self.name} has no function {name!r}")
+
+    def __post_init__(self) -> None:
+        used = {a.name for _, a in actions(self.dag)}
+        defined = {f.name for f in self.functions}
+        if used != defined:
+            raise ValueError(f"{self.name}: DAG actions {sorted(used)} != functions {sorted(defined)}")
+
+
+def _fn(
+    workload_dir: str,
+    code: str,
+    name: str,
+    cpu: float,
+    memory_mb: int,
+    timeout_ms: int = 120_000,
+    **params: Any,
+) -> FunctionSpec:
+    return FunctionSpec(name, HERE / workload_dir / code, cpu, memory_mb, timeout_ms, dict(params))
+
+
+VIDEO_ANALYTICS = Workload(
+    name="video-analytics",
+    dag=sequence("streaming", "decoder", parallel("recognition1", "recognition2")),
+    functions=(
+        _fn("video_analytics", "streaming", "streaming", 0.5, 256, 60_000),
+        _fn("video_analytics", "decoder", "decoder", 1.0, 512, 60_000),
+        # Same code; recognition1 gets 1 frame in 4 and recognition2 the other 3,
+        # yet both are given 1 core (thesis 2.6: equal shares for unequal work).
+        _fn("video_analytics", "recognition", "recognition1", 1.0, 768, offset=0, take=1, period=4),
+        _fn("video_analytics", "recognition", "recognition2", 1.0, 768, offset=1, take=3, period=4),
+    ),
+    description=(
+        "Image recognition: a synthetic MJPEG video of handwritten digits is streamed, "
+        "decoded into frames, and two recognition functions classify the digits of 25% "
+        "and 75% of the frames (denoise, segment, SVM trained on scikit-learn's digits)."
+    ),
+    generate_inputs=video_inputs.generate_inputs,
+    small_input=video_inputs.small_input,
+)
+
+PARALLEL_AES = Workload(
+    name="parallel-aes",
+    dag=sequence("split", parallel("aes1", "aes2", "aes3"), "merge"),
+    functions=(
+        _fn("parallel_aes", "split", "split", 0.5, 256, 60_000),
+        # Segments of 15%, 30% and 55% of the text, each function given half a core.
+        _fn("parallel_aes", "aes", "aes1", 0.5, 256, segment=0, rounds=2),
+        _fn("parallel_aes", "aes", "aes2", 0.5, 256, segment=1, rounds=2),
+        _fn("parallel_aes", "aes", "aes3", 0.5, 256, segment=2, rounds=2),
+        _fn("parallel_aes", "merge", "merge", 0.25, 128, 60_000),
+    ),
+    description=(
+        "Text encryption: the text is split into three unequal segments (15/30/55%), each "
+        "encrypted and decrypted through two rounds of AES-256-CTR with pure-Python pyaes "
+        "in parallel chunks, and the digests merged."
+    ),
+    generate_inputs=aes_inputs.generate_inputs,
+    small_input=aes_inputs.small_input,
+)
+
+_TREES = (
+    # (trees, max_depth, leaves, feature_fraction, learning_rate, max_bin, min_data_in_leaf)
+    (25, 3, 7, 0.5, 0.3, 63, 20),
+    (50, 5, 24, 0.6, 0.2, 127, 20),
+    (100, 8, 63, 0.8, 0.1, 255, 20),
+    (300, -1, 127, 1.0, 0.05, 255, 10),
+)
+
+ML_PIPELINE = Workload(
+    name="ml-pipeline",
+    dag=sequence("preprocess", parallel("train1", "train2", "train3", "train4"), "evaluate"),
+    functions=(
+        _fn("ml_pipeline", "preprocess", "preprocess", 1.0, 512, 60_000),
+        # Four LightGBM configurations from 25 shallow trees to 300 deep ones (each
+        # function searches 4 candidates around its own), each given half a core: the
+        # small models finish early and leave their CPU idle.
+        *(
+            _fn(
+                "ml_pipeline",
+                "train",
+                f"train{i}",
+                0.5,
+                384,
+                trees=trees,
+                max_depth=depth,
+                num_leaves=leaves,
+                feature_fraction=ff,
+                learning_rate=lr,
+                max_bin=bins,
+                min_data_in_leaf=min_leaf,
+            )
+            for i, (trees, depth, leaves, ff, lr, bins, min_leaf) in enumerate(_TREES, start=1)
+        ),
+        _fn("ml_pipeline", "evaluate", "evaluate", 0.25, 128, 60_000),
+    ),
+    description=(
+        "Model training: a tabular dataset is cleaned, standardised and split, four "
+        "LightGBM trainings with very different hyper-parameters (25 to 300 trees, each a "
+        "4-candidate search) run in parallel, and the best model is picked."
+    ),
+    generate_inputs=ml_inputs.generate_inputs,
+    small_input=ml_inputs.small_input,
+)
+
+WORKLOADS: dict[str, Workload] = {w.name: w for w in (VIDEO_ANALYTICS, PARALLEL_AES, ML_PIPELINE)}
+
+
+def get(name: str) -> Workload:
+    try:
+        return WORKLOADS[name]
+    except KeyError:
+        raise KeyError(f"unknown workload {name!r}; known: {', '.join(WORKLOADS)}") from None
