@@ -15,12 +15,15 @@ appear several times in a parallel stage (``recognition1``/``2``, ``aes1``..``3`
 which give each branch a different amount of work: the stages are skewed on purpose.
 
 User allocations. Everything fits the 2-core machine: a parallel stage's allocations
-sum to at most 2 cores (video 2 x 1.0, AES 3 x 0.5, ML 4 x 0.5). And they are
-*mis-provisioned the way users do it* (thesis section 2.6): each function of a stage
-gets the same share although their work differs by 3x (video), 3.7x (AES) or more
-than 10x (ML), so the light functions sit on idle CPU while the straggler, which
-decides when the stage ends, is starved. That idle allocation is exactly what Gleaner
-harvests for the straggler.
+sum to at most 2 cores (video 2.0, AES 1.5, ML 2.0). And they are *mis-provisioned
+the way the thesis's section 2.6 example is*: the light function of each stage is
+given more CPU than it can use and the straggler, which decides when the stage ends,
+less than it could (video: recognition1 1.25 / recognition2 0.75 cores; AES: aes1
+0.75 / aes2 0.5 / aes3 0.25; ML: train1 0.75 / train2 0.5 / train3 0.5 / train4
+0.25), while their work differs by 3x (video), 3.7x (AES) or more than 10x (ML).
+That idle allocation is what Gleaner harvests for the straggler. (With equal shares
+and functions whose peaks are alike at the maximum allocation, the validator has
+nothing to move: see docs/benchmarks.md.)
 """
 
 from __future__ import annotations
@@ -93,10 +96,10 @@ VIDEO_ANALYTICS = Workload(
     functions=(
         _fn("video_analytics", "streaming", "streaming", 0.5, 256, 60_000),
         _fn("video_analytics", "decoder", "decoder", 1.0, 512, 60_000),
-        # Same code; recognition1 gets 1 frame in 4 and recognition2 the other 3,
-        # yet both are given 1 core (thesis 2.6: equal shares for unequal work).
-        _fn("video_analytics", "recognition", "recognition1", 1.0, 768, offset=0, take=1, period=4),
-        _fn("video_analytics", "recognition", "recognition2", 1.0, 768, offset=1, take=3, period=4),
+        # Same code; recognition1 gets 1 frame in 4 and recognition2 the other 3, yet
+        # the light one is given the larger share (thesis 2.6: mis-provisioned).
+        _fn("video_analytics", "recognition", "recognition1", 1.25, 768, offset=0, take=1, period=4),
+        _fn("video_analytics", "recognition", "recognition2", 0.75, 768, offset=1, take=3, period=4),
     ),
     description=(
         "Image recognition: a synthetic MJPEG video of handwritten digits is streamed, "
@@ -112,10 +115,10 @@ PARALLEL_AES = Workload(
     dag=sequence("split", parallel("aes1", "aes2", "aes3"), "merge"),
     functions=(
         _fn("parallel_aes", "split", "split", 0.5, 256, 60_000),
-        # Segments of 15%, 30% and 55% of the text, each function given half a core.
-        _fn("parallel_aes", "aes", "aes1", 0.5, 256, segment=0, rounds=2),
+        # Segments of 15%, 30% and 55% of the text; the smallest gets the most CPU.
+        _fn("parallel_aes", "aes", "aes1", 0.75, 256, segment=0, rounds=2),
         _fn("parallel_aes", "aes", "aes2", 0.5, 256, segment=1, rounds=2),
-        _fn("parallel_aes", "aes", "aes3", 0.5, 256, segment=2, rounds=2),
+        _fn("parallel_aes", "aes", "aes3", 0.25, 256, segment=2, rounds=2),
         _fn("parallel_aes", "merge", "merge", 0.25, 128, 60_000),
     ),
     description=(
@@ -141,14 +144,14 @@ ML_PIPELINE = Workload(
     functions=(
         _fn("ml_pipeline", "preprocess", "preprocess", 1.0, 512, 60_000),
         # Four LightGBM configurations from 25 shallow trees to 300 deep ones (each
-        # function searches 4 candidates around its own), each given half a core: the
-        # small models finish early and leave their CPU idle.
+        # function searches 4 candidates around its own); the smallest model gets the
+        # most CPU and finishes early, the 300-tree one gets a quarter core.
         *(
             _fn(
                 "ml_pipeline",
                 "train",
                 f"train{i}",
-                0.5,
+                cpu,
                 384,
                 trees=trees,
                 max_depth=depth,
@@ -158,7 +161,9 @@ ML_PIPELINE = Workload(
                 max_bin=bins,
                 min_data_in_leaf=min_leaf,
             )
-            for i, (trees, depth, leaves, ff, lr, bins, min_leaf) in enumerate(_TREES, start=1)
+            for i, (cpu, (trees, depth, leaves, ff, lr, bins, min_leaf)) in enumerate(
+                zip((0.75, 0.5, 0.5, 0.25), _TREES, strict=True), start=1
+            )
         ),
         _fn("ml_pipeline", "evaluate", "evaluate", 0.25, 128, 60_000),
     ),
