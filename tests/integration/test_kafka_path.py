@@ -42,15 +42,26 @@ def request_event(action: str, params: dict, activation_id: str | None = None) -
     return event
 
 
-def read_topic(settings, topic: str, match: bytes, *, want: int = 1, seconds: float = 20.0) -> list[dict]:
-    """Events on ``topic`` whose bytes contain ``match``, read from the start up to
-    the end of every partition, retried until ``want`` are found or time runs out."""
+def read_topic(settings, topic: str, match: bytes, *, want: int = 1, seconds: float = 30.0) -> list[dict]:
+    """Events on ``topic`` whose bytes contain ``match``, read from the start until
+    ``want`` are found or time runs out."""
+    c = confluent_kafka.Consumer(
+        {
+            "bootstrap.servers": settings.kafka_bootstrap,
+            "group.id": uuid.uuid4().hex,
+            "enable.auto.commit": False,
+        }
+    )
+    parts = c.list_topics(topic, timeout=10).topics[topic].partitions
+    c.assign([confluent_kafka.TopicPartition(topic, p, confluent_kafka.OFFSET_BEGINNING) for p in parts])
+    found: list[dict] = []
     deadline = time.monotonic() + seconds
-    while True:
-        found = _read_to_end(settings, topic, match)
-        if len(found) >= want or time.monotonic() > deadline:
-            return found
-        time.sleep(0.5)
+    while len(found) < want and time.monotonic() < deadline:
+        msg = c.poll(0.2)
+        if msg is not None and not msg.error() and match in (msg.value() or b""):
+            found.append(orjson.loads(msg.value()))
+    c.close()
+    return found
 
 
 def _read_to_end(settings, topic: str, match: bytes) -> list[dict]:
