@@ -34,6 +34,7 @@ from streams.events import (
     derived_activation_id,
     now_ms,
 )
+from streams.kafka.checkpoint import checkpoint
 from streams.kafka.client import EventConsumer, EventProducer, Record
 from streams.kafka.deadletter import DeadLetters
 from streams.kafka.offsets import OffsetTracker
@@ -165,18 +166,10 @@ class InvokerAgent:
             self.offsets.done(tp, record.offset)
 
     def _commit(self, consumer: EventConsumer) -> None:
-        offsets = self.offsets.committable()
         with self._finished_lock:
             finished, self._finished = self._finished, []
-        if not offsets and not finished:
-            return
-        try:
-            self.producer.flush()  # completions first, offsets after
-            consumer.commit(offsets)
-        except GleanerError as exc:
-            log.error("commit deferred: %s", exc)
-            return
-        self.claims.finished(finished)
+        if checkpoint(consumer, self.producer, self.offsets):  # completions flushed first
+            self.claims.finished(finished)
 
     # -- background ------------------------------------------------------------
     def _publish_health(self, status: str = "up") -> None:

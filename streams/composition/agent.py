@@ -34,6 +34,7 @@ from streams.events import (
     decode,
     now_ms,
 )
+from streams.kafka.checkpoint import checkpoint
 from streams.kafka.client import EventConsumer, EventProducer, Record
 from streams.kafka.deadletter import DeadLetters
 from streams.kafka.offsets import OffsetTracker
@@ -242,11 +243,4 @@ class CompositionAgent:
         log.info("DAG request %s %s in %d ms", state.request_id, cmd.status, result.duration_ms)
 
     def _commit(self, consumer: EventConsumer) -> None:
-        offsets = self.offsets.committable()
-        if not offsets:
-            return
-        try:
-            self.producer.flush()
-            consumer.commit(offsets)
-        except GleanerError as exc:
-            log.error("commit deferred: %s", exc)
+        checkpoint(consumer, self.producer, self.offsets)

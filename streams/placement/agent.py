@@ -15,7 +15,7 @@ import time
 from collections import deque
 from dataclasses import dataclass
 
-from gleaner.errors import GleanerError, MalformedEvent
+from gleaner.errors import MalformedEvent
 from gleaner.records import INTERNAL_ERROR, RecordDraft, build_record
 from gleaner.settings import Settings
 from streams.events import (
@@ -26,6 +26,7 @@ from streams.events import (
     derived_activation_id,
     now_ms,
 )
+from streams.kafka.checkpoint import checkpoint
 from streams.kafka.client import EventConsumer, EventProducer, Record
 from streams.kafka.deadletter import DeadLetters
 from streams.kafka.offsets import OffsetTracker
@@ -201,11 +202,4 @@ class PlacementAgent:
         self.offsets.done((rec.topic, rec.partition), rec.offset)
 
     def _commit(self, consumer: EventConsumer) -> None:
-        offsets = self.offsets.committable()
-        if not offsets:
-            return
-        try:
-            self.producer.flush()
-            consumer.commit(offsets)
-        except GleanerError as exc:
-            log.error("commit deferred: %s", exc)
+        checkpoint(consumer, self.producer, self.offsets)
