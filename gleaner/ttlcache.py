@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 from typing import Generic, TypeVar
 
 K = TypeVar("K")
@@ -36,6 +37,15 @@ class TTLCache(Generic[K, V]):
         self._items.move_to_end(key)
         while len(self._items) > self._max:
             self._items.popitem(last=False)
+
+    def get_or_load(self, key: K, load: Callable[[], V | None]) -> V | None:
+        """The cached value, else ``load()``; a missing entity (None) is not cached."""
+        value = self.get(key)
+        if value is None:
+            value = load()
+            if value is not None:
+                self.put(key, value)
+        return value
 
     def pop(self, key: K) -> None:
         self._items.pop(key, None)

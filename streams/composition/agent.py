@@ -56,7 +56,7 @@ class CompositionAgent:
         self.db = CouchDB(settings)
         self.offsets = OffsetTracker()
         self._trees: dict[str, Node] = {}
-        self._dags: TTLCache[str, dict[str, Any] | None] = TTLCache(settings.action_cache_ttl_s)
+        self._dags: TTLCache[str, dict[str, Any]] = TTLCache(settings.action_cache_ttl_s)
         self._partitions = 1
         self._stop = threading.Event()
 
@@ -171,12 +171,7 @@ class CompositionAgent:
                 log.error("deadline sweep of partition %d failed: %s", partition, exc)
 
     def _dag_doc(self, doc_id: str) -> dict[str, Any] | None:
-        doc = self._dags.get(doc_id)
-        if doc is None:
-            doc = self.db.get_doc(DAGS, doc_id)
-            if doc is not None:
-                self._dags.put(doc_id, doc)
-        return doc
+        return self._dags.get_or_load(doc_id, lambda: self.db.get_doc(DAGS, doc_id))
 
     # -- effects -------------------------------------------------------------------
     def _machine(self, dag: dict[str, Any]) -> Machine:

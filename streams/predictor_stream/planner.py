@@ -209,13 +209,7 @@ class RequestPlanner:
         return {"input_size": round(p.input_size), "cpu": round(p.cpu, 3), "memory": round(p.memory_mb, 1)}
 
     def _doc(self, db: str, doc_id: str) -> dict[str, Any] | None:
-        key = f"{db}/{doc_id}"
-        doc = self._docs.get(key)
-        if doc is None:
-            doc = self.db.get_doc(db, doc_id)
-            if doc is not None:
-                self._docs.put(key, doc)
-        return doc
+        return self._docs.get_or_load(f"{db}/{doc_id}", lambda: self.db.get_doc(db, doc_id))
 
     def _analysis(self, dag: dict[str, Any]) -> Analysis:
         rev = str(dag.get("_rev"))
