@@ -10,6 +10,10 @@ import shlex
 import sys
 from pathlib import Path
 
+from monitor.evaluation import percentile  # re-exported: one implementation for every benchmark
+
+__all__ = ["machine", "percentile", "write_section"]
+
 
 def machine() -> str:
     mem_gib = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") / 2**30
@@ -22,15 +26,6 @@ def machine() -> str:
     except OSError:
         pass
     return f"{os.cpu_count()} cores ({cpu}), {mem_gib:.0f} GiB RAM, {platform.system()} {platform.release()}"
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    if not ordered:
-        return float("nan")
-    k = (len(ordered) - 1) * q / 100
-    lo, hi = int(k), min(int(k) + 1, len(ordered) - 1)
-    return ordered[lo] + (ordered[hi] - ordered[lo]) * (k - lo)
 
 
 def write_section(path: Path, name: str, body: str) -> None:

@@ -46,6 +46,12 @@ class RedisStore:
             raise self._wrap(exc) from exc
         return value if isinstance(value, bytes) else None
 
+    def delete(self, key: str) -> None:
+        try:
+            self._redis.delete(key)
+        except redis.RedisError as exc:
+            raise self._wrap(exc) from exc
+
     def zadd(self, key: str, member: str, score: float) -> None:
         try:
             self._redis.zadd(key, {member: score})

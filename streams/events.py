@@ -32,6 +32,7 @@ from typing import Any, TypeVar
 import orjson
 
 from gleaner.errors import MalformedEvent
+from predictor.policies import OFF, check_policy
 
 VERSION = 1
 _ACTIVATION_ID = re.compile(r"^[0-9a-f]{32}$")
@@ -94,6 +95,20 @@ def _name(data: dict[str, Any], key: str) -> str:
     if not _NAME.match(value):
         raise MalformedEvent(f"field '{key}' is not a valid entity name: {value!r}")
     return value
+
+
+def _policy(data: dict[str, Any]) -> str | None:
+    policy: str | None = _field(data, "policy", str, required=False)
+    if policy is None:
+        return None
+    try:
+        check_policy(policy)
+    except ValueError as exc:
+        raise MalformedEvent(f"field 'policy': {exc}") from exc
+    harvest = data.get("harvest")
+    if isinstance(harvest, bool) and harvest != (policy != OFF):
+        raise MalformedEvent(f"fields 'harvest' ({harvest}) and 'policy' ({policy!r}) contradict each other")
+    return policy
 
 
 E = TypeVar("E", bound="Event")
@@ -185,6 +200,7 @@ class DagRequest(Event):
     dag: str
     input: dict[str, Any] = field(default_factory=dict)  # may hold a data-store reference
     harvest: bool | None = None  # per-request switch; None = the global setting
+    policy: str | None = None  # harvesting policy (predictor.policies); wins over ``harvest``
     profile: bool = False  # run every function at the maximum allocation (the profiler's runs)
     submitted_ms: int = 0
     type: str = "dag.request"
@@ -202,6 +218,7 @@ class DagRequest(Event):
             dag=_name(data, "dag"),
             input=_field(data, "input", dict, required=False) or {},
             harvest=_field(data, "harvest", bool, required=False),
+            policy=_policy(data),
             profile=bool(_field(data, "profile", bool, required=False)),
             submitted_ms=_field(data, "submitted_ms", int, required=False) or now_ms(),
         )

@@ -70,6 +70,8 @@ def dag_invoke(args: argparse.Namespace) -> int:
     params: dict[str, str] = {"blocking": str(blocking).lower(), "result": str(args.result).lower()}
     if args.harvest is not None:
         params["harvest"] = str(args.harvest).lower()
+    if args.policy is not None:
+        params["policy"] = args.policy
     status, body = client.request(
         "POST", f"/dags/{args.name}", json=params_from(args), params=params, ok=(200, 202, 500, 502)
     )
@@ -114,6 +116,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("-r", "--result", action="store_true", help="print only the result (implies -b)")
     p.add_argument("--harvest", dest="harvest", action="store_true", default=None, help="harvest (issue 4)")
     p.add_argument("--no-harvest", dest="harvest", action="store_false")
+    p.add_argument("--policy", help="harvesting policy (off, thesis); wins over --harvest")
     param_flags(p)
     target_flags(p)
     p.set_defaults(func=dag_invoke)

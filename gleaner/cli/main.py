@@ -8,7 +8,7 @@ import signal
 import sys
 from typing import Any
 
-from gleaner.cli import dag, predict, wsk
+from gleaner.cli import dag, predict, replay, wsk
 from gleaner.errors import GleanerError
 from gleaner.settings import load_settings
 
@@ -108,6 +108,7 @@ def build_parser() -> argparse.ArgumentParser:
     wsk.register(sub)
     dag.register(sub)
     predict.register(sub)
+    replay.register(sub)
     from gleaner.cli import bench
 
     bench.register(sub)

@@ -145,7 +145,11 @@ class EventConsumer:
                     if topic not in meta.topics:
                         raise KafkaError(f"topic {topic} does not exist")
                     for p in meta.topics[topic].partitions:
-                        parts.append(confluent_kafka.TopicPartition(topic, p, confluent_kafka.OFFSET_END))
+                        # The end as a number, not OFFSET_END: a logical offset is resolved at
+                        # the first fetch, and events produced before it would be skipped.
+                        tp = confluent_kafka.TopicPartition(topic, p)
+                        _low, high = self._consumer.get_watermark_offsets(tp, timeout=10)
+                        parts.append(confluent_kafka.TopicPartition(topic, p, high))
                 self._consumer.assign(parts)
             else:
                 self._consumer.subscribe(self.topics)
@@ -196,6 +200,47 @@ class EventConsumer:
 
     def close(self) -> None:
         self._consumer.close()
+
+
+def read_topic(settings: Settings, topic: str, *, timeout_s: float = 30.0) -> list[Record]:
+    """Every record of ``topic`` present now, from the beginning of each
+    partition up to its end when called, without joining a group."""
+    consumer = confluent_kafka.Consumer(consumer_config(settings, "gleaner-reader", hot=True))
+    try:
+        meta = consumer.list_topics(topic, timeout=10)
+        if topic not in meta.topics or meta.topics[topic].error is not None:
+            raise KafkaError(f"topic {topic} does not exist")
+        ends: dict[int, int] = {}
+        parts = []
+        for p in meta.topics[topic].partitions:
+            low, high = consumer.get_watermark_offsets(confluent_kafka.TopicPartition(topic, p), timeout=10)
+            if high > low:
+                ends[p] = high
+                parts.append(confluent_kafka.TopicPartition(topic, p, low))
+        consumer.assign(parts)
+        out: list[Record] = []
+        deadline = threading.Event()
+        timer = threading.Timer(timeout_s, deadline.set)
+        timer.start()
+        try:
+            while ends and not deadline.is_set():
+                msg = consumer.poll(0.2)
+                if msg is None or msg.error() is not None:
+                    continue
+                p, offset = msg.partition() or 0, msg.offset() or 0
+                key = msg.key()
+                out.append(Record(topic, p, offset, key if isinstance(key, bytes) else None, msg.value()))
+                if offset + 1 >= ends.get(p, 0):
+                    ends.pop(p, None)
+        finally:
+            timer.cancel()
+        if ends:
+            raise KafkaError(f"reading {topic} timed out after {timeout_s}s ({len(out)} records read)")
+        return out
+    except confluent_kafka.KafkaException as exc:
+        raise KafkaError(f"cannot read {topic}: {exc}") from exc
+    finally:
+        consumer.close()
 
 
 def ensure_topics(settings: Settings, names: Iterable[str], partitions: int | None = None) -> list[str]:

@@ -22,6 +22,7 @@ from gleaner.ttlcache import TTLCache
 from predictor.allocation import AllowedValues
 from predictor.inference import Predictor
 from predictor.plan import Plan, plan_request
+from predictor.policies import OFF, resolve_policy
 from predictor.store import ModelLoadError, dag_dir, load_current
 from streams.allocations import AllocationStore
 from streams.events import DagPlan, DagRequest
@@ -140,12 +141,12 @@ class RequestPlanner:
         return {f"{st}.{ix}": a for (st, ix), a in allocations.items()}
 
     def _plan(self, req: DagRequest, reasons: list[str]) -> tuple[Plan | None, int | None]:
-        wanted = self.settings.harvest_enabled if req.harvest is None else req.harvest
-        if not wanted:
-            reasons.append(
-                "harvesting is off " + ("for this request" if req.harvest is False else "(setting)")
-            )
+        policy = resolve_policy(req.policy, req.harvest, self.settings.harvest_enabled)
+        if policy == OFF:
+            asked = req.policy is not None or req.harvest is not None
+            reasons.append("harvesting is off " + ("for this request" if asked else "(setting)"))
             return None, None
+        reasons.append(f"policy {policy}")
         input_size = size_of(req.input)
         if input_size < MIN_MEASURABLE_BYTES:
             reasons.append("user allocations kept: the request has no measurable input size")

@@ -1,0 +1,237 @@
+"""``gleaner eval``: per DAG, make sure a model exists (profile and train if
+not), calibrate, then at each load replay one synthesised trace once per
+policy, and write the report (``docs/eval/<dag>.md``) with its plots and the
+per-request CSVs.
+
+Everything is checked before anything runs: the DAGs are deployed, inputs
+exist, the policies and loads are known, and no other replay holds the stack.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from benchmarks.evaluation.calibrate import Calibration, calibrate, spread
+from benchmarks.evaluation.report import DagEvaluation, LoadResult, PolicyRun, write_report
+from gleaner.cli.client import OpenWhiskClient, Target
+from gleaner.cli.replay import deployed_dags, policies_from
+from gleaner.errors import BadRequest, GleanerError
+from gleaner.redis_store import RedisStore
+from gleaner.settings import Settings, load_settings
+from monitor.utilisation import NodeUtilisation, UtilisationSummary
+from streams.kafka.client import EventProducer
+from streams.replay.arrivals import LOAD_FRACTIONS, rate_table, synthesise
+from streams.replay.lock import ReplayLock
+from streams.replay.outcomes import write_functions_csv, write_requests_csv
+from streams.replay.runner import Replayer
+from streams.replay.stack import replayer_for
+
+PROFILE_SEED = 1  # the eval's inputs use another seed: the model never saw them
+IDLE_BETWEEN_RUNS_S = 3.0
+
+
+@dataclass(slots=True)
+class EvalTarget:
+    dag: str
+    inputs: list[Path]
+    builtin: bool
+    notes: list[str] = field(default_factory=list)
+
+
+def _loads(raw: str) -> list[str]:
+    loads = [x.strip() for x in raw.split(",") if x.strip()]
+    unknown = [x for x in loads if x not in LOAD_FRACTIONS]
+    if not loads or unknown:
+        raise BadRequest(f"--loads takes {', '.join(LOAD_FRACTIONS)}; got {raw!r}")
+    return loads
+
+
+def _inputs(
+    args: argparse.Namespace, dag: str, settings: Settings, n: int, seed: int
+) -> tuple[list[Path], bool]:
+    from workloads.catalog import WORKLOADS
+
+    if args.input_dir:
+        files = sorted(Path(args.input_dir).glob("*.json"))
+        if not files:
+            raise BadRequest(f"{args.input_dir} holds no .json inputs")
+        return files, dag in WORKLOADS
+    if dag not in WORKLOADS:
+        raise BadRequest(f"{dag} is not a built-in workload ({', '.join(WORKLOADS)}): pass --input-dir")
+    out = settings.state_dir / "inputs" / dag / f"seed{seed}"
+    return WORKLOADS[dag].generate_inputs(n, seed, out), True
+
+
+def _node(settings: Settings) -> Callable[[], Callable[[], UtilisationSummary]]:
+    def start() -> Callable[[], UtilisationSummary]:
+        return (
+            NodeUtilisation(settings.invoker_cpu_capacity, settings.invoker_memory_capacity_mb).start().stop
+        )
+
+    return start
+
+
+def ensure_model(
+    client: OpenWhiskClient, settings: Settings, namespace: str, t: EvalTarget, args: argparse.Namespace
+) -> str:
+    """A note on where the model came from; profiles and trains when there is none."""
+    from gleaner.cli.predict import dataset_path
+    from predictor.profiler import profile_dag
+    from predictor.store import load_current
+    from predictor.train import train_dag
+
+    current = load_current(settings.models_root, namespace, t.dag)
+    if current is not None:
+        return f"model v{current.version} (already trained)"
+    if t.builtin and not args.input_dir:
+        from workloads.catalog import WORKLOADS
+
+        out = settings.state_dir / "inputs" / t.dag / f"seed{PROFILE_SEED}"
+        files = WORKLOADS[t.dag].generate_inputs(args.profile_inputs, PROFILE_SEED, out)
+        where = f"{len(files)} generated inputs (seed {PROFILE_SEED})"
+    else:
+        files = t.inputs[: args.profile_inputs]
+        where = f"the first {len(files)} inputs of {args.input_dir} (the eval replays them too)"
+    dataset = dataset_path(settings, namespace, t.dag)
+    started = time.monotonic()
+    profiled = profile_dag(client, t.dag, files, dataset, progress=not args.quiet)
+    if not profiled.rows:
+        raise GleanerError(f"profiling {t.dag} gave no rows: {profiled.skipped}")
+    trained = train_dag(
+        dataset,
+        settings.models_root,
+        namespace,
+        t.dag,
+        settings,
+        Path("docs/models"),
+        progress=not args.quiet,
+    )
+    took = time.monotonic() - started
+    return (
+        f"no model existed: profiled on {where} ({profiled.requests} requests, {profiled.failed} failed) "
+        f"and trained v{trained.trained.version} in {took / 60:.1f} min"
+    )
+
+
+def evaluate(
+    client: OpenWhiskClient,
+    settings: Settings,
+    namespace: str,
+    replayer: Replayer,
+    t: EvalTarget,
+    args: argparse.Namespace,
+    policies: list[str],
+    loads: list[str],
+) -> DagEvaluation:
+    started_wall = time.time()
+    started = time.monotonic()
+    progress = not args.quiet
+    model_note = ensure_model(client, settings, namespace, t, args)
+    print(f"{t.dag}: {model_note}")
+    n = args.requests
+    trace_inputs = [t.inputs[i % len(t.inputs)] for i in range(n)]
+    sizes = [p.stat().st_size for p in trace_inputs]
+    node = _node(settings)
+    calibration: Calibration | None = None
+    if args.cpu_seconds:
+        cpu_seconds = float(args.cpu_seconds)
+    else:
+        samples = spread(sorted(set(trace_inputs), key=lambda p: p.stat().st_size), args.calibrate)
+        calibration = calibrate(replayer, t.dag, samples, sizes, node, progress=progress)
+        cpu_seconds = calibration.cpu_seconds
+    capacity = settings.invoker_cpu_capacity
+    rows = [r for r in rate_table(cpu_seconds, capacity, n) if r.load in loads]
+    print(f"{t.dag}: {cpu_seconds:.2f} CPU-s per request at user allocations; {capacity:g} cores")
+    for r in rows:
+        print(
+            f"  {r.load:<7} {r.rate_per_min:7.2f}/min ({r.rate_per_s:.3f}/s, offered {r.offered_load:.0%}) "
+            f"thesis {r.thesis_per_min:g}/min; arrivals over {r.expected_duration_s / 60:.1f} min"
+        )
+    if args.deadline:
+        deadline = float(args.deadline)
+    else:
+        # Long enough for a saturated queue to drain, never past the platform's own DAG timeout.
+        typical = calibration.mean_latency_s if calibration and calibration.samples else 60.0
+        deadline = min(settings.dag_timeout_s + 30, max(120.0, 20 * typical))
+    results: list[LoadResult] = []
+    data_dir = Path(args.out) / "data" / t.dag
+    for row in rows:
+        trace = synthesise(t.dag, trace_inputs, n, row.rate_per_s, args.seed)
+        runs: list[PolicyRun] = []
+        for policy in policies:
+            stop = node()
+            run = replayer.run(
+                trace,
+                policy=policy,
+                deadline_s=deadline,
+                progress=progress,
+                label=f"{t.dag} {row.load} {policy}",
+            )
+            used = stop()
+            write_requests_csv(data_dir / f"{row.load}-{policy}-requests.csv", run.outcomes)
+            write_functions_csv(data_dir / f"{row.load}-{policy}-functions.csv", run.outcomes)
+            runs.append(PolicyRun(policy, run, used))
+            time.sleep(IDLE_BETWEEN_RUNS_S)  # let the last containers settle before the next run
+        results.append(LoadResult(row, runs))
+    return DagEvaluation(
+        dag=t.dag,
+        namespace=namespace,
+        policies=policies,
+        requests=n,
+        distinct_inputs=len(set(trace_inputs)),
+        seed=args.seed,
+        cpu_seconds=cpu_seconds,
+        calibration=calibration,
+        capacity_cores=capacity,
+        memory_capacity_mb=settings.invoker_memory_capacity_mb,
+        model_note=model_note,
+        deadline_s=deadline,
+        loads=results,
+        started_wall=started_wall,
+        seconds=time.monotonic() - started,
+        notes=t.notes,
+    )
+
+
+def main(args: argparse.Namespace) -> int:
+    from workloads.catalog import WORKLOADS
+
+    settings = load_settings()
+    policies = policies_from(args.policy)
+    if len(policies) < 2:
+        raise BadRequest("--policy needs a baseline and at least one policy to compare, e.g. off,thesis")
+    loads = _loads(args.loads)
+    if args.requests < 1:
+        raise BadRequest("--requests must be at least 1")
+    if args.cpu_seconds and (args.cpu_seconds < 0 or not math.isfinite(args.cpu_seconds)):
+        raise BadRequest("--cpu-seconds must be a positive number")
+    client = OpenWhiskClient(Target.resolve(args.apihost, args.auth))
+    namespace = client.namespace()
+    deployed = deployed_dags(client)
+    targets: list[EvalTarget] = []
+    for dag in args.dags or list(WORKLOADS):
+        if dag not in deployed:
+            hint = f"`gleaner workload deploy {dag}`" if dag in WORKLOADS else "`gleaner dag create`"
+            raise BadRequest(f"DAG {dag} is not deployed in namespace {namespace}: run {hint} first")
+        inputs, builtin = _inputs(args, dag, settings, args.requests, args.seed)
+        targets.append(EvalTarget(dag, inputs, builtin))
+    redis = RedisStore(settings)
+    producer = EventProducer(settings)
+    replayer = replayer_for(settings, namespace, producer, redis)
+    out = Path(args.out)
+    try:
+        with ReplayLock(redis, f"gleaner eval {' '.join(t.dag for t in targets)}"):
+            for t in targets:
+                evaluation = evaluate(client, settings, namespace, replayer, t, args, policies, loads)
+                report = write_report(evaluation, out)
+                print(report.read_text())
+                print(f"\nreport: {report}")
+    finally:
+        producer.close()
+        redis.close()
+    return 0

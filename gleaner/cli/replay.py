@@ -1,0 +1,217 @@
+"""``gleaner replay``, ``gleaner trace`` and ``gleaner eval``."""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import math
+from pathlib import Path
+
+from gleaner.cli.client import OpenWhiskClient, Target
+from gleaner.cli.wsk import target_flags
+from gleaner.errors import BadRequest, GleanerError
+from gleaner.settings import Settings, load_settings
+from predictor.policies import HARVEST_POLICIES, check_policy
+
+
+def _client(args: argparse.Namespace) -> OpenWhiskClient:
+    return OpenWhiskClient(Target.resolve(args.apihost, args.auth))
+
+
+def policies_from(raw: str) -> list[str]:
+    """``off,thesis`` -> ["off", "thesis"]; each must be known, none twice."""
+    names = [p.strip() for p in raw.split(",") if p.strip()]
+    if not names:
+        raise BadRequest("--policy needs at least one policy")
+    for name in names:
+        try:
+            check_policy(name)
+        except ValueError as exc:
+            raise BadRequest(str(exc)) from exc
+    if len(set(names)) != len(names):
+        raise BadRequest(f"--policy names a policy twice: {raw}")
+    return names
+
+
+def deployed_dags(client: OpenWhiskClient) -> list[str]:
+    return [str(d["name"]) for d in client.request("GET", "/dags")[1]]
+
+
+def _replay_dir(settings: Settings, args: argparse.Namespace) -> Path:
+    if args.out:
+        return Path(args.out)
+    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%d-%H%M%S")
+    return settings.state_dir / "replays" / stamp
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    from gleaner.redis_store import RedisStore
+    from monitor.evaluation import LatencySummary, SpeedupSummary, paired_speedups
+    from streams.kafka.client import EventProducer, read_topic
+    from streams.payloads import DataStore
+    from streams.replay.lock import ReplayLock
+    from streams.replay.outcomes import write_functions_csv, write_requests_csv
+    from streams.replay.recorded import entries_from_events, known
+    from streams.replay.runner import outcome_line
+    from streams.replay.stack import replayer_for
+    from streams.replay.trace import read_trace
+
+    settings = load_settings()
+    policies = policies_from(args.policy)
+    if args.speed <= 0 or not math.isfinite(args.speed):
+        raise BadRequest("--speed must be a positive number")
+    if bool(args.trace) == bool(args.topic):
+        raise BadRequest("give a trace file or --topic (one of them)")
+    client = _client(args)
+    namespace = client.namespace()
+    dags = deployed_dags(client)
+    redis = RedisStore(settings)
+    if args.topic:
+        data = DataStore(redis, settings.inline_payload_bytes, settings.data_ttl_s)
+        records = read_topic(settings, args.topic)
+        entries, skipped = entries_from_events(
+            [r.value for r in records],
+            dag=args.dag,
+            namespace=namespace,
+            resolve=data.resolve,
+            limit=args.limit,
+        )
+        if not entries:
+            raise GleanerError(f"{args.topic} holds no DAG request to replay ({skipped} events skipped)")
+        missing = known(entries, dags)
+        if missing:
+            raise BadRequest(f"recorded requests name DAGs that are not deployed: {', '.join(missing)}")
+        source = f"topic {args.topic} ({len(entries)} requests, {skipped} events skipped)"
+    else:
+        entries = read_trace(Path(args.trace), known_dags=dags)
+        if args.limit:
+            entries = entries[: args.limit]
+        source = f"trace {args.trace} ({len(entries)} requests)"
+    out = _replay_dir(settings, args)
+    producer = EventProducer(settings)
+    replayer = replayer_for(settings, namespace, producer, redis)
+    span = entries[-1].offset_s / args.speed
+    print(f"replaying {source} at speed {args.speed:g} (arrivals over {span:.1f} s), policies {policies}")
+    runs = []
+    try:
+        with ReplayLock(redis, f"gleaner replay {source}"):
+            for policy in policies:
+                run = replayer.run(
+                    entries,
+                    policy=policy,
+                    speed=args.speed,
+                    deadline_s=args.deadline if args.deadline else settings.dag_timeout_s + 30,
+                    progress=not args.quiet,
+                    label=f"replay {policy}",
+                )
+                runs.append(run)
+                write_requests_csv(out / f"{policy}-requests.csv", run.outcomes)
+                write_functions_csv(out / f"{policy}-functions.csv", run.outcomes)
+    finally:
+        producer.close()
+        redis.close()
+    print(f"\n{'policy':<8} {'sent':>5} {'ok':>5} {'failed':>6} {'unfinished':>10} {'p50 s':>8} {'p99 s':>8}")
+    for run in runs:
+        lat = LatencySummary.of([o.latency_ms / 1000 if o.succeeded else None for o in run.outcomes])
+        print(
+            f"{run.policy:<8} {len(run.outcomes):>5} {lat.n:>5} {len(run.failed):>6} "
+            f"{len(run.unfinished):>10} {lat.p50:>8.2f} {lat.p99:>8.2f}"
+        )
+    base = runs[0]
+    for run in runs[1:]:
+        s = SpeedupSummary.from_speedups(
+            list(
+                paired_speedups(
+                    {str(o.seq): o.latency_ms if o.succeeded else None for o in base.outcomes},
+                    {str(o.seq): o.latency_ms if o.succeeded else None for o in run.outcomes},
+                ).values()
+            )
+        )
+        print(
+            f"speedup {run.policy} vs {base.policy} over {s.n} requests: mean {s.mean:.3f}, median "
+            f"{s.median:.3f}, min {s.min:.3f}, max {s.max:.3f}; slower {s.slower} ({s.slower_fraction:.0%})"
+        )
+    bad = [(run.policy, o) for run in runs for o in run.outcomes if not o.succeeded]
+    for policy, o in bad:
+        print(f"  {policy}: {outcome_line(o)}")
+    print(f"per-request CSVs: {out}/")
+    return 0 if not bad else 1
+
+
+def cmd_trace(args: argparse.Namespace) -> int:
+    from gleaner.cli.predict import input_files
+    from streams.replay.arrivals import synthesise
+    from streams.replay.trace import write_trace
+
+    settings = load_settings()
+    if args.rate <= 0 or not math.isfinite(args.rate):
+        raise BadRequest("--rate must be a positive number of requests per second")
+    policy = check_policy(args.policy) if args.policy else None
+    args.inputs = args.inputs or args.requests
+    inputs = input_files(args, args.dag, settings)
+    entries = synthesise(args.dag, inputs, args.requests, args.rate, args.seed, policy)
+    out = Path(args.out)
+    write_trace(out, entries)
+    print(
+        f"ok: wrote {len(entries)} arrivals of {args.dag} (Poisson, {args.rate:g}/s, seed {args.seed}, "
+        f"{entries[-1].offset_s:.1f} s) to {out}"
+    )
+    return 0
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from benchmarks.evaluation.run import main
+
+    return int(main(args))
+
+
+def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = sub.add_parser("replay", help="replay a trace (or recorded requests) open-loop to dag.requests")
+    p.add_argument("trace", nargs="?", help="trace file: JSON lines or CSV (offset_s, dag, input[, policy])")
+    p.add_argument("--topic", help="replay the DAG requests recorded on this topic, with their spacing")
+    p.add_argument("--dag", help="with --topic: only requests of this DAG")
+    p.add_argument("--limit", type=int, default=0, help="replay only the first N requests")
+    p.add_argument(
+        "--policy",
+        default="thesis",
+        help=f"harvesting policies, comma-separated, each run in turn ({', '.join(HARVEST_POLICIES)})",
+    )
+    p.add_argument("--speed", type=float, default=1.0, help="time scale: 2 replays twice as fast")
+    p.add_argument(
+        "--deadline", type=float, default=0, help="seconds after the last arrival (default: DAG timeout + 30)"
+    )
+    p.add_argument("--out", help="folder for the per-request CSVs (default ~/.gleaner/replays/<time>)")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    target_flags(p)
+    p.set_defaults(func=cmd_replay)
+
+    p = sub.add_parser("trace", help="synthesise a trace: seeded Poisson arrivals over a DAG's inputs")
+    p.add_argument("dag")
+    p.add_argument("--rate", type=float, required=True, help="arrivals per second")
+    p.add_argument("-n", "--requests", type=int, default=180)
+    p.add_argument("--seed", type=int, default=7)
+    p.add_argument("--inputs", type=int, default=0, help="distinct inputs (default: as many as requests)")
+    p.add_argument("--input-dir", help="a folder of JSON inputs (default: the workload's generator)")
+    p.add_argument("--policy", help="write this policy on every line")
+    p.add_argument("-o", "--out", required=True, help="trace file to write (.jsonl)")
+    p.set_defaults(func=cmd_trace)
+
+    p = sub.add_parser(
+        "eval", help="the thesis's chapter 4 from real runs: three loads, policies side by side"
+    )
+    p.add_argument(
+        "dags", nargs="*", help="built-in workloads or deployed DAGs (default: all three workloads)"
+    )
+    p.add_argument("--input-dir", help="a folder of JSON inputs (for a DAG that is not a built-in workload)")
+    p.add_argument("--requests", type=int, default=180, help="requests per load (thesis: 180)")
+    p.add_argument("--loads", default="low,medium,high")
+    p.add_argument("--policy", default="off,thesis", help="policies compared; the first is the baseline")
+    p.add_argument("--seed", type=int, default=7)
+    p.add_argument("--calibrate", type=int, default=5, help="requests run one at a time to calibrate")
+    p.add_argument("--cpu-seconds", type=float, default=0, help="skip calibration: CPU-s per request")
+    p.add_argument("--profile-inputs", type=int, default=40, help="inputs to profile when no model exists")
+    p.add_argument("--deadline", type=float, default=0, help="seconds after the last arrival per run")
+    p.add_argument("--out", default="docs/eval")
+    p.add_argument("-q", "--quiet", action="store_true")
+    target_flags(p)
+    p.set_defaults(func=cmd_eval)

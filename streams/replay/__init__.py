@@ -1,0 +1,1 @@
+"""Stream replay: open-loop DAG requests from a trace, for benchmarks and evaluation."""

@@ -1,0 +1,68 @@
+"""Recorded ``dag.requests`` events as a trace: re-produced with their
+original spacing (as ReSC replays recorded triggers).
+
+Each recorded request keeps its DAG, its input and its policy, and arrives at
+the same offset from the first one as it did when it was recorded (its
+``submitted_ms``). It gets a new request id when replayed, so the platform
+runs it again instead of treating it as a duplicate.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Sequence
+from typing import Any
+
+from gleaner.errors import MalformedEvent
+from predictor.policies import resolve_policy
+from streams.events import DagRequest, decode
+from streams.replay.trace import TraceEntry
+
+
+def entries_from_events(
+    values: Sequence[bytes | None],
+    *,
+    dag: str | None = None,
+    namespace: str | None = None,
+    resolve: Any = None,
+    limit: int = 0,
+) -> tuple[list[TraceEntry], int]:
+    """(entries in arrival order, events skipped). ``resolve`` turns an input
+    held by reference back into its value; profiling runs are skipped, and so
+    is anything that does not decode as a DAG request."""
+    requests: list[DagRequest] = []
+    skipped = 0
+    for value in values:
+        try:
+            req = DagRequest.from_dict(decode(value), fallback_id="0" * 32)
+        except MalformedEvent:
+            skipped += 1
+            continue
+        if req.profile or (dag and req.dag != dag) or (namespace and req.namespace != namespace):
+            skipped += 1
+            continue
+        requests.append(req)
+    requests.sort(key=lambda r: r.submitted_ms)
+    if limit:
+        requests = requests[:limit]
+    if not requests:
+        return [], skipped
+    first = requests[0].submitted_ms
+    entries = []
+    for i, req in enumerate(requests, start=1):
+        body = resolve(req.input) if resolve else req.input
+        entries.append(
+            TraceEntry(
+                offset_s=(req.submitted_ms - first) / 1000,
+                dag=req.dag,
+                input=body if isinstance(body, dict) else {},
+                policy=req.policy
+                or (None if req.harvest is None else resolve_policy(None, req.harvest, False)),
+                line=i,
+            )
+        )
+    return entries, skipped
+
+
+def known(entries: Sequence[TraceEntry], dags: Collection[str]) -> list[str]:
+    """The DAGs named by ``entries`` that are not among ``dags``."""
+    return sorted({e.dag for e in entries} - set(dags))
