@@ -18,6 +18,7 @@ import time
 import uuid
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import confluent_kafka
 import orjson
@@ -112,11 +113,11 @@ def _send(producer: confluent_kafka.Producer, topic: str, namespace: str, dag: s
     producer.produce(topic, req.to_bytes(), key=req.request_id)
 
 
-def _collect(consumer: confluent_kafka.Consumer, n: int, timeout_s: float) -> list[dict[str, object]]:
+def _collect(consumer: confluent_kafka.Consumer, n: int, timeout_s: float) -> list[dict[str, Any]]:
     out: list[dict[str, object]] = []
     deadline = time.monotonic() + timeout_s
     while len(out) < n and time.monotonic() < deadline:
         msg = consumer.poll(0.2)
         if msg is not None and not msg.error():
-            out.append(orjson.loads(msg.value()))
+            out.append(orjson.loads(msg.value() or b"{}"))
     return out

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from benchmarks.evaluation.calibrate import Calibration, calibrate, spread
+from benchmarks.evaluation.calibrate import Calibration, calibrate, fit_cpu_seconds, spread
 from benchmarks.evaluation.report import DagEvaluation, LoadResult, PolicyRun, write_report
 from gleaner.cli.client import OpenWhiskClient, Target
 from gleaner.cli.replay import deployed_dags, policies_from
@@ -30,6 +30,7 @@ from streams.replay.lock import ReplayLock
 from streams.replay.outcomes import write_functions_csv, write_requests_csv
 from streams.replay.runner import Replayer
 from streams.replay.stack import replayer_for
+from streams.replay.trace import TraceEntry
 
 PROFILE_SEED = 1  # the eval's inputs use another seed: the model never saw them
 IDLE_BETWEEN_RUNS_S = 3.0
@@ -64,7 +65,15 @@ def _inputs(
     if dag not in WORKLOADS:
         raise BadRequest(f"{dag} is not a built-in workload ({', '.join(WORKLOADS)}): pass --input-dir")
     out = settings.state_dir / "inputs" / dag / f"seed{seed}"
-    return WORKLOADS[dag].generate_inputs(n, seed, out), True
+    if not args.max_input_kb:
+        return WORKLOADS[dag].generate_inputs(n, seed, out), True
+    # The generator's sizes are seeded per index: generate more and keep those under the cap, in order.
+    cap = args.max_input_kb * 1024
+    for total in (2 * n, 4 * n, 8 * n, 16 * n):
+        kept = [p for p in WORKLOADS[dag].generate_inputs(total, seed, out) if p.stat().st_size <= cap]
+        if len(kept) >= n:
+            return kept[:n], True
+    raise BadRequest(f"fewer than {n} of {16 * n} generated inputs of {dag} are under {args.max_input_kb} KB")
 
 
 def _node(settings: Settings) -> Callable[[], Callable[[], UtilisationSummary]]:
@@ -114,7 +123,7 @@ def ensure_model(
     took = time.monotonic() - started
     return (
         f"no model existed: profiled on {where} ({profiled.requests} requests, {profiled.failed} failed) "
-        f"and trained v{trained.trained.version} in {took / 60:.1f} min"
+        f"and trained {trained.version_dir.name} in {took / 60:.1f} min"
     )
 
 
@@ -145,6 +154,22 @@ def evaluate(
         calibration = calibrate(replayer, t.dag, samples, sizes, node, progress=progress)
         cpu_seconds = calibration.cpu_seconds
     capacity = settings.invoker_cpu_capacity
+    if args.budget_min:
+        # Replaying N requests at every load, once per policy, takes about N * sum(1 / rate) * policies.
+        per_request = sum(1 / r.rate_per_s for r in rate_table(cpu_seconds, capacity, 1) if r.load in loads)
+        fit = max(1, int(args.budget_min * 60 / (per_request * len(policies))))
+        if fit < n:
+            t.notes.append(
+                f"Requests per load cut from {n} to {fit} to fit the {args.budget_min:g} min budget "
+                f"(`--budget-min`): at {cpu_seconds:.2f} CPU-s per request, {n} requests per load would "
+                f"take about {n * per_request * len(policies) / 60:.0f} min."
+            )
+            n = fit
+            trace_inputs = trace_inputs[:n]
+            if calibration is not None:  # the rates follow the inputs actually replayed
+                cpu_seconds = fit_cpu_seconds(
+                    calibration.sample_sizes, calibration.sample_cpu_seconds, sizes[:n]
+                )
     rows = [r for r in rate_table(cpu_seconds, capacity, n) if r.load in loads]
     print(f"{t.dag}: {cpu_seconds:.2f} CPU-s per request at user allocations; {capacity:g} cores")
     for r in rows:
@@ -160,8 +185,15 @@ def evaluate(
         deadline = min(settings.dag_timeout_s + 30, max(120.0, 20 * typical))
     results: list[LoadResult] = []
     data_dir = Path(args.out) / "data" / t.dag
+    smallest = sorted(set(trace_inputs), key=lambda p: p.stat().st_size)[: args.warmup]
     for row in rows:
         trace = synthesise(t.dag, trace_inputs, n, row.rate_per_s, args.seed)
+        if smallest:
+            # A burst of small requests first, unmeasured: the pool then holds about as many warm
+            # containers as the load keeps busy, so the first policy does not pay cold starts that
+            # the next one is spared.
+            burst = [TraceEntry(offset_s=0.0, dag=t.dag, input_path=p) for p in smallest]
+            replayer.run(burst, policy=policies[0], deadline_s=deadline, progress=False)
         runs: list[PolicyRun] = []
         for policy in policies:
             stop = node()
@@ -194,7 +226,11 @@ def evaluate(
         loads=results,
         started_wall=started_wall,
         seconds=time.monotonic() - started,
-        notes=t.notes,
+        notes=[
+            *t.notes,
+            f"Before each load, a burst of {len(smallest)} small requests (unmeasured, policy "
+            f"`{policies[0]}`) warms the container pool.",
+        ],
     )
 
 
@@ -219,7 +255,13 @@ def main(args: argparse.Namespace) -> int:
             hint = f"`gleaner workload deploy {dag}`" if dag in WORKLOADS else "`gleaner dag create`"
             raise BadRequest(f"DAG {dag} is not deployed in namespace {namespace}: run {hint} first")
         inputs, builtin = _inputs(args, dag, settings, args.requests, args.seed)
-        targets.append(EvalTarget(dag, inputs, builtin))
+        target = EvalTarget(dag, inputs, builtin)
+        if args.max_input_kb and not args.input_dir:
+            target.notes.append(
+                f"Inputs limited to at most {args.max_input_kb} KB (`--max-input-kb`): generated in seed "
+                "order, larger ones skipped, to fit the run in time."
+            )
+        targets.append(target)
     redis = RedisStore(settings)
     producer = EventProducer(settings)
     replayer = replayer_for(settings, namespace, producer, redis)

@@ -209,6 +209,19 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--seed", type=int, default=7)
     p.add_argument("--calibrate", type=int, default=5, help="requests run one at a time to calibrate")
     p.add_argument("--cpu-seconds", type=float, default=0, help="skip calibration: CPU-s per request")
+    p.add_argument(
+        "--budget-min",
+        type=float,
+        default=0,
+        help="minutes for the measured runs of a DAG; fewer requests to fit",
+    )
+    p.add_argument(
+        "--max-input-kb",
+        type=int,
+        default=0,
+        help="built-in workloads: only generated inputs up to this size",
+    )
+    p.add_argument("--warmup", type=int, default=6, help="unmeasured burst before each load (0: none)")
     p.add_argument("--profile-inputs", type=int, default=40, help="inputs to profile when no model exists")
     p.add_argument("--deadline", type=float, default=0, help="seconds after the last arrival per run")
     p.add_argument("--out", default="docs/eval")

@@ -71,6 +71,13 @@ class _Tracked:
     children: dict[str, dict[str, Any]] = field(default_factory=dict)
     result: dict[str, Any] | None = None
 
+    @property
+    def ok(self) -> bool:
+        """Succeeded, as far as the events seen so far tell."""
+        if self.success is not None:
+            return self.success
+        return self.record is not None and self.record.get("statusCode") == 0
+
     def complete(self, now: float) -> bool:
         if self.record is None:
             return False
@@ -149,9 +156,7 @@ class Replayer:
                     if rid not in done and t.complete(now):
                         done.add(rid)
                         bar.update(1)
-                        bar.set_postfix(
-                            failed=sum(not by_id[r].outcome.succeeded for r in done), refresh=False
-                        )
+                        bar.set_postfix(failed=sum(not by_id[r].ok for r in done), refresh=False)
         finally:
             bar.close()
             listener.close()

@@ -1,0 +1,53 @@
+"""Which harvesting policy a request runs under, and which policies are known."""
+
+from __future__ import annotations
+
+import pytest
+
+from predictor.policies import (
+    DEFAULT_HARVEST_POLICY,
+    HARVEST_POLICIES,
+    OFF,
+    THESIS,
+    check_policy,
+    resolve_policy,
+)
+
+
+def test_the_known_policies():
+    assert HARVEST_POLICIES == ("off", "thesis")
+    assert (OFF, THESIS, DEFAULT_HARVEST_POLICY) == ("off", "thesis", "thesis")
+
+
+@pytest.mark.parametrize(
+    ("policy", "harvest", "setting", "expected"),
+    [
+        # the request's own policy wins over everything
+        ("off", True, True, "off"),
+        ("thesis", False, False, "thesis"),
+        ("off", None, True, "off"),
+        ("thesis", None, False, "thesis"),
+        # then its harvest switch, over the setting
+        (None, True, False, "thesis"),
+        (None, False, True, "off"),
+        # then the global setting
+        (None, None, True, "thesis"),
+        (None, None, False, "off"),
+    ],
+)
+def test_resolve_policy_precedence(policy, harvest, setting, expected):
+    assert resolve_policy(policy, harvest, setting) == expected
+
+
+@pytest.mark.parametrize("policy", HARVEST_POLICIES)
+def test_check_policy_returns_a_known_policy(policy):
+    assert check_policy(policy) == policy
+
+
+@pytest.mark.parametrize("policy", ["greedy", "", "Thesis", "OFF", " off"])
+def test_check_policy_names_the_known_ones(policy):
+    with pytest.raises(ValueError) as info:
+        check_policy(policy)
+    message = str(info.value)
+    assert repr(policy) in message
+    assert "known: off, thesis" in message
