@@ -52,6 +52,8 @@ def fit_cpu_seconds(sizes: Sequence[float], cpu: Sequence[float], trace_sizes: S
 
 def spread(items: Sequence[Path], k: int) -> list[Path]:
     """``k`` items evenly spaced over ``items`` (all of them when there are fewer). Pure."""
+    if k <= 0:
+        return []
     if k >= len(items):
         return list(items)
     step = len(items) / k

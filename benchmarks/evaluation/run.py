@@ -244,6 +244,8 @@ def main(args: argparse.Namespace) -> int:
     loads = _loads(args.loads)
     if args.requests < 1:
         raise BadRequest("--requests must be at least 1")
+    if args.calibrate < 1 and not args.cpu_seconds:
+        raise BadRequest("--calibrate needs at least 1 request (or give --cpu-seconds)")
     if args.cpu_seconds and (args.cpu_seconds < 0 or not math.isfinite(args.cpu_seconds)):
         raise BadRequest("--cpu-seconds must be a positive number")
     client = OpenWhiskClient(Target.resolve(args.apihost, args.auth))

@@ -71,6 +71,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
         records = read_topic(settings, args.topic)
         entries, skipped = entries_from_events(
             [r.value for r in records],
+            timestamps=[r.timestamp_ms for r in records],
             dag=args.dag,
             namespace=namespace,
             resolve=data.resolve,

@@ -67,6 +67,7 @@ class Record:
     offset: int
     key: bytes | None
     value: bytes | None
+    timestamp_ms: int | None = None  # the broker's or producer's time, when the record has one
 
 
 class EventProducer:
@@ -229,7 +230,17 @@ def read_topic(settings: Settings, topic: str, *, timeout_s: float = 30.0) -> li
                     continue
                 p, offset = msg.partition() or 0, msg.offset() or 0
                 key = msg.key()
-                out.append(Record(topic, p, offset, key if isinstance(key, bytes) else None, msg.value()))
+                kind, stamp = msg.timestamp()
+                out.append(
+                    Record(
+                        topic,
+                        p,
+                        offset,
+                        key if isinstance(key, bytes) else None,
+                        msg.value(),
+                        stamp if kind != confluent_kafka.TIMESTAMP_NOT_AVAILABLE else None,
+                    )
+                )
                 if offset + 1 >= ends.get(p, 0):
                     ends.pop(p, None)
         finally:

@@ -21,19 +21,29 @@ from streams.replay.trace import TraceEntry
 def entries_from_events(
     values: Sequence[bytes | None],
     *,
+    timestamps: Sequence[int | None] | None = None,
     dag: str | None = None,
     namespace: str | None = None,
     resolve: Any = None,
     limit: int = 0,
 ) -> tuple[list[TraceEntry], int]:
-    """(entries in arrival order, events skipped). ``resolve`` turns an input
+    """(entries in arrival order, events skipped). An event without ``submitted_ms``
+    takes its Kafka timestamp from ``timestamps``, or is skipped. ``resolve`` turns an input
     held by reference back into its value; profiling runs are skipped, and so
     is anything that does not decode as a DAG request."""
     requests: list[DagRequest] = []
     skipped = 0
-    for value in values:
+    for i, value in enumerate(values):
         try:
-            req = DagRequest.from_dict(decode(value), fallback_id="0" * 32)
+            data = decode(value)
+            if not isinstance(data.get("submitted_ms"), int):
+                # A producer may leave the time out; then the broker's timestamp says when it arrived.
+                stamp = timestamps[i] if timestamps is not None else None
+                if stamp is None:
+                    skipped += 1
+                    continue
+                data = {**data, "submitted_ms": stamp}
+            req = DagRequest.from_dict(data, fallback_id="0" * 32)
         except MalformedEvent:
             skipped += 1
             continue

@@ -70,6 +70,7 @@ class _Tracked:
     success: bool | None = None
     children: dict[str, dict[str, Any]] = field(default_factory=dict)
     result: dict[str, Any] | None = None
+    unsent: bool = False  # its send failed: nothing will ever come back for it
 
     @property
     def ok(self) -> bool:
@@ -79,6 +80,8 @@ class _Tracked:
         return self.record is not None and self.record.get("statusCode") == 0
 
     def complete(self, now: float) -> bool:
+        if self.unsent:
+            return True
         if self.record is None:
             return False
         if now - self.record_at > CHILD_GRACE_S:
@@ -208,11 +211,13 @@ class Replayer:
                     policy=o.policy,
                     submitted_ms=now_ms(),
                 )
-                o.sent_s = round(time.monotonic() - start, 4)
+                sent = round(time.monotonic() - start, 4)
                 self.producer.produce(self.topics.requests, event.to_bytes(), key=o.request_id)
+                o.sent_s = sent
             except Exception as exc:  # one bad send must not stop the schedule
                 log.error("request %d (%s) not sent: %s", o.seq, o.request_id, exc)
                 o.error = f"not sent: {exc}"
+                t.unsent = True
             t.body = {}  # the input is no longer needed; free it during long runs
         try:
             self.producer.flush(30)

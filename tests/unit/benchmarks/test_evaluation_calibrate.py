@@ -67,14 +67,6 @@ def test_spread_never_repeats_an_item():
         assert len(picked) == k and len(set(picked)) == k
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=ZeroDivisionError,
-    reason=(
-        "product bug: spread(items, 0) divides by zero instead of returning no items; "
-        "`gleaner eval --calibrate 0` (not validated) crashes with ZeroDivisionError"
-    ),
-)
 def test_spread_of_zero_items_is_empty():
     assert spread(ITEMS, 0) == []
 

@@ -162,14 +162,6 @@ def test_known_names_the_dags_that_are_not_deployed():
     assert known([], ["video"]) == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "product bug: DagRequest.from_dict fills a missing submitted_ms with now_ms(), so a recorded "
-        "request without one (the README's Kafka example has none) is scheduled at wall-clock now minus "
-        "the first recorded request: years after the others here"
-    ),
-)
 def test_a_recorded_request_without_submitted_ms_is_not_scheduled_at_replay_time():
     no_time = orjson.dumps({"type": "dag.request", "namespace": "guest", "dag": "video", "input": {"k": 1}})
     entries, _ = entries_from_events([req(T0), no_time, req(T0 + 2_500)])
