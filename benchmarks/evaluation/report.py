@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from benchmarks.evaluation.calibrate import Calibration
-from benchmarks.report import machine
+from benchmarks.report import machine, write_section
 from monitor import eval_plots
 from monitor.evaluation import (
     THESIS_SPEEDUP,
@@ -125,6 +125,42 @@ def _plots(ev: DagEvaluation, img: Path) -> dict[str, Path]:
     }
 
 
+def speedup_table(ev: DagEvaluation) -> list[str]:
+    """Table 4.2's analogue, the thesis's row beside each of ours."""
+    lines = [
+        "| load | policy | requests paired | max | min | mean | median | slower than baseline | "
+        "thesis max / min / mean / median |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for lr in ev.loads:
+        base = lr.runs[0].run
+        thesis = THESIS_SPEEDUP.get(lr.load)
+        t = " / ".join(f"{v:.2f}" for v in thesis) if thesis else "n/a"
+        for pr in lr.runs[1:]:
+            s = SpeedupSummary.from_speedups(list(speedups_of(base, pr.run).values()))
+            lines.append(
+                f"| {lr.load} | {pr.policy} | {s.n} | {_f(s.max)} | {_f(s.min)} | {_f(s.mean)} | "
+                f"{_f(s.median)} | {s.slower} ({_f(s.slower_fraction * 100 if s.n else math.nan, '.0f')} %) "
+                f"| {t} |"
+            )
+    return lines
+
+
+def summary(ev: DagEvaluation, report_link: str) -> str:
+    """The report's headline, for docs/benchmarks.md."""
+    return "\n".join(
+        [
+            f"## Evaluation under load, {ev.dag} (issue 7)",
+            "",
+            f"{ev.requests} requests per load (synthesised Poisson arrivals at 25 / 50 / 100 % offered load, "
+            f"{ev.cpu_seconds:.2f} CPU-s per request), policies {', '.join(ev.policies)}; "
+            f"the run took {ev.seconds / 60:.0f} min. Full report: [{report_link}]({report_link}).",
+            "",
+            *speedup_table(ev),
+        ]
+    )
+
+
 def render(ev: DagEvaluation, plots: dict[str, Path], base_dir: Path) -> str:
     baseline = ev.policies[0]
     stamp = dt.datetime.fromtimestamp(ev.started_wall, dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
@@ -186,21 +222,8 @@ def render(ev: DagEvaluation, plots: dict[str, Path], base_dir: Path) -> str:
         "",
         "## Speedup per load (Table 4.2)",
         "",
-        "| load | policy | requests paired | max | min | mean | median | slower than baseline | "
-        "thesis max / min / mean / median |",
-        "|---|---|---|---|---|---|---|---|---|",
+        *speedup_table(ev),
     ]
-    for lr in ev.loads:
-        base = lr.runs[0].run
-        thesis = THESIS_SPEEDUP.get(lr.load)
-        t = " / ".join(f"{v:.2f}" for v in thesis) if thesis else "n/a"
-        for pr in lr.runs[1:]:
-            s = SpeedupSummary.from_speedups(list(speedups_of(base, pr.run).values()))
-            lines.append(
-                f"| {lr.load} | {pr.policy} | {s.n} | {_f(s.max)} | {_f(s.min)} | {_f(s.mean)} | "
-                f"{_f(s.median)} | {s.slower} ({_f(s.slower_fraction * 100 if s.n else math.nan, '.0f')} %) "
-                f"| {t} |"
-            )
     lines += [
         "",
         "## Latency per load and policy",
@@ -326,9 +349,13 @@ def render(ev: DagEvaluation, plots: dict[str, Path], base_dir: Path) -> str:
     return "\n".join(lines)
 
 
-def write_report(ev: DagEvaluation, out_dir: Path) -> Path:
+def write_report(ev: DagEvaluation, out_dir: Path, benchmarks: Path | None = None) -> Path:
+    """``out_dir/<dag>.md`` with its plots; with ``benchmarks``, also the headline there."""
     plots = _plots(ev, out_dir / "img")
     path = out_dir / f"{ev.dag}.md"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(render(ev, plots, out_dir))
+    if benchmarks is not None:
+        link = path.relative_to(benchmarks.parent) if path.is_relative_to(benchmarks.parent) else path
+        write_section(benchmarks, f"eval-{ev.dag}", summary(ev, str(link)))
     return path

@@ -198,3 +198,24 @@ def test_gleaner_eval_writes_the_report_and_the_csvs(stack_up, replay_dag, input
             got = rows(out / "data" / replay_dag / f"{load}-{policy}-requests.csv")
             assert [r["status"] for r in got] == ["success"] * 3
     assert len(list((out / "img").glob(f"{replay_dag}-*.png"))) == 5
+
+
+@pytest.mark.parametrize(
+    ("params", "why"),
+    [
+        ({"policy": "bogus"}, "unknown harvesting policy 'bogus'"),
+        ({"policy": "off", "harvest": "true"}, "contradict"),
+    ],
+)
+def test_the_gateway_refuses_a_bad_policy_with_openwhisk_error_json(ow, replay_dag, params, why):
+    status, body = ow.request("POST", f"/dags/{replay_dag}", json={"text": "x"}, params=params, ok=(400,))
+    assert status == 400 and why in body["error"] and body["code"]
+
+
+def test_a_request_asked_to_run_under_a_policy_records_it(ow, replay_dag):
+    status, rec = ow.request(
+        "POST", f"/dags/{replay_dag}", json={"text": "x" * 5000}, params={"blocking": "true", "policy": "off"}
+    )
+    assert status == 200, rec
+    plan = rec["gleaner"]["harvest"]
+    assert plan["applied"] is False and any("off for this request" in r for r in plan["reasons"])
