@@ -60,6 +60,8 @@ def cmd_replay(args: argparse.Namespace) -> int:
     policies = policies_from(args.policy)
     if args.speed <= 0 or not math.isfinite(args.speed):
         raise BadRequest("--speed must be a positive number")
+    if args.limit < 0 or args.deadline < 0:
+        raise BadRequest("--limit and --deadline cannot be negative")
     if bool(args.trace) == bool(args.topic):
         raise BadRequest("give a trace file or --topic (one of them)")
     client = _client(args)
