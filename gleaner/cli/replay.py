@@ -84,7 +84,10 @@ def cmd_replay(args: argparse.Namespace) -> int:
         missing = known(entries, dags)
         if missing:
             raise BadRequest(f"recorded requests name DAGs that are not deployed: {', '.join(missing)}")
-        source = f"topic {args.topic} ({len(entries)} requests, {skipped} events skipped)"
+        source = (
+            f"topic {args.topic} ({len(entries)} requests; {skipped} events skipped: malformed, "
+            "profiling runs, other DAGs or namespaces, or inputs expired from the data store)"
+        )
     else:
         entries = read_trace(Path(args.trace), known_dags=dags)
         if args.limit:

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Collection, Sequence
 from typing import Any
 
-from gleaner.errors import MalformedEvent
+from gleaner.errors import GleanerError, MalformedEvent
 from predictor.policies import resolve_policy
 from streams.events import DagRequest, decode
 from streams.replay.trace import TraceEntry
@@ -28,7 +28,8 @@ def entries_from_events(
     limit: int = 0,
 ) -> tuple[list[TraceEntry], int]:
     """(entries in arrival order, events skipped). An event without ``submitted_ms``
-    takes its Kafka timestamp from ``timestamps``, or is skipped. ``resolve`` turns an input
+    takes its Kafka timestamp from ``timestamps``, or is skipped; so is one whose input
+    was held by reference and has expired. ``resolve`` turns an input
     held by reference back into its value; profiling runs are skipped, and so
     is anything that does not decode as a DAG request."""
     requests: list[DagRequest] = []
@@ -52,14 +53,17 @@ def entries_from_events(
             continue
         requests.append(req)
     requests.sort(key=lambda r: r.submitted_ms)
-    if limit:
-        requests = requests[:limit]
-    if not requests:
-        return [], skipped
-    first = requests[0].submitted_ms
-    entries = []
-    for i, req in enumerate(requests, start=1):
-        body = resolve(req.input) if resolve else req.input
+    entries: list[TraceEntry] = []
+    first: int | None = None
+    for req in requests:
+        if limit and len(entries) >= limit:
+            break
+        try:
+            body = resolve(req.input) if resolve else req.input
+        except GleanerError:  # its input was held by reference and has expired from the data store
+            skipped += 1
+            continue
+        first = req.submitted_ms if first is None else first
         entries.append(
             TraceEntry(
                 offset_s=(req.submitted_ms - first) / 1000,
@@ -67,7 +71,7 @@ def entries_from_events(
                 input=body if isinstance(body, dict) else {},
                 policy=req.policy
                 or (None if req.harvest is None else resolve_policy(None, req.harvest, False)),
-                line=i,
+                line=len(entries) + 1,
             )
         )
     return entries, skipped

@@ -166,3 +166,18 @@ def test_a_recorded_request_without_submitted_ms_is_not_scheduled_at_replay_time
     no_time = orjson.dumps({"type": "dag.request", "namespace": "guest", "dag": "video", "input": {"k": 1}})
     entries, _ = entries_from_events([req(T0), no_time, req(T0 + 2_500)])
     assert all(e.offset_s <= 2.5 for e in entries)
+
+
+def test_a_request_whose_input_expired_is_skipped_and_the_spacing_starts_at_the_first_kept():
+    from gleaner.errors import BadRequest
+
+    def resolve(value: dict[str, Any]) -> dict[str, Any]:
+        if value.get("$gleaner_ref") == "gone":
+            raise BadRequest("data gone expired or never existed")
+        return value
+
+    events = [req(T0, input={"$gleaner_ref": "gone"}), req(T0 + 1_000), req(T0 + 3_000)]
+    entries, skipped = entries_from_events(events, resolve=resolve, limit=2)
+    assert skipped == 1
+    assert [e.offset_s for e in entries] == [0.0, 2.0]
+    assert [e.line for e in entries] == [1, 2]
