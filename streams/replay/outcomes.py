@@ -172,27 +172,21 @@ def _cell(value: Any) -> Any:
     return value
 
 
-def write_requests_csv(path: Path, outcomes: Sequence[RequestOutcome]) -> Path:
+def _write_csv(path: Path, columns: list[str], rows: Iterable[dict[str, Any]]) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("w", newline="") as f:
         w = csv.writer(f)
-        w.writerow(REQUEST_COLUMNS)
-        for o in outcomes:
-            row = asdict(o)
-            w.writerow([_cell(row[c]) for c in REQUEST_COLUMNS])
+        w.writerow(columns)
+        w.writerows([_cell(row[c]) for c in columns] for row in rows)
     return path
+
+
+def write_requests_csv(path: Path, outcomes: Sequence[RequestOutcome]) -> Path:
+    return _write_csv(path, REQUEST_COLUMNS, (asdict(o) for o in outcomes))
 
 
 def write_functions_csv(path: Path, outcomes: Sequence[RequestOutcome]) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(FUNCTION_COLUMNS)
-        for o in outcomes:
-            for fn in o.functions:
-                row = asdict(fn)
-                w.writerow([_cell(row[c]) for c in FUNCTION_COLUMNS])
-    return path
+    return _write_csv(path, FUNCTION_COLUMNS, (asdict(fn) for o in outcomes for fn in o.functions))
 
 
 def read_requests_csv(path: Path) -> list[dict[str, str]]:
