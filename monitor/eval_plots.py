@@ -12,7 +12,7 @@ panel with nothing to draw says so instead of raising.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -73,17 +73,28 @@ def _finite(values: Sequence[float]) -> list[float]:
     return [v for v in values if math.isfinite(v)]
 
 
+def _ecdf_lines(
+    ax: Axes,
+    by_policy: Mapping[str, Sequence[float]],
+    policies: list[str],
+    label: Callable[[str, list[float]], str],
+) -> bool:
+    """One ECDF step line per policy with finite values; whether any was drawn."""
+    drawn = False
+    for policy, values in by_policy.items():
+        xs, ys = ecdf(_finite(values))
+        if xs:
+            ax.step(xs, ys, where="post", color=_color(policies, policy), label=label(policy, xs))
+            drawn = True
+    return drawn
+
+
 def plot_latency_cdfs(series: Sequence[LoadSeries], out: Path, title: str) -> Path:
     """Figs 4.5-4.7, left: per load, the ECDF of end-to-end latency, one line per policy."""
     policies = _policies(series)
     fig, axes = _figure(1, max(len(series), 1), 4.4, 3.6)
     for ax, s in zip(axes[0], series, strict=False):
-        drawn = False
-        for policy, values in s.latency_s.items():
-            xs, ys = ecdf(_finite(values))
-            if xs:
-                ax.step(xs, ys, where="post", color=_color(policies, policy), label=f"{policy} (n={len(xs)})")
-                drawn = True
+        drawn = _ecdf_lines(ax, s.latency_s, policies, lambda policy, xs: f"{policy} (n={len(xs)})")
         if drawn:
             ax.legend(fontsize=8, loc="lower right")
         else:
@@ -101,16 +112,13 @@ def plot_speedup_cdfs(series: Sequence[LoadSeries], out: Path, title: str) -> Pa
     ``(L_base - L) / L_base`` for each non-baseline policy; left of 0 is slower."""
     policies = _policies(series)
     fig, axes = _figure(1, max(len(series), 1), 4.4, 3.6)
+
+    def label(policy: str, xs: list[float]) -> str:
+        summary = SpeedupSummary.from_speedups(xs)
+        return f"{policy}: median {summary.median:.2f}, {summary.slower_fraction:.0%} slower"
+
     for ax, s in zip(axes[0], series, strict=False):
-        drawn = False
-        for policy, values in s.speedups.items():
-            xs, ys = ecdf(_finite(values))
-            if not xs:
-                continue
-            summary = SpeedupSummary.from_speedups(xs)
-            label = f"{policy}: median {summary.median:.2f}, {summary.slower_fraction:.0%} slower"
-            ax.step(xs, ys, where="post", color=_color(policies, policy), label=label)
-            drawn = True
+        drawn = _ecdf_lines(ax, s.speedups, policies, label)
         ax.axvline(0, color="#333333", lw=0.9, ls="--")
         ax.text(
             0,

@@ -32,7 +32,7 @@ from typing import Any, TypeVar
 import orjson
 
 from gleaner.errors import MalformedEvent
-from predictor.policies import OFF, check_policy
+from predictor.policies import check_policy, requested_policy
 
 VERSION = 1
 _ACTIVATION_ID = re.compile(r"^[0-9a-f]{32}$")
@@ -99,15 +99,12 @@ def _name(data: dict[str, Any], key: str) -> str:
 
 def _policy(data: dict[str, Any]) -> str | None:
     policy: str | None = _field(data, "policy", str, required=False)
-    if policy is None:
-        return None
     try:
-        check_policy(policy)
+        if policy is not None:
+            check_policy(policy)
+        requested_policy(policy, _field(data, "harvest", bool, required=False))
     except ValueError as exc:
         raise MalformedEvent(f"field 'policy': {exc}") from exc
-    harvest = data.get("harvest")
-    if isinstance(harvest, bool) and harvest != (policy != OFF):
-        raise MalformedEvent(f"fields 'harvest' ({harvest}) and 'policy' ({policy!r}) contradict each other")
     return policy
 
 

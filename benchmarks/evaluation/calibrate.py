@@ -11,6 +11,7 @@ rate then matches the trace that will be replayed, not the few samples.
 from __future__ import annotations
 
 import statistics
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -70,8 +71,6 @@ def calibrate(
     progress: bool = True,
 ) -> Calibration:
     """``node()`` starts a utilisation sampler and returns its stop function."""
-    import time
-
     start = time.monotonic()
     entries = [TraceEntry(offset_s=0.0, dag=dag, input_path=p) for p in samples]
     # One request first, unmeasured: cold starts are not what a loaded system pays.

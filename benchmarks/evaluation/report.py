@@ -24,7 +24,6 @@ from monitor.evaluation import (
 )
 from monitor.utilisation import UtilisationSummary
 from streams.replay.arrivals import LoadRow
-from streams.replay.outcomes import RequestOutcome
 from streams.replay.runner import ReplayRun, outcome_line
 
 
@@ -65,13 +64,9 @@ class DagEvaluation:
     notes: list[str] = field(default_factory=list)
 
 
-def _latency_by_seq(outcomes: list[RequestOutcome]) -> dict[str, float | None]:
-    return {str(o.seq): (o.latency_ms if o.succeeded else None) for o in outcomes}
-
-
 def speedups_of(base: ReplayRun, other: ReplayRun) -> dict[str, float]:
     """Per-request speedup of ``other`` against ``base``, paired by trace position."""
-    return paired_speedups(_latency_by_seq(base.outcomes), _latency_by_seq(other.outcomes))
+    return paired_speedups(base.latency_by_seq(), other.latency_by_seq())
 
 
 def _f(x: float, spec: str = ".2f") -> str:

@@ -19,11 +19,11 @@ from pathlib import Path
 from benchmarks.evaluation.calibrate import Calibration, calibrate, fit_cpu_seconds, spread
 from benchmarks.evaluation.report import DagEvaluation, LoadResult, PolicyRun, write_report
 from gleaner.cli.client import OpenWhiskClient, Target
-from gleaner.cli.replay import deployed_dags, policies_from
 from gleaner.errors import BadRequest, GleanerError
 from gleaner.redis_store import RedisStore
 from gleaner.settings import Settings, load_settings
 from monitor.utilisation import NodeUtilisation, UtilisationSummary
+from predictor.policies import policies_from
 from streams.kafka.client import EventProducer
 from streams.replay.arrivals import LOAD_FRACTIONS, rate_table, synthesise
 from streams.replay.lock import ReplayLock
@@ -252,7 +252,7 @@ def main(args: argparse.Namespace) -> int:
         raise BadRequest("--cpu-seconds must be a positive number")
     client = OpenWhiskClient(Target.resolve(args.apihost, args.auth))
     namespace = client.namespace()
-    deployed = deployed_dags(client)
+    deployed = client.dag_names()
     targets: list[EvalTarget] = []
     for dag in args.dags or list(WORKLOADS):
         if dag not in deployed:

@@ -104,5 +104,9 @@ class OpenWhiskClient:
             params={"blocking": str(blocking).lower(), "result": str(result).lower()},
         )
 
+    def dag_names(self) -> list[str]:
+        """The DAGs deployed in the key's namespace."""
+        return [str(d["name"]) for d in self.request("GET", "/dags")[1]]
+
     def close(self) -> None:
         self._http.close()

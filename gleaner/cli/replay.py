@@ -11,30 +11,11 @@ from gleaner.cli.client import OpenWhiskClient, Target
 from gleaner.cli.wsk import target_flags
 from gleaner.errors import BadRequest, GleanerError
 from gleaner.settings import Settings, load_settings
-from predictor.policies import HARVEST_POLICIES, check_policy
+from predictor.policies import HARVEST_POLICIES, check_policy, policies_from
 
 
 def _client(args: argparse.Namespace) -> OpenWhiskClient:
     return OpenWhiskClient(Target.resolve(args.apihost, args.auth))
-
-
-def policies_from(raw: str) -> list[str]:
-    """``off,thesis`` -> ["off", "thesis"]; each must be known, none twice."""
-    names = [p.strip() for p in raw.split(",") if p.strip()]
-    if not names:
-        raise BadRequest("--policy needs at least one policy")
-    for name in names:
-        try:
-            check_policy(name)
-        except ValueError as exc:
-            raise BadRequest(str(exc)) from exc
-    if len(set(names)) != len(names):
-        raise BadRequest(f"--policy names a policy twice: {raw}")
-    return names
-
-
-def deployed_dags(client: OpenWhiskClient) -> list[str]:
-    return [str(d["name"]) for d in client.request("GET", "/dags")[1]]
 
 
 def _replay_dir(settings: Settings, args: argparse.Namespace) -> Path:
@@ -66,7 +47,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
         raise BadRequest("give a trace file or --topic (one of them)")
     client = _client(args)
     namespace = client.namespace()
-    dags = deployed_dags(client)
+    dags = client.dag_names()
     redis = RedisStore(settings)
     if args.topic:
         data = DataStore(redis, settings.inline_payload_bytes, settings.data_ttl_s)
@@ -125,14 +106,8 @@ def cmd_replay(args: argparse.Namespace) -> int:
         )
     base = runs[0]
     for run in runs[1:]:
-        s = SpeedupSummary.from_speedups(
-            list(
-                paired_speedups(
-                    {str(o.seq): o.latency_ms if o.succeeded else None for o in base.outcomes},
-                    {str(o.seq): o.latency_ms if o.succeeded else None for o in run.outcomes},
-                ).values()
-            )
-        )
+        pairs = paired_speedups(base.latency_by_seq(), run.latency_by_seq())
+        s = SpeedupSummary.from_speedups(list(pairs.values()))
         print(
             f"speedup {run.policy} vs {base.policy} over {s.n} requests: mean {s.mean:.3f}, median "
             f"{s.median:.3f}, min {s.min:.3f}, max {s.max:.3f}; slower {s.slower} ({s.slower_fraction:.0%})"

@@ -22,7 +22,7 @@ from gleaner.couchdb import DAGS, WHISKS
 from gleaner.errors import BadRequest, Conflict, NotFound
 from gleaner.records import INTERNAL_ERROR, SUCCESS, public_view
 from gleaner.ttlcache import TTLCache
-from predictor.policies import OFF, check_policy
+from predictor.policies import check_policy, requested_policy
 from streams.events import DagRequest, new_activation_id, now_ms
 from streams.gateway.http import flag, json_body, json_response
 from streams.payloads import is_ref
@@ -152,14 +152,14 @@ class DagRoutes:
         harvest_flag = request.query.get("harvest")
         if harvest_flag not in (None, "true", "false"):
             raise BadRequest("The query parameter 'harvest' must be true or false")
+        harvest = None if harvest_flag is None else harvest_flag == "true"
         policy = request.query.get("policy")
-        if policy is not None:
-            try:
+        try:
+            if policy is not None:
                 check_policy(policy)
-            except ValueError as exc:
-                raise BadRequest(f"The query parameter 'policy' is invalid: {exc}") from exc
-            if harvest_flag is not None and (harvest_flag == "true") != (policy != OFF):
-                raise BadRequest("The query parameters 'harvest' and 'policy' contradict each other")
+            requested_policy(policy, harvest)
+        except ValueError as exc:
+            raise BadRequest(f"The query parameter 'policy' is invalid: {exc}") from exc
         profile = flag(request, "profile")
         value = await json_body(request, self.gw.settings.max_dag_payload_bytes)
         if not isinstance(value, dict):
@@ -174,7 +174,7 @@ class DagRoutes:
             namespace=ns,
             dag=dag,
             input=stored,
-            harvest=None if harvest_flag is None else harvest_flag == "true",
+            harvest=harvest,
             policy=policy,
             profile=profile,
             submitted_ms=now_ms(),

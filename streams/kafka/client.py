@@ -10,6 +10,7 @@ changes nothing.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -68,6 +69,19 @@ class Record:
     key: bytes | None
     value: bytes | None
     timestamp_ms: int | None = None  # the broker's or producer's time, when the record has one
+
+
+def _record(msg: Any) -> Record:
+    key = msg.key()
+    kind, stamp = msg.timestamp()
+    return Record(
+        topic=msg.topic() or "",
+        partition=msg.partition() or 0,
+        offset=msg.offset() or 0,
+        key=key if isinstance(key, bytes) else None,
+        value=msg.value(),
+        timestamp_ms=stamp if kind != confluent_kafka.TIMESTAMP_NOT_AVAILABLE else None,
+    )
 
 
 class EventProducer:
@@ -168,14 +182,7 @@ class EventConsumer:
             if err.retriable() or not err.fatal():
                 return None
             raise KafkaError(f"consume failed: {err}")
-        key = msg.key()
-        return Record(
-            topic=msg.topic() or "",
-            partition=msg.partition() or 0,
-            offset=msg.offset() or 0,
-            key=key if isinstance(key, bytes) else None,
-            value=msg.value(),
-        )
+        return _record(msg)
 
     def assigned_partitions(self) -> set[int]:
         try:
@@ -206,7 +213,10 @@ class EventConsumer:
 def read_topic(settings: Settings, topic: str, *, timeout_s: float = 30.0) -> list[Record]:
     """Every record of ``topic`` present now, from the beginning of each
     partition up to its end when called, without joining a group."""
-    consumer = confluent_kafka.Consumer(consumer_config(settings, "gleaner-reader", hot=True))
+    try:
+        consumer = confluent_kafka.Consumer(consumer_config(settings, "gleaner-reader", hot=True))
+    except confluent_kafka.KafkaException as exc:
+        raise KafkaError(f"cannot read {topic}: {exc}") from exc
     try:
         meta = consumer.list_topics(topic, timeout=10)
         if topic not in meta.topics or meta.topics[topic].error is not None:
@@ -220,31 +230,15 @@ def read_topic(settings: Settings, topic: str, *, timeout_s: float = 30.0) -> li
                 parts.append(confluent_kafka.TopicPartition(topic, p, low))
         consumer.assign(parts)
         out: list[Record] = []
-        deadline = threading.Event()
-        timer = threading.Timer(timeout_s, deadline.set)
-        timer.start()
-        try:
-            while ends and not deadline.is_set():
-                msg = consumer.poll(0.2)
-                if msg is None or msg.error() is not None:
-                    continue
-                p, offset = msg.partition() or 0, msg.offset() or 0
-                key = msg.key()
-                kind, stamp = msg.timestamp()
-                out.append(
-                    Record(
-                        topic,
-                        p,
-                        offset,
-                        key if isinstance(key, bytes) else None,
-                        msg.value(),
-                        stamp if kind != confluent_kafka.TIMESTAMP_NOT_AVAILABLE else None,
-                    )
-                )
-                if offset + 1 >= ends.get(p, 0):
-                    ends.pop(p, None)
-        finally:
-            timer.cancel()
+        deadline = time.monotonic() + timeout_s
+        while ends and time.monotonic() < deadline:
+            msg = consumer.poll(0.2)
+            if msg is None or msg.error() is not None:
+                continue
+            record = _record(msg)
+            out.append(record)
+            if record.offset + 1 >= ends.get(record.partition, 0):
+                ends.pop(record.partition, None)
         if ends:
             raise KafkaError(f"reading {topic} timed out after {timeout_s}s ({len(out)} records read)")
         return out

@@ -13,7 +13,7 @@ from collections.abc import Collection, Sequence
 from typing import Any
 
 from gleaner.errors import GleanerError, MalformedEvent
-from predictor.policies import resolve_policy
+from predictor.policies import requested_policy
 from streams.events import DagRequest, decode
 from streams.replay.trace import TraceEntry
 
@@ -69,8 +69,7 @@ def entries_from_events(
                 offset_s=(req.submitted_ms - first) / 1000,
                 dag=req.dag,
                 input=body if isinstance(body, dict) else {},
-                policy=req.policy
-                or (None if req.harvest is None else resolve_policy(None, req.harvest, False)),
+                policy=requested_policy(req.policy, req.harvest),  # from_dict refused contradictions
                 line=len(entries) + 1,
             )
         )

@@ -23,9 +23,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-import orjson
 from tqdm import tqdm
 
+from gleaner.errors import MalformedEvent
 from streams.events import DagRequest, decode, now_ms
 from streams.payloads import size_of
 from streams.replay.outcomes import UNFINISHED, RequestOutcome, settle
@@ -64,8 +64,7 @@ class _Tracked:
     outcome: RequestOutcome
     body: dict[str, Any]  # the input as it goes on the wire (may be a reference)
     record: dict[str, Any] | None = None
-    record_at: float = 0.0  # monotonic, for the grace period
-    record_s: float | None = None  # seconds since the start, when the DAG record arrived
+    record_s: float = 0.0  # seconds since the start, when the DAG record arrived
     result_s: float | None = None  # ... and when its dag.result arrived
     success: bool | None = None
     children: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -79,12 +78,12 @@ class _Tracked:
             return self.success
         return self.record is not None and self.record.get("statusCode") == 0
 
-    def complete(self, now: float) -> bool:
+    def complete(self, elapsed: float) -> bool:
         if self.unsent:
             return True
         if self.record is None:
             return False
-        if now - self.record_at > CHILD_GRACE_S:
+        if elapsed - self.record_s > CHILD_GRACE_S:
             return True
         logs = self.record.get("logs") or []
         return self.result_s is not None and all(a in self.children for a in logs)
@@ -93,8 +92,6 @@ class _Tracked:
 @dataclass(slots=True)
 class ReplayRun:
     policy: str
-    started_at_ms: int
-    seconds: float  # from the first send to the end of collection
     outcomes: list[RequestOutcome]
     results: dict[str, dict[str, Any]] = field(default_factory=dict)  # request id -> result (keep_results)
 
@@ -105,6 +102,11 @@ class ReplayRun:
     @property
     def failed(self) -> list[RequestOutcome]:
         return [o for o in self.outcomes if o.finished and not o.succeeded]
+
+    def latency_by_seq(self) -> dict[str, float | None]:
+        """Trace position -> latency (ms) of each request, None unless it succeeded: runs of one
+        trace pair up by position, whatever their request ids."""
+        return {str(o.seq): (o.latency_ms if o.succeeded else None) for o in self.outcomes}
 
 
 class Replayer:
@@ -142,39 +144,39 @@ class Replayer:
         by_id = {t.outcome.request_id: t for t in tracked}
         listener = self.listen()  # listening before the first send: no result can slip by
         start = time.monotonic()
-        started_at_ms = now_ms()
         sender = threading.Thread(target=self._send, args=(tracked, start), name="replay-sender", daemon=True)
         last_arrival = max((t.outcome.scheduled_s for t in tracked), default=0.0)
         deadline = start + last_arrival + deadline_s
-        done: set[str] = set()
+        pending = list(tracked)
+        failed = 0
         bar = tqdm(total=len(tracked), desc=label, unit="req", disable=not progress, leave=True)
         try:
             sender.start()
-            while len(done) < len(tracked) and time.monotonic() < deadline:
+            while pending and time.monotonic() < deadline:
                 msg = listener.poll(0.1)
-                now = time.monotonic()
+                elapsed = time.monotonic() - start
                 if msg is not None:
-                    self._take(msg, by_id, now - start, now)
-                for rid, t in by_id.items():
-                    if rid not in done and t.complete(now):
-                        done.add(rid)
-                        bar.update(1)
-                        bar.set_postfix(failed=sum(not by_id[r].ok for r in done), refresh=False)
+                    self._take(msg, by_id, elapsed)
+                finished = [t for t in pending if t.complete(elapsed)]
+                if finished:
+                    pending = [t for t in pending if t not in finished]
+                    failed += sum(not t.ok for t in finished)
+                    bar.update(len(finished))
+                    bar.set_postfix(failed=failed, refresh=False)
         finally:
             bar.close()
             listener.close()
             sender.join(timeout=5)
-        seconds = time.monotonic() - start
         results: dict[str, dict[str, Any]] = {}
         for t in tracked:
             if t.record is not None:
-                received = t.result_s if t.result_s is not None else t.record_s or 0.0
+                received = t.result_s if t.result_s is not None else t.record_s
                 settle(
                     t.outcome, t.record, t.children.values(), received_s=received, result_success=t.success
                 )
             if keep_results and t.result is not None:
                 results[t.outcome.request_id] = t.result
-        return ReplayRun(policy, started_at_ms, seconds, [t.outcome for t in tracked], results)
+        return ReplayRun(policy, [t.outcome for t in tracked], results)
 
     def _prepare(self, entries: Sequence[TraceEntry], policy: str, speed: float) -> list[_Tracked]:
         """Read every input before the clock starts: no disk I/O on the schedule."""
@@ -224,10 +226,10 @@ class Replayer:
         except Exception as exc:
             log.error("flushing the replay's requests failed: %s", exc)
 
-    def _take(self, msg: Received, by_id: dict[str, _Tracked], elapsed: float, now: float) -> None:
+    def _take(self, msg: Received, by_id: dict[str, _Tracked], elapsed: float) -> None:
         try:
             event = decode(msg.value)
-        except Exception:
+        except MalformedEvent:
             return  # not ours to judge: the platform dead-letters malformed events
         if msg.topic == self.topics.results:
             t = by_id.get(str(event.get("request_id")))
@@ -244,7 +246,7 @@ class Replayer:
         if caused_by is None and aid in by_id:
             t = by_id[aid]
             if t.record is None:
-                t.record, t.record_at, t.record_s = record, now, elapsed
+                t.record, t.record_s = record, elapsed
         elif isinstance(caused_by, str) and caused_by in by_id:
             by_id[caused_by].children.setdefault(aid, record)
 
@@ -253,7 +255,3 @@ def outcome_line(o: RequestOutcome) -> str:
     """One line per request that did not succeed, for reports."""
     what = "never finished" if o.status == UNFINISHED else o.status
     return f"#{o.seq} {o.request_id} ({o.input}): {what}{': ' + o.error if o.error else ''}"
-
-
-def dumps_result(result: dict[str, Any]) -> str:
-    return orjson.dumps(result, option=orjson.OPT_SORT_KEYS).decode()

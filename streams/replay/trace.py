@@ -32,10 +32,8 @@ from typing import Any
 import orjson
 
 from gleaner.errors import BadRequest
-from predictor.policies import HARVEST_POLICIES as POLICIES
+from predictor.policies import HARVEST_POLICIES, requested_policy
 from streams.events import _NAME
-
-HARVEST_POLICIES = POLICIES  # the policies a replay may ask for today
 
 _JSON_SUFFIXES = (".jsonl", ".ndjson", ".json")
 _OFFSET_KEYS = ("offset_s", "offset", "arrival_s")
@@ -271,13 +269,12 @@ class _Checker:
         policy, harvest = row.get("policy"), row.get("harvest")
         if policy is not None and not isinstance(policy, str):
             raise self.fail(n, f"policy must be a string, got {type(policy).__name__}")
-        if harvest is not None:
-            if not isinstance(harvest, bool):
-                raise self.fail(n, f"harvest must be true or false, got {harvest!r}")
-            implied = "thesis" if harvest else "off"
-            if policy is not None and policy != implied:
-                raise self.fail(n, f"harvest {str(harvest).lower()} contradicts policy {policy!r}")
-            policy = implied
+        if harvest is not None and not isinstance(harvest, bool):
+            raise self.fail(n, f"harvest must be true or false, got {harvest!r}")
+        try:
+            policy = requested_policy(policy, harvest)
+        except ValueError as exc:
+            raise self.fail(n, str(exc)) from exc
         if policy is not None and policy not in self.policies:
             raise self.fail(n, f"unknown policy {policy!r} (known: {', '.join(sorted(self.policies))})")
         return policy

@@ -90,7 +90,7 @@ class StubReplayer:
             o.status = FAILED if e.input_path.name in self.failing else SUCCESS
             o.latency_ms = 1000.0 * (seq + 1) + e.input_path.stat().st_size
             outcomes.append(o)
-        return ReplayRun(kw["policy"], 0, 0.1, outcomes)
+        return ReplayRun(kw["policy"], outcomes)
 
 
 def node_reporting(cpu_seconds: list[float]) -> Callable[[], Callable[[], UtilisationSummary]]:

@@ -59,7 +59,7 @@ def outcome(
 
 
 def run(policy: str, outcomes: list[RequestOutcome]) -> ReplayRun:
-    return ReplayRun(policy=policy, started_at_ms=1_700_000_000_000, seconds=95.0, outcomes=outcomes)
+    return ReplayRun(policy=policy, outcomes=outcomes)
 
 
 def utilisation(scale: float) -> UtilisationSummary:

@@ -1,11 +1,11 @@
-"""``--policy`` of ``gleaner replay`` and ``gleaner eval``."""
+"""``--policy off,thesis`` of ``gleaner replay`` and ``gleaner eval`` (predictor.policies.policies_from)."""
 
 from __future__ import annotations
 
 import pytest
 
-from gleaner.cli.replay import policies_from
 from gleaner.errors import BadRequest
+from predictor.policies import policies_from
 
 
 @pytest.mark.parametrize(
