@@ -100,6 +100,7 @@ class Settings:
 
     # --- harvesting ------------------------------------------------------------
     harvest_enabled: bool = True  # global switch; a request's "harvest" field overrides it
+    harvest_policy: str = "gleaner"  # what harvesting means when a request names no policy
     harvest_memory_margin: float = 0.25  # added to predicted memory before rounding up (OOM safety)
     models_dir: str = ""  # empty: <state_dir>/models
 
@@ -216,3 +217,5 @@ def _check(s: Settings) -> None:
         raise SettingsError("cpu_window_ms must be >= 100 (the CFS quota period)")
     if s.invoker_cpu_capacity <= 0 or s.invoker_memory_capacity_mb <= 0:
         raise SettingsError("invoker capacity must be positive")
+    if s.harvest_policy not in ("thesis", "libra", "gleaner"):
+        raise SettingsError(f"harvest_policy must be thesis, libra or gleaner, got {s.harvest_policy!r}")

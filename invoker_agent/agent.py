@@ -25,7 +25,6 @@ from invoker_agent.dedupe import ActivationClaims, Claim
 from invoker_agent.docker_engine import DockerEngine
 from invoker_agent.executor import ActionMissing, ActivationExecutor
 from invoker_agent.permits import ResourcePermits
-from streams.allocations import AllocationStore
 from streams.events import (
     ActivationCompleted,
     ActivationRequest,
@@ -55,7 +54,9 @@ class InvokerAgent:
         self.deadletters = DeadLetters(settings, self.producer)
         self.engine = DockerEngine(settings)
         self.pool = ContainerPool(self.engine, settings)
-        self.permits = ResourcePermits(settings.invoker_cpu_capacity, settings.invoker_memory_capacity_mb)
+        self.permits = ResourcePermits(
+            settings.invoker_cpu_capacity, settings.invoker_memory_capacity_mb, settings.cpu_step
+        )
         self.db = CouchDB(settings)
         self.redis = RedisStore(settings)
         self.executor = ActivationExecutor(
@@ -64,7 +65,6 @@ class InvokerAgent:
             self.pool,
             self.permits,
             DataStore(self.redis, settings.inline_payload_bytes, settings.data_ttl_s),
-            AllocationStore(self.redis),
         )
         self.claims = ActivationClaims(self.redis, self.id, self.incarnation)
         self.offsets = OffsetTracker()

@@ -5,6 +5,14 @@ Limits map onto the CFS bandwidth controller and the memory controller exactly a
 ``docker run --cpus C --memory M --memory-swap M`` would: quota = C x period with the
 100 ms period, memory+swap = memory (no swap, so exceeding the limit is an OOM kill
 rather than slow swapping).
+
+A running container's CPU limit has two resize paths: :meth:`DockerEngine.update`
+(``docker update``, cpu and memory together, tens of ms) and :meth:`DockerEngine.set_cpu`
+(a direct cgroup write, tens of µs, :mod:`invoker_agent.cgroup_resize`; figures from
+``gleaner bench resize`` in docs/benchmarks.md). The direct write
+leaves Docker's stored CpuQuota stale; the next ``update`` rewrites it (that module says why
+that is harmless). Containers start with ``cpu_period``/``cpu_quota``, never
+``nano_cpus``: Docker refuses a later ``cpu_period`` update of a ``--cpus`` container.
 """
 
 from __future__ import annotations
@@ -22,11 +30,11 @@ import requests.exceptions
 
 from gleaner.errors import DockerError
 from gleaner.settings import Settings
+from invoker_agent.cgroup_resize import CPU_PERIOD_US, CgroupResizer, cpu_quota_us
 from monitor import cgroups
 
 log = logging.getLogger(__name__)
 
-CPU_PERIOD_US = 100_000  # the CFS period; Docker's default for --cpus
 MANAGED_LABEL = "gleaner.managed"
 INVOKER_LABEL = "gleaner.invoker"
 
@@ -60,6 +68,7 @@ class DockerEngine:
             else:
                 self.client = docker.from_env(timeout=timeout_s)
         self.api = self.client.api
+        self.resizer = CgroupResizer()
 
     def ping(self) -> None:
         with _wrapped("ping"):
@@ -117,6 +126,15 @@ class DockerEngine:
                 memswap_limit=memory,
             )
 
+    def set_cpu(self, info: ContainerInfo, cpu: float) -> None:
+        """Resize the CPU limit of a running container live by writing its cgroup
+        (``cpu.cfs_quota_us`` / ``cpu.max``), bypassing dockerd.
+
+        Raises DockerError (:class:`~invoker_agent.cgroup_resize.CgroupGone` when the
+        container is gone) and nothing else. ``docker inspect`` keeps the old CpuQuota.
+        """
+        self.resizer.set_cpu(info.id, info.pid, cpu)
+
     def inspect(self, container_id: str) -> dict[str, Any]:
         with _wrapped(f"inspect {container_id[:12]}"):
             attrs: dict[str, Any] = self.api.inspect_container(container_id)
@@ -152,6 +170,7 @@ class DockerEngine:
 
     def remove(self, container_id: str) -> None:
         """Force-remove (SIGKILL + delete). A container that is already gone is not an error."""
+        self.resizer.forget(container_id)
         with _wrapped(f"remove {container_id[:12]}"):
             try:
                 self.api.remove_container(container_id, force=True, v=True)
@@ -192,9 +211,7 @@ class DockerEngine:
 
 
 def _quota(cpu: float) -> int:
-    if cpu <= 0:
-        raise DockerError(f"cpu allocation must be positive, got {cpu}")
-    return max(1000, round(cpu * CPU_PERIOD_US))  # the kernel's minimum quota is 1 ms
+    return cpu_quota_us(cpu, CPU_PERIOD_US)  # DockerError on a non-positive cpu; at least 1 ms
 
 
 def _mib(memory_mb: int) -> int:

@@ -11,19 +11,21 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from dataclasses import dataclass
 from typing import Any
 
 from gleaner.actions import Limits
+from gleaner.allocation import Allocation
 from gleaner.errors import ContainerError, DockerError, GleanerError, InvalidLimits
 from gleaner.records import DEVELOPER_ERROR, INTERNAL_ERROR, RecordDraft, build_record, status_of
 from gleaner.settings import Settings
 from invoker_agent.action_store import ActionStore
 from invoker_agent.container_pool import ContainerPool, Lease
-from invoker_agent.permits import ResourcePermits
+from invoker_agent.ledger import Claim
+from invoker_agent.permits import Resizer, ResourcePermits
 from invoker_agent.proxy_client import ActionProxyClient, InitError
-from monitor.cgroups import CgroupSampler, UsageSummary
-from streams.allocations import AllocationStore
+from invoker_agent.safeguard import SafeguardWatch
+from monitor.cgroups import CgroupNotFound, CgroupSampler, UsageSummary
+from predictor.policies import LIVE_POLICIES, SAFEGUARD_POLICIES
 from streams.events import ActivationRequest, now_ms
 from streams.payloads import DataStore, size_of
 
@@ -34,17 +36,11 @@ OOM_MSG = "The action exhausted its memory and was aborted."
 CRASH_MSG = "The action did not produce a valid response and exited unexpectedly."
 
 
-@dataclass(frozen=True, slots=True)
-class Allocation:
-    cpu: float
-    memory_mb: int
-    origin: str  # user | harvest | accelerate | safeguard
-    predicted: dict[str, Any] | None = None  # what the predictor expected this function to use
-    reason: str | None = None  # why the user's allocation was kept, when a plan could not be applied
-
-
 class ActionMissing(GleanerError):
     pass
+
+
+RERUN_NOTE = "re-run once at the user allocation: OOM-killed while its memory was harvested"
 
 
 class ActivationExecutor:
@@ -55,42 +51,28 @@ class ActivationExecutor:
         pool: ContainerPool,
         permits: ResourcePermits,
         data: DataStore,
-        allocations: AllocationStore | None = None,
+        safeguards: SafeguardWatch | None = None,
     ) -> None:
         self.settings = settings
         self.data = data
-        self.allocations = allocations
         self.actions = actions
         self.pool = pool
         self.permits = permits
+        self.safeguards = safeguards or SafeguardWatch(settings.cpu_window_ms)
         self.running = 0
         self._running_lock = threading.Lock()
 
     def allocation_for(self, req: ActivationRequest, limits: Limits) -> Allocation:
-        """The allocation the predictor planned for this function of its DAG
-        request, read from Redis; else the user's. Prediction never fails a run."""
+        """The allocation planned for this function (carried on its event), else the
+        user's. A plan this invoker cannot hold falls back to the user's, with why."""
         user = Allocation(limits.cpu, limits.memory_mb, "user")
-        if self.allocations is None or req.caused_by is None or req.stage is None or req.index is None:
-            return user
-        try:
-            planned = self.allocations.read(req.caused_by, req.stage, req.index)
-        except GleanerError as exc:
-            return Allocation(
-                limits.cpu, limits.memory_mb, "user", reason=f"allocation store unreachable: {exc}"
-            )
+        planned = req.allocation
         if planned is None:
             return user
-        try:
-            cpu, memory = float(planned["cpu"]), int(planned["memory"])
-        except (KeyError, TypeError, ValueError):
-            return Allocation(
-                limits.cpu, limits.memory_mb, "user", reason=f"malformed planned allocation {planned}"
-            )
-        if not self.permits.fits_ever(cpu, memory):
-            reason = f"planned {cpu} cores / {memory} MB exceed this invoker's capacity"
-            return Allocation(limits.cpu, limits.memory_mb, "user", reason=reason)
-        origin = str(planned.get("origin") or ("accelerate" if cpu > limits.cpu else "harvest"))
-        return Allocation(cpu, memory, origin, predicted=planned.get("predicted"))
+        if not self.permits.fits_ever(planned.cpu, planned.memory_mb):
+            why = f"planned {planned.cpu} cores / {planned.memory_mb} MB exceed this invoker's capacity"
+            return user.with_reason(why)
+        return planned
 
     def execute(self, req: ActivationRequest) -> dict[str, Any]:
         """Run ``req`` and return its activation record. Never raises for the
@@ -100,6 +82,39 @@ class ActivationExecutor:
             raise ActionMissing(f"action {req.namespace}/{req.action} does not exist")
         limits = Limits.from_json(doc["limits"])
         alloc = self.allocation_for(req, limits)
+        draft = self._draft(req, doc, alloc, limits)
+        try:
+            # Inputs that travel by reference are fetched here, so the function sees plain values.
+            params = {p["key"]: p["value"] for p in doc.get("parameters", [])}
+            params.update(self.data.resolve(req.params))
+        except GleanerError as exc:
+            return build_record(
+                self._finish(draft, INTERNAL_ERROR, {"error": f"cannot fetch the input: {exc}"})
+            )
+        self._attempt(req, doc, params, alloc, limits, draft)
+        if (
+            draft.gleaner["oom_killed"]
+            and req.policy in SAFEGUARD_POLICIES
+            and alloc.memory_mb < limits.memory_mb
+        ):
+            # Harvesting must not fail the request: one more run at what the user asked.
+            first = {
+                "allocation": draft.gleaner["allocation"],
+                "start": draft.start_ms,
+                "end": draft.end_ms,
+                "error": draft.result.get("error"),
+                "measured": draft.gleaner.get("measured"),
+                "allocation_trajectory": draft.gleaner.get("allocation_trajectory"),
+            }
+            user = Allocation(limits.cpu, limits.memory_mb, "user", alloc.predicted, RERUN_NOTE)
+            draft = self._draft(req, doc, user, limits)
+            draft.gleaner["rerun"] = {"reason": RERUN_NOTE, "first_attempt": first}
+            self._attempt(req, doc, params, user, limits, draft, rerun=True)
+        return build_record(draft)
+
+    def _draft(
+        self, req: ActivationRequest, doc: dict[str, Any], alloc: Allocation, limits: Limits
+    ) -> RecordDraft:
         draft = RecordDraft(
             activation_id=req.activation_id,
             namespace=req.namespace,
@@ -116,7 +131,9 @@ class ActivationExecutor:
         draft.gleaner = {
             "allocation": {"cpu": alloc.cpu, "memory": alloc.memory_mb},
             "origin": alloc.origin,
-            "predicted": alloc.predicted,
+            "policy": req.policy,
+            "planned": alloc.to_dict(),
+            "predicted": alloc.predicted.to_dict() if alloc.predicted else None,
             "allocation_reason": alloc.reason,
             "user_allocation": {"cpu": limits.cpu, "memory": limits.memory_mb},
             "invoker": self.settings.invoker_id,
@@ -127,30 +144,25 @@ class ActivationExecutor:
             "index": req.index,
             "oom_killed": False,
         }
-        try:
-            # Inputs that travel by reference are fetched here, so the function sees plain values.
-            params = {p["key"]: p["value"] for p in doc.get("parameters", [])}
-            params.update(self.data.resolve(req.params))
-        except GleanerError as exc:
-            return self._finish(draft, INTERNAL_ERROR, {"error": f"cannot fetch the input: {exc}"})
-        try:
-            granted = self.permits.acquire(
-                alloc.cpu, alloc.memory_mb, timeout_s=self.settings.timeout_max_ms / 1000
-            )
-        except InvalidLimits as exc:
-            return self._finish(draft, INTERNAL_ERROR, {"error": str(exc)})
-        if not granted:
-            return self._finish(draft, INTERNAL_ERROR, {"error": "no resources became free in time"})
-        with self._running_lock:
-            self.running += 1
-        try:
-            return self._run(req, doc, params, alloc, limits, draft)
-        finally:
-            with self._running_lock:
-                self.running -= 1
-            self.permits.release(alloc.cpu, alloc.memory_mb)
+        return draft
 
-    def _run(
+    def _claim(self, req: ActivationRequest, alloc: Allocation, limits: Limits, live: bool) -> Claim:
+        work = alloc.predicted.work_cpu_s if alloc.predicted else None
+        return Claim(
+            key=req.activation_id,
+            cpu_plan=alloc.cpu,
+            memory_mb=alloc.memory_mb,
+            # Never wait longer than the user allocation would have (start now, grow later).
+            cpu_floor=min(alloc.cpu, limits.cpu) if live else alloc.cpu,
+            cap=alloc.cap if alloc.cap is not None else alloc.cpu,
+            user_cpu=limits.cpu,
+            user_memory_mb=limits.memory_mb,
+            live=live,
+            group=(req.caused_by, req.stage) if req.caused_by and req.stage is not None else None,
+            work=work or 0.0,
+        )
+
+    def _attempt(
         self,
         req: ActivationRequest,
         doc: dict[str, Any],
@@ -158,7 +170,47 @@ class ActivationExecutor:
         alloc: Allocation,
         limits: Limits,
         draft: RecordDraft,
-    ) -> dict[str, Any]:
+        *,
+        rerun: bool = False,
+    ) -> None:
+        live = req.policy in LIVE_POLICIES and not rerun
+        claim = self._claim(req, alloc, limits, live)
+        try:
+            granted = self.permits.acquire(claim, timeout_s=self.settings.timeout_max_ms / 1000)
+        except InvalidLimits as exc:
+            self._finish(draft, INTERNAL_ERROR, {"error": str(exc)})
+            return
+        if not granted:
+            self._finish(draft, INTERNAL_ERROR, {"error": "no resources became free in time"})
+            return
+        draft.gleaner["allocation"] = {"cpu": claim.cpu, "memory": claim.memory_mb}
+        with self._running_lock:
+            self.running += 1
+        try:
+            guard = req.policy in SAFEGUARD_POLICIES and not rerun
+            self._run(req, doc, params, claim, limits, draft, guard)
+        finally:
+            with self._running_lock:
+                self.running -= 1
+            self.safeguards.unwatch(claim.key)
+            changes = self.permits.end(claim.key)
+            trajectory = [c.to_dict() for c in changes]
+            if rerun and trajectory:
+                trajectory[0] = {**trajectory[0], "reason": "rerun", "note": RERUN_NOTE}
+            draft.gleaner["allocation_trajectory"] = trajectory
+            if changes:
+                draft.gleaner["allocation_peak"] = max(c.cpu for c in changes)
+
+    def _run(
+        self,
+        req: ActivationRequest,
+        doc: dict[str, Any],
+        params: dict[str, Any],
+        claim: Claim,
+        limits: Limits,
+        draft: RecordDraft,
+        guard: bool,
+    ) -> None:
         exec_ = doc["exec"]
 
         def init(client: ActionProxyClient) -> None:
@@ -172,26 +224,37 @@ class ActivationExecutor:
 
         draft.start_ms = now_ms()
         draft.wait_ms = max(0, draft.start_ms - req.submitted_ms) if req.submitted_ms else None
+        cpu, memory = self.permits.current(claim.key) or (claim.cpu, claim.memory_mb)
         try:
             lease = self.pool.acquire(
-                f"{req.namespace}/{req.action}@{doc['_rev']}",
-                cpu=alloc.cpu,
-                memory_mb=alloc.memory_mb,
-                init=init,
+                f"{req.namespace}/{req.action}@{doc['_rev']}", cpu=cpu, memory_mb=memory, init=init
             )
         except InitError as exc:
-            return self._finish(draft, DEVELOPER_ERROR, {"error": f"The action failed to initialize: {exc}"})
+            self._finish(draft, DEVELOPER_ERROR, {"error": f"The action failed to initialize: {exc}"})
+            return
         except DockerError as exc:
             log.error("container start failed for %s: %s", req.activation_id, exc)
-            return self._finish(draft, INTERNAL_ERROR, {"error": f"Failed to start a container: {exc}"})
+            self._finish(draft, INTERNAL_ERROR, {"error": f"Failed to start a container: {exc}"})
+            return
         if lease.cold:
             draft.init_ms = round(lease.init_ms or 0)
         draft.gleaner["container"] = lease.container.name
         draft.gleaner["cold"] = lease.cold
-        sampler = CgroupSampler(
-            lease.container.pid, self.settings.monitor_interval_ms, self.settings.cpu_window_ms
-        )
-        sampler.start()
+        self.permits.attach(claim.key, self._resizer(lease), (lease.cpu, lease.memory_mb))
+        try:
+            sampler: CgroupSampler | None = CgroupSampler(
+                lease.container.pid, self.settings.monitor_interval_ms, self.settings.cpu_window_ms
+            ).start()
+        except (CgroupNotFound, OSError) as exc:  # measure nothing rather than lose the run
+            log.warning("no cgroup sampling for %s: %s", req.activation_id, exc)
+            sampler = None
+        if guard and sampler is not None and claim.harvested:
+            self.safeguards.watch(
+                claim.key,
+                sampler,
+                lambda: self.permits.current(claim.key),
+                lambda why: self.permits.safeguard(claim.key, why),
+            )
         run_start = time.monotonic()
         try:
             resp = lease.client.run(
@@ -205,9 +268,11 @@ class ActivationExecutor:
                 log_limit_bytes=limits.logs_mb * 2**20,
             )
         except ContainerError as exc:
-            usage = sampler.stop()
-            return self._failed(lease, draft, exc, usage, limits)
-        usage = sampler.stop()
+            self.safeguards.unwatch(claim.key)
+            self._failed(lease, draft, exc, self._stop(sampler), limits)
+            return
+        self.safeguards.unwatch(claim.key)
+        usage = self._stop(sampler)
         self.pool.release(lease)
         draft.logs = resp.logs
         draft.gleaner["run_ms"] = round((time.monotonic() - run_start) * 1000, 3)
@@ -217,13 +282,32 @@ class ActivationExecutor:
             try:
                 result = self.data.offload(req.activation_id, resp.result)  # large results by reference
             except GleanerError as exc:
-                return self._finish(draft, INTERNAL_ERROR, {"error": f"cannot store the result: {exc}"})
-            return self._finish(draft, status, result)
-        return self._finish(draft, DEVELOPER_ERROR, {"error": resp.error or CRASH_MSG})
+                self._finish(draft, INTERNAL_ERROR, {"error": f"cannot store the result: {exc}"})
+                return
+            self._finish(draft, status, result)
+            return
+        self._finish(draft, DEVELOPER_ERROR, {"error": resp.error or CRASH_MSG})
+
+    def _resizer(self, lease: Lease) -> Resizer:
+        """Apply a live change to ``lease``'s container: CPU alone by a cgroup write,
+        memory too through Docker. The lease keeps the truth for its next reuse."""
+
+        def resize(cpu: float, memory_mb: int) -> None:
+            if memory_mb != lease.memory_mb:
+                self.pool.engine.update(lease.container.id, cpu=cpu, memory_mb=memory_mb)
+            else:
+                self.pool.engine.set_cpu(lease.container, cpu)
+            lease.cpu, lease.memory_mb = cpu, memory_mb
+
+        return resize
+
+    @staticmethod
+    def _stop(sampler: CgroupSampler | None) -> UsageSummary:
+        return sampler.stop() if sampler is not None else UsageSummary(0.0, 0.0, 0.0, 0)
 
     def _failed(
         self, lease: Lease, draft: RecordDraft, exc: ContainerError, usage: UsageSummary, limits: Limits
-    ) -> dict[str, Any]:
+    ) -> None:
         self._usage(draft, usage)
         oom = exc.oom_killed
         if not oom and not exc.timed_out:
@@ -234,11 +318,12 @@ class ActivationExecutor:
         self.pool.destroy(lease)  # a stuck or dead container is never reused
         if exc.timed_out:
             draft.timed_out = True
-            return self._finish(draft, DEVELOPER_ERROR, {"error": TIMEOUT_MSG.format(ms=limits.timeout_ms)})
-        if oom:
+            self._finish(draft, DEVELOPER_ERROR, {"error": TIMEOUT_MSG.format(ms=limits.timeout_ms)})
+        elif oom:
             draft.gleaner["oom_killed"] = True
-            return self._finish(draft, DEVELOPER_ERROR, {"error": OOM_MSG})
-        return self._finish(draft, DEVELOPER_ERROR, {"error": f"{CRASH_MSG} ({exc})"})
+            self._finish(draft, DEVELOPER_ERROR, {"error": OOM_MSG})
+        else:
+            self._finish(draft, DEVELOPER_ERROR, {"error": f"{CRASH_MSG} ({exc})"})
 
     @staticmethod
     def _usage(draft: RecordDraft, usage: UsageSummary) -> None:
@@ -255,8 +340,8 @@ class ActivationExecutor:
         ]
 
     @staticmethod
-    def _finish(draft: RecordDraft, status: int, result: dict[str, Any]) -> dict[str, Any]:
+    def _finish(draft: RecordDraft, status: int, result: dict[str, Any]) -> RecordDraft:
         draft.end_ms = now_ms()
         draft.status_code = status
         draft.result = result
-        return build_record(draft)
+        return draft

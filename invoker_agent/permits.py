@@ -1,77 +1,146 @@
-"""CPU and memory permits, granted together (thesis §3.6, extended semaphore).
+"""CPU and memory permits for threads: the pure :class:`CapacityLedger` behind a lock.
 
-An activation waits until both its cores and its megabytes are free. Waiters
-are served strictly in arrival order, so a large request is not starved by a
-stream of small ones behind it.
+An activation thread blocks in :meth:`ResourcePermits.acquire` until its claim
+is granted (FIFO; thesis §3.6). Every live change the ledger decides for
+*other* running activations (grow, timely release, safeguard) is applied to
+their containers by the resizer each registered with :meth:`attach`, outside
+the lock, latest value wins. A resize that fails leaves that activation at its
+previous allocation (:meth:`CapacityLedger.revert`) and is recorded.
+
+Each activation's changes are kept as its allocation trajectory and handed
+back by :meth:`end`.
 """
 
 from __future__ import annotations
 
+import logging
 import threading
-from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
 
-from gleaner.errors import InvalidLimits
+from gleaner.allocation import AllocationChange, ChangeReason
+from gleaner.errors import DockerError
+from invoker_agent.ledger import CapacityLedger, Claim, Resize
+from streams.events import now_ms
 
-_EPS = 1e-9
+log = logging.getLogger(__name__)
+
+Resizer = Callable[[float, int], None]  # (cpu cores, memory MB) -> applied, or DockerError
+
+
+@dataclass(slots=True)
+class _Applier:
+    resize: Resizer
+    applied: tuple[float, int]
+    lock: threading.Lock = field(default_factory=threading.Lock)
 
 
 class ResourcePermits:
-    def __init__(self, cpu_capacity: float, memory_capacity_mb: int) -> None:
-        self.cpu_capacity = cpu_capacity
-        self.memory_capacity_mb = memory_capacity_mb
-        self._cpu_free = cpu_capacity
-        self._mem_free = memory_capacity_mb
+    def __init__(self, cpu_capacity: float, memory_capacity_mb: int, cpu_step: float = 0.25) -> None:
+        self.ledger = CapacityLedger(cpu_capacity, memory_capacity_mb, cpu_step)
         self._cond = threading.Condition()
-        self._queue: deque[object] = deque()
+        self._changes: dict[str, list[AllocationChange]] = {}
+        self._appliers: dict[str, _Applier] = {}
+
+    @property
+    def cpu_capacity(self) -> float:
+        return self.ledger.cpu_capacity
+
+    @property
+    def memory_capacity_mb(self) -> int:
+        return self.ledger.memory_capacity_mb
 
     def fits_ever(self, cpu: float, memory_mb: int) -> bool:
-        return cpu <= self.cpu_capacity + _EPS and memory_mb <= self.memory_capacity_mb
+        return self.ledger.fits_ever(cpu, memory_mb)
 
-    def acquire(self, cpu: float, memory_mb: int, timeout_s: float | None = None) -> bool:
-        """Block until both are free (FIFO). False on timeout."""
-        if not self.fits_ever(cpu, memory_mb):
-            raise InvalidLimits(
-                f"allocation {cpu} cores / {memory_mb} MB exceeds the invoker's capacity "
-                f"{self.cpu_capacity} cores / {self.memory_capacity_mb} MB"
-            )
-        ticket = object()
+    # ------------------------------------------------------------------ lifecycle of a claim
+    def acquire(self, claim: Claim, timeout_s: float | None = None) -> bool:
+        """Block until ``claim`` is granted (its ``cpu`` is then set). False on timeout.
+        Raises InvalidLimits when it could never fit."""
         with self._cond:
-            self._queue.append(ticket)
-            ok = self._cond.wait_for(
-                lambda: (
-                    self._queue[0] is ticket and self._cpu_free + _EPS >= cpu and self._mem_free >= memory_mb
-                ),
-                timeout_s,
-            )
-            if not ok:
-                self._queue.remove(ticket)
+            self._changes[claim.key] = []
+            todo = self._note(self.ledger.submit(claim))
+            self._cond.notify_all()
+            granted = self._cond.wait_for(lambda: claim.granted, timeout_s)
+            if not granted:
+                self._changes.pop(claim.key, None)
+                todo += self._note(self.ledger.withdraw(claim.key))
                 self._cond.notify_all()
-                return False
-            self._queue.popleft()
-            self._cpu_free -= cpu
-            self._mem_free -= memory_mb
-            self._cond.notify_all()
-            return True
+        self._apply(todo)
+        return granted
 
-    def release(self, cpu: float, memory_mb: int) -> None:
+    def attach(self, key: str, resize: Resizer, applied: tuple[float, int]) -> None:
+        """``key``'s container now runs with ``applied``; later changes go through ``resize``.
+        A change decided while the container was being leased is applied at once."""
         with self._cond:
-            self._cpu_free = min(self.cpu_capacity, self._cpu_free + cpu)
-            self._mem_free = min(self.memory_capacity_mb, self._mem_free + memory_mb)
-            self._cond.notify_all()
+            self._appliers[key] = _Applier(resize, applied)
+        self._apply([key])
 
-    def resize(self, old: tuple[float, int], new: tuple[float, int]) -> bool:
-        """Swap a running activation's permits without queueing (for live
-        resizes later); False when the extra is not free now."""
-        dcpu, dmem = new[0] - old[0], new[1] - old[1]
+    def safeguard(self, key: str, note: str) -> None:
         with self._cond:
-            if self._cpu_free + _EPS < dcpu or self._mem_free < dmem:
-                return False
-            self._cpu_free -= dcpu
-            self._mem_free -= dmem
+            todo = self._note(self.ledger.safeguard(key), note)
             self._cond.notify_all()
-            return True
+        self._apply(todo)
+
+    def end(self, key: str) -> list[AllocationChange]:
+        """``key`` ended: its permits return (first to its siblings); its trajectory."""
+        with self._cond:
+            self._appliers.pop(key, None)
+            todo = self._note(self.ledger.end(key))
+            changes = self._changes.pop(key, [])
+            self._cond.notify_all()
+        self._apply(todo)
+        return changes
+
+    def current(self, key: str) -> tuple[float, int] | None:
+        with self._cond:
+            claim = self.ledger.running.get(key)
+            return None if claim is None else (claim.cpu, claim.memory_mb)
 
     def snapshot(self) -> tuple[float, int, int]:
         """(free cores, free MB, waiting activations)."""
         with self._cond:
-            return self._cpu_free, self._mem_free, len(self._queue)
+            return self.ledger.cpu_free, self.ledger.memory_free_mb, len(self.ledger.waiting)
+
+    # ------------------------------------------------------------------ internals
+    def _note(self, resizes: list[Resize], note: str | None = None) -> list[str]:
+        """Record each change in its claim's trajectory (lock held); the keys to apply."""
+        at = now_ms()
+        keys: list[str] = []
+        for r in resizes:
+            changes = self._changes.get(r.key)
+            if changes is not None:
+                changes.append(AllocationChange(at, r.cpu, r.memory_mb, r.reason, note))
+            if not r.start:
+                keys.append(r.key)
+        return keys
+
+    def _apply(self, keys: list[str]) -> None:
+        """Bring each container to its claim's current allocation (lock not held)."""
+        for key in dict.fromkeys(keys):
+            with self._cond:
+                applier = self._appliers.get(key)
+                claim = self.ledger.running.get(key)
+            if applier is None or claim is None:
+                continue  # not leased yet (attach applies it) or already ended
+            with applier.lock:
+                with self._cond:
+                    want = (claim.cpu, claim.memory_mb)
+                if want == applier.applied or claim.ended:
+                    continue
+                try:
+                    applier.resize(*want)
+                    applier.applied = want
+                except DockerError as exc:
+                    log.warning("live resize of %s to %s failed: %s", key, want, exc)
+                    self._failed(key, applier.applied, str(exc))
+
+    def _failed(self, key: str, applied: tuple[float, int], why: str) -> None:
+        with self._cond:
+            reason: ChangeReason = "resize-failed"
+            changes = self._changes.get(key)
+            if changes is not None:
+                changes.append(AllocationChange(now_ms(), applied[0], applied[1], reason, why[:200]))
+            todo = self._note(self.ledger.revert(key, *applied))
+            self._cond.notify_all()
+        self._apply(todo)

@@ -9,19 +9,37 @@ and ``waitTime`` in ms) with Gleaner's keys under ``gleaner``: the DAG record's
 One bar per function, ordered by stage then index; the cold-start part of a bar
 (``initTime``) is hatched, the wait before it (``waitTime``) a thin grey line.
 Stages are shaded bands; a parallel stage is labelled with its skew, the longest
-over the shortest function duration in it.
+over the shortest function duration in it. Each bar ends with its duration, the
+allocation it started with and that allocation's origin (``0.5c harvest``); small
+ticks on a bar mark where its allocation changed while it ran.
+
+Below, on the same time axis, each function's allocated cores as a step line with
+a marker per change, shaped and coloured by its reason, and its measured use as a
+thin line (see :mod:`monitor.allocation_plot`).
+
+Records come from the wild: a child that is not an object or has no start is left
+out, and malformed fields are read as missing rather than raising.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
+
+from monitor.allocation_plot import (
+    annotation,
+    draw_allocations,
+    draw_change_ticks,
+    mapping,
+    number,
+    start_label,
+)
 
 _FAN_OUT = ("parallel", "map")
 _UNPLACED = 10**6  # stage of a child no record places: drawn last, in grey
@@ -37,56 +55,79 @@ class _Bar:
     end_ms: float
     init_ms: float
     wait_ms: float
+    record: dict[str, Any] = field(compare=False, repr=False)
 
     @property
     def duration_ms(self) -> float:
         return self.end_ms - self.start_ms
 
 
-def _annotation(record: dict[str, Any], key: str) -> Any:
-    for note in record.get("annotations") or []:
-        if isinstance(note, dict) and note.get("key") == key:
-            return note.get("value")
-    return None
-
-
 def _number(value: Any) -> float:
-    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else 0.0
+    return number(value) or 0.0
+
+
+def _int(value: Any, default: int) -> int:
+    if isinstance(value, str):
+        try:
+            return int(value)
+        except ValueError:
+            return default
+    n = number(value)
+    return int(n) if n is not None and n == int(n) else default
+
+
+def _color(stage: int) -> str:
+    return _COLORS[stage % len(_COLORS)] if stage != _UNPLACED else "#bbbbbb"
 
 
 def _dag(dag_record: dict[str, Any]) -> dict[str, Any]:
-    dag = (dag_record.get("gleaner") or {}).get("dag")
-    return dag if isinstance(dag, dict) else {}
+    return mapping(mapping(dag_record.get("gleaner")).get("dag"))
+
+
+def _stages(dag_record: dict[str, Any]) -> list[tuple[int, dict[str, Any]]]:
+    """(index, stage) for every stage of the DAG record that has an index."""
+    stages = _dag(dag_record).get("stages")
+    out = []
+    for stage in stages if isinstance(stages, list) else []:
+        index = _int(mapping(stage).get("index"), -1)
+        if index >= 0:
+            out.append((index, mapping(stage)))
+    return out
 
 
 def _stage_kinds(dag_record: dict[str, Any]) -> dict[int, str]:
-    return {int(s["index"]): str(s.get("kind", "")) for s in _dag(dag_record).get("stages") or []}
+    return {i: str(s.get("kind", "")) for i, s in _stages(dag_record)}
 
 
 def _bars(dag_record: dict[str, Any], children: list[dict[str, Any]]) -> list[_Bar]:
     """Children as bars, by stage then index. Stage and index come from the child's
-    ``gleaner`` keys, else from the DAG record's function lists."""
+    ``gleaner`` keys, else from the DAG record's function lists. A child that is not
+    an object or has no start is left out."""
     placed: dict[str, tuple[int, int]] = {}
-    for stage in _dag(dag_record).get("stages") or []:
-        for fn in stage.get("functions") or []:
-            placed[str(fn.get("activation_id"))] = (int(stage["index"]), int(fn.get("index", 0)))
+    for i, stage in _stages(dag_record):
+        fns = stage.get("functions")
+        for fn in fns if isinstance(fns, list) else []:
+            if isinstance(fn, dict):
+                placed[str(fn.get("activation_id"))] = (i, _int(fn.get("index"), 0))
     bars = []
     for order, child in enumerate(children):
-        mine = child.get("gleaner") or {}
+        start = number(child.get("start")) if isinstance(child, dict) else None
+        if start is None or start <= 0:
+            continue
+        mine = mapping(child.get("gleaner"))
         fallback = placed.get(str(child.get("activationId")), (_UNPLACED, order))
-        stage = mine.get("stage", fallback[0])
-        index = mine.get("index", fallback[1])
-        start = _number(child.get("start"))
-        end = _number(child.get("end")) or start + _number(child.get("duration"))
+        end = _number(child.get("end")) or start + max(_number(child.get("duration")), 0.0)
+        end = max(end, start)
         bars.append(
             _Bar(
-                stage=int(stage),
-                index=int(index),
+                stage=_int(mine.get("stage"), fallback[0]),
+                index=_int(mine.get("index"), fallback[1]),
                 name=str(child.get("name", "?")),
                 start_ms=start,
                 end_ms=end,
-                init_ms=min(_number(_annotation(child, "initTime")), end - start),
-                wait_ms=_number(_annotation(child, "waitTime")),
+                init_ms=min(max(_number(annotation(child, "initTime")), 0.0), end - start),
+                wait_ms=max(_number(annotation(child, "waitTime")), 0.0),
+                record=child,
             )
         )
     return sorted(bars, key=lambda b: (b.stage, b.index))
@@ -114,8 +155,7 @@ def _stage_spans(dag_record: dict[str, Any], bars: list[_Bar]) -> dict[int, tupl
     for bar in bars:
         by_stage[bar.stage].append(bar)
     dag_end = _number(dag_record.get("end")) or max((b.end_ms for b in bars), default=0.0)
-    for stage in _dag(dag_record).get("stages") or []:
-        i = int(stage["index"])
+    for i, stage in _stages(dag_record):
         start = _number(stage.get("start")) or min((b.start_ms for b in by_stage[i]), default=0.0)
         end = _number(stage.get("end")) or dag_end
         spans[i] = (start, end, str(stage.get("kind", "")))
@@ -135,14 +175,16 @@ def draw_timeline(
     spans = _stage_spans(dag_record, bars)
     skews = stage_skew(dag_record, children)
 
-    fig = Figure(figsize=(11, 2.2 + 0.45 * max(len(bars), 1)), layout="constrained")
+    rows = max(len(bars), 1)
+    fig = Figure(figsize=(11, 2.2 + 0.45 * rows + 2.6), layout="constrained")
     FigureCanvasAgg(fig)
-    ax = fig.add_subplot()
+    ax, low = fig.subplots(2, 1, sharex=True, gridspec_kw={"height_ratios": [0.45 * rows + 0.6, 2.3]})
 
     for k, (stage, (start, end, kind)) in enumerate(sorted(spans.items())):
         left, right = (start - t0) / 1000, (end - t0) / 1000
         ax.axvspan(left, right, color="#000000", alpha=0.06 if k % 2 == 0 else 0.0, lw=0)
         ax.axvline(left, color="#999999", lw=0.8, ls="--")
+        low.axvline(left, color="#999999", lw=0.8, ls="--")
         label = f"stage {stage}: {kind or '?'}"
         if stage in skews:
             label += f"\nskew {skews[stage]:.1f}x"
@@ -150,7 +192,7 @@ def draw_timeline(
                 fontsize=8)  # fmt: skip
 
     for y, bar in enumerate(bars):
-        color = _COLORS[bar.stage % len(_COLORS)] if bar.stage != _UNPLACED else "#bbbbbb"
+        color = _color(bar.stage)
         start = (bar.start_ms - t0) / 1000
         if bar.wait_ms > 0:
             ax.barh(y, bar.wait_ms / 1000, left=start - bar.wait_ms / 1000, height=0.12, color="#bbbbbb")
@@ -165,28 +207,37 @@ def draw_timeline(
             height=0.6,
             color=color,
         )
-        ax.text((bar.end_ms - t0) / 1000, y, f" {bar.duration_ms:.0f} ms", va="center", fontsize=8)
+        draw_change_ticks(ax, y, bar.record, t0)
+        label = " · ".join(p for p in (f" {bar.duration_ms:.0f} ms", start_label(bar.record)) if p)
+        ax.text((bar.end_ms - t0) / 1000, y, label, va="center", fontsize=8)
 
     ax.set_yticks(range(len(bars)), [f"{b.name}  [{b.stage}.{b.index}]" for b in bars], fontsize=8)
     ax.set_ylim(len(bars) - 0.5 if bars else 0.5, -0.5)  # first function on top
-    ax.set_xlabel("seconds since the DAG request started")
+    labelled = [(f"{b.name} [{b.stage}.{b.index}]", _color(b.stage), b.index, b.record) for b in bars]
+    reasons = draw_allocations(low, labelled, t0)
+    low.set_xlabel("seconds since the DAG request started")
     if not bars:
         ax.text(0.5, 0.5, "no function records", transform=ax.transAxes, ha="center", va="center")
     ends = [(e - t0) / 1000 for _, e, _ in spans.values()] + [(b.end_ms - t0) / 1000 for b in bars]
     lefts = [(b.start_ms - b.wait_ms - t0) / 1000 for b in bars]
     right = max(ends, default=1.0) or 1.0
-    ax.set_xlim(min([0.0, *lefts]), right * 1.12)  # room for the duration labels
+    ax.set_xlim(min([0.0, *lefts]), right * 1.22)  # room for the duration and allocation labels
     fig.legend(
         handles=[
             Patch(facecolor="#4c72b0", label="run"),
             Patch(facecolor="white", edgecolor="#4c72b0", hatch="///", label="cold start (initTime)"),
             Patch(facecolor="#bbbbbb", label="wait (waitTime)"),
         ],
-        loc="outside lower center",
+        title="bars",
+        title_fontsize=8,
+        loc="outside lower left",
         ncol=3,
         frameon=False,
         fontsize=8,
     )
+    if reasons:
+        fig.legend(handles=reasons, title="allocation change", loc="outside lower right",
+                   ncol=(len(reasons) + 1) // 2, frameon=False, fontsize=8, title_fontsize=8)  # fmt: skip
     fig.suptitle(title or _default_title(dag_record), fontsize=10)
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out, format="png", dpi=110, bbox_inches="tight")

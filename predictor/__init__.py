@@ -6,12 +6,15 @@ model per target saved as a version (:mod:`predictor.store`) with a report
 (:mod:`predictor.report`); :func:`train_dag` runs it all.
 
 At request time: :class:`Predictor` (ML1: DAG input size -> each function's input
-size; ML2: input size -> CPU and memory peaks) -> the normalizer (round up to an
-allowed value) -> the harvesting validator (fit the stage's budget) ->
-:func:`plan_request` returns the allocations of every parallel stage.
+size; ML2: input size -> CPU and memory peaks and the duration at the maximum
+allocation) -> a policy sizes each parallel stage -> :func:`plan_request` returns
+the allocations of every parallel stage. Policies: ``thesis`` (the normalizer
+rounds up to an allowed value, the harvesting validator fits the stage's budget),
+``libra`` (every function at its own peak, :func:`size_to_peak`) and ``gleaner``
+(CPU divided by predicted work, :func:`divide_work`).
 
     trained = load_current(root, "guest", "video")
-    plan = plan_request(Predictor(trained), analyze(dag), input_size, user, allowed)
+    plan = plan_request(Predictor(trained), analyze(dag), input_size, user, allowed, policy="gleaner")
 """
 
 from __future__ import annotations
@@ -42,11 +45,13 @@ if TYPE_CHECKING:
     )
     from predictor.inference import Prediction, Predictor
     from predictor.models import MODEL_NAMES, TARGETS, TrainedModels
-    from predictor.plan import Plan, StagePlan, plan_request
+    from predictor.peak_sizing import PeakSize, size_to_peak
+    from predictor.plan import POLICIES, Plan, StagePlan, plan_request
     from predictor.report import ReportFiles, write_report
     from predictor.store import ModelLoadError, load_current, save_models
     from predictor.train import TrainResult, train_dag
-    from predictor.validator import StageDecision, validate_stage
+    from predictor.validator import Demand, StageDecision, validate_stage
+    from predictor.work_division import WorkDivision, divide_work, predicted_makespan
 
 # Re-exports resolve lazily: importing predictor.allocation (the request path)
 # must not pull in matplotlib, and the pure modules should not pull in sklearn.
@@ -75,24 +80,29 @@ _EXPORTS = {
     ),
     "inference": ("Prediction", "Predictor"),
     "models": ("MODEL_NAMES", "TARGETS", "TrainedModels"),
-    "plan": ("Plan", "StagePlan", "plan_request"),
+    "peak_sizing": ("PeakSize", "size_to_peak"),
+    "plan": ("POLICIES", "Plan", "StagePlan", "plan_request"),
     "report": ("ReportFiles", "write_report"),
     "store": ("ModelLoadError", "load_current", "save_models"),
     "train": ("TrainResult", "train_dag"),
-    "validator": ("StageDecision", "validate_stage"),
+    "validator": ("Demand", "StageDecision", "validate_stage"),
+    "work_division": ("WorkDivision", "divide_work", "predicted_makespan"),
 }
 _MODULE_OF = {name: module for module, names in _EXPORTS.items() for name in names}
 __all__ = [
     "MODEL_NAMES",
+    "POLICIES",
     "TARGETS",
     "THESIS_TABLE_3_2",
     "AllowedValues",
     "Comparison",
     "DatasetError",
+    "Demand",
     "Grid",
     "ModelLoadError",
     "ModelScore",
     "NormalizedDemand",
+    "PeakSize",
     "Plan",
     "Prediction",
     "Predictor",
@@ -105,16 +115,20 @@ __all__ = [
     "TrainResult",
     "TrainedModels",
     "TrainingError",
+    "WorkDivision",
     "allowed_at_least",
     "collect_rows",
+    "divide_work",
     "is_accurate",
     "load_current",
     "normalize",
     "normalize_flagged",
     "plan_request",
+    "predicted_makespan",
     "read_csv",
     "rows_from_records",
     "save_models",
+    "size_to_peak",
     "train_dag",
     "validate_stage",
     "write_csv",

@@ -2,15 +2,18 @@
 
 * Split: 80/20 by *request*, so the functions of one request never sit on both
   sides (their input sizes share the DAG input).
-* Errors: absolute error per test row (§4.1.1): mean, median, p90, max, R².
+* Errors: absolute error per test row (§4.1.1): mean, median, p90, max, R²;
+  and the mean relative error |P - actual| / actual (rows with actual > 0).
 * Accuracy (CPU, memory; §4.1.2): the fraction of test predictions P with
   P + |P - actual| <= A(P) (see :func:`predictor.allocation.is_accurate`).
+  Input size and duration have no allocation grid: their mean absolute and
+  relative errors say how good they are.
 * Latency: one predict call on one stage's functions (the widest stage seen),
   through the same path as request time (:func:`predictor.models.compile_predict`),
   200 calls per model, interleaved across the candidates.
 * Choice: lowest mean absolute error among models whose p99 predict latency is
-  within the budget (2 ms, so three models plus validation stay under 5 ms per
-  request); if none is, the fastest. The chosen models are then refit on all rows.
+  within the budget (2 ms per model; the four request-time models are typically
+  well under it); if none is, the fastest. The chosen models are then refit on all rows.
 * Only successful rows of *parallel* stages train: they are the only ones harvested.
 """
 
@@ -66,11 +69,12 @@ class ModelScore:
     p90: float
     max: float
     r2: float
-    accuracy: float | None  # thesis accuracy on the test set; None for input size
+    accuracy: float | None  # thesis accuracy on the test set; None without a grid (input size, duration)
     latency_p50_ms: float
     latency_p99_ms: float
     fit_s: float
     notes: tuple[str, ...] = ()
+    relative: float = math.nan  # mean |P - actual| / actual over rows with actual > 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,7 +114,8 @@ class PipelineScore:
 
     target: str
     mean: float
-    accuracy: float
+    accuracy: float | None  # None without an allocation grid (duration)
+    relative: float = math.nan
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,12 +148,14 @@ class Comparison:
                 "max": s.max,
                 "r2": s.r2,
                 "accuracy": s.accuracy,
+                "relative_error": s.relative,
                 "latency_p50_ms": s.latency_p50_ms,
                 "latency_p99_ms": s.latency_p99_ms,
             }
             if name in self.pipeline:
                 out[name]["pipeline_mae"] = self.pipeline[name].mean
                 out[name]["pipeline_accuracy"] = self.pipeline[name].accuracy
+                out[name]["pipeline_relative_error"] = self.pipeline[name].relative
             if res.identity is not None:
                 out[name]["mae_without_identity"] = res.identity.mae_without
         return out
@@ -236,6 +243,15 @@ def accuracy(predicted: FloatArray, actual: FloatArray, grid: Grid) -> float:
     return hits / len(actual) if len(actual) else math.nan
 
 
+def relative_error(predicted: FloatArray, actual: FloatArray) -> float:
+    """Mean |P - actual| / actual over the rows with a positive actual (NaN if none):
+    comparable across functions whose durations differ by orders of magnitude."""
+    keep = actual > 0
+    if not keep.any():
+        return math.nan
+    return float(np.mean(np.abs(predicted[keep] - actual[keep]) / actual[keep]))
+
+
 def _grid(target: str, allowed: AllowedValues) -> Grid | None:
     return {"cpu": allowed.cpu, "memory": allowed.mem}.get(target)
 
@@ -282,6 +298,7 @@ def _score(
         latency_p50_ms=math.nan,  # measured for all candidates together, see measure_latencies
         latency_p99_ms=math.nan,
         fit_s=0.0,
+        relative=relative_error(predicted, y_test),
     )
 
 
@@ -381,12 +398,14 @@ def _pipeline(
     ident = matrix(test, ("stage", "index"))
     X = np.column_stack([predicted_size, ident])
     out = {}
-    for name in ("cpu", "memory"):
+    for name in (t for t in TARGETS if t != "input_size" and t in fitted):
         predicted = fast_predict(fitted[name], X)
         actual = labels(test, TARGETS[name])
         grid = _grid(name, allowed)
-        assert grid is not None
         out[name] = PipelineScore(
-            name, float(np.abs(predicted - actual).mean()), accuracy(predicted, actual, grid)
+            name,
+            float(np.abs(predicted - actual).mean()),
+            accuracy(predicted, actual, grid) if grid is not None else None,
+            relative_error(predicted, actual),
         )
     return out

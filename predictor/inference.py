@@ -1,8 +1,9 @@
 """The inference pipeline (thesis §3.5.2, Fig. 3.5): DAG input size -> ML1 ->
-each function's input size -> ML2 -> each function's CPU and memory demand.
+each function's input size -> ML2 -> each function's CPU and memory demand
+(and, with a work model, its duration at the maximum allocation).
 
-One batched predict call per model for all requested functions: three calls per
-request however wide its stages are.
+One batched predict call per model for all requested functions: four calls per
+request (three without a duration model) however wide its stages are.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ class Prediction:
     input_size: float  # bytes, ML1 (never negative)
     cpu: float  # cores, ML2-CPU, raw (not normalized)
     memory_mb: float  # MB, ML2-memory, raw (not normalized)
+    duration_ms: float | None = None  # ML2-duration at the maximum allocation, raw; None without the model
 
 
 class Predictor:
@@ -30,6 +32,13 @@ class Predictor:
         self._ml1 = compile_predict(trained.models["input_size"])
         self._cpu = compile_predict(trained.models["cpu"])
         self._mem = compile_predict(trained.models["memory"])
+        # Versions saved before the work model have none: they predict no duration.
+        duration = trained.models.get("duration")
+        self._dur = compile_predict(duration) if duration is not None else None
+
+    @property
+    def has_work_model(self) -> bool:
+        return self._dur is not None
 
     def predict(self, dag_input_size: int | float, slots: Sequence[tuple[int, int]]) -> list[Prediction]:
         """Predictions for the functions at ``slots`` ((stage, index) pairs), in order."""
@@ -47,11 +56,15 @@ class Predictor:
         x2 = np.empty((len(slots), 3))
         x2[:, 0] = np.where(bad, 0.0, sizes)
         x2[:, 1:] = identity
-        cpu = self._cpu(x2)
-        mem = self._mem(x2)
-        if bad.any():
-            cpu, mem = np.where(bad, np.nan, cpu), np.where(bad, np.nan, mem)
+        cpu = np.where(bad, np.nan, self._cpu(x2))
+        mem = np.where(bad, np.nan, self._mem(x2))
+        if self._dur is None:
+            return [
+                Prediction(float(s), float(c), float(m))
+                for s, c, m in zip(sizes.tolist(), cpu.tolist(), mem.tolist(), strict=True)
+            ]
+        dur = np.where(bad, np.nan, self._dur(x2))
         return [
-            Prediction(float(s), float(c), float(m))
-            for s, c, m in zip(sizes.tolist(), cpu.tolist(), mem.tolist(), strict=True)
+            Prediction(float(s), float(c), float(m), float(d))
+            for s, c, m, d in zip(sizes.tolist(), cpu.tolist(), mem.tolist(), dur.tolist(), strict=True)
         ]

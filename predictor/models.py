@@ -1,11 +1,17 @@
-"""The six candidate regressors of thesis §4.3, the three prediction targets
-(Appendix B) and the fast predict path used at request time.
+"""The six candidate regressors of thesis §4.3, the prediction targets
+(Appendix B, plus a work model) and the fast predict path used at request time.
 
 Targets, per DAG (function identity = stage + index within the stage):
 
-* ``input_size`` (ML1): (dag_input_size, stage, index) -> input_size
-* ``cpu`` (ML2-CPU):    (input_size, stage, index)     -> peak_cpu
-* ``memory`` (ML2-mem): (input_size, stage, index)     -> peak_memory_mb
+* ``input_size`` (ML1):      (dag_input_size, stage, index) -> input_size
+* ``cpu`` (ML2-CPU):         (input_size, stage, index)     -> peak_cpu
+* ``memory`` (ML2-mem):      (input_size, stage, index)     -> peak_memory_mb
+* ``duration`` (ML2-dur.):   (input_size, stage, index)     -> duration_ms
+
+Profiling runs every function at the maximum allocation, so ``duration`` is the
+duration at the maximum and duration x peak CPU the function's work in
+CPU-seconds (:mod:`predictor.work_division`). The duration model is optional:
+models saved before it existed still load and plan (without work).
 
 All models are seeded. XGBoost is not a dependency: scikit-learn's
 GradientBoostingRegressor (the same gradient-boosted trees, without XGBoost's
@@ -47,7 +53,10 @@ TARGETS: dict[str, Target] = {
     "input_size": Target("input_size", ("dag_input_size", "stage", "index"), "input_size", "ML1 input size"),
     "cpu": Target("cpu", ("input_size", "stage", "index"), "peak_cpu", "ML2 CPU"),
     "memory": Target("memory", ("input_size", "stage", "index"), "peak_memory_mb", "ML2 memory"),
+    "duration": Target("duration", ("input_size", "stage", "index"), "duration_ms", "ML2 duration"),
 }
+# Every saved version has these; the others may be missing from older versions.
+REQUIRED_TARGETS: tuple[str, ...] = ("input_size", "cpu", "memory")
 # ML2 without the function identity: tells whether stage + index help.
 WITHOUT_IDENTITY: tuple[str, ...] = ("input_size",)
 
@@ -171,7 +180,8 @@ def fast_predict(model: Any, X: FloatArray) -> FloatArray:
 
 @dataclass(frozen=True, slots=True)
 class TrainedModels:
-    """The three chosen, fitted models of one DAG, and what they were chosen on."""
+    """The chosen, fitted models of one DAG (one per target; ``duration`` may be
+    missing from older versions), and what they were chosen on."""
 
     namespace: str
     dag: str
@@ -184,6 +194,6 @@ class TrainedModels:
     created: str = ""
 
     def __post_init__(self) -> None:
-        missing = set(TARGETS) - set(self.models)
+        missing = set(REQUIRED_TARGETS) - set(self.models)
         if missing:
             raise ValueError(f"trained models miss targets {sorted(missing)}")

@@ -1,4 +1,15 @@
-"""Plan one DAG request's allocations: predict, normalize, validate (thesis Fig. 3.5).
+"""Plan one DAG request's allocations: predict, then size each parallel stage by a policy.
+
+Policies (``plan_request(..., policy=...)``):
+
+* ``thesis``  (thesis Fig. 3.5) normalize the predicted peaks, then fit them into
+  the stage's budget with the peak-ratio validator (:mod:`predictor.validator`).
+* ``libra``   (the Libra / Freyr baseline) every function at its own normalized
+  peak, no stage budget (:mod:`predictor.peak_sizing`).
+* ``gleaner`` CPU divided by predicted work to equalise finish times within the
+  budget (:mod:`predictor.work_division`); memory as the validator decides.
+  Without a work model, or when the division is rejected, CPU falls back to the
+  validator's, with a reason.
 
 Only *parallel* stages are planned. An action stage has nothing to harvest from;
 a map's functions exist only once its input is split, so it has no static slots.
@@ -8,16 +19,20 @@ Functions not in :attr:`Plan.allocations` run at their user allocation.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any, Literal
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
+from typing import Any, Literal, get_args
 
 from composer.stages import Analysis, StageInfo
+from gleaner.allocation import Allocation, Origin, Predicted
 from predictor.allocation import AllowedValues, normalize_flagged
 from predictor.inference import Prediction, Predictor
-from predictor.validator import Allocation, StageDecision, validate_stage
+from predictor.peak_sizing import size_to_peak
+from predictor.validator import Demand, StageDecision, validate_stage
+from predictor.work_division import divide_work, predicted_makespan
 
-Origin = Literal["harvest", "accelerate", "user"]
+Policy = Literal["thesis", "libra", "gleaner"]
+POLICIES: tuple[str, ...] = get_args(Policy)
 Slot = tuple[int, int]  # (stage, index)
 
 
@@ -26,35 +41,54 @@ class StagePlan:
     stage: int
     decision: StageDecision
     predicted: list[Prediction]
-    normalized: list[Allocation]  # empty when a prediction was not finite
-    user: list[Allocation]
+    normalized: list[Demand]  # the sized peaks; empty when a prediction was not finite
+    user: list[Demand]
+    policy: str = "thesis"
+    makespan_s: float | None = None  # gleaner: predicted makespan with the planned CPU
+    validator_makespan_s: float | None = None  # gleaner: the same with the validator's CPU
+
+
+def _rounded(value: float | None) -> float | None:
+    return None if value is None or not math.isfinite(value) else round(value, 4)
+
+
+def _strict(value: float | None) -> float | None:
+    """Non-finite as null: the summary travels as strict JSON."""
+    return None if value is None or not math.isfinite(value) else value
 
 
 @dataclass(frozen=True, slots=True)
 class Plan:
-    allocations: dict[Slot, tuple[float, int, Origin]]  # (cpu cores, memory MB, origin)
+    allocations: dict[Slot, Allocation]
     stages: list[StagePlan]
     reasons: list[str]
+    policy: str = "thesis"
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready: allocations keyed ``"stage.index"``, decisions and reasons."""
+        stages = []
+        for sp in self.stages:
+            summary: dict[str, Any] = {
+                "stage": sp.stage,
+                "policy": sp.policy,
+                "cpu_mode": sp.decision.cpu_mode,
+                "mem_mode": sp.decision.mem_mode,
+                "predicted": [
+                    [_strict(v) for v in (p.input_size, p.cpu, p.memory_mb, p.duration_ms)]
+                    for p in sp.predicted
+                ],
+                "normalized": [list(a) for a in sp.normalized],
+                "user": [list(a) for a in sp.user],
+                "reason": sp.decision.reason,
+            }
+            if sp.policy == "gleaner":
+                summary["makespan_s"] = _rounded(sp.makespan_s)
+                summary["validator_makespan_s"] = _rounded(sp.validator_makespan_s)
+            stages.append(summary)
         return {
-            "allocations": {
-                f"{s}.{i}": {"cpu": c, "memory": m, "origin": o}
-                for (s, i), (c, m, o) in self.allocations.items()
-            },
-            "stages": [
-                {
-                    "stage": sp.stage,
-                    "cpu_mode": sp.decision.cpu_mode,
-                    "mem_mode": sp.decision.mem_mode,
-                    "predicted": [[p.input_size, p.cpu, p.memory_mb] for p in sp.predicted],
-                    "normalized": [list(a) for a in sp.normalized],
-                    "user": [list(a) for a in sp.user],
-                    "reason": sp.decision.reason,
-                }
-                for sp in self.stages
-            ],
+            "policy": self.policy,
+            "allocations": {f"{s}.{i}": a.to_dict() for (s, i), a in self.allocations.items()},
+            "stages": stages,
             "reasons": list(self.reasons),
         }
 
@@ -69,46 +103,157 @@ def _finite(p: Prediction) -> bool:
     return math.isfinite(p.input_size) and math.isfinite(p.cpu) and math.isfinite(p.memory_mb)
 
 
-def _decide(
-    stage: StageInfo,
-    predicted: list[Prediction],
-    user: list[Allocation],
-    allowed: AllowedValues,
-    reasons: list[str],
-    memory_margin: float = 0.0,
+def _predicted(p: Prediction) -> Predicted:
+    duration = p.duration_ms if p.duration_ms is not None and math.isfinite(p.duration_ms) else None
+    return Predicted(p.input_size, p.cpu, p.memory_mb, duration)
+
+
+@dataclass(frozen=True, slots=True)
+class _Stage:
+    """One stage's inputs to a policy."""
+
+    info: StageInfo
+    predicted: list[Prediction]
+    user: list[Demand]
+    allowed: AllowedValues
+    memory_margin: float
+
+    def normalized(self, reasons: list[str]) -> list[Demand]:
+        out: list[Demand] = []
+        for slot, p in zip(self.info.slots, self.predicted, strict=True):
+            # A margin on memory before rounding up: an under-predicted memory is an OOM kill.
+            n = normalize_flagged(p.cpu, p.memory_mb * (1.0 + self.memory_margin), self.allowed)
+            reasons.extend(self.notes(slot.index, slot.action, n.notes))
+            out.append((n.cpu, n.mem))
+        return out
+
+    def notes(self, index: int, action: str, notes: Sequence[str]) -> list[str]:
+        return [f"stage {self.info.index} function {index} ({action}): {note}" for note in notes]
+
+
+def _thesis(s: _Stage, reasons: list[str]) -> StagePlan:
+    normalized = s.normalized(reasons)
+    decision = validate_stage(normalized, s.user, s.allowed)
+    return StagePlan(s.info.index, decision, s.predicted, normalized, s.user, "thesis")
+
+
+def _libra(s: _Stage, reasons: list[str], capacity: Demand | None) -> StagePlan:
+    normalized: list[Demand] = []
+    for slot, p in zip(s.info.slots, s.predicted, strict=True):
+        size = size_to_peak(p.cpu, p.memory_mb, s.allowed, memory_margin=s.memory_margin, capacity=capacity)
+        reasons.extend(s.notes(slot.index, slot.action, size.notes))
+        normalized.append((size.cpu, size.memory_mb))
+    cpu, mem = [d[0] for d in normalized], [d[1] for d in normalized]
+    user_cpu = sum(u[0] for u in s.user)
+    cpu_why = f"cpu: each function at its predicted peak {_fmt(cpu)} (sum {sum(cpu):g}, user {user_cpu:g})"
+    mem_why = f"memory: each function at its predicted peak {_fmt(mem)} MB"
+    why = f"{cpu_why}, no stage budget; {mem_why}"
+    decision = StageDecision("sized", "sized", tuple(normalized), why, cpu_why, mem_why)
+    return StagePlan(s.info.index, decision, s.predicted, normalized, s.user, "libra")
+
+
+def _gleaner(s: _Stage, reasons: list[str]) -> StagePlan:
+    normalized = s.normalized(reasons)
+    validated = validate_stage(normalized, s.user, s.allowed)
+    caps = [d[0] for d in normalized]  # A(predicted peak): more cores than that go unused
+    work = [_predicted(p).work_cpu_s for p in s.predicted]
+    if any(w is None for w in work):
+        missing = any(p.duration_ms is None for p in s.predicted)
+        why = "no work model" if missing else "a predicted duration is not finite"
+        return _fallback(s, normalized, validated, why, None)
+    works = [w for w in work if w is not None]
+    validator_makespan = predicted_makespan(works, caps, [a[0] for a in validated.allocations])
+    division = divide_work(works, caps, [u[0] for u in s.user], s.allowed.cpu)
+    if division.mode == "rejected":
+        return _fallback(
+            s, normalized, validated, f"work division rejected ({division.reason})", validator_makespan
+        )
+    memory = [a[1] for a in validated.allocations]
+    why = f"{division.reason} (validator: {validator_makespan:.3g} s); {validated.mem_why}"
+    decision = StageDecision(
+        "divided",
+        validated.mem_mode,
+        tuple(zip(division.cpu, memory, strict=True)),
+        why,
+        division.reason,
+        validated.mem_why,
+    )
+    return StagePlan(
+        s.info.index,
+        decision,
+        s.predicted,
+        normalized,
+        s.user,
+        "gleaner",
+        division.makespan_s,
+        validator_makespan,
+    )
+
+
+def _fallback(
+    s: _Stage, normalized: list[Demand], validated: StageDecision, why: str, makespan: float | None
 ) -> StagePlan:
-    if not all(_finite(p) for p in predicted):
-        why = f"stage {stage.index}: a prediction is not finite, user allocations kept"
+    """The validator's CPU and memory, saying why the work division did not decide."""
+    cpu_why = f"{why}: cpu from the validator: {validated.cpu_why}"
+    decision = replace(validated, reason=f"{cpu_why}; {validated.mem_why}", cpu_why=cpu_why)
+    return StagePlan(s.info.index, decision, s.predicted, normalized, s.user, "gleaner", makespan, makespan)
+
+
+def _fmt(values: Sequence[float]) -> str:
+    return "-".join(f"{v:g}" for v in values)
+
+
+def _decide(s: _Stage, policy: str, reasons: list[str], capacity: Demand | None) -> StagePlan:
+    if not all(_finite(p) for p in s.predicted):
+        why = f"stage {s.info.index}: a prediction is not finite, user allocations kept"
         reasons.append(why)
-        return StagePlan(
-            stage.index, StageDecision("rejected", "rejected", tuple(user), why), predicted, [], user
+        rejected = StageDecision("rejected", "rejected", tuple(s.user), why)
+        return StagePlan(s.info.index, rejected, s.predicted, [], s.user, policy)
+    if policy == "libra":
+        sp = _libra(s, reasons, capacity)
+    elif policy == "gleaner":
+        sp = _gleaner(s, reasons)
+    else:
+        sp = _thesis(s, reasons)
+    reasons.append(f"stage {s.info.index}: {sp.decision.reason}")
+    return sp
+
+
+def _allocations(stage: StageInfo, sp: StagePlan, allowed: AllowedValues) -> dict[Slot, Allocation]:
+    out: dict[Slot, Allocation] = {}
+    for slot, p, (cpu, mem), (user_cpu, _) in zip(
+        stage.slots, sp.predicted, sp.decision.allocations, sp.user, strict=True
+    ):
+        finite = _finite(p)
+        out[(slot.stage, slot.index)] = Allocation(
+            cpu,
+            round(mem),
+            _origin(sp.decision, cpu, user_cpu),
+            predicted=_predicted(p) if finite else None,
+            cap=allowed.cpu.at_least(p.cpu) if finite else None,
         )
-    normalized: list[Allocation] = []
-    for slot, p in zip(stage.slots, predicted, strict=True):
-        # A margin on memory before rounding up: an under-predicted memory is an OOM kill.
-        n = normalize_flagged(p.cpu, p.memory_mb * (1.0 + memory_margin), allowed)
-        reasons.extend(
-            f"stage {stage.index} function {slot.index} ({slot.action}): {note}" for note in n.notes
-        )
-        normalized.append((n.cpu, n.mem))
-    decision = validate_stage(normalized, user, allowed)
-    reasons.append(f"stage {stage.index}: {decision.reason}")
-    return StagePlan(stage.index, decision, predicted, normalized, user)
+    return out
 
 
 def plan_request(
     predictor: Predictor,
     analysis: Analysis,
     dag_input_size: int,
-    user: Mapping[Slot, Allocation],
+    user: Mapping[Slot, Demand],
     allowed: AllowedValues,
     *,
     memory_margin: float = 0.0,
+    policy: str = "thesis",
+    capacity: Demand | None = None,
 ) -> Plan:
     """Allocations for every function of every parallel stage of one request.
 
     ``user`` maps (stage, index) to the user's (cpu, memory) for that function.
+    ``capacity`` is one invoker's (cores, MB); only ``libra`` needs it (no budget
+    bounds its sizes). ValueError for an unknown ``policy``.
     """
+    if policy not in POLICIES:
+        raise ValueError(f"unknown planning policy {policy!r} (known: {', '.join(POLICIES)})")
     reasons: list[str] = []
     planned: list[StageInfo] = []
     for stage in analysis.stages:
@@ -122,7 +267,7 @@ def plan_request(
                 planned.append(stage)
     slots = [(s.stage, s.index) for stage in planned for s in stage.slots]
     predictions = predictor.predict(dag_input_size, slots)  # one batch for the whole request
-    allocations: dict[Slot, tuple[float, int, Origin]] = {}
+    allocations: dict[Slot, Allocation] = {}
     stage_plans: list[StagePlan] = []
     start = 0
     for stage in planned:
@@ -130,11 +275,9 @@ def plan_request(
         stage_user = [
             (float(user[s.stage, s.index][0]), float(user[s.stage, s.index][1])) for s in stage.slots
         ]
-        sp = _decide(stage, predictions[start : start + width], stage_user, allowed, reasons, memory_margin)
+        inputs = _Stage(stage, predictions[start : start + width], stage_user, allowed, memory_margin)
         start += width
+        sp = _decide(inputs, policy, reasons, capacity)
         stage_plans.append(sp)
-        for slot, (cpu, mem), (user_cpu, _) in zip(
-            stage.slots, sp.decision.allocations, stage_user, strict=True
-        ):
-            allocations[(slot.stage, slot.index)] = (cpu, round(mem), _origin(sp.decision, cpu, user_cpu))
-    return Plan(allocations, stage_plans, reasons)
+        allocations.update(_allocations(stage, sp, allowed))
+    return Plan(allocations, stage_plans, reasons, policy)

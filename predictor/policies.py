@@ -3,12 +3,17 @@
 A policy names how a DAG request's parallel stages are sized. Today:
 
 - ``off``: every function at its user allocation (the baseline);
-- ``thesis``: ML1 -> ML2 -> normalizer -> validator, decided once at container
-  start (thesis §3.5).
+- ``thesis``: ML1 -> ML2 -> normalizer -> peak-ratio validator, decided once at
+  container start (thesis §3.5);
+- ``libra``: each function sized to its own predicted peak, no stage budget,
+  with the safeguard (the Libra / Freyr baseline);
+- ``gleaner``: the stage budget divided by predicted work (equal predicted
+  finish times), started at once, grown live, cores of finished siblings
+  released to the stragglers, with the safeguard and the OOM re-run.
 
 Replay and evaluation take a policy per run, so policies are compared side by
 side on the same trace. The legacy per-request ``harvest`` switch maps onto
-this axis: ``true`` is ``thesis``, ``false`` is ``off``.
+this axis: ``true`` is the default harvesting policy, ``false`` is ``off``.
 """
 
 from __future__ import annotations
@@ -17,28 +22,38 @@ from gleaner.errors import BadRequest
 
 OFF = "off"
 THESIS = "thesis"
-HARVEST_POLICIES: tuple[str, ...] = (OFF, THESIS)
-DEFAULT_HARVEST_POLICY = THESIS  # what `harvest: true` and the global switch mean
+LIBRA = "libra"
+GLEANER = "gleaner"
+HARVEST_POLICIES: tuple[str, ...] = (OFF, THESIS, LIBRA, GLEANER)
+DEFAULT_HARVEST_POLICY = GLEANER  # what `harvest: true` and the global switch mean
+LIVE_POLICIES: frozenset[str] = frozenset({GLEANER})  # start now, grow, timely release
+SAFEGUARD_POLICIES: frozenset[str] = frozenset({LIBRA, GLEANER})  # safeguard and OOM re-run
 
 
 def requested_policy(policy: str | None, harvest: bool | None) -> str | None:
     """What a request asks for: its policy, else what its harvest switch means;
-    None when it asks nothing. ValueError when the two contradict each other."""
+    None when it asks nothing. ValueError when the two contradict each other
+    (``harvest: false`` with a harvesting policy, ``harvest: true`` with ``off``)."""
     if harvest is None:
         return policy
-    implied = DEFAULT_HARVEST_POLICY if harvest else OFF
-    if policy is not None and policy != implied:
-        raise ValueError(f"harvest {str(harvest).lower()} contradicts policy {policy!r}")
-    return implied
+    if policy is not None:
+        if (policy == OFF) == harvest:
+            raise ValueError(f"harvest {str(harvest).lower()} contradicts policy {policy!r}")
+        return policy
+    return DEFAULT_HARVEST_POLICY if harvest else OFF
 
 
-def resolve_policy(policy: str | None, harvest: bool | None, enabled_by_setting: bool) -> str:
-    """The policy a request runs under: its own, else its harvest switch, else the setting.
-    (Events with both were checked for contradictions when decoded; here the policy wins.)"""
-    asked = policy if policy is not None else requested_policy(None, harvest)
-    if asked is not None:
-        return asked
-    return DEFAULT_HARVEST_POLICY if enabled_by_setting else OFF
+def resolve_policy(
+    policy: str | None, harvest: bool | None, enabled_by_setting: bool, default: str = DEFAULT_HARVEST_POLICY
+) -> str:
+    """The policy a request runs under: its own, else its harvest switch, else the
+    setting (``default`` when harvesting is on). Events with both were checked for
+    contradictions when decoded; here the policy wins."""
+    if policy is not None:
+        return policy
+    if harvest is not None:
+        return default if harvest else OFF
+    return default if enabled_by_setting else OFF
 
 
 def check_policy(policy: str) -> str:

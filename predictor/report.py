@@ -1,6 +1,6 @@
 """The model report of one DAG: Markdown tables and PNG plots, analogues of the
 thesis's Figs 4.1-4.3 (error distribution per model for input size, CPU and
-memory) and Fig. 4.4 (accuracy per model).
+memory; the same for duration) and Fig. 4.4 (accuracy per model).
 
 Plots use matplotlib's object API with the Agg canvas: no pyplot, no global state.
 """
@@ -18,7 +18,7 @@ from matplotlib.figure import Figure
 
 from predictor.compare import Comparison, TargetResult
 
-UNITS = {"input_size": "bytes", "cpu": "cores", "memory": "MB"}
+UNITS = {"input_size": "bytes", "cpu": "cores", "memory": "MB", "duration": "ms"}
 MATERIAL = 0.05  # a relative change in error below 5 % is noise on a test set this size
 
 
@@ -98,20 +98,20 @@ def _accuracy_plot(comparison: Comparison, path: Path) -> None:
 def _target_table(res: TargetResult) -> list[str]:
     unit = UNITS[res.target.name]
     lines = [
-        f"| model | mean ({unit}) | median | p90 | max | R² | accuracy | predict p50 (ms) | p99 (ms) "
-        "| fit (s) | notes |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        f"| model | mean ({unit}) | median | p90 | max | R² | mean rel. error | accuracy | predict p50 (ms) "
+        "| p99 (ms) | fit (s) | notes |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for s in res.scores:
         name = f"**{s.model}**" if s.model == res.chosen else s.model
         lines.append(
             f"| {name} | {_num(s.mean)} | {_num(s.median)} | {_num(s.p90)} | {_num(s.max)} "
-            f"| {_num(s.r2, 3)} | "
+            f"| {_num(s.r2, 3)} | {_pct(s.relative)} | "
             f"{_pct(s.accuracy)} | {s.latency_p50_ms:.3f} | {s.latency_p99_ms:.3f} | {s.fit_s:.2f} | "
             f"{', '.join(s.notes)} |"
         )
     for model, why in res.failed:
-        lines.append(f"| {model} | failed: {why} | | | | | | | | | |")
+        lines.append(f"| {model} | failed: {why} | | | | | | | | | | |")
     return lines
 
 
@@ -160,7 +160,8 @@ def write_report(comparison: Comparison, report_dir: Path, *, version_dir: Path 
         f"{comparison.load_average[0]:.2f} while measuring (a busy machine inflates p99).",
         "- GradientBoosting is scikit-learn's GradientBoostingRegressor, standing in for XGBoost.",
         "- Accuracy (thesis §4.1.2): a prediction P with error ΔP is accurate when P + ΔP ≤ A(P), "
-        "A(P) the smallest allowed allocation ≥ P.",
+        "A(P) the smallest allowed allocation ≥ P. Input size and duration have no allocation grid: "
+        "their mean absolute and relative errors (|P - actual| / actual) say how good they are.",
     ]
     if version_dir is not None:
         md.append(f"- Saved as `{version_dir}`.")
@@ -168,20 +169,23 @@ def write_report(comparison: Comparison, report_dir: Path, *, version_dir: Path 
         "",
         "## Chosen models",
         "",
-        "| target | model | mean abs. error | accuracy | p99 predict (ms) | why |",
+        "| target | model | mean abs. error | mean rel. error | accuracy | p99 predict (ms) | why |",
     ]
-    md.append("|---|---|---|---|---|---|")
+    md.append("|---|---|---|---|---|---|---|")
     for name, res in comparison.results.items():
         s = res.score(res.chosen)
         md.append(
-            f"| {res.target.title} | {res.chosen} | {_num(s.mean)} {UNITS[name]} | {_pct(s.accuracy)} | "
+            f"| {res.target.title} | {res.chosen} | {_num(s.mean)} {UNITS[name]} | {_pct(s.relative)} "
+            f"| {_pct(s.accuracy)} | "
             f"{s.latency_p99_ms:.3f} | {res.why} |"
         )
     if comparison.pipeline:
         md += ["", "End to end (ML2 fed by ML1's predicted input sizes, as at request time):", ""]
         for name, p in comparison.pipeline.items():
+            accurate = f", accuracy {_pct(p.accuracy)}" if p.accuracy is not None else ""
             md.append(
-                f"- {name}: mean absolute error {_num(p.mean)} {UNITS[name]}, accuracy {_pct(p.accuracy)}"
+                f"- {name}: mean absolute error {_num(p.mean)} {UNITS[name]}, "
+                f"mean relative error {_pct(p.relative)}{accurate}"
             )
     for name, res in comparison.results.items():
         md += ["", f"## {res.target.title}: {', '.join(res.target.features)} → {res.target.label}", ""]

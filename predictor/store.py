@@ -7,6 +7,7 @@ Layout, one directory per training run, never modified once written::
             input_size.joblib        ML1
             cpu.joblib               ML2-CPU
             memory.joblib            ML2-memory
+            duration.joblib          ML2-duration (missing from versions saved before it)
             meta.json                what, when, from which data, how good
             dataset.csv              the exact rows it was trained on
         current                      text file naming the live version ("v2")
@@ -14,6 +15,9 @@ Layout, one directory per training run, never modified once written::
 A version is written into a temporary directory and renamed into place, then
 ``current`` is replaced atomically (write a temporary file, rename), so a reader
 sees either the old version or the new one, never a half-written one.
+
+A version without a duration model (saved before it existed) still loads: its
+predictor predicts no duration, and plans fall back to what needs no work model.
 
 joblib files are pickles: load only model directories you wrote yourself.
 """
@@ -40,7 +44,7 @@ import sklearn
 
 from gleaner.errors import GleanerError
 from predictor.allocation import AllowedValues
-from predictor.models import TARGETS, TrainedModels
+from predictor.models import REQUIRED_TARGETS, TARGETS, TrainedModels
 
 FORMAT_VERSION = 1
 CURRENT = "current"
@@ -129,7 +133,7 @@ def save_models(
     try:
         shutil.copyfile(dataset_path, tmp / "dataset.csv")
         models: dict[str, Any] = {}
-        for target in TARGETS:
+        for target in (t for t in TARGETS if t in trained.models):
             file = tmp / f"{target}.joblib"
             joblib.dump(trained.models[target], file)
             models[target] = {
@@ -235,18 +239,20 @@ def load_current(root: Path, namespace: str, dag: str) -> TrainedModels | None:
     meta = _read_meta(version_dir)
     entries = meta.get("models", {})
     try:
+        # Optional targets (duration) are loaded when saved; required ones must be.
+        targets = [t for t in TARGETS if t in REQUIRED_TARGETS or t in entries]
         allowed = AllowedValues.from_dict(meta["allowed"])
-        features = {t: tuple(str(f) for f in entries[t]["features"]) for t in TARGETS}
-        names = {t: str(entries[t]["model"]) for t in TARGETS}
+        features = {t: tuple(str(f) for f in entries[t]["features"]) for t in targets}
+        names = {t: str(entries[t]["model"]) for t in targets}
     except (KeyError, TypeError, ValueError, GleanerError) as exc:
         raise ModelLoadError(f"{version_dir}/meta.json is incomplete: {exc}") from exc
-    for t in TARGETS:
+    for t in targets:
         if features[t] != TARGETS[t].features:
             raise ModelLoadError(
                 f"{version_dir}: {t} model uses features {features[t]}, this Gleaner expects "
                 f"{TARGETS[t].features}; retrain the DAG"
             )
-    models = {t: _load_model(version_dir, t, entries.get(t)) for t in TARGETS}
+    models = {t: _load_model(version_dir, t, entries.get(t)) for t in targets}
     return TrainedModels(
         namespace=namespace,
         dag=dag,
@@ -254,7 +260,7 @@ def load_current(root: Path, namespace: str, dag: str) -> TrainedModels | None:
         model_names=names,
         features=features,
         allowed=allowed,
-        metrics={t: entries[t].get("metrics", {}) for t in TARGETS},
+        metrics={t: entries[t].get("metrics", {}) for t in targets},
         version=int(match.group(1)),
         created=str(meta.get("created", "")),
     )

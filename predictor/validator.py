@@ -34,20 +34,25 @@ from typing import Literal
 
 from predictor.allocation import AllowedValues, Grid
 
-Allocation = tuple[float, float]  # (cpu cores, memory MB)
-CpuMode = Literal["fit", "scaled", "rejected"]
-MemMode = Literal["fit", "rejected"]
+Demand = tuple[float, float]  # (cpu cores, memory MB): a demand or a user allocation
+# The validator decides fit / scaled / rejected; the planner's other policies add
+# "divided" (predictor.work_division) and "sized" (predictor.peak_sizing).
+CpuMode = Literal["fit", "scaled", "rejected", "divided", "sized"]
+MemMode = Literal["fit", "rejected", "sized"]
 
 
 @dataclass(frozen=True, slots=True)
 class StageDecision:
     cpu_mode: CpuMode
     mem_mode: MemMode
-    allocations: tuple[Allocation, ...]  # per function, in the order given; rejected dimensions = user
+    allocations: tuple[Demand, ...]  # per function, in the order given; rejected dimensions = user
     reason: str
+    # Each dimension's part of ``reason``, so a policy can keep one and replace the other.
+    cpu_why: str = ""
+    mem_why: str = ""
 
 
-def _budget_units(user: Sequence[float], grid: Grid) -> int | None:
+def budget_units(user: Sequence[float], grid: Grid) -> int | None:
     """Whole steps above the minimums that the user allocations pay for; None when
     the user allocations do not even cover every function's minimum."""
     spare = (sum(user) - len(user) * grid.minimum) / grid.step
@@ -80,7 +85,7 @@ def _fmt(values: Sequence[float]) -> str:
 
 
 def validate_stage(
-    demands: Sequence[Allocation], user: Sequence[Allocation], allowed: AllowedValues
+    demands: Sequence[Demand], user: Sequence[Demand], allowed: AllowedValues
 ) -> StageDecision:
     """Decide one parallel stage: ``demands`` are the normalized predictions and
     ``user`` the user allocations, one ``(cpu, mem)`` per function, same order."""
@@ -97,7 +102,7 @@ def validate_stage(
     mem_demand = [mem_grid.value(u) for u in mem_units]
 
     cpu_mode: CpuMode
-    cpu_budget = _budget_units(user_cpu, cpu_grid)
+    cpu_budget = budget_units(user_cpu, cpu_grid)
     if cpu_budget is None:
         cpu_mode, cpu = "rejected", list(user_cpu)
         cpu_why = f"cpu: user allocations {_fmt(user_cpu)} do not cover the minimums, user cpu kept"
@@ -110,7 +115,7 @@ def validate_stage(
         cpu_why = f"cpu: demands {_fmt(cpu_demand)} exceed the budget {sum(user_cpu):g}, scaled: {_fmt(cpu)}"
 
     mem_mode: MemMode
-    mem_budget = _budget_units(user_mem, mem_grid)
+    mem_budget = budget_units(user_mem, mem_grid)
     if mem_budget is not None and sum(mem_units) <= mem_budget:
         mem_mode, mem = "fit", mem_demand
         mem_why = f"memory: demands {_fmt(mem_demand)} MB fit the budget {sum(user_mem):g} MB"
@@ -123,4 +128,6 @@ def validate_stage(
             f"memory: demands {_fmt(mem_demand)} MB exceed the budget {sum(user_mem):g} MB, "
             "user memory kept (memory is never scaled below a predicted demand)"
         )
-    return StageDecision(cpu_mode, mem_mode, tuple(zip(cpu, mem, strict=True)), f"{cpu_why}; {mem_why}")
+    return StageDecision(
+        cpu_mode, mem_mode, tuple(zip(cpu, mem, strict=True)), f"{cpu_why}; {mem_why}", cpu_why, mem_why
+    )

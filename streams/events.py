@@ -11,7 +11,10 @@ Schemas (version 1)::
        "activation_id": "32 hex chars" (optional: derived from the Kafka position),
        "namespace": "guest", "action": "hello", "params": {...},
        "rev": "CouchDB revision to pin" | null, "blocking": false,
-       "caused_by": null, "composition": null, "submitted_ms": 1700000000000}
+       "caused_by": null, "composition": null, "submitted_ms": 1700000000000,
+       "allocation": {"cpu": 0.5, "memory": 256, "origin": "harvest",
+                      "predicted": {...}, "cap": 1.0} | null,
+       "policy": "off" | "thesis" | "libra" | "gleaner" | null}
 
     activations.completed           ActivationCompleted
       {"type": "activation.completed", "version": 1, "activation_id": ...,
@@ -31,6 +34,7 @@ from typing import Any, TypeVar
 
 import orjson
 
+from gleaner.allocation import Allocation
 from gleaner.errors import MalformedEvent
 from predictor.policies import check_policy, requested_policy
 
@@ -121,12 +125,6 @@ class Event:
 
 
 @dataclass(frozen=True, slots=True)
-class Allocation:
-    cpu: float
-    memory_mb: int
-
-
-@dataclass(frozen=True, slots=True)
 class ActivationRequest(Event):
     activation_id: str
     namespace: str
@@ -139,8 +137,15 @@ class ActivationRequest(Event):
     stage: int | None = None  # position of the function in its DAG, for records and the predictor
     index: int | None = None
     submitted_ms: int = 0
+    allocation: Allocation | None = None  # planned by the predictor; None: the action's own limits
+    policy: str | None = None  # the DAG request's harvesting policy (what may change live)
     type: str = "activation.request"
     version: int = VERSION
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["allocation"] = None if self.allocation is None else self.allocation.to_dict()
+        return out
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], *, fallback_id: str | None = None) -> ActivationRequest:
@@ -161,7 +166,30 @@ class ActivationRequest(Event):
             stage=_field(data, "stage", int, required=False),
             index=_field(data, "index", int, required=False),
             submitted_ms=_field(data, "submitted_ms", int, required=False) or now_ms(),
+            allocation=_allocation(data),
+            policy=_policy(data),
         )
+
+
+def _allocations(data: dict[str, Any]) -> dict[str, Any]:
+    """A plan's allocations, ``"stage.index" -> allocation``; each must parse."""
+    raw: dict[str, Any] = _field(data, "allocations", dict, required=False) or {}
+    for slot, value in raw.items():
+        try:
+            Allocation.from_dict(value)
+        except MalformedEvent as exc:
+            raise MalformedEvent(f"field 'allocations.{slot}': {exc}") from exc
+    return raw
+
+
+def _allocation(data: dict[str, Any]) -> Allocation | None:
+    raw = data.get("allocation")
+    if raw is None:
+        return None
+    try:
+        return Allocation.from_dict(raw)
+    except MalformedEvent as exc:
+        raise MalformedEvent(f"field 'allocation': {exc}") from exc
 
 
 @dataclass(frozen=True, slots=True)
@@ -236,6 +264,7 @@ class DagPlan(Event):
     reasons: list[str] = field(default_factory=list)
     model_version: str | None = None
     inference_ms: float = 0.0
+    policy: str = "off"  # the policy the request runs under, as resolved by the predictor
     type: str = "dag.plan"
     version: int = VERSION
 
@@ -245,12 +274,18 @@ class DagPlan(Event):
         return cls(
             request=_field(data, "request", dict),
             harvest=bool(_field(data, "harvest", bool)),
-            allocations=_field(data, "allocations", dict, required=False) or {},
+            allocations=_allocations(data),
             stages=_field(data, "stages", list, required=False) or [],
             reasons=_field(data, "reasons", list, required=False) or [],
             model_version=_field(data, "model_version", str, required=False),
             inference_ms=float(_field(data, "inference_ms", (int, float), required=False) or 0.0),
+            policy=_policy(data) or "off",
         )
+
+    def allocation_of(self, stage: int, index: int) -> Allocation | None:
+        """The planned allocation of one function, or None (it runs at its user allocation)."""
+        raw = self.allocations.get(f"{stage}.{index}")
+        return None if raw is None else Allocation.from_dict(raw)
 
     def summary(self) -> dict[str, Any]:
         """What the DAG-level record keeps of the decision."""
@@ -261,6 +296,7 @@ class DagPlan(Event):
             "reasons": self.reasons,
             "model_version": self.model_version,
             "inference_ms": self.inference_ms,
+            "policy": self.policy,
         }
 
 

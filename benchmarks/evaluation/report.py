@@ -11,6 +11,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from benchmarks.evaluation import verdict
 from benchmarks.evaluation.calibrate import Calibration
 from benchmarks.report import machine, write_section
 from monitor import eval_plots
@@ -145,13 +146,15 @@ def summary(ev: DagEvaluation, report_link: str) -> str:
     """The report's headline, for docs/benchmarks.md."""
     return "\n".join(
         [
-            f"## Evaluation under load, {ev.dag} (issue 7)",
+            f"## Evaluation under load, {ev.dag}",
             "",
             f"{ev.requests} requests per load (synthesised Poisson arrivals at 25 / 50 / 100 % offered load, "
             f"{ev.cpu_seconds:.2f} CPU-s per request), policies {', '.join(ev.policies)}; "
             f"the run took {ev.seconds / 60:.0f} min. Full report: [{report_link}]({report_link}).",
             "",
             *speedup_table(ev),
+            "",
+            *verdict.winners_table(ev),
         ]
     )
 
@@ -218,6 +221,21 @@ def render(ev: DagEvaluation, plots: dict[str, Path], base_dir: Path) -> str:
         "## Speedup per load (Table 4.2)",
         "",
         *speedup_table(ev),
+        "",
+        "## Which policy won where",
+        "",
+        *verdict.winners_table(ev),
+        "",
+        f"Targets for `{verdict.OURS}` (issue 8), each against the baseline in the same run:",
+        "",
+        *verdict.targets_table(ev),
+        "",
+        "## Live allocation changes",
+        "",
+        "How many functions saw each live change (from the `allocation_trajectory` of their records; "
+        "start-now counts functions that started below their plan).",
+        "",
+        *verdict.live_changes_table(ev),
     ]
     lines += [
         "",

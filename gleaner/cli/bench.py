@@ -39,6 +39,11 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--out", default="docs/benchmarks.md")
     p.set_defaults(func=lambda a: int(__import__("benchmarks.skew", fromlist=["main"]).main(a)))
 
+    p = verbs.add_parser("resize", help="live CPU resize: docker update vs a direct cgroup write")
+    p.add_argument("-n", "--resizes", type=int, default=200, help="alternating resizes per method and state")
+    p.add_argument("--out", default="docs/benchmarks.md")
+    p.set_defaults(func=lambda a: int(__import__("benchmarks.resize", fromlist=["main"]).main(a)))
+
     for verb, module, helptext in (
         ("harvest", "benchmarks.harvest", "the same requests with harvesting off, then on"),
         (

@@ -186,7 +186,9 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--input-dir", help="a folder of JSON inputs (for a DAG that is not a built-in workload)")
     p.add_argument("--requests", type=int, default=180, help="requests per load (thesis: 180)")
     p.add_argument("--loads", default="low,medium,high")
-    p.add_argument("--policy", default="off,thesis", help="policies compared; the first is the baseline")
+    p.add_argument(
+        "--policy", default="off,thesis,libra,gleaner", help="policies compared; the first is the baseline"
+    )
     p.add_argument("--seed", type=int, default=7)
     p.add_argument("--calibrate", type=int, default=5, help="requests run one at a time to calibrate")
     p.add_argument("--cpu-seconds", type=float, default=0, help="skip calibration: CPU-s per request")

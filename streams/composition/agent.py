@@ -18,6 +18,7 @@ from typing import Any
 from composer.jsonio import from_json
 from composer.model import Node
 from composer.statemachine import Finish, Invoke, Machine, RequestState
+from gleaner.allocation import Allocation
 from gleaner.couchdb import DAGS, CouchDB
 from gleaner.errors import GleanerError, MalformedEvent
 from gleaner.redis_store import RedisStore
@@ -43,6 +44,20 @@ from streams.payloads import DataStore, size_of
 
 log = logging.getLogger(__name__)
 GROUP = "gleaner-composition"
+
+
+def planned_allocation(dag: dict[str, Any], stage: int | None, index: int | None) -> Allocation | None:
+    """The allocation the request's plan gave one function: it travels on the
+    function's invocation, the one source the invoker reads."""
+    allocations = (dag.get("harvest") or {}).get("allocations") or {}
+    raw = allocations.get(f"{stage}.{index}") if stage is not None and index is not None else None
+    if raw is None:
+        return None
+    try:
+        return Allocation.from_dict(raw)
+    except MalformedEvent as exc:  # checked when the plan was decoded; kept safe anyway
+        log.warning("planned allocation %s.%s ignored: %s", stage, index, exc)
+        return None
 
 
 class CompositionAgent:
@@ -196,6 +211,8 @@ class CompositionAgent:
                     stage=cmd.stage,
                     index=cmd.index,
                     submitted_ms=now_ms(),
+                    allocation=planned_allocation(dag, cmd.stage, cmd.index),
+                    policy=(dag.get("harvest") or {}).get("policy"),
                 )
                 self.producer.produce(
                     self.settings.invocations_topic, event.to_bytes(), key=cmd.activation_id

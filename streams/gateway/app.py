@@ -80,6 +80,7 @@ class Gateway:
         ns = "/api/v1/namespaces/{ns}"
         app.router.add_get("/ping", self.ping)
         app.router.add_get("/invokers", self.list_invokers)
+        app.router.add_get("/invokers/health", self.invoker_health)
         app.router.add_get("/api/v1", self.info)
         app.router.add_get("/api/v1/namespaces", self.list_namespaces)
         app.router.add_get(ns + "/actions", self.list_actions)
@@ -139,6 +140,9 @@ class Gateway:
 
     async def list_invokers(self, _request: web.Request) -> web.Response:
         return json_response(self.invokers.states())
+
+    async def invoker_health(self, _request: web.Request) -> web.Response:
+        return json_response(self.invokers.heartbeats())
 
     async def list_namespaces(self, request: web.Request) -> web.Response:
         return json_response([await self._namespace(request)])

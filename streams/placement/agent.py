@@ -78,6 +78,13 @@ class InvokerTable:
     def states(self) -> dict[str, str]:
         return {v.id: "up" if v.healthy else "down" for v in self.views()}
 
+    def heartbeats(self) -> list[dict[str, object]]:
+        """Each invoker's last heartbeat (capacity, free, running, queue), for operators."""
+        healthy = {v.id: v.healthy for v in self.views()}
+        with self._lock:
+            beats = [inv.health.to_dict() for inv in self._invokers.values()]
+        return [{**b, "healthy": healthy.get(str(b["invoker"]), False)} for b in beats]
+
 
 def follow_health(settings: Settings, table: InvokerTable, stop: threading.Event, group: str) -> None:
     """Feed ``table`` from the health topic; every reader sees every heartbeat."""

@@ -24,9 +24,7 @@ from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
 
 from gleaner.couchdb import CouchDB
 from gleaner.errors import MalformedEvent
-from gleaner.redis_store import RedisStore
 from gleaner.settings import Settings
-from streams.allocations import AllocationStore
 from streams.events import DagRequest, DeadLetter, decode, derived_activation_id, now_ms
 from streams.predictor_stream.planner import RequestPlanner
 
@@ -72,7 +70,7 @@ def make_app(settings: Settings) -> faust.App:
     requests = app.topic(settings.dag_requests_topic, value_serializer="raw", key_serializer="raw")
     plans = app.topic(settings.dag_plans_topic, value_serializer="raw", key_serializer="raw")
     deadletters = app.topic(settings.deadletter_topic, value_serializer="raw", key_serializer="raw")
-    planner = RequestPlanner(settings, CouchDB(settings), AllocationStore(RedisStore(settings)))
+    planner = RequestPlanner(settings, CouchDB(settings))
 
     @app.agent(requests)
     async def predict(stream: Any) -> None:

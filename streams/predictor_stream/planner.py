@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from composer import Analysis, analyze, from_json
+from gleaner.allocation import Allocation
 from gleaner.couchdb import DAGS, WHISKS, CouchDB
 from gleaner.errors import GleanerError
 from gleaner.settings import Settings
@@ -24,7 +25,6 @@ from predictor.inference import Predictor
 from predictor.plan import Plan, plan_request
 from predictor.policies import OFF, resolve_policy
 from predictor.store import ModelLoadError, dag_dir, load_current
-from streams.allocations import AllocationStore
 from streams.events import DagPlan, DagRequest
 from streams.payloads import size_of
 
@@ -70,10 +70,9 @@ class _Models:
 
 
 class RequestPlanner:
-    def __init__(self, settings: Settings, db: CouchDB, allocations: AllocationStore) -> None:
+    def __init__(self, settings: Settings, db: CouchDB) -> None:
         self.settings = settings
         self.db = db
-        self.allocations = allocations
         self.allowed = AllowedValues.from_settings(settings)
         self.models = _Models(settings.models_root)
         self._docs: TTLCache[str, dict[str, Any]] = TTLCache(settings.action_cache_ttl_s)
@@ -84,6 +83,9 @@ class RequestPlanner:
         reasons: list[str] = []
         plan: Plan | None = None
         version: int | None = None
+        policy = resolve_policy(
+            req.policy, req.harvest, self.settings.harvest_enabled, self.settings.harvest_policy
+        )
         if req.profile:
             try:
                 profiled = self._profile(req, reasons)
@@ -99,7 +101,7 @@ class RequestPlanner:
                 inference_ms=round(elapsed, 3),
             )
         try:
-            plan, version = self._plan(req, reasons)
+            plan, version = self._plan(req, policy, reasons)
         except GleanerError as exc:  # CouchDB or Redis trouble
             reasons.append(f"user allocations kept: {exc}")
             plan = None
@@ -109,7 +111,11 @@ class RequestPlanner:
         elapsed = (time.perf_counter() - start) * 1000
         if plan is None:
             return DagPlan(
-                request=req.to_dict(), harvest=False, reasons=reasons, inference_ms=round(elapsed, 3)
+                request=req.to_dict(),
+                harvest=False,
+                reasons=reasons,
+                inference_ms=round(elapsed, 3),
+                policy=policy,
             )
         summary = plan.to_dict()
         return DagPlan(
@@ -120,6 +126,7 @@ class RequestPlanner:
             reasons=reasons + summary["reasons"],
             model_version=f"v{version}" if version is not None else None,
             inference_ms=round(elapsed, 3),
+            policy=policy,
         )
 
     def _profile(self, req: DagRequest, reasons: list[str]) -> dict[str, Any]:
@@ -132,16 +139,11 @@ class RequestPlanner:
         s = self.settings
         cpu = min(s.cpu_max, s.invoker_cpu_capacity)
         memory = min(s.memory_max_mb, s.invoker_memory_capacity_mb)
-        allocations = {
-            (f.stage, f.index): {"cpu": cpu, "memory": memory, "origin": "profile"}
-            for f in self._analysis(dag).functions
-        }
-        self.allocations.write(req.request_id, allocations, int(s.dag_timeout_s))
+        profile = Allocation(float(cpu), int(memory), "profile")
         reasons.append(f"profile: every function at {cpu} cores / {memory} MB")
-        return {f"{st}.{ix}": a for (st, ix), a in allocations.items()}
+        return {f"{f.stage}.{f.index}": profile.to_dict() for f in self._analysis(dag).functions}
 
-    def _plan(self, req: DagRequest, reasons: list[str]) -> tuple[Plan | None, int | None]:
-        policy = resolve_policy(req.policy, req.harvest, self.settings.harvest_enabled)
+    def _plan(self, req: DagRequest, policy: str, reasons: list[str]) -> tuple[Plan | None, int | None]:
         if policy == OFF:
             asked = req.policy is not None or req.harvest is not None
             reasons.append("harvesting is off " + ("for this request" if asked else "(setting)"))
@@ -180,34 +182,9 @@ class RequestPlanner:
             user,
             self.allowed,
             memory_margin=self.settings.harvest_memory_margin,
+            policy=policy,
         )
-        if plan.allocations:
-            by_slot = {(sp.stage, i): p for sp in plan.stages for i, p in enumerate(sp.predicted)}
-            self.allocations.write(
-                req.request_id,
-                {
-                    slot: {
-                        "cpu": cpu,
-                        "memory": mem,
-                        "origin": origin,
-                        "predicted": self._predicted(by_slot, slot, analysis),
-                    }
-                    for slot, (cpu, mem, origin) in plan.allocations.items()
-                },
-                int(self.settings.dag_timeout_s),
-            )
         return plan, version
-
-    @staticmethod
-    def _predicted(
-        by_slot: dict[tuple[int, int], Any], slot: tuple[int, int], analysis: Analysis
-    ) -> dict[str, Any]:
-        stage = analysis.stages[slot[0]]
-        position = next(i for i, s in enumerate(stage.slots) if s.index == slot[1])
-        p = by_slot.get((slot[0], position))
-        if p is None:
-            return {}
-        return {"input_size": round(p.input_size), "cpu": round(p.cpu, 3), "memory": round(p.memory_mb, 1)}
 
     def _doc(self, db: str, doc_id: str) -> dict[str, Any] | None:
         return self._docs.get_or_load(f"{db}/{doc_id}", lambda: self.db.get_doc(db, doc_id))

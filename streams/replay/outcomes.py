@@ -45,6 +45,10 @@ class FunctionOutcome:
     predicted_cpu: float  # NaN when nothing was predicted
     peak_cpu: float
     peak_memory_mb: float
+    planned_cpu: float = math.nan  # what the plan asked for (start-now may start lower)
+    max_cpu: float = math.nan  # the most it held while running (live changes)
+    changes: str = ""  # its live allocation changes, "reason;reason", in order
+    rerun: bool = False  # re-run at the user allocation after an OOM kill while harvested
 
 
 @dataclass(slots=True)
@@ -109,6 +113,14 @@ def function_outcome(request_id: str, rec: dict[str, Any]) -> FunctionOutcome:
         predicted_cpu=_num(predicted.get("cpu")),
         peak_cpu=_num(measured.get("peak_cpu")),
         peak_memory_mb=_num(measured.get("peak_memory")),
+        planned_cpu=_num((g.get("planned") or {}).get("cpu")),
+        max_cpu=_num(g.get("allocation_peak"), _num(alloc.get("cpu"))),
+        changes=";".join(
+            str(c.get("reason"))
+            for c in (g.get("allocation_trajectory") or [])[1:]
+            if isinstance(c, dict) and c.get("reason")
+        ),
+        rerun=bool(g.get("rerun")),
     )
 
 

@@ -7,6 +7,8 @@ from typing import Any
 
 import pytest
 
+from gleaner.allocation import AllocationChange
+from monitor.allocation_plot import allocation_series, start_label, usage_series
 from monitor.timeline import draw_timeline, stage_skew
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -113,3 +115,149 @@ def test_draw_timeline_with_a_title_and_sparse_records(tmp_path: Path) -> None:
 def test_draw_timeline_with_no_children(tmp_path: Path) -> None:
     dag, _ = video_analytics()
     _assert_png(draw_timeline(dag, [], tmp_path / "empty.png"))
+
+
+def change(at: int, cpu: float, reason: str, memory: int = 512, **extra: Any) -> dict[str, Any]:
+    return {"at_ms": T0 + at, "cpu": cpu, "memory": memory, "reason": reason, **extra}
+
+
+def allocated(
+    record: dict[str, Any], cpu: float, origin: str, trajectory: list[Any] | None = None
+) -> dict[str, Any]:
+    """``record`` with an allocation, its origin and (optionally) its allocation trajectory."""
+    mine = record.setdefault("gleaner", {})
+    mine.update(allocation={"cpu": cpu, "memory": 512}, origin=origin)
+    mine["user_allocation"] = {"cpu": 1.0, "memory": 512}
+    if trajectory is not None:
+        mine["allocation_trajectory"] = trajectory
+    return record
+
+
+def video_with_changes() -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """The video DAG with every kind of allocation change somewhere."""
+    dag, children = video_analytics()
+    a0, a1, a2, a3 = children
+    allocated(a0, 1.0, "user")  # an old record: no trajectory
+    allocated(
+        a1,
+        0.5,
+        "harvest",
+        [
+            change(810, 0.5, "start-now"),
+            change(1_300, 1.0, "grow"),
+            change(1_600, 1.5, "idle-capacity"),
+            change(1_800, 1.0, "reclaim"),
+        ],
+    )
+    allocated(
+        a2, 0.5, "harvest", [change(2_015, 0.5, "planned"), change(2_500, 0.5, "resize-failed", note="EBUSY")]
+    )
+    allocated(
+        a3,
+        2.0,
+        "accelerate",
+        [
+            change(2_016, 2.0, "planned"),
+            change(3_015, 3.0, "timely-release"),
+            change(4_000, 1.0, "safeguard"),
+            change(4_500, 1.0, "rerun"),
+        ],
+    )
+    a3["gleaner"]["trajectory"] = [[0, 0.1, 80], [500, 1.9, 120], [1_500, 2.8, 200], [2_900, 0.9, 210]]
+    return dag, children  # fmt: skip
+
+
+def test_draw_timeline_with_allocation_changes(tmp_path: Path) -> None:
+    dag, children = video_with_changes()
+    _assert_png(draw_timeline(dag, children, tmp_path / "changes.png"))
+
+
+def test_series_steps_through_every_change_to_the_end() -> None:
+    _, children = video_with_changes()
+    series = allocation_series(children[1])
+    times = [T0 + t for t in (810, 1_300, 1_600, 1_800, 2_010)]
+    assert series.steps == tuple(zip(times, [0.5, 1.0, 1.5, 1.0, 1.0], strict=True))
+    assert [c.reason for c in series.changes] == ["start-now", "grow", "idle-capacity", "reclaim"]
+    assert [c.reason for c in series.live] == ["grow", "idle-capacity", "reclaim"]
+    assert not series.flat
+    failed = allocation_series(children[2]).changes[1]
+    assert failed == AllocationChange(T0 + 2_500, 0.5, 512, "resize-failed", "EBUSY")
+
+
+def test_series_skips_bad_entries_and_sorts_by_time() -> None:
+    record = child("x", "f", 0, 0, 0, 1_000)
+    good = [change(0, 1.0, "planned"), change(600, 0.5, "reclaim"), change(300, 2.0, "idle-capacity")]
+    bad = [
+        "nope",
+        None,
+        [T0 + 100, 1.0, 512, "grow"],
+        change(100, 0.0, "grow"),
+        change(100, -1.0, "grow"),
+        change(100, True, "grow"),
+        change(100, float("nan"), "grow"),
+        change(100, "2", "grow"),
+        change(100, 2.0, "sideways"),
+        change(100, 2.0, None),
+        change(100, 2.0, "grow", memory=0),
+        {"cpu": 2.0, "memory": 512, "reason": "grow"},
+        {"at_ms": float("inf"), "cpu": 2.0, "memory": 512, "reason": "grow"},
+        {"at_ms": 100, "cpu": 2.0, "memory": 512, "reason": "grow"},  # ms since start, not epoch: far outside
+        change(5_000, 4.0, "grow"),  # long after the end
+    ]
+    allocated(record, 1.0, "user", [*bad[:7], good[0], *bad[7:], good[1], good[2]])
+    series = allocation_series(record)
+    assert [c.reason for c in series.changes] == ["planned", "idle-capacity", "reclaim"]
+    assert series.steps == ((T0, 1.0), (T0 + 300, 2.0), (T0 + 600, 0.5), (T0 + 1_000, 0.5))
+
+
+@pytest.mark.parametrize("trajectory", [None, [], "garbage", [{"at_ms": "soon"}], {"0": {}}])
+def test_a_missing_or_unusable_trajectory_gives_a_flat_line(trajectory: Any) -> None:
+    record = child("x", "f", 0, 0, 200, 700)
+    allocated(record, 0.75, "harvest", trajectory)
+    series = allocation_series(record)
+    assert series.flat
+    assert series.live == ()
+    assert series.steps == ((T0 + 200, 0.75), (T0 + 700, 0.75))
+
+
+def test_a_late_first_entry_starts_the_line_at_the_start_allocation() -> None:
+    record = allocated(child("x", "f", 0, 0, 0, 1_000), 0.5, "harvest", [change(400, 1.0, "grow")])
+    assert allocation_series(record).steps == ((T0, 0.5), (T0 + 400, 1.0), (T0 + 1_000, 1.0))
+
+
+def test_no_allocation_at_all_gives_an_empty_series() -> None:
+    record = child("x", "f", 0, 0, 0, 1_000)
+    assert allocation_series(record).steps == ()
+    record["gleaner"]["allocation"] = {"cpu": "lots", "memory": 512}
+    assert allocation_series(record).steps == ()
+    assert allocation_series({"gleaner": "?"}).steps == ()
+
+
+def test_usage_series_starts_after_the_cold_start_and_skips_bad_samples() -> None:
+    record = child("x", "f", 0, 0, 0, 2_000, initTime=300)
+    record["gleaner"]["trajectory"] = [[0, 0.2, 50], [100, None, 50], "x", [50], [200, 1.5, 60], [-5, 1.0, 1]]
+    assert usage_series(record) == [(T0 + 300, 0.2), (T0 + 500, 1.5)]
+    assert usage_series(child("y", "f", 0, 0, 0, 10)) == []
+
+
+def test_start_label() -> None:
+    _, children = video_with_changes()
+    assert [start_label(c) for c in children] == ["1c user", "0.5c harvest", "0.5c harvest", "2c accelerate"]
+    bare = child("x", "f", 0, 0, 0, 10)
+    assert start_label(bare) == ""
+    bare["gleaner"].update(origin="made-up", allocation_trajectory=[change(0, 0.25, "start-now")])
+    assert start_label(bare) == "0.25c"
+
+
+def test_draw_timeline_survives_malformed_records(tmp_path: Path) -> None:
+    dag, children = video_with_changes()
+    dag["gleaner"]["dag"]["stages"].append({"kind": "parallel", "functions": "?"})  # no index
+    dag["gleaner"]["dag"]["stages"].append("not a stage")
+    children[0]["gleaner"] = ["not", "an", "object"]
+    children[1]["gleaner"]["stage"] = "first"
+    children[1]["annotations"] = "none"
+    children[2]["gleaner"]["allocation_trajectory"] = [{"at_ms": None}, 7, change(2_200, "x", "grow")]
+    children[3]["gleaner"]["trajectory"] = {"t": 1}
+    junk: list[Any] = [None, "record", {"name": "no start"}, {"start": float("nan"), "end": 5}]
+    _assert_png(draw_timeline(dag, [*children, *junk], tmp_path / "junk.png"))
+    assert stage_skew(dag, [*children, *junk]) == {2: pytest.approx(3.4)}

@@ -8,7 +8,15 @@ import numpy as np
 import pytest
 
 from gleaner.errors import GleanerError
-from predictor.compare import ModelScore, TrainingError, choose, compare, split, training_rows
+from predictor.compare import (
+    ModelScore,
+    TrainingError,
+    choose,
+    compare,
+    relative_error,
+    split,
+    training_rows,
+)
 from predictor.models import MODEL_NAMES, TARGETS, compile_predict, labels, make_model, matrix
 from tests.unit.predictor import OURS, synthetic_comparison, synthetic_rows
 
@@ -21,7 +29,8 @@ def test_every_candidate_is_scored_on_every_target() -> None:
         for s in res.scores:
             assert len(s.errors) == c.n_test and s.mean >= 0 and s.max >= s.p90 >= s.median
             assert s.latency_p99_ms >= s.latency_p50_ms > 0
-            assert (s.accuracy is None) == (res.target.name == "input_size")
+            assert (s.accuracy is None) == (res.target.name in ("input_size", "duration"))
+            assert s.relative >= 0  # every target has positive labels here
     assert c.n_train + c.n_test == 150 * 4 and c.batch_width == 4
 
 
@@ -32,14 +41,28 @@ def test_chosen_models_are_accurate_on_clean_data() -> None:
     for target in ("cpu", "memory"):
         s = c.results[target].score(c.results[target].chosen)
         assert s.r2 > 0.9 and s.accuracy is not None and s.accuracy > 0.9, (target, s)
-        assert c.pipeline[target].accuracy > 0.9  # ML2 fed by ML1, as at request time
+        accuracy = c.pipeline[target].accuracy
+        assert accuracy is not None and accuracy > 0.9  # ML2 fed by ML1, as at request time
     assert c.results["input_size"].chosen != "LinearRegression"  # it cannot model per-function shares
+
+
+def test_the_work_model_is_trained_and_scored_without_a_grid() -> None:
+    c = synthetic_comparison()
+    s = c.results["duration"].score(c.results["duration"].chosen)
+    assert c.results["duration"].target.label == "duration_ms"
+    assert s.r2 > 0.9 and s.accuracy is None and s.relative < 0.1, s
+    pipeline = c.pipeline["duration"]
+    assert pipeline.accuracy is None and pipeline.relative < 0.1  # fed by ML1's predicted sizes
+    metrics = c.metrics()["duration"]
+    assert metrics["accuracy"] is None and metrics["relative_error"] == s.relative
+    assert metrics["pipeline_relative_error"] == pipeline.relative
+    assert set(c.to_trained("guest").models) == set(TARGETS)
 
 
 def test_function_identity_is_checked_for_ml2() -> None:
     c = synthetic_comparison()
     assert c.results["input_size"].identity is None
-    for target in ("cpu", "memory"):
+    for target in ("cpu", "memory", "duration"):
         ident = c.results[target].identity
         assert ident is not None and ident.model == c.results[target].chosen
         assert ident.mae_with > 0 and ident.mae_without > 0
@@ -75,6 +98,11 @@ def test_choice_falls_back_to_the_fastest() -> None:
 def test_nan_errors_never_win() -> None:
     scores = [score("NeuralNetwork", float("nan"), 0.1), score("DecisionTree", 0.3, 0.1)]
     assert choose(scores, 2.0)[0] == "DecisionTree"
+
+
+def test_relative_error_skips_zero_actuals() -> None:
+    assert relative_error(np.array([2.0, 5.0, 1.0]), np.array([1.0, 0.0, 2.0])) == pytest.approx(0.75)
+    assert np.isnan(relative_error(np.array([1.0]), np.array([0.0])))
 
 
 def test_compiled_predict_matches_sklearn() -> None:

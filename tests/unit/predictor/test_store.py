@@ -52,7 +52,12 @@ def test_meta_describes_the_version(saved: tuple[Path, Path]) -> None:
     assert meta["dataset"]["sha256"] == sha256_of(version_dir / "dataset.csv")
     assert meta["allowed"]["cpu_step"] == 0.25 and meta["settings"] == SNAPSHOT
     assert set(meta["libraries"]) == {"python", "scikit-learn", "numpy", "joblib"}
-    for target, features in (("input_size", "dag_input_size"), ("cpu", "input_size")):
+    assert set(meta["models"]) == {"input_size", "cpu", "memory", "duration"}
+    for target, features in (
+        ("input_size", "dag_input_size"),
+        ("cpu", "input_size"),
+        ("duration", "input_size"),
+    ):
         entry = meta["models"][target]
         assert entry["features"][0] == features and entry["metrics"]["mae"] >= 0
         assert entry["sha256"] == sha256_of(version_dir / entry["file"])
@@ -117,6 +122,8 @@ def edit_meta(key: str, value: object) -> object:
         (edit_meta("format", 99), "model format 99 is incompatible"),
         (edit_meta("libraries.scikit-learn", "0.24.2"), "saved with scikit-learn 0.24.2"),
         (edit_meta("models.cpu.features", ["size"]), "expects"),
+        (edit_meta("models.duration.features", ["size"]), "duration model uses features"),
+        (edit_meta("models.memory", None), "incomplete"),
         (edit_meta("allowed", {}), "incomplete"),
         (lambda d: (d.parent / "current").write_text("latest"), "does not name a version"),
         (lambda d: (d.parent / "current").write_text("v7\n"), "points at v7, which is missing"),
@@ -130,8 +137,48 @@ def test_damaged_models_raise_model_load_error(saved: tuple[Path, Path], damage:
     assert isinstance(err.value, GleanerError)
 
 
-def test_trained_models_need_all_three_targets() -> None:
+def without_duration(version_dir: Path) -> None:
+    """A version as saved before the work model existed."""
+    (version_dir / "duration.joblib").unlink()
+    meta = json.loads((version_dir / "meta.json").read_text())
+    del meta["models"]["duration"]
+    (version_dir / "meta.json").write_text(json.dumps(meta))
+
+
+def test_a_version_without_a_duration_model_still_loads(saved: tuple[Path, Path]) -> None:
+    root, version_dir = saved
+    without_duration(version_dir)
+    loaded = load_current(root, "guest", DAG)
+    assert loaded is not None and set(loaded.models) == {"input_size", "cpu", "memory"}
+    assert "duration" not in loaded.model_names and "duration" not in loaded.metrics
+    predictor = Predictor(loaded)
+    assert not predictor.has_work_model
+    slots = [(1, i) for i in range(4)]
+    old, new = predictor.predict(2e7, slots), Predictor(trained()).predict(2e7, slots)
+    assert all(p.duration_ms is None for p in old)
+    assert all(p.duration_ms is not None and p.duration_ms > 0 for p in new)
+    assert [(p.input_size, p.cpu, p.memory_mb) for p in old] == [
+        (p.input_size, p.cpu, p.memory_mb) for p in new
+    ]
+    # ... and saving it again writes the three models it has.
+    again = save_models(root, "guest", DAG, loaded, version_dir / "dataset.csv", SNAPSHOT)
+    assert not (again / "duration.joblib").exists()
+    assert "duration" not in json.loads((again / "meta.json").read_text())["models"]
+
+
+def test_a_saved_duration_model_that_cannot_load_fails_the_load(saved: tuple[Path, Path]) -> None:
+    root, version_dir = saved
+    (version_dir / "duration.joblib").unlink()  # named in meta.json: damage, not an old version
+    with pytest.raises(ModelLoadError, match=r"duration\.joblib \(duration model\) is missing"):
+        load_current(root, "guest", DAG)
+
+
+def test_trained_models_need_the_three_required_targets() -> None:
     t = trained()
     with pytest.raises(ValueError, match="miss targets"):
-        TrainedModels("guest", DAG, {"cpu": t.models["cpu"]}, {}, {}, t.allowed)
-    assert np.isfinite(t.metrics["cpu"]["mae"])
+        TrainedModels(
+            "guest", DAG, {"cpu": t.models["cpu"], "duration": t.models["duration"]}, {}, {}, t.allowed
+        )
+    required = {k: t.models[k] for k in ("input_size", "cpu", "memory")}
+    assert set(TrainedModels("guest", DAG, required, {}, {}, t.allowed).models) == set(required)
+    assert np.isfinite(t.metrics["cpu"]["mae"]) and np.isfinite(t.metrics["duration"]["mae"])

@@ -34,10 +34,14 @@ def test_train_save_load_plan(tmp_path: Path) -> None:
     loaded = load_current(tmp_path / "models", "guest", DAG)
     assert loaded is not None and loaded.model_names == result.trained.model_names
 
+    assert set(loaded.models) == {"input_size", "cpu", "memory", "duration"}
+
     user = {(1, i): (0.5, 512.0) for i in range(4)}
-    plan = plan_request(Predictor(loaded), analysis(), 25_000_000, user, OURS)
-    assert sorted(plan.allocations) == sorted(user)
-    assert sum(a[0] for a in plan.allocations.values()) <= 2.0 + 1e-9
+    for policy in ("thesis", "gleaner"):
+        plan = plan_request(Predictor(loaded), analysis(), 25_000_000, user, OURS, policy=policy)
+        assert sorted(plan.allocations) == sorted(user)
+        assert sum(a.cpu for a in plan.allocations.values()) <= 2.0 + 1e-9
+    assert plan.stages[0].decision.cpu_mode == "divided"  # the saved duration model feeds the division
 
 
 def test_report_has_tables_and_valid_plots(tmp_path: Path) -> None:
@@ -49,12 +53,14 @@ def test_report_has_tables_and_valid_plots(tmp_path: Path) -> None:
     for res in comparison.results.values():
         assert f"| {res.target.title} | {res.chosen} |" in text and res.why in text
     assert "Function identity (stage, index)" in text and "XGBoost" in text and "models/guest/aes/v3" in text
+    assert "| ML2 duration |" in text and "mean relative error" in text
     names = sorted(p.name for p in files.plots)
     assert names == sorted(
         [
             f"{DAG}-errors-input_size.png",
             f"{DAG}-errors-cpu.png",
             f"{DAG}-errors-memory.png",
+            f"{DAG}-errors-duration.png",
             f"{DAG}-accuracy.png",
         ]
     )

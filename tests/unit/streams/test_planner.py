@@ -1,5 +1,5 @@
 """The request planner falls back to user allocations, with the reason, on
-every fault; and never writes an allocation outside a stage's budget."""
+every fault; and never plans an allocation outside a stage's budget."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from composer import normalize, to_json
-from gleaner.errors import RedisError
+from gleaner.allocation import Allocation
 from gleaner.settings import Settings
 from predictor.inference import Prediction
 from predictor.store import save_models
@@ -29,17 +29,6 @@ class FakeDB:
 
     def get_doc(self, db: str, doc_id: str, rev: str | None = None) -> dict[str, Any] | None:
         return self.docs.get(f"{db}/{doc_id}")
-
-
-class FakeAllocations:
-    def __init__(self, fail: bool = False) -> None:
-        self.fail = fail
-        self.written: dict[str, dict[tuple[int, int], dict[str, Any]]] = {}
-
-    def write(self, request_id: str, allocations: dict[tuple[int, int], dict[str, Any]], ttl_s: int) -> None:
-        if self.fail:
-            raise RedisError("Redis at redis://nowhere failed: connection refused")
-        self.written[request_id] = allocations
 
 
 @pytest.fixture()
@@ -69,22 +58,30 @@ def request(**kw: Any) -> DagRequest:
     return DagRequest(**base)
 
 
-def planner(settings: Settings, allocations: FakeAllocations | None = None) -> RequestPlanner:
-    return RequestPlanner(settings, FakeDB(), allocations or FakeAllocations())  # type: ignore[arg-type]
+def planner(settings: Settings) -> RequestPlanner:
+    return RequestPlanner(settings, FakeDB())  # type: ignore[arg-type]
 
 
-def test_a_plan_moves_cpu_to_the_straggler_within_the_stage_budget(settings, trained):
-    store = FakeAllocations()
-    plan = planner(settings, store).plan(request())
-    assert plan.harvest and plan.model_version is not None
-    written = store.written["a" * 32]
-    assert set(written) == {(1, 0), (1, 1), (1, 2), (1, 3)}
-    cpus = [written[(1, i)]["cpu"] for i in range(4)]
+@pytest.mark.parametrize("policy", ["thesis", "gleaner"])
+def test_a_plan_moves_cpu_to_the_straggler_within_the_stage_budget(settings, trained, policy):
+    plan = planner(settings).plan(request(policy=policy))
+    assert plan.harvest and plan.model_version is not None and plan.policy == policy
+    written = {slot: Allocation.from_dict(a) for slot, a in plan.allocations.items()}
+    assert set(written) == {"1.0", "1.1", "1.2", "1.3"}
+    cpus = [written[f"1.{i}"].cpu for i in range(4)]
     assert sum(cpus) <= 4 * USER["cpu"] + 1e-9
-    assert cpus[0] == max(cpus) and written[(1, 0)]["origin"] == "accelerate"
-    assert written[(1, 3)]["origin"] == "harvest"
-    assert all(w["predicted"]["cpu"] > 0 for w in written.values())
+    assert cpus[0] == max(cpus) and written["1.0"].origin == "accelerate"
+    assert written["1.3"].origin == "harvest"
+    assert all(w.predicted is not None and w.predicted.cpu > 0 for w in written.values())
     assert plan.inference_ms > 0
+
+
+def test_the_setting_names_the_default_policy(settings, trained):
+    import dataclasses
+
+    plan = planner(dataclasses.replace(settings, harvest_policy="libra")).plan(request())
+    assert plan.policy == "libra" and any("policy libra" in r for r in plan.reasons)
+    assert planner(settings).plan(request(harvest=False)).policy == "off"
 
 
 @pytest.mark.parametrize(
@@ -99,9 +96,8 @@ def test_a_plan_moves_cpu_to_the_straggler_within_the_stage_budget(settings, tra
 def test_fallbacks_keep_user_allocations_with_the_reason(settings, trained, settings_change, req, reason):
     import dataclasses
 
-    store = FakeAllocations()
-    plan = planner(dataclasses.replace(settings, **settings_change), store).plan(request(**req))
-    assert not plan.harvest and not store.written
+    plan = planner(dataclasses.replace(settings, **settings_change)).plan(request(**req))
+    assert not plan.harvest and not plan.allocations
     assert any(reason in r for r in plan.reasons), plan.reasons
 
 
@@ -117,11 +113,6 @@ def test_a_model_file_that_fails_to_load(settings, trained):
     assert not plan.harvest and any("failed to load" in r for r in plan.reasons)
 
 
-def test_redis_down(settings, trained):
-    plan = planner(settings, FakeAllocations(fail=True)).plan(request())
-    assert not plan.harvest and any("Redis" in r for r in plan.reasons)
-
-
 class StubPredictor:
     def __init__(self, cpu: float, memory: float) -> None:
         self.cpu, self.memory = cpu, memory
@@ -134,21 +125,19 @@ class StubPredictor:
     ("cpu", "memory", "reason"), [(50.0, 1e9, "stage 1"), (float("nan"), 100.0, "not finite")]
 )
 def test_predictions_outside_the_allowed_range(settings, trained, cpu, memory, reason):
-    store = FakeAllocations()
-    p = planner(settings, store)
+    p = planner(settings)
     p.models.get = lambda ns, dag: (StubPredictor(cpu, memory), None, 1)  # type: ignore[method-assign]
-    plan = p.plan(request())
+    plan = p.plan(request(policy="thesis"))
     assert any(reason in r for r in plan.reasons), plan.reasons
-    for allocation in store.written.get("a" * 32, {}).values():
-        assert 0.25 <= allocation["cpu"] <= 2.0 and allocation["memory"] <= 8192
-    if store.written:
-        assert sum(a["cpu"] for a in store.written["a" * 32].values()) <= 2.0 + 1e-9
+    written = [Allocation.from_dict(a) for a in plan.allocations.values()]
+    for allocation in written:
+        assert 0.25 <= allocation.cpu <= 2.0 and allocation.memory_mb <= 8192
+    assert sum(a.cpu for a in written) <= 2.0 + 1e-9
 
 
 def test_profile_requests_get_the_maximum_for_every_function(settings):
-    store = FakeAllocations()
-    plan = planner(settings, store).plan(request(profile=True))
-    written = store.written["a" * 32]
+    plan = planner(settings).plan(request(profile=True))
+    written = [Allocation.from_dict(a) for a in plan.allocations.values()]
     assert len(written) == 6  # split, 4 parallel, merge
-    assert all(a["cpu"] == 2.0 and a["origin"] == "profile" for a in written.values())
+    assert all(a.cpu == 2.0 and a.origin == "profile" for a in written)
     assert not plan.harvest

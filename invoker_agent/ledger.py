@@ -1,0 +1,225 @@
+"""One invoker's CPU and memory, as a pure ledger of claims (no threads, no I/O).
+
+Every activation is a :class:`Claim`: it waits in one FIFO queue, is granted
+CPU and memory together (thesis §3.6), may change its CPU while it runs, and
+gives everything back when it ends. Each operation returns the
+:class:`Resize` steps that the caller applies to containers; the ledger never
+touches Docker. :mod:`invoker_agent.permits` wraps it in a lock for threads.
+
+What a *live* claim (policy ``gleaner``) may do beyond the thesis's static grant:
+
+- **start now**: at the head of the queue, start at the largest grid value
+  that fits the free cores, at least ``floor`` (the user allocation, or the plan
+  when that is lower), rather than wait for the whole plan;
+- **grow**: take cores that free up, back up to its plan, before any later
+  arrival is served (it arrived first);
+- **timely release**: when a sibling (same request, same stage) ends, its cores
+  go to the running siblings up to each one's useful maximum ``cap``, first to
+  the one predicted to finish last; only the rest returns to the queue.
+
+A **safeguard** (policies ``libra`` and ``gleaner``) raises a harvested claim
+back to its user allocation, ahead of every waiter.
+
+Invariant (property-tested): free + Σ granted == capacity, per dimension, and
+nothing is ever negative.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+from gleaner.allocation import ChangeReason
+from gleaner.errors import InvalidLimits
+
+EPS = 1e-9
+
+
+def floor_to_step(value: float, step: float) -> float:
+    """The largest multiple of ``step`` not above ``value`` (float noise forgiven)."""
+    return round(math.floor(value / step + 1e-6) * step, 9)
+
+
+@dataclass(slots=True)
+class Claim:
+    key: str  # activation id
+    cpu_plan: float  # what it was planned (or asked) to run with
+    memory_mb: int
+    cpu_floor: float  # the least it may start with (<= cpu_plan)
+    cap: float  # useful maximum: timely release never goes above it
+    user_cpu: float
+    user_memory_mb: int
+    live: bool = False  # start-now, grow and timely release
+    group: tuple[str, int] | None = None  # (DAG request, stage): who shares released cores
+    work: float = 0.0  # predicted work; with it, who is predicted to finish last
+    # granted state
+    cpu: float = 0.0
+    granted: bool = False
+    ended: bool = False
+    target: float = field(default=0.0)  # what it may grow back to (plan, or more after a release)
+    seq: int = 0
+
+    def __post_init__(self) -> None:
+        self.target = self.cpu_plan
+        self.cpu_floor = min(self.cpu_floor, self.cpu_plan)
+        self.cap = max(self.cap, self.cpu_plan)
+
+    @property
+    def harvested(self) -> bool:
+        return self.cpu + EPS < self.user_cpu or self.memory_mb < self.user_memory_mb
+
+
+@dataclass(frozen=True, slots=True)
+class Resize:
+    """A change to apply: ``key`` now runs with ``cpu`` cores and ``memory_mb`` MB."""
+
+    key: str
+    cpu: float
+    memory_mb: int
+    reason: ChangeReason
+    start: bool = False  # True: the grant that lets a waiting claim start
+
+
+class CapacityLedger:
+    def __init__(self, cpu_capacity: float, memory_capacity_mb: int, cpu_step: float = 0.25) -> None:
+        if cpu_capacity <= 0 or memory_capacity_mb <= 0 or cpu_step <= 0:
+            raise InvalidLimits("an invoker needs positive capacity and a positive CPU step")
+        self.cpu_capacity = cpu_capacity
+        self.memory_capacity_mb = memory_capacity_mb
+        self.cpu_step = cpu_step
+        self.cpu_free = cpu_capacity
+        self.memory_free_mb = memory_capacity_mb
+        self.waiting: deque[Claim] = deque()
+        self.running: dict[str, Claim] = {}
+        self._seq = 0
+
+    # ------------------------------------------------------------------ queries
+    def fits_ever(self, cpu: float, memory_mb: int) -> bool:
+        return cpu <= self.cpu_capacity + EPS and memory_mb <= self.memory_capacity_mb
+
+    def claims(self) -> Iterator[Claim]:
+        yield from self.running.values()
+
+    # ------------------------------------------------------------------ operations
+    def submit(self, claim: Claim) -> list[Resize]:
+        """Queue ``claim``; the grants this causes (maybe its own, with ``start``)."""
+        if not self.fits_ever(claim.cpu_plan, claim.memory_mb):
+            raise InvalidLimits(
+                f"allocation {claim.cpu_plan} cores / {claim.memory_mb} MB exceeds the invoker's "
+                f"capacity {self.cpu_capacity} cores / {self.memory_capacity_mb} MB"
+            )
+        if claim.key in self.running or any(c.key == claim.key for c in self.waiting):
+            raise InvalidLimits(f"activation {claim.key} already holds a claim")
+        self._seq += 1
+        claim.seq = self._seq
+        claim.cap = min(claim.cap, self.cpu_capacity)
+        self.waiting.append(claim)
+        return self._schedule()
+
+    def withdraw(self, key: str) -> list[Resize]:
+        """A waiter gives up (timed out): the queue moves on."""
+        for claim in list(self.waiting):
+            if claim.key == key:
+                self.waiting.remove(claim)
+        return self._schedule()
+
+    def end(self, key: str) -> list[Resize]:
+        """``key`` finished: its memory and cores go back; cores first to its siblings."""
+        claim = self.running.pop(key, None)
+        if claim is None:
+            return []
+        claim.ended = True
+        self.memory_free_mb += claim.memory_mb
+        freed = claim.cpu
+        self.cpu_free += freed
+        out: list[Resize] = []
+        if claim.live and claim.group is not None:
+            out += self._release_to_siblings(claim.group, freed)
+        return out + self._schedule()
+
+    def safeguard(self, key: str) -> list[Resize]:
+        """Give a harvested claim its user allocation back, ahead of every waiter.
+        Whatever is not free now it takes as soon as it frees."""
+        claim = self.running.get(key)
+        if claim is None or not claim.harvested:
+            return []
+        claim.target = max(claim.target, claim.user_cpu)
+        claim.cap = max(claim.cap, claim.user_cpu)
+        out: list[Resize] = []
+        extra_mem = max(0, claim.user_memory_mb - claim.memory_mb)
+        if extra_mem <= self.memory_free_mb:
+            self.memory_free_mb -= extra_mem
+            claim.memory_mb += extra_mem
+        grow = self._take(min(claim.target - claim.cpu, self.cpu_free))
+        claim.cpu = round(claim.cpu + grow, 9)
+        out.append(Resize(key, claim.cpu, claim.memory_mb, "safeguard"))
+        claim.live = True  # from now on it also grows back to its target as cores free up
+        return out
+
+    def revert(self, key: str, cpu: float, memory_mb: int) -> list[Resize]:
+        """A resize did not apply: ``key`` keeps ``cpu`` / ``memory_mb``; the difference returns."""
+        claim = self.running.get(key)
+        if claim is None:
+            return []
+        self.cpu_free += claim.cpu - cpu
+        self.memory_free_mb += claim.memory_mb - memory_mb
+        claim.cpu, claim.memory_mb = cpu, memory_mb
+        claim.target = min(claim.target, max(cpu, claim.cpu_plan))
+        claim.live = False  # no further live changes for a container that refused one
+        return self._schedule()
+
+    # ------------------------------------------------------------------ internals
+    def _take(self, cores: float) -> float:
+        """Take up to ``cores`` (on the step) from the free cores."""
+        amount = floor_to_step(max(0.0, min(cores, self.cpu_free)), self.cpu_step)
+        self.cpu_free = round(self.cpu_free - amount, 9)
+        return amount
+
+    def _release_to_siblings(self, group: tuple[str, int], freed: float) -> list[Resize]:
+        siblings = [c for c in self.running.values() if c.group == group and c.live]
+        budget = floor_to_step(min(freed, self.cpu_free), self.cpu_step)
+        grown: dict[str, Claim] = {}
+        while budget >= self.cpu_step - EPS:
+            open_ = [c for c in siblings if c.cpu + self.cpu_step <= c.cap + EPS]
+            if not open_:
+                break
+            # The one predicted to finish last: most work per core it has now.
+            last = max(open_, key=lambda c: (c.work / c.cpu if c.cpu > 0 else math.inf, -c.seq))
+            last.cpu = round(last.cpu + self.cpu_step, 9)
+            last.target = max(last.target, last.cpu)
+            self.cpu_free = round(self.cpu_free - self.cpu_step, 9)
+            budget = round(budget - self.cpu_step, 9)
+            grown[last.key] = last
+        return [Resize(c.key, c.cpu, c.memory_mb, "timely-release") for c in grown.values()]
+
+    def _schedule(self) -> list[Resize]:
+        out: list[Resize] = []
+        # Running claims below their target arrived before every waiter: they come first.
+        for claim in sorted(self.running.values(), key=lambda c: c.seq):
+            if claim.live and claim.cpu + self.cpu_step <= claim.target + EPS and self.cpu_free > EPS:
+                grow = self._take(claim.target - claim.cpu)
+                if grow > 0:
+                    claim.cpu = round(claim.cpu + grow, 9)
+                    out.append(Resize(claim.key, claim.cpu, claim.memory_mb, "grow"))
+        while self.waiting:
+            head = self.waiting[0]
+            if head.memory_mb > self.memory_free_mb:
+                break
+            reason: ChangeReason
+            if self.cpu_free + EPS >= head.cpu_plan:
+                cpu, reason = head.cpu_plan, "planned"
+            elif head.live and self.cpu_free + EPS >= head.cpu_floor:
+                cpu = max(head.cpu_floor, floor_to_step(self.cpu_free, self.cpu_step))
+                cpu = min(cpu, head.cpu_plan)
+                reason = "start-now"
+            else:
+                break
+            self.waiting.popleft()
+            self.cpu_free = round(self.cpu_free - cpu, 9)
+            self.memory_free_mb -= head.memory_mb
+            head.cpu, head.granted = cpu, True
+            self.running[head.key] = head
+            out.append(Resize(head.key, cpu, head.memory_mb, reason, start=True))
+        return out

@@ -1,0 +1,124 @@
+"""The safeguard (Freyr; Libra): a harvested activation running near its cap
+gets its user allocation back, live.
+
+Near its cap means CPU use >= 90 % of its current CPU limit for two consecutive
+windows (each at least one CFS period, so a throttled container is not mistaken
+for an idle one), or memory >= 90 % of its limit. :class:`NearCap` is the pure
+decision; :class:`SafeguardWatch` is one thread that checks every watched
+activation once per window, reading the samples its cgroup sampler already takes.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from monitor.cgroups import CgroupSampler
+from monitor.usage import MIB
+
+log = logging.getLogger(__name__)
+
+CPU_NEAR = 0.90
+MEMORY_NEAR = 0.90
+WINDOWS = 2
+
+
+@dataclass(slots=True)
+class NearCap:
+    """Counts consecutive near-cap CPU windows; says why once the safeguard should fire."""
+
+    cpu_near: float = CPU_NEAR
+    memory_near: float = MEMORY_NEAR
+    windows: int = WINDOWS
+    streak: int = 0
+
+    def observe(
+        self, cpu_used: float, cpu_limit: float, memory_mb: float, memory_limit_mb: float
+    ) -> str | None:
+        if memory_limit_mb > 0 and memory_mb >= self.memory_near * memory_limit_mb:
+            return f"memory {memory_mb:.0f} MB >= {self.memory_near:.0%} of its {memory_limit_mb:.0f} MB"
+        if cpu_limit > 0 and cpu_used >= self.cpu_near * cpu_limit:
+            self.streak += 1
+        else:
+            self.streak = 0
+        if self.streak >= self.windows:
+            return (
+                f"cpu {cpu_used:.2f} cores >= {self.cpu_near:.0%} of its {cpu_limit:g} for "
+                f"{self.streak} windows"
+            )
+        return None
+
+
+def window_rate(samples: list[tuple[int, int, int]], window_ns: int) -> tuple[float, float] | None:
+    """(cores, MB) over the last window of at least ``window_ns``; None before one has passed."""
+    if len(samples) < 2:
+        return None
+    last = samples[-1]
+    for earlier in reversed(samples[:-1]):
+        if last[0] - earlier[0] >= window_ns:
+            dt = last[0] - earlier[0]
+            return max(0, last[1] - earlier[1]) / dt, last[2] / MIB
+    return None
+
+
+@dataclass(slots=True)
+class _Watched:
+    sampler: CgroupSampler
+    limits: Callable[[], tuple[float, int] | None]  # its current (cpu, memory MB), None once ended
+    fire: Callable[[str], None]
+    check: NearCap
+
+
+class SafeguardWatch:
+    """Checks watched activations every ``window_ms`` on one daemon thread."""
+
+    def __init__(self, window_ms: int) -> None:
+        self.window_ns = window_ms * 1_000_000
+        self.window_s = window_ms / 1000
+        self._lock = threading.Lock()
+        self._watched: dict[str, _Watched] = {}
+        self._thread: threading.Thread | None = None
+        self._stop = threading.Event()
+
+    def watch(
+        self,
+        key: str,
+        sampler: CgroupSampler,
+        limits: Callable[[], tuple[float, int] | None],
+        fire: Callable[[str], None],
+    ) -> None:
+        with self._lock:
+            self._watched[key] = _Watched(sampler, limits, fire, NearCap())
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._loop, name="safeguard", daemon=True)
+                self._thread.start()
+
+    def unwatch(self, key: str) -> None:
+        with self._lock:
+            self._watched.pop(key, None)
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def check_once(self) -> None:
+        with self._lock:
+            watched = list(self._watched.items())
+        for key, w in watched:
+            rate = window_rate(w.sampler.samples, self.window_ns)
+            limits = w.limits()
+            if rate is None or limits is None:
+                continue
+            why = w.check.observe(rate[0], limits[0], rate[1], limits[1])
+            if why is None:
+                continue
+            self.unwatch(key)  # once: it now has its user allocation
+            try:
+                w.fire(why)
+            except Exception:  # a safeguard must never take the invoker down
+                log.exception("safeguard of %s failed", key)
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.window_s):
+            self.check_once()

@@ -1,0 +1,197 @@
+"""The capacity ledger: start now, grow, timely release, safeguard; and, over
+random sequences of operations, no permit is ever leaked or counted twice."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from gleaner.errors import InvalidLimits
+from invoker_agent.ledger import EPS, CapacityLedger, Claim, floor_to_step
+
+
+def claim(key: str, cpu: float, *, user: float | None = None, live: bool = False, **kw: object) -> Claim:
+    user_cpu = cpu if user is None else user
+    base: dict[str, object] = {
+        "key": key,
+        "cpu_plan": cpu,
+        "memory_mb": 128,
+        "cpu_floor": min(cpu, user_cpu) if live else cpu,
+        "cap": cpu,
+        "user_cpu": user_cpu,
+        "user_memory_mb": 128,
+        "live": live,
+    }
+    base.update(kw)
+    return Claim(**base)  # type: ignore[arg-type]
+
+
+def test_a_static_claim_waits_for_its_whole_plan():
+    led = CapacityLedger(2.0, 4096)
+    led.submit(claim("a", 1.5))
+    out = led.submit(claim("b", 1.0))
+    assert out == [] and [c.key for c in led.waiting] == ["b"]
+    out = led.end("a")
+    assert [(r.key, r.cpu, r.reason, r.start) for r in out] == [("b", 1.0, "planned", True)]
+
+
+def test_start_now_then_grow_back_to_the_plan():
+    led = CapacityLedger(2.0, 4096)
+    led.submit(claim("a", 1.5))
+    # planned 1 core above its user 0.25: 0.5 is free now, so it starts at 0.5 rather than wait
+    out = led.submit(claim("b", 1.0, user=0.25, live=True))
+    assert [(r.key, r.cpu, r.reason) for r in out] == [("b", 0.5, "start-now")]
+    out = led.end("a")
+    assert [(r.key, r.cpu, r.reason) for r in out] == [("b", 1.0, "grow")]
+    assert led.cpu_free == pytest.approx(1.0)
+
+
+def test_start_now_never_below_the_user_allocation():
+    led = CapacityLedger(2.0, 4096)
+    led.submit(claim("a", 1.75))
+    assert led.submit(claim("b", 1.0, user=0.5, live=True)) == []  # 0.25 free < its user 0.5
+    assert [r.cpu for r in led.end("a")] == [1.0]
+
+
+def test_growth_comes_before_later_arrivals():
+    led = CapacityLedger(2.0, 4096)
+    led.submit(claim("a", 1.5))
+    led.submit(claim("b", 1.0, user=0.25, live=True))  # starts at 0.5
+    led.submit(claim("c", 1.0))  # waits
+    out = led.end("a")  # 1.5 frees: b grows by 0.5 first, then c starts
+    assert [(r.key, r.cpu, r.reason) for r in out] == [("b", 1.0, "grow"), ("c", 1.0, "planned")]
+
+
+def test_timely_release_goes_to_the_siblings_up_to_their_cap_and_the_rest_to_the_queue():
+    led = CapacityLedger(2.0, 4096)
+    group = ("req", 1)
+    led.submit(claim("fast", 0.5, live=True, group=group, work=0.5))
+    led.submit(claim("slow", 1.0, live=True, group=group, cap=1.25, work=4.0))
+    led.submit(claim("other", 1.0))  # another request, waits for a whole core
+    out = led.end("fast")
+    assert [(r.key, r.cpu, r.reason) for r in out] == [("slow", 1.25, "timely-release")]
+    assert [c.key for c in led.waiting] == ["other"]  # 0.25 + 0.5 free: still short of 1 core
+    assert led.cpu_free == pytest.approx(0.75)
+
+
+def test_timely_release_favours_the_sibling_predicted_to_finish_last():
+    led = CapacityLedger(4.0, 4096)
+    group = ("req", 1)
+    led.submit(claim("done", 1.0, live=True, group=group, work=1.0))
+    led.submit(claim("mid", 1.0, live=True, group=group, cap=2.0, work=2.0))
+    led.submit(claim("last", 1.0, live=True, group=group, cap=2.0, work=6.0))
+    out = led.end("done")
+    assert {r.key: r.cpu for r in out} == {"last": 2.0}
+
+
+def test_no_timely_release_across_requests_or_for_static_claims():
+    led = CapacityLedger(3.0, 4096)
+    led.submit(claim("a", 1.0, live=True, group=("r1", 1)))
+    led.submit(claim("b", 1.0, live=True, group=("r2", 1), cap=2.0))
+    led.submit(claim("c", 0.25, group=("r1", 1), cap=1.0))
+    assert led.end("a") == []
+    assert led.running["b"].cpu == 1.0 and led.running["c"].cpu == 0.25
+
+
+def test_safeguard_gives_the_user_allocation_back_ahead_of_waiters():
+    led = CapacityLedger(2.0, 4096)
+    led.submit(claim("h", 0.5, user=1.0))
+    led.submit(claim("x", 1.0))
+    led.submit(claim("w", 1.0))  # waits: 0.5 free
+    out = led.safeguard("h")
+    assert [(r.key, r.cpu, r.reason) for r in out] == [("h", 1.0, "safeguard")]
+    assert led.cpu_free == pytest.approx(0.0) and [c.key for c in led.waiting] == ["w"]
+
+
+def test_safeguard_waits_for_cores_it_cannot_have_yet():
+    led = CapacityLedger(1.0, 4096)
+    led.submit(claim("h", 0.5, user=1.0))
+    led.submit(claim("x", 0.5))
+    assert [r.cpu for r in led.safeguard("h")] == [0.5]  # nothing free now
+    out = led.end("x")
+    assert [(r.key, r.cpu, r.reason) for r in out] == [("h", 1.0, "grow")]
+
+
+def test_revert_returns_the_difference():
+    led = CapacityLedger(2.0, 4096)
+    led.submit(claim("a", 0.5, user=1.0, live=True, group=("r", 1), cap=1.5))
+    led.submit(claim("b", 0.5, live=True, group=("r", 1)))
+    led.end("b")
+    assert led.running["a"].cpu == 1.0
+    led.revert("a", 0.5, 128)
+    assert led.running["a"].cpu == 0.5 and led.cpu_free == pytest.approx(1.5)
+
+
+def test_impossible_or_duplicate_claims_are_refused():
+    led = CapacityLedger(2.0, 1024)
+    with pytest.raises(InvalidLimits):
+        led.submit(claim("a", 4.0))
+    led.submit(claim("a", 1.0))
+    with pytest.raises(InvalidLimits):
+        led.submit(claim("a", 1.0))
+
+
+def test_floor_to_step():
+    assert floor_to_step(0.74999999, 0.25) == 0.75
+    assert floor_to_step(0.7, 0.25) == 0.5
+    assert floor_to_step(0.0, 0.25) == 0.0
+
+
+# ---------------------------------------------------------------------- properties
+STEPS = st.integers(min_value=1, max_value=8).map(lambda u: u * 0.25)
+OPS = st.lists(
+    st.one_of(
+        st.tuples(st.just("submit"), STEPS, STEPS, STEPS, st.booleans(), st.integers(0, 2), st.integers(1, 8)),
+        st.tuples(st.just("end"), st.integers(0, 30)),
+        st.tuples(st.just("safeguard"), st.integers(0, 30)),
+        st.tuples(st.just("revert"), st.integers(0, 30)),
+        st.tuples(st.just("withdraw"), st.integers(0, 30)),
+    ),
+    max_size=60,
+)
+
+
+def _check(led: CapacityLedger) -> None:
+    used_cpu = sum(c.cpu for c in led.running.values())
+    used_mem = sum(c.memory_mb for c in led.running.values())
+    assert led.cpu_free >= -EPS and led.memory_free_mb >= 0
+    assert led.cpu_free + used_cpu == pytest.approx(led.cpu_capacity)
+    assert led.memory_free_mb + used_mem == led.memory_capacity_mb
+    for c in led.running.values():
+        assert c.granted and c.cpu >= c.cpu_floor - EPS
+        assert c.cpu <= max(c.cap, c.target, c.user_cpu) + EPS
+    if led.running and led.waiting:  # FIFO: nobody started ahead of an earlier waiter
+        assert max(c.seq for c in led.running.values()) < min(c.seq for c in led.waiting)
+
+
+@settings(max_examples=300, deadline=None)
+@given(OPS)
+def test_permits_are_never_leaked_or_counted_twice(ops):
+    led = CapacityLedger(2.0, 1024)
+    made = 0
+    for op in ops:
+        keys = sorted(led.running)
+        if op[0] == "submit":
+            _, plan, user, cap, live, group, mem = op
+            c = claim(f"k{made}", plan, user=user, live=live, cap=cap, group=("r", group), work=float(mem))
+            c.memory_mb = mem * 128
+            made += 1
+            led.submit(c)
+        elif op[0] == "end" and keys:
+            led.end(keys[op[1] % len(keys)])
+        elif op[0] == "safeguard" and keys:
+            led.safeguard(keys[op[1] % len(keys)])
+        elif op[0] == "revert" and keys:
+            c = led.running[keys[op[1] % len(keys)]]
+            led.revert(c.key, c.cpu_floor, c.memory_mb)
+        elif op[0] == "withdraw" and led.waiting:
+            led.withdraw(led.waiting[op[1] % len(led.waiting)].key)
+        _check(led)
+    while led.running or led.waiting:  # drain: everything ends, capacity is whole again
+        for key in list(led.running):
+            led.end(key)
+            _check(led)
+        if led.waiting and not led.running:
+            pytest.fail("a claim waits on an idle invoker")
+    assert led.cpu_free == pytest.approx(2.0) and led.memory_free_mb == 1024

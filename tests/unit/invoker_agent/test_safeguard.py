@@ -1,0 +1,70 @@
+"""The safeguard fires on two consecutive near-cap CPU windows or on memory
+near its limit, once, and never takes the invoker down."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+from invoker_agent.safeguard import NearCap, SafeguardWatch, window_rate
+
+MS = 1_000_000
+
+
+def test_two_consecutive_windows_near_the_cap():
+    check = NearCap()
+    assert check.observe(0.46, 0.5, 10, 256) is None
+    assert "2 windows" in (check.observe(0.49, 0.5, 10, 256) or "")
+
+
+def test_a_window_below_the_cap_resets_the_streak():
+    check = NearCap()
+    assert check.observe(0.5, 0.5, 10, 256) is None
+    assert check.observe(0.2, 0.5, 10, 256) is None
+    assert check.observe(0.5, 0.5, 10, 256) is None
+
+
+def test_memory_near_its_limit_fires_at_once():
+    assert "memory" in (NearCap().observe(0.0, 0.5, 231, 256) or "")
+    assert NearCap().observe(0.0, 0.5, 229, 256) is None
+
+
+def test_window_rate_needs_a_whole_window():
+    samples = [(0, 0, 0), (50 * MS, 25 * MS, 2**20)]
+    assert window_rate(samples, 100 * MS) is None
+    samples.append((100 * MS, 50 * MS, 3 * 2**20))
+    assert window_rate(samples, 100 * MS) == (0.5, 3.0)
+
+
+def _sampler(rate: float) -> SimpleNamespace:
+    return SimpleNamespace(samples=[(i * 50 * MS, int(i * 50 * MS * rate), 0) for i in range(10)])
+
+
+def test_the_watch_fires_once_and_stops_watching():
+    fired: list[str] = []
+    watch = SafeguardWatch(100)
+    watch.watch("a", _sampler(0.5), lambda: (0.5, 256), fired.append)  # type: ignore[arg-type]
+    watch.check_once()
+    assert fired == []
+    watch.check_once()
+    assert len(fired) == 1
+    watch.check_once()
+    assert len(fired) == 1
+
+
+def test_a_failing_safeguard_is_logged_not_raised():
+    def boom(why: str) -> None:
+        raise RuntimeError("docker went away")
+
+    watch = SafeguardWatch(100)
+    watch.watch("a", _sampler(1.0), lambda: (0.5, 256), boom)  # type: ignore[arg-type]
+    watch.check_once()
+    watch.check_once()  # no exception escapes
+
+
+def test_an_ended_activation_is_skipped():
+    fired: list[str] = []
+    watch = SafeguardWatch(100)
+    watch.watch("a", _sampler(1.0), lambda: None, fired.append)  # type: ignore[arg-type]
+    watch.check_once()
+    watch.check_once()
+    assert fired == []
