@@ -1,0 +1,138 @@
+"""The executor with in-memory fakes behind it: the planned allocation comes from
+the event, start-now is recorded, an OOM kill while harvested is re-run once at the
+user allocation (one record), and a plan the invoker cannot hold falls back."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from gleaner.allocation import Allocation
+from gleaner.errors import ContainerError
+from gleaner.settings import Settings
+from invoker_agent.container_pool import Lease
+from invoker_agent.docker_engine import ContainerInfo
+from invoker_agent.executor import OOM_MSG, ActivationExecutor
+from invoker_agent.ledger import Claim
+from invoker_agent.permits import ResourcePermits
+from invoker_agent.proxy_client import RunResponse
+from streams.events import ActivationRequest
+
+USER = {"cpu": 0.5, "memory": 512, "timeout": 60000, "logs": 10, "concurrency": 1}
+NO_PID = 2**30  # no such process: the sampler is skipped, the run goes on
+
+
+class FakeClient:
+    def __init__(self, lease_memory: list[int]) -> None:
+        self.memory = lease_memory
+
+    def run(self, **_: Any) -> RunResponse:
+        if self.memory[-1] < USER["memory"]:
+            raise ContainerError("killed", oom_killed=True)
+        return RunResponse(ok=True, result={"done": True}, error=None)
+
+
+class FakeEngine:
+    def __init__(self) -> None:
+        self.resizes: list[float] = []
+
+    def oom_killed(self, container_id: str) -> bool:
+        return False
+
+    def set_cpu(self, info: ContainerInfo, cpu: float) -> None:
+        self.resizes.append(cpu)
+
+    def update(self, container_id: str, *, cpu: float, memory_mb: int) -> None:
+        self.resizes.append(cpu)
+
+
+class FakePool:
+    def __init__(self) -> None:
+        self.engine = FakeEngine()
+        self.memory: list[int] = []
+        self.acquired: list[tuple[float, int]] = []
+
+    def acquire(self, key: str, *, cpu: float, memory_mb: int, init: Any) -> Lease:
+        self.memory.append(memory_mb)
+        self.acquired.append((cpu, memory_mb))
+        info = ContainerInfo("c" * 64, "fake", "127.0.0.1", NO_PID)
+        return Lease(info, FakeClient(self.memory), False, None, False, cpu, memory_mb)  # type: ignore[arg-type]
+
+    def release(self, lease: Lease) -> None:
+        pass
+
+    def destroy(self, lease: Lease) -> None:
+        pass
+
+
+class FakeActions:
+    def get(self, namespace: str, action: str, rev: str | None = None) -> dict[str, Any]:
+        return {"_rev": "1-a", "exec": {"kind": "python:3", "code": "x"}, "limits": USER}
+
+
+class FakeData:
+    def resolve(self, params: dict[str, Any]) -> dict[str, Any]:
+        return params
+
+    def offload(self, activation_id: str, result: dict[str, Any]) -> dict[str, Any]:
+        return result
+
+
+@pytest.fixture()
+def parts(tmp_path: Path) -> tuple[ActivationExecutor, FakePool, ResourcePermits]:
+    settings = Settings(state_dir=tmp_path, cpu_max=2.0, invoker_cpu_capacity=1.0)
+    pool, permits = FakePool(), ResourcePermits(1.0, 4096)
+    executor = ActivationExecutor(settings, FakeActions(), pool, permits, FakeData())  # type: ignore[arg-type]
+    return executor, pool, permits
+
+
+def request(allocation: Allocation | None, policy: str | None) -> ActivationRequest:
+    return ActivationRequest(
+        "a" * 32, "guest", "f", caused_by="b" * 32, stage=1, index=0, allocation=allocation, policy=policy
+    )
+
+
+HARVESTED = Allocation(0.25, 256, "harvest", cap=0.5)
+
+
+def test_an_oom_kill_while_harvested_is_rerun_once_at_the_user_allocation(parts):
+    executor, pool, permits = parts
+    record = executor.execute(request(HARVESTED, "gleaner"))
+    g = record["gleaner"]
+    assert record["response"]["success"] and pool.acquired == [(0.25, 256), (0.5, 512)]
+    assert g["allocation"] == {"cpu": 0.5, "memory": 512} and g["origin"] == "user"
+    assert g["rerun"]["first_attempt"]["allocation"] == {"cpu": 0.25, "memory": 256}
+    assert g["rerun"]["first_attempt"]["error"] == OOM_MSG
+    assert g["allocation_trajectory"][0]["reason"] == "rerun"
+    assert permits.snapshot() == (1.0, 4096, 0)
+
+
+@pytest.mark.parametrize("policy", ["thesis", None])
+def test_without_the_safeguard_an_oom_kill_stays_a_failure(parts, policy):
+    executor, pool, _ = parts
+    record = executor.execute(request(HARVESTED, policy))
+    assert not record["response"]["success"] and record["gleaner"]["oom_killed"]
+    assert "rerun" not in record["gleaner"] and len(pool.acquired) == 1
+
+
+def test_start_now_rather_than_wait_for_the_whole_plan_and_it_is_recorded(parts):
+    executor, pool, permits = parts
+    assert permits.acquire(Claim("other", 0.5, 128, 0.5, 0.5, 0.5, 128))
+    planned = Allocation(1.0, 512, "accelerate", cap=1.0)
+    record = executor.execute(request(planned, "gleaner"))
+    g = record["gleaner"]
+    assert pool.acquired == [(0.5, 512)]  # started at once at its user 0.5, not waiting for 1.0
+    assert g["allocation"]["cpu"] == 0.5 and g["allocation_trajectory"][0]["reason"] == "start-now"
+    assert g["planned"]["cpu"] == 1.0
+    permits.end("other")
+    assert permits.snapshot() == (1.0, 4096, 0)
+
+
+def test_a_plan_beyond_the_invoker_falls_back_to_the_user_allocation(parts):
+    executor, pool, _ = parts
+    record = executor.execute(request(Allocation(4.0, 512, "accelerate"), "gleaner"))
+    g = record["gleaner"]
+    assert pool.acquired == [(0.5, 512)] and g["origin"] == "user"
+    assert "capacity" in g["allocation_reason"]
