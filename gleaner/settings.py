@@ -217,5 +217,7 @@ def _check(s: Settings) -> None:
         raise SettingsError("cpu_window_ms must be >= 100 (the CFS quota period)")
     if s.invoker_cpu_capacity <= 0 or s.invoker_memory_capacity_mb <= 0:
         raise SettingsError("invoker capacity must be positive")
-    if s.harvest_policy not in ("thesis", "libra", "gleaner"):
-        raise SettingsError(f"harvest_policy must be thesis, libra or gleaner, got {s.harvest_policy!r}")
+    if s.harvest_policy not in ("thesis", "libra", "gleaner", "gleaner-idle"):
+        raise SettingsError(
+            f"harvest_policy must be thesis, libra, gleaner or gleaner-idle, got {s.harvest_policy!r}"
+        )

@@ -25,7 +25,7 @@ from invoker_agent.permits import Resizer, ResourcePermits
 from invoker_agent.proxy_client import ActionProxyClient, InitError
 from invoker_agent.safeguard import SafeguardWatch
 from monitor.cgroups import CgroupNotFound, CgroupSampler, UsageSummary
-from predictor.policies import LIVE_POLICIES, SAFEGUARD_POLICIES
+from predictor.policies import BORROWING_POLICIES, LIVE_POLICIES, SAFEGUARD_POLICIES
 from streams.events import ActivationRequest, now_ms
 from streams.payloads import DataStore, size_of
 
@@ -158,6 +158,7 @@ class ActivationExecutor:
             user_cpu=limits.cpu,
             user_memory_mb=limits.memory_mb,
             live=live,
+            borrows=live and req.policy in BORROWING_POLICIES,
             group=(req.caused_by, req.stage) if req.caused_by and req.stage is not None else None,
             work=work or 0.0,
         )

@@ -20,6 +20,11 @@ What a *live* claim (policy ``gleaner``) may do beyond the thesis's static grant
 A **safeguard** (policies ``libra`` and ``gleaner``) raises a harvested claim
 back to its user allocation, ahead of every waiter.
 
+**Idle capacity** (opt-in per claim): while nobody waits, a claim may borrow idle
+cores up to their ``cap``; the moment a claim queues, every borrowed core is
+taken back (``reclaim``). Borrowed cores are never charged to the request: the
+stage budget bounds ``target``, not what is lent.
+
 Invariant (property-tested): free + Σ granted == capacity, per dimension, and
 nothing is ever negative.
 """
@@ -52,6 +57,8 @@ class Claim:
     user_cpu: float
     user_memory_mb: int
     live: bool = False  # start-now, grow and timely release
+    borrows: bool = False  # may borrow idle cores while nobody waits
+    guarded: bool = False  # the safeguard fired: it grows back to its user allocation
     group: tuple[str, int] | None = None  # (DAG request, stage): who shares released cores
     work: float = 0.0  # predicted work; with it, who is predicted to finish last
     # granted state
@@ -59,6 +66,7 @@ class Claim:
     granted: bool = False
     ended: bool = False
     target: float = field(default=0.0)  # what it may grow back to (plan, or more after a release)
+    lent: float = 0.0  # idle cores it holds on loan, above what it was granted
     seq: int = 0
 
     def __post_init__(self) -> None:
@@ -136,7 +144,8 @@ class CapacityLedger:
         self.cpu_free += freed
         out: list[Resize] = []
         if claim.live and claim.group is not None:
-            out += self._release_to_siblings(claim.group, freed)
+            # Borrowed idle cores were never the stage's: only its granted cores go to siblings.
+            out += self._release_to_siblings(claim.group, freed - claim.lent)
         return out + self._schedule()
 
     def safeguard(self, key: str) -> list[Resize]:
@@ -155,7 +164,7 @@ class CapacityLedger:
         grow = self._take(min(claim.target - claim.cpu, self.cpu_free))
         claim.cpu = round(claim.cpu + grow, 9)
         out.append(Resize(key, claim.cpu, claim.memory_mb, "safeguard"))
-        claim.live = True  # from now on it also grows back to its target as cores free up
+        claim.guarded = True  # from now on it grows back to its target as cores free up
         return out
 
     def revert(self, key: str, cpu: float, memory_mb: int) -> list[Resize]:
@@ -165,9 +174,11 @@ class CapacityLedger:
             return []
         self.cpu_free += claim.cpu - cpu
         self.memory_free_mb += claim.memory_mb - memory_mb
-        claim.cpu, claim.memory_mb = cpu, memory_mb
+        claim.cpu, claim.memory_mb, claim.lent = cpu, memory_mb, 0.0
         claim.target = min(claim.target, max(cpu, claim.cpu_plan))
-        claim.live = False  # no further live changes for a container that refused one
+        claim.live = claim.borrows = claim.guarded = (
+            False  # no more live changes for a container that refused one
+        )
         return self._schedule()
 
     # ------------------------------------------------------------------ internals
@@ -195,10 +206,11 @@ class CapacityLedger:
         return [Resize(c.key, c.cpu, c.memory_mb, "timely-release") for c in grown.values()]
 
     def _schedule(self) -> list[Resize]:
-        out: list[Resize] = []
+        out: list[Resize] = self._reclaim() if self.waiting else []
         # Running claims below their target arrived before every waiter: they come first.
         for claim in sorted(self.running.values(), key=lambda c: c.seq):
-            if claim.live and claim.cpu + self.cpu_step <= claim.target + EPS and self.cpu_free > EPS:
+            grows = claim.live or claim.guarded
+            if grows and claim.cpu + self.cpu_step <= claim.target + EPS and self.cpu_free > EPS:
                 grow = self._take(claim.target - claim.cpu)
                 if grow > 0:
                     claim.cpu = round(claim.cpu + grow, 9)
@@ -222,4 +234,31 @@ class CapacityLedger:
             head.cpu, head.granted = cpu, True
             self.running[head.key] = head
             out.append(Resize(head.key, cpu, head.memory_mb, reason, start=True))
+        if not self.waiting:
+            out += self._lend()
         return out
+
+    def _reclaim(self) -> list[Resize]:
+        """Someone waits: every borrowed core comes back at once."""
+        out = []
+        for claim in self.running.values():
+            if claim.lent > EPS:
+                claim.cpu = round(claim.cpu - claim.lent, 9)
+                self.cpu_free = round(self.cpu_free + claim.lent, 9)
+                claim.lent = 0.0
+                out.append(Resize(claim.key, claim.cpu, claim.memory_mb, "reclaim"))
+        return out
+
+    def _lend(self) -> list[Resize]:
+        """Nobody waits: lend idle cores, a step at a time, to whoever is predicted to finish last."""
+        lent: dict[str, Claim] = {}
+        while self.cpu_free >= self.cpu_step - EPS:
+            open_ = [c for c in self.running.values() if c.borrows and c.cpu + self.cpu_step <= c.cap + EPS]
+            if not open_:
+                break
+            last = max(open_, key=lambda c: (c.work / c.cpu if c.cpu > 0 else math.inf, -c.seq))
+            last.cpu = round(last.cpu + self.cpu_step, 9)
+            last.lent = round(last.lent + self.cpu_step, 9)
+            self.cpu_free = round(self.cpu_free - self.cpu_step, 9)
+            lent[last.key] = last
+        return [Resize(c.key, c.cpu, c.memory_mb, "idle-capacity") for c in lent.values()]

@@ -103,6 +103,10 @@ def _finite(p: Prediction) -> bool:
     return math.isfinite(p.input_size) and math.isfinite(p.cpu) and math.isfinite(p.memory_mb)
 
 
+def _fmt(values: Sequence[float]) -> str:
+    return "-".join(f"{v:g}" for v in values)
+
+
 def _predicted(p: Prediction) -> Predicted:
     duration = p.duration_ms if p.duration_ms is not None and math.isfinite(p.duration_ms) else None
     return Predicted(p.input_size, p.cpu, p.memory_mb, duration)
@@ -170,13 +174,9 @@ def _gleaner(s: _Stage, reasons: list[str]) -> StagePlan:
         )
     memory = [a[1] for a in validated.allocations]
     why = f"{division.reason} (validator: {validator_makespan:.3g} s); {validated.mem_why}"
+    allocations = tuple(zip(division.cpu, memory, strict=True))
     decision = StageDecision(
-        "divided",
-        validated.mem_mode,
-        tuple(zip(division.cpu, memory, strict=True)),
-        why,
-        division.reason,
-        validated.mem_why,
+        "divided", validated.mem_mode, allocations, why, division.reason, validated.mem_why
     )
     return StagePlan(
         s.info.index,
@@ -197,10 +197,6 @@ def _fallback(
     cpu_why = f"{why}: cpu from the validator: {validated.cpu_why}"
     decision = replace(validated, reason=f"{cpu_why}; {validated.mem_why}", cpu_why=cpu_why)
     return StagePlan(s.info.index, decision, s.predicted, normalized, s.user, "gleaner", makespan, makespan)
-
-
-def _fmt(values: Sequence[float]) -> str:
-    return "-".join(f"{v:g}" for v in values)
 
 
 def _decide(s: _Stage, policy: str, reasons: list[str], capacity: Demand | None) -> StagePlan:

@@ -9,7 +9,10 @@ A policy names how a DAG request's parallel stages are sized. Today:
   with the safeguard (the Libra / Freyr baseline);
 - ``gleaner``: the stage budget divided by predicted work (equal predicted
   finish times), started at once, grown live, cores of finished siblings
-  released to the stragglers, with the safeguard and the OOM re-run.
+  released to the stragglers, with the safeguard and the OOM re-run;
+- ``gleaner-idle``: ``gleaner``, and while nobody waits on its invoker a
+  function borrows idle cores up to its useful maximum, given back the moment
+  someone queues (never charged to the request).
 
 Replay and evaluation take a policy per run, so policies are compared side by
 side on the same trace. The legacy per-request ``harvest`` switch maps onto
@@ -24,10 +27,12 @@ OFF = "off"
 THESIS = "thesis"
 LIBRA = "libra"
 GLEANER = "gleaner"
-HARVEST_POLICIES: tuple[str, ...] = (OFF, THESIS, LIBRA, GLEANER)
+GLEANER_IDLE = "gleaner-idle"  # gleaner, and it borrows idle cores while nobody waits
+HARVEST_POLICIES: tuple[str, ...] = (OFF, THESIS, LIBRA, GLEANER, GLEANER_IDLE)
 DEFAULT_HARVEST_POLICY = GLEANER  # what `harvest: true` and the global switch mean
-LIVE_POLICIES: frozenset[str] = frozenset({GLEANER})  # start now, grow, timely release
-SAFEGUARD_POLICIES: frozenset[str] = frozenset({LIBRA, GLEANER})  # safeguard and OOM re-run
+LIVE_POLICIES: frozenset[str] = frozenset({GLEANER, GLEANER_IDLE})  # start now, grow, timely release
+SAFEGUARD_POLICIES: frozenset[str] = frozenset({LIBRA, GLEANER, GLEANER_IDLE})  # safeguard, OOM re-run
+BORROWING_POLICIES: frozenset[str] = frozenset({GLEANER_IDLE})  # idle capacity, given back on demand
 
 
 def requested_policy(policy: str | None, harvest: bool | None) -> str | None:

@@ -132,6 +132,27 @@ def test_impossible_or_duplicate_claims_are_refused():
         led.submit(claim("a", 1.0))
 
 
+def test_idle_cores_are_lent_while_nobody_waits_and_reclaimed_when_someone_does():
+    led = CapacityLedger(2.0, 4096)
+    out = led.submit(claim("a", 0.5, live=True, borrows=True, cap=1.5, work=3.0))
+    assert [(r.key, r.cpu, r.reason) for r in out] == [("a", 0.5, "planned"), ("a", 1.5, "idle-capacity")]
+    assert led.running["a"].lent == 1.0 and led.running["a"].target == 0.5  # charged its plan only
+    out = led.submit(claim("b", 1.0))
+    assert [(r.key, r.cpu, r.reason) for r in out][:2] == [("a", 0.5, "reclaim"), ("b", 1.0, "planned")]
+
+
+def test_borrowed_cores_are_not_released_to_siblings_as_stage_budget():
+    led = CapacityLedger(4.0, 4096)
+    group = ("r", 1)
+    led.submit(claim("a", 1.0, live=True, borrows=True, group=group, cap=1.5, work=1.0))
+    led.submit(claim("b", 1.0, live=True, borrows=True, group=group, cap=3.0, work=9.0))
+    assert led.running["a"].lent + led.running["b"].lent == pytest.approx(2.0)
+    led.end("a")
+    b = led.running["b"]
+    assert b.target <= 1.0 + led.running.get("a", b).cpu_plan + 1e-9  # at most a's granted core
+    assert b.cpu <= 3.0
+
+
 def test_floor_to_step():
     assert floor_to_step(0.74999999, 0.25) == 0.75
     assert floor_to_step(0.7, 0.25) == 0.5
@@ -142,7 +163,9 @@ def test_floor_to_step():
 STEPS = st.integers(min_value=1, max_value=8).map(lambda u: u * 0.25)
 OPS = st.lists(
     st.one_of(
-        st.tuples(st.just("submit"), STEPS, STEPS, STEPS, st.booleans(), st.integers(0, 2), st.integers(1, 8)),
+        st.tuples(
+            st.just("submit"), STEPS, STEPS, STEPS, st.booleans(), st.integers(0, 2), st.integers(1, 8)
+        ),
         st.tuples(st.just("end"), st.integers(0, 30)),
         st.tuples(st.just("safeguard"), st.integers(0, 30)),
         st.tuples(st.just("revert"), st.integers(0, 30)),
@@ -163,11 +186,14 @@ def _check(led: CapacityLedger) -> None:
         assert c.cpu <= max(c.cap, c.target, c.user_cpu) + EPS
     if led.running and led.waiting:  # FIFO: nobody started ahead of an earlier waiter
         assert max(c.seq for c in led.running.values()) < min(c.seq for c in led.waiting)
+    assert all(c.lent >= 0 for c in led.running.values())
+    if led.waiting:  # someone waits: nothing is on loan
+        assert all(c.lent == 0 for c in led.running.values())
 
 
 @settings(max_examples=300, deadline=None)
-@given(OPS)
-def test_permits_are_never_leaked_or_counted_twice(ops):
+@given(OPS, st.booleans())
+def test_permits_are_never_leaked_or_counted_twice(ops, idle):
     led = CapacityLedger(2.0, 1024)
     made = 0
     for op in ops:
@@ -175,6 +201,7 @@ def test_permits_are_never_leaked_or_counted_twice(ops):
         if op[0] == "submit":
             _, plan, user, cap, live, group, mem = op
             c = claim(f"k{made}", plan, user=user, live=live, cap=cap, group=("r", group), work=float(mem))
+            c.borrows = idle and live
             c.memory_mb = mem * 128
             made += 1
             led.submit(c)
