@@ -23,7 +23,7 @@ from gleaner.ttlcache import TTLCache
 from predictor.allocation import AllowedValues
 from predictor.inference import Predictor
 from predictor.plan import Plan, plan_request
-from predictor.policies import OFF, resolve_policy
+from predictor.policies import GLEANER, GLEANER_IDLE, OFF, resolve_policy
 from predictor.store import ModelLoadError, dag_dir, load_current
 from streams.events import DagPlan, DagRequest
 from streams.payloads import size_of
@@ -182,7 +182,9 @@ class RequestPlanner:
             user,
             self.allowed,
             memory_margin=self.settings.harvest_memory_margin,
-            policy=policy,
+            # gleaner-idle plans as gleaner: its borrowing happens live, in the invoker.
+            policy=GLEANER if policy == GLEANER_IDLE else policy,
+            capacity=(self.settings.invoker_cpu_capacity, float(self.settings.invoker_memory_capacity_mb)),
         )
         return plan, version
 

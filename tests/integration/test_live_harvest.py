@@ -6,6 +6,7 @@ at the user allocation, and the invoker's capacity is whole again after a burst.
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import time
 from typing import Any
 
@@ -96,7 +97,7 @@ def test_the_planned_allocation_travels_on_the_invocation_and_starts_the_traject
         assert trajectory[0]["reason"] in ("planned", "start-now")
         assert trajectory[0]["cpu"] == g["allocation"]["cpu"] <= want.cpu
         assert all(c["reason"] in CHANGE_REASONS for c in trajectory)
-        assert all(a["at_ms"] <= b["at_ms"] for a, b in zip(trajectory, trajectory[1:], strict=False))
+        assert all(a["at_ms"] <= b["at_ms"] for a, b in itertools.pairwise(trajectory))
     if policy == "thesis":  # static: nothing changes while it runs
         assert all(len(c["gleaner"]["allocation_trajectory"]) == 1 for c in parallel_children(couch, rec))
 

@@ -15,8 +15,8 @@ from predictor.policies import (
 
 
 def test_the_known_policies():
-    assert HARVEST_POLICIES == ("off", "thesis")
-    assert (OFF, THESIS, DEFAULT_HARVEST_POLICY) == ("off", "thesis", "thesis")
+    assert HARVEST_POLICIES == ("off", "thesis", "libra", "gleaner", "gleaner-idle")
+    assert (OFF, THESIS, DEFAULT_HARVEST_POLICY) == ("off", "thesis", "gleaner")
 
 
 @pytest.mark.parametrize(
@@ -28,15 +28,29 @@ def test_the_known_policies():
         ("off", None, True, "off"),
         ("thesis", None, False, "thesis"),
         # then its harvest switch, over the setting
-        (None, True, False, "thesis"),
+        (None, True, False, "gleaner"),
         (None, False, True, "off"),
         # then the global setting
-        (None, None, True, "thesis"),
+        (None, None, True, "gleaner"),
         (None, None, False, "off"),
     ],
 )
 def test_resolve_policy_precedence(policy, harvest, setting, expected):
     assert resolve_policy(policy, harvest, setting) == expected
+
+
+def test_the_setting_names_what_harvesting_means():
+    assert resolve_policy(None, None, True, "libra") == "libra"
+    assert resolve_policy(None, True, False, "thesis") == "thesis"
+    assert resolve_policy(None, None, False, "libra") == "off"
+
+
+@pytest.mark.parametrize(("policy", "harvest"), [("off", True), ("gleaner", False), ("libra", False)])
+def test_a_contradiction_is_refused(policy, harvest):
+    from predictor.policies import requested_policy
+
+    with pytest.raises(ValueError, match="contradicts"):
+        requested_policy(policy, harvest)
 
 
 @pytest.mark.parametrize("policy", HARVEST_POLICIES)

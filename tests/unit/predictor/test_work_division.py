@@ -80,14 +80,13 @@ def test_unusable_work_or_caps_are_rejected(work: list[float], caps: list[float]
 
 
 def test_edges() -> None:
-    assert divide_work([], [], [], CPU) == WorkDivision(
-        (), "divided", divide_work([], [], [], CPU).reason, 0.0
-    )
+    empty = divide_work([], [], [], CPU)
+    assert (empty.cpu, empty.mode, empty.makespan_s) == ((), "divided", 0.0)
     with pytest.raises(ValueError, match="2 works, 1 caps"):
         divide_work([1.0, 1.0], [1.0], [1.0, 1.0], CPU)
     with pytest.raises(ValueError):
         predicted_makespan([1.0], [1.0, 1.0], [1.0])
-    assert predicted_makespan([1.0], [1.0], [0.0]) != predicted_makespan([1.0], [1.0], [0.0])  # NaN
+    assert math.isnan(predicted_makespan([1.0], [1.0], [0.0]))
     assert predicted_makespan([2.0], [0.5], [2.0]) == 4.0  # cores above the cap do not count
 
 
