@@ -31,7 +31,15 @@ BURN = (
     "        n += 1\n"
     "    return {'n': n}\n"
 )
-HOG = "def main(args):\n    block = bytearray(300 * 2**20)\n    return {'held': len(block)}\n"
+# Maps 400 MB populated in one system call: past a harvested 128 MB limit faster than most
+# safeguard windows, so usually an OOM kill; if the safeguard wins the race, no kill at all.
+HOG = (
+    "import mmap\n"
+    "def main(args):\n"
+    "    flags = mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS | mmap.MAP_POPULATE\n"
+    "    block = mmap.mmap(-1, 400 * 2**20, flags=flags)\n"
+    "    return {'held': len(block)}\n"
+)
 USER = {"cpu": 0.5, "memory": 512}
 
 
@@ -117,16 +125,22 @@ def test_a_wrongly_light_prediction_is_caught_by_the_safeguard(ow, couch, live_d
     assert guarded, "no burning function was given its user allocation back"
 
 
-def test_an_oom_kill_while_harvested_is_rerun_at_the_user_allocation(ow, couch, live_dags):
+def test_a_memory_hog_harvested_too_low_does_not_fail_its_request(ow, couch, live_dags):
+    """Either the safeguard gives it its memory back before the kernel kills it, or the
+    kill comes first and it is re-run once at the user allocation (the unit tests of the
+    executor cover the re-run deterministically); never a failed request."""
     rec = run(ow, "live-hog", "gleaner")
-    assert rec["response"]["success"], rec  # harvesting did not fail the request
+    assert rec["response"]["success"], rec
     hog = next(c for c in parallel_children(couch, rec) if c["name"] == "lh1")
     g = hog["gleaner"]
-    assert g["rerun"]["first_attempt"]["allocation"]["memory"] < USER["memory"]
-    assert "memory" in g["rerun"]["first_attempt"]["error"]
-    assert g["allocation"] == USER and g["origin"] == "user"
-    assert g["allocation_trajectory"][0]["reason"] == "rerun"
-    assert hog["response"]["success"]
+    assert hog["response"]["success"] and g["planned"]["memory"] < USER["memory"]
+    if g.get("rerun"):
+        assert g["rerun"]["first_attempt"]["allocation"]["memory"] < USER["memory"]
+        assert "memory" in g["rerun"]["first_attempt"]["error"]
+        assert g["allocation"] == USER and g["allocation_trajectory"][0]["reason"] == "rerun"
+    else:
+        guard = next(c for c in g["allocation_trajectory"] if c["reason"] == "safeguard")
+        assert guard["memory"] == USER["memory"]
 
 
 def test_the_invoker_capacity_is_whole_again_after_a_burst(ow, couch, live_dags):
