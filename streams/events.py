@@ -171,6 +171,15 @@ class ActivationRequest(Event):
         )
 
 
+def _plan_policy(data: dict[str, Any]) -> str:
+    """A plan's resolved policy (its ``harvest`` says whether a plan applied, not a switch)."""
+    policy: str = _field(data, "policy", str, required=False) or "off"
+    try:
+        return check_policy(policy)
+    except ValueError as exc:
+        raise MalformedEvent(f"field 'policy': {exc}") from exc
+
+
 def _allocations(data: dict[str, Any]) -> dict[str, Any]:
     """A plan's allocations, ``"stage.index" -> allocation``; each must parse."""
     raw: dict[str, Any] = _field(data, "allocations", dict, required=False) or {}
@@ -279,7 +288,7 @@ class DagPlan(Event):
             reasons=_field(data, "reasons", list, required=False) or [],
             model_version=_field(data, "model_version", str, required=False),
             inference_ms=float(_field(data, "inference_ms", (int, float), required=False) or 0.0),
-            policy=_policy(data) or "off",
+            policy=_plan_policy(data),
         )
 
     def allocation_of(self, stage: int, index: int) -> Allocation | None:

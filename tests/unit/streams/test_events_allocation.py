@@ -63,3 +63,11 @@ def test_the_composition_stream_hands_each_function_its_planned_allocation():
     assert planned_allocation({"harvest": None}, 1, 2) is None
     assert planned_allocation({"harvest": {"allocations": {"1.2": {"cpu": "x"}}}}, 1, 2) is None
     assert dag["harvest"]["policy"] == "gleaner"
+
+
+def test_a_plan_that_applied_nothing_keeps_its_policy():
+    """``harvest`` on a plan says whether a plan applied; it is no switch to contradict."""
+    plan = DagPlan(request={}, harvest=False, policy="gleaner")
+    assert DagPlan.from_dict(decode(plan.to_bytes())).policy == "gleaner"
+    with pytest.raises(MalformedEvent, match="policy"):
+        DagPlan.from_dict({**plan.to_dict(), "policy": "greedy"})
