@@ -1,5 +1,5 @@
 """Harvesting through the real path: a trained model, the Faust predictor stream,
-allocations in Redis, applied by the invoker and recorded side by side."""
+the allocation carried on each invocation, applied by the invoker and recorded side by side."""
 
 from __future__ import annotations
 
