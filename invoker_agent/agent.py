@@ -55,7 +55,10 @@ class InvokerAgent:
         self.engine = DockerEngine(settings)
         self.pool = ContainerPool(self.engine, settings)
         self.permits = ResourcePermits(
-            settings.invoker_cpu_capacity, settings.invoker_memory_capacity_mb, settings.cpu_step
+            settings.invoker_cpu_capacity,
+            settings.invoker_memory_capacity_mb,
+            settings.cpu_step,
+            by_age=settings.harvest_load_aware,
         )
         self.db = CouchDB(settings)
         self.redis = RedisStore(settings)

@@ -161,6 +161,7 @@ class ActivationExecutor:
             borrows=live and req.policy in BORROWING_POLICIES,
             group=(req.caused_by, req.stage) if req.caused_by and req.stage is not None else None,
             work=work or 0.0,
+            priority=float(req.request_ms or req.submitted_ms),
         )
 
     def _attempt(

@@ -20,6 +20,12 @@ What a *live* claim (policy ``gleaner``) may do beyond the thesis's static grant
 A **safeguard** (policies ``libra`` and ``gleaner``) raises a harvested claim
 back to its user allocation, ahead of every waiter.
 
+**By age** (opt-in, ``GLEANER_HARVEST_LOAD_AWARE``): the queue is ordered by when
+each claim's DAG request started rather than by arrival, and growth (including a
+safeguard's) waits its turn in that order, so under load a request already under
+way finishes before a newer one starts, and a straggler's extra cores never
+delay an older request.
+
 **Idle capacity** (opt-in per claim): while nobody waits, a claim may borrow idle
 cores up to their ``cap``; the moment a claim queues, every borrowed core is
 taken back (``reclaim``). Borrowed cores are never charged to the request: the
@@ -59,6 +65,7 @@ class Claim:
     live: bool = False  # start-now, grow and timely release
     borrows: bool = False  # may borrow idle cores while nobody waits
     guarded: bool = False  # the safeguard fired: it grows back to its user allocation
+    priority: float = 0.0  # by age: when its DAG request started (epoch ms); older goes first
     group: tuple[str, int] | None = None  # (DAG request, stage): who shares released cores
     work: float = 0.0  # predicted work; with it, who is predicted to finish last
     # granted state
@@ -91,12 +98,15 @@ class Resize:
 
 
 class CapacityLedger:
-    def __init__(self, cpu_capacity: float, memory_capacity_mb: int, cpu_step: float = 0.25) -> None:
+    def __init__(
+        self, cpu_capacity: float, memory_capacity_mb: int, cpu_step: float = 0.25, by_age: bool = False
+    ) -> None:
         if cpu_capacity <= 0 or memory_capacity_mb <= 0 or cpu_step <= 0:
             raise InvalidLimits("an invoker needs positive capacity and a positive CPU step")
         self.cpu_capacity = cpu_capacity
         self.memory_capacity_mb = memory_capacity_mb
         self.cpu_step = cpu_step
+        self.by_age = by_age  # order the queue by request age instead of arrival (load-aware)
         self.cpu_free = cpu_capacity
         self.memory_free_mb = memory_capacity_mb
         self.waiting: deque[Claim] = deque()
@@ -124,6 +134,8 @@ class CapacityLedger:
         claim.seq = self._seq
         claim.cap = min(claim.cap, self.cpu_capacity)
         self.waiting.append(claim)
+        if self.by_age:  # the oldest request first; FIFO among equals
+            self.waiting = deque(sorted(self.waiting, key=self._order))
         return self._schedule()
 
     def withdraw(self, key: str) -> list[Resize]:
@@ -161,11 +173,12 @@ class CapacityLedger:
         if extra_mem <= self.memory_free_mb:
             self.memory_free_mb -= extra_mem
             claim.memory_mb += extra_mem
-        grow = self._take(min(claim.target - claim.cpu, self.cpu_free))
+        older_waits = self.by_age and self.waiting and self._order(self.waiting[0]) < self._order(claim)
+        grow = 0.0 if older_waits else self._take(min(claim.target - claim.cpu, self.cpu_free))
         claim.cpu = round(claim.cpu + grow, 9)
         out.append(Resize(key, claim.cpu, claim.memory_mb, "safeguard"))
         claim.guarded = True  # from now on it grows back to its target as cores free up
-        return out
+        return out + self._schedule()
 
     def revert(self, key: str, cpu: float, memory_mb: int) -> list[Resize]:
         """A resize did not apply: ``key`` keeps ``cpu`` / ``memory_mb``; the difference returns."""
@@ -205,38 +218,58 @@ class CapacityLedger:
             grown[last.key] = last
         return [Resize(c.key, c.cpu, c.memory_mb, "timely-release") for c in grown.values()]
 
+    def _order(self, claim: Claim) -> tuple[float, int]:
+        return (claim.priority, claim.seq) if self.by_age else (0.0, claim.seq)
+
     def _schedule(self) -> list[Resize]:
         out: list[Resize] = self._reclaim() if self.waiting else []
-        # Running claims below their target arrived before every waiter: they come first.
-        for claim in sorted(self.running.values(), key=lambda c: c.seq):
-            grows = claim.live or claim.guarded
-            if grows and claim.cpu + self.cpu_step <= claim.target + EPS and self.cpu_free > EPS:
+        growers = sorted(
+            (
+                c
+                for c in self.running.values()
+                if (c.live or c.guarded) and c.cpu + self.cpu_step <= c.target + EPS
+            ),
+            key=self._order,
+        )
+        # FIFO: running claims below their target arrived before every waiter, so they
+        # come first. By age: growers and waiters interleave, the oldest request first.
+        while self.cpu_free > EPS or self.waiting:
+            head = self.waiting[0] if self.waiting else None
+            if growers and (head is None or not self.by_age or self._order(growers[0]) <= self._order(head)):
+                claim = growers.pop(0)
                 grow = self._take(claim.target - claim.cpu)
                 if grow > 0:
                     claim.cpu = round(claim.cpu + grow, 9)
                     out.append(Resize(claim.key, claim.cpu, claim.memory_mb, "grow"))
-        while self.waiting:
-            head = self.waiting[0]
-            if head.memory_mb > self.memory_free_mb:
+                if claim.cpu + self.cpu_step <= claim.target + EPS and self.by_age:
+                    break  # still short: nobody younger goes ahead of it
+                continue
+            if head is None or not self._admit(head, out):
                 break
-            reason: ChangeReason
-            if self.cpu_free + EPS >= head.cpu_plan:
-                cpu, reason = head.cpu_plan, "planned"
-            elif head.live and self.cpu_free + EPS >= head.cpu_floor:
-                cpu = max(head.cpu_floor, floor_to_step(self.cpu_free, self.cpu_step))
-                cpu = min(cpu, head.cpu_plan)
-                reason = "start-now"
-            else:
-                break
-            self.waiting.popleft()
-            self.cpu_free = round(self.cpu_free - cpu, 9)
-            self.memory_free_mb -= head.memory_mb
-            head.cpu, head.granted = cpu, True
-            self.running[head.key] = head
-            out.append(Resize(head.key, cpu, head.memory_mb, reason, start=True))
         if not self.waiting:
             out += self._lend()
         return out
+
+    def _admit(self, head: Claim, out: list[Resize]) -> bool:
+        """Start the head waiter if it fits (whole plan, or start-now); False if it must wait."""
+        if head.memory_mb > self.memory_free_mb:
+            return False
+        reason: ChangeReason
+        if self.cpu_free + EPS >= head.cpu_plan:
+            cpu, reason = head.cpu_plan, "planned"
+        elif head.live and self.cpu_free + EPS >= head.cpu_floor:
+            cpu = max(head.cpu_floor, floor_to_step(self.cpu_free, self.cpu_step))
+            cpu = min(cpu, head.cpu_plan)
+            reason = "start-now"
+        else:
+            return False
+        self.waiting.popleft()
+        self.cpu_free = round(self.cpu_free - cpu, 9)
+        self.memory_free_mb -= head.memory_mb
+        head.cpu, head.granted = cpu, True
+        self.running[head.key] = head
+        out.append(Resize(head.key, cpu, head.memory_mb, reason, start=True))
+        return True
 
     def _reclaim(self) -> list[Resize]:
         """Someone waits: every borrowed core comes back at once."""

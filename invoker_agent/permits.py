@@ -36,8 +36,10 @@ class _Applier:
 
 
 class ResourcePermits:
-    def __init__(self, cpu_capacity: float, memory_capacity_mb: int, cpu_step: float = 0.25) -> None:
-        self.ledger = CapacityLedger(cpu_capacity, memory_capacity_mb, cpu_step)
+    def __init__(
+        self, cpu_capacity: float, memory_capacity_mb: int, cpu_step: float = 0.25, by_age: bool = False
+    ) -> None:
+        self.ledger = CapacityLedger(cpu_capacity, memory_capacity_mb, cpu_step, by_age)
         self._cond = threading.Condition()
         self._changes: dict[str, list[AllocationChange]] = {}
         self._appliers: dict[str, _Applier] = {}

@@ -139,6 +139,7 @@ class ActivationRequest(Event):
     submitted_ms: int = 0
     allocation: Allocation | None = None  # planned by the predictor; None: the action's own limits
     policy: str | None = None  # the DAG request's harvesting policy (what may change live)
+    request_ms: int | None = None  # when its DAG request started (an invoker may serve older first)
     type: str = "activation.request"
     version: int = VERSION
 
@@ -168,6 +169,7 @@ class ActivationRequest(Event):
             submitted_ms=_field(data, "submitted_ms", int, required=False) or now_ms(),
             allocation=_allocation(data),
             policy=_policy(data),
+            request_ms=_field(data, "request_ms", int, required=False),
         )
 
 

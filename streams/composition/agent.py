@@ -213,6 +213,7 @@ class CompositionAgent:
                     submitted_ms=now_ms(),
                     allocation=planned_allocation(dag, cmd.stage, cmd.index),
                     policy=(dag.get("harvest") or {}).get("policy"),
+                    request_ms=state.started_ms,
                 )
                 self.producer.produce(
                     self.settings.invocations_topic, event.to_bytes(), key=cmd.activation_id

@@ -153,6 +153,37 @@ def test_borrowed_cores_are_not_released_to_siblings_as_stage_budget():
     assert b.cpu <= 3.0
 
 
+def test_by_age_an_older_request_is_served_before_a_newer_one_that_queued_first():
+    led = CapacityLedger(1.0, 4096, by_age=True)
+    led.submit(claim("busy", 1.0, priority=0.0))
+    led.submit(claim("new", 1.0, priority=200.0))
+    led.submit(claim("old", 1.0, priority=100.0))
+    assert [c.key for c in led.waiting] == ["old", "new"]
+    out = led.end("busy")
+    assert [(r.key, r.reason) for r in out] == [("old", "planned")]
+
+
+def test_by_age_a_newer_requests_growth_waits_behind_an_older_waiter():
+    led = CapacityLedger(2.0, 4096, by_age=True)
+    led.submit(claim("x", 1.0, priority=0.0))
+    led.submit(claim("grower", 1.0, user=0.5, live=True, priority=300.0))  # starts at 1.0 of... 1 free
+    led.submit(claim("hog", 0.5, priority=50.0))
+    assert led.running["grower"].cpu == 1.0 and [c.key for c in led.waiting] == ["hog"]
+    led.running["grower"].target = 1.5  # e.g. more planned than it got
+    out = led.end("x")  # 1 core frees: the older waiter first, then the grower
+    assert [(r.key, r.reason) for r in out] == [("hog", "planned"), ("grower", "grow")]
+    assert led.running["grower"].cpu == 1.5
+
+
+def test_fifo_growth_comes_first_as_before():
+    led = CapacityLedger(2.0, 4096)
+    led.submit(claim("x", 1.5))
+    led.submit(claim("grower", 1.0, user=0.5, live=True))  # start-now at 0.5
+    led.submit(claim("late", 0.5))
+    out = led.end("x")
+    assert [(r.key, r.reason) for r in out] == [("grower", "grow"), ("late", "planned")]
+
+
 def test_floor_to_step():
     assert floor_to_step(0.74999999, 0.25) == 0.75
     assert floor_to_step(0.7, 0.25) == 0.5
@@ -175,7 +206,7 @@ OPS = st.lists(
 )
 
 
-def _check(led: CapacityLedger) -> None:
+def _check(led: CapacityLedger, fifo: bool = True) -> None:
     used_cpu = sum(c.cpu for c in led.running.values())
     used_mem = sum(c.memory_mb for c in led.running.values())
     assert led.cpu_free >= -EPS and led.memory_free_mb >= 0
@@ -184,7 +215,7 @@ def _check(led: CapacityLedger) -> None:
     for c in led.running.values():
         assert c.granted and c.cpu >= c.cpu_floor - EPS
         assert c.cpu <= max(c.cap, c.target, c.user_cpu) + EPS
-    if led.running and led.waiting:  # FIFO: nobody started ahead of an earlier waiter
+    if fifo and led.running and led.waiting:  # FIFO: nobody started ahead of an earlier waiter
         assert max(c.seq for c in led.running.values()) < min(c.seq for c in led.waiting)
     assert all(c.lent >= 0 for c in led.running.values())
     if led.waiting:  # someone waits: nothing is on loan
@@ -192,9 +223,9 @@ def _check(led: CapacityLedger) -> None:
 
 
 @settings(max_examples=300, deadline=None)
-@given(OPS, st.booleans())
-def test_permits_are_never_leaked_or_counted_twice(ops, idle):
-    led = CapacityLedger(2.0, 1024)
+@given(OPS, st.booleans(), st.booleans())
+def test_permits_are_never_leaked_or_counted_twice(ops, idle, by_age):
+    led = CapacityLedger(2.0, 1024, by_age=by_age)
     made = 0
     for op in ops:
         keys = sorted(led.running)
@@ -202,6 +233,7 @@ def test_permits_are_never_leaked_or_counted_twice(ops, idle):
             _, plan, user, cap, live, group, mem = op
             c = claim(f"k{made}", plan, user=user, live=live, cap=cap, group=("r", group), work=float(mem))
             c.borrows = idle and live
+            c.priority = float(mem % 3)  # by age: three requests of different ages
             c.memory_mb = mem * 128
             made += 1
             led.submit(c)
@@ -214,11 +246,11 @@ def test_permits_are_never_leaked_or_counted_twice(ops, idle):
             led.revert(c.key, c.cpu_floor, c.memory_mb)
         elif op[0] == "withdraw" and led.waiting:
             led.withdraw(led.waiting[op[1] % len(led.waiting)].key)
-        _check(led)
+        _check(led, fifo=not by_age)
     while led.running or led.waiting:  # drain: everything ends, capacity is whole again
         for key in list(led.running):
             led.end(key)
-            _check(led)
+            _check(led, fifo=not by_age)
         if led.waiting and not led.running:
             pytest.fail("a claim waits on an idle invoker")
     assert led.cpu_free == pytest.approx(2.0) and led.memory_free_mb == 1024

@@ -125,7 +125,10 @@ def test_harvest_contradicting_policy_is_an_error(tmp_path):
 
 def test_unknown_policy_and_custom_policies(tmp_path):
     trace = _write(tmp_path / "t.jsonl", '{"offset_s": 0, "dag": "d", "input": {}, "policy": "greedy"}')
-    assert _error(trace, 1).reason == "unknown policy 'greedy' (known: gleaner, gleaner-idle, libra, off, thesis)"
+    assert (
+        _error(trace, 1).reason
+        == "unknown policy 'greedy' (known: gleaner, gleaner-idle, libra, off, thesis)"
+    )
     assert read_trace(trace, policies=("greedy",))[0].policy == "greedy"
 
 
