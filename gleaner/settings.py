@@ -100,7 +100,7 @@ class Settings:
 
     # --- harvesting ------------------------------------------------------------
     harvest_enabled: bool = True  # global switch; a request's "harvest" field overrides it
-    harvest_policy: str = "gleaner"  # what harvesting means when a request names no policy
+    harvest_policy: str = "thesis"  # what harvesting means when a request names no policy (measured best)
     harvest_load_aware: bool = False  # invoker queue by DAG-request age instead of arrival (experimental)
     harvest_memory_margin: float = 0.25  # added to predicted memory before rounding up (OOM safety)
     models_dir: str = ""  # empty: <state_dir>/models

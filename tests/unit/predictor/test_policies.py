@@ -16,7 +16,7 @@ from predictor.policies import (
 
 def test_the_known_policies():
     assert HARVEST_POLICIES == ("off", "thesis", "libra", "gleaner", "gleaner-idle")
-    assert (OFF, THESIS, DEFAULT_HARVEST_POLICY) == ("off", "thesis", "gleaner")
+    assert (OFF, THESIS, DEFAULT_HARVEST_POLICY) == ("off", "thesis", "thesis")
 
 
 @pytest.mark.parametrize(
@@ -28,10 +28,10 @@ def test_the_known_policies():
         ("off", None, True, "off"),
         ("thesis", None, False, "thesis"),
         # then its harvest switch, over the setting
-        (None, True, False, "gleaner"),
+        (None, True, False, "thesis"),
         (None, False, True, "off"),
         # then the global setting
-        (None, None, True, "gleaner"),
+        (None, None, True, "thesis"),
         (None, None, False, "off"),
     ],
 )

@@ -124,7 +124,7 @@ def test_an_input_that_does_not_resolve_to_an_object_becomes_empty():
 @pytest.mark.parametrize(
     ("harvest", "policy", "expected"),
     [
-        (True, None, "gleaner"),  # harvest: true is the default harvesting policy
+        (True, None, "thesis"),  # harvest: true is the default harvesting policy
         (False, None, "off"),
         (None, None, None),  # the replay's own policy will apply
         (None, "off", "off"),

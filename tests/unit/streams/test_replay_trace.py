@@ -103,7 +103,7 @@ def test_entries_are_sorted_by_offset_stably(tmp_path):
 @pytest.mark.parametrize(
     ("fields", "policy"),
     [
-        ({"harvest": True}, "gleaner"),  # the default harvesting policy
+        ({"harvest": True}, "thesis"),  # the default harvesting policy
         ({"harvest": False}, "off"),
         ({"harvest": True, "policy": "thesis"}, "thesis"),
         ({"policy": "off"}, "off"),
@@ -274,14 +274,14 @@ def test_csv_inline_and_file_inputs(tmp_path, clip):
     assert [(e.offset_s, e.dag, e.policy, e.line) for e in entries] == [
         (0.25, "video", "off", 4),
         (1.0, "other", None, 5),
-        (2.0, "video", "gleaner", 3),
+        (2.0, "video", "thesis", 3),
     ]
     assert entries[0].input_path == clip.resolve() and entries[0].load_input() == {"url": "s3://clip"}
     assert entries[2].input == {"n": 1, "m": [2]}
 
 
 @pytest.mark.parametrize(
-    ("cell", "policy"), [("true", "gleaner"), ("TRUE", "gleaner"), ("0", "off"), ("", None)]
+    ("cell", "policy"), [("true", "thesis"), ("TRUE", "thesis"), ("0", "off"), ("", None)]
 )
 def test_csv_harvest_cells(tmp_path, cell, policy):
     trace = _write(tmp_path / "t.csv", f"offset,dag,input,harvest\n0,d,{{}},{cell}\n")
