@@ -108,6 +108,7 @@ class ActivationExecutor:
             }
             user = Allocation(limits.cpu, limits.memory_mb, "user", alloc.predicted, RERUN_NOTE)
             draft = self._draft(req, doc, user, limits)
+            draft.gleaner["planned"] = alloc.to_dict()  # what the plan said; it runs at ``user``
             draft.gleaner["rerun"] = {"reason": RERUN_NOTE, "first_attempt": first}
             self._attempt(req, doc, params, user, limits, draft, rerun=True)
         return build_record(draft)

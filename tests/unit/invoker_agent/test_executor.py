@@ -103,6 +103,7 @@ def test_an_oom_kill_while_harvested_is_rerun_once_at_the_user_allocation(parts)
     g = record["gleaner"]
     assert record["response"]["success"] and pool.acquired == [(0.25, 256), (0.5, 512)]
     assert g["allocation"] == {"cpu": 0.5, "memory": 512} and g["origin"] == "user"
+    assert g["planned"]["memory"] == 256  # the plan stays on the record beside the re-run
     assert g["rerun"]["first_attempt"]["allocation"] == {"cpu": 0.25, "memory": 256}
     assert g["rerun"]["first_attempt"]["error"] == OOM_MSG
     assert g["allocation_trajectory"][0]["reason"] == "rerun"
