@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from dataclasses import dataclass
 from typing import Any
 
 from gleaner.actions import Limits
@@ -38,6 +39,16 @@ CRASH_MSG = "The action did not produce a valid response and exited unexpectedly
 
 class ActionMissing(GleanerError):
     pass
+
+
+@dataclass(frozen=True, slots=True)
+class _Job:
+    """What one activation runs, whichever attempt it is."""
+
+    req: ActivationRequest
+    doc: dict[str, Any]
+    params: dict[str, Any]
+    limits: Limits
 
 
 RERUN_NOTE = "re-run once at the user allocation: OOM-killed while its memory was harvested"
@@ -91,7 +102,8 @@ class ActivationExecutor:
             return build_record(
                 self._finish(draft, INTERNAL_ERROR, {"error": f"cannot fetch the input: {exc}"})
             )
-        self._attempt(req, doc, params, alloc, limits, draft)
+        job = _Job(req, doc, params, limits)
+        self._attempt(job, alloc, draft)
         if (
             draft.gleaner["oom_killed"]
             and req.policy in SAFEGUARD_POLICIES
@@ -110,7 +122,7 @@ class ActivationExecutor:
             draft = self._draft(req, doc, user, limits)
             draft.gleaner["planned"] = alloc.to_dict()  # what the plan said; it runs at ``user``
             draft.gleaner["rerun"] = {"reason": RERUN_NOTE, "first_attempt": first}
-            self._attempt(req, doc, params, user, limits, draft, rerun=True)
+            self._attempt(job, user, draft, rerun=True)
         return build_record(draft)
 
     def _draft(
@@ -165,17 +177,8 @@ class ActivationExecutor:
             priority=float(req.request_ms or req.submitted_ms),
         )
 
-    def _attempt(
-        self,
-        req: ActivationRequest,
-        doc: dict[str, Any],
-        params: dict[str, Any],
-        alloc: Allocation,
-        limits: Limits,
-        draft: RecordDraft,
-        *,
-        rerun: bool = False,
-    ) -> None:
+    def _attempt(self, job: _Job, alloc: Allocation, draft: RecordDraft, *, rerun: bool = False) -> None:
+        req, limits = job.req, job.limits
         live = req.policy in LIVE_POLICIES and not rerun
         claim = self._claim(req, alloc, limits, live)
         try:
@@ -191,7 +194,7 @@ class ActivationExecutor:
             self.running += 1
         try:
             guard = req.policy in SAFEGUARD_POLICIES and not rerun
-            self._run(req, doc, params, claim, limits, draft, guard)
+            self._run(job, claim, draft, guard)
         finally:
             with self._running_lock:
                 self.running -= 1
@@ -204,16 +207,8 @@ class ActivationExecutor:
             if changes:
                 draft.gleaner["allocation_peak"] = max(c.cpu for c in changes)
 
-    def _run(
-        self,
-        req: ActivationRequest,
-        doc: dict[str, Any],
-        params: dict[str, Any],
-        claim: Claim,
-        limits: Limits,
-        draft: RecordDraft,
-        guard: bool,
-    ) -> None:
+    def _run(self, job: _Job, claim: Claim, draft: RecordDraft, guard: bool) -> None:
+        req, doc, params, limits = job.req, job.doc, job.params, job.limits
         exec_ = doc["exec"]
 
         def init(client: ActionProxyClient) -> None:
@@ -271,10 +266,8 @@ class ActivationExecutor:
                 log_limit_bytes=limits.logs_mb * 2**20,
             )
         except ContainerError as exc:
-            self.safeguards.unwatch(claim.key)
             self._failed(lease, draft, exc, self._stop(sampler), limits)
             return
-        self.safeguards.unwatch(claim.key)
         usage = self._stop(sampler)
         self.pool.release(lease)
         draft.logs = resp.logs
