@@ -101,6 +101,8 @@ class Settings:
     # --- harvesting ------------------------------------------------------------
     harvest_enabled: bool = True  # global switch; a request's "harvest" field overrides it
     harvest_policy: str = "thesis"  # what harvesting means when a request names no policy (measured best)
+    harvest_yield: bool = True  # live claims give cores above their user allocation to waiters
+    harvest_work_aware_safeguard: bool = True  # CPU safeguard fires only beyond predicted work
     harvest_load_aware: bool = False  # invoker queue by DAG-request age instead of arrival (experimental)
     harvest_memory_margin: float = 0.25  # added to predicted memory before rounding up (OOM safety)
     models_dir: str = ""  # empty: <state_dir>/models

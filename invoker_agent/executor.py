@@ -174,6 +174,7 @@ class ActivationExecutor:
             borrows=live and req.policy in BORROWING_POLICIES,
             group=(req.caused_by, req.stage) if req.caused_by and req.stage is not None else None,
             work=work or 0.0,
+            yields=live and self.settings.harvest_yield,
             priority=float(req.request_ms or req.submitted_ms),
         )
 
@@ -252,6 +253,8 @@ class ActivationExecutor:
                 sampler,
                 lambda: self.permits.current(claim.key),
                 lambda why: self.permits.safeguard(claim.key, why),
+                # Work-aware: at its cap is expected; beyond its predicted work is a misprediction.
+                claim.work if self.settings.harvest_work_aware_safeguard and claim.work > 0 else None,
             )
         run_start = time.monotonic()
         try:

@@ -20,6 +20,15 @@ What a *live* claim (policy ``gleaner``) may do beyond the thesis's static grant
 A **safeguard** (policies ``libra`` and ``gleaner``) raises a harvested claim
 back to its user allocation, ahead of every waiter.
 
+**Yield** (load-aware, on for ``gleaner`` unless ``GLEANER_HARVEST_YIELD=false``):
+cores a claim holds above what it is owed (its plan; its user allocation once
+the safeguard fired) are extra: whatever timely release or growth gave it. The
+moment anyone waits, a yielding claim gives the extra back (``reclaim``), and
+while anyone waits it receives none; when the queue is empty it takes them
+again. Under load a sibling's cores then start the next request instead of
+speeding a straggler past its plan, so a request is never charged more than
+its plan while another waits.
+
 **By age** (opt-in, ``GLEANER_HARVEST_LOAD_AWARE``): the queue is ordered by when
 each claim's DAG request started rather than by arrival, and growth (including a
 safeguard's) waits its turn in that order, so under load a request already under
@@ -68,6 +77,7 @@ class Claim:
     priority: float = 0.0  # by age: when its DAG request started (epoch ms); older goes first
     group: tuple[str, int] | None = None  # (DAG request, stage): who shares released cores
     work: float = 0.0  # predicted work; with it, who is predicted to finish last
+    yields: bool = False  # load-aware: what it holds above its user allocation goes to waiters
     # granted state
     cpu: float = 0.0
     granted: bool = False
@@ -189,9 +199,8 @@ class CapacityLedger:
         self.memory_free_mb += claim.memory_mb - memory_mb
         claim.cpu, claim.memory_mb, claim.lent = cpu, memory_mb, 0.0
         claim.target = min(claim.target, max(cpu, claim.cpu_plan))
-        claim.live = claim.borrows = claim.guarded = (
-            False  # no more live changes for a container that refused one
-        )
+        # No more live changes for a container that refused one.
+        claim.live = claim.borrows = claim.guarded = claim.yields = False
         return self._schedule()
 
     # ------------------------------------------------------------------ internals
@@ -206,7 +215,7 @@ class CapacityLedger:
         budget = floor_to_step(min(freed, self.cpu_free), self.cpu_step)
         grown: dict[str, Claim] = {}
         while budget >= self.cpu_step - EPS:
-            open_ = [c for c in siblings if c.cpu + self.cpu_step <= c.cap + EPS]
+            open_ = [c for c in siblings if c.cpu + self.cpu_step <= self._release_limit(c) + EPS]
             if not open_:
                 break
             # The one predicted to finish last: most work per core it has now.
@@ -221,13 +230,45 @@ class CapacityLedger:
     def _order(self, claim: Claim) -> tuple[float, int]:
         return (claim.priority, claim.seq) if self.by_age else (0.0, claim.seq)
 
+    @staticmethod
+    def _owed(claim: Claim) -> float:
+        """What a claim keeps even while others wait: its plan, or its user allocation
+        once the safeguard fired."""
+        return max(claim.cpu_plan, claim.user_cpu) if claim.guarded else claim.cpu_plan
+
+    def _ceiling(self, claim: Claim) -> float:
+        """The most ``claim`` may grow to now: its target, or no more than it is owed
+        while anyone waits and it yields."""
+        if claim.yields and self.waiting:
+            return min(claim.target, self._owed(claim))
+        return claim.target
+
+    def _release_limit(self, claim: Claim) -> float:
+        if claim.yields and self.waiting:
+            return min(claim.cap, max(self._owed(claim), claim.cpu))
+        return claim.cap
+
     def _schedule(self) -> list[Resize]:
-        out: list[Resize] = self._reclaim() if self.waiting else []
+        """Reclaim, grow and admit until nothing changes: admitting the last waiter can
+        let yielding claims grow back, and a new waiter can cut them."""
+        out: list[Resize] = []
+        while True:
+            done = len(out)
+            if self.waiting:
+                out += self._reclaim()
+            self._grow_and_admit(out)
+            if len(out) == done:
+                break
+        if not self.waiting:
+            out += self._lend()
+        return out
+
+    def _grow_and_admit(self, out: list[Resize]) -> None:
         growers = sorted(
             (
                 c
                 for c in self.running.values()
-                if (c.live or c.guarded) and c.cpu + self.cpu_step <= c.target + EPS
+                if (c.live or c.guarded) and c.cpu + self.cpu_step <= self._ceiling(c) + EPS
             ),
             key=self._order,
         )
@@ -237,18 +278,15 @@ class CapacityLedger:
             head = self.waiting[0] if self.waiting else None
             if growers and (head is None or not self.by_age or self._order(growers[0]) <= self._order(head)):
                 claim = growers.pop(0)
-                grow = self._take(claim.target - claim.cpu)
+                grow = self._take(self._ceiling(claim) - claim.cpu)
                 if grow > 0:
                     claim.cpu = round(claim.cpu + grow, 9)
                     out.append(Resize(claim.key, claim.cpu, claim.memory_mb, "grow"))
-                if claim.cpu + self.cpu_step <= claim.target + EPS and self.by_age:
+                if claim.cpu + self.cpu_step <= self._ceiling(claim) + EPS and self.by_age:
                     break  # still short: nobody younger goes ahead of it
                 continue
             if head is None or not self._admit(head, out):
                 break
-        if not self.waiting:
-            out += self._lend()
-        return out
 
     def _admit(self, head: Claim, out: list[Resize]) -> bool:
         """Start the head waiter if it fits (whole plan, or start-now); False if it must wait."""
@@ -272,13 +310,17 @@ class CapacityLedger:
         return True
 
     def _reclaim(self) -> list[Resize]:
-        """Someone waits: every borrowed core comes back at once."""
+        """Someone waits: every borrowed core, and what a yielding claim holds above what
+        it is owed, comes back at once."""
         out = []
         for claim in self.running.values():
-            if claim.lent > EPS:
-                claim.cpu = round(claim.cpu - claim.lent, 9)
-                self.cpu_free = round(self.cpu_free + claim.lent, 9)
-                claim.lent = 0.0
+            keep = claim.cpu - claim.lent
+            if claim.yields:
+                keep = min(keep, self._owed(claim))
+            claim.lent = 0.0
+            if keep < claim.cpu - EPS:
+                self.cpu_free = round(self.cpu_free + claim.cpu - keep, 9)
+                claim.cpu = round(keep, 9)
                 out.append(Resize(claim.key, claim.cpu, claim.memory_mb, "reclaim"))
         return out
 

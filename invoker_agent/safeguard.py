@@ -3,7 +3,13 @@ gets its user allocation back, live.
 
 Near its cap means CPU use >= 90 % of its current CPU limit for two consecutive
 windows (each at least one CFS period, so a throttled container is not mistaken
-for an idle one), or memory >= 90 % of its limit. :class:`NearCap` is the pure
+for an idle one), or memory >= 90 % of its limit.
+
+Work-aware: a harvested CPU-bound function runs at its cap by design, so being at
+the cap says nothing about whether it was sized wrongly. When the activation
+carries a predicted amount of work (CPU-seconds), the CPU condition fires only
+once it has used more than that and is still at its cap: the model
+underestimated it (a straggler predicted light). Memory fires as before. :class:`NearCap` is the pure
 decision; :class:`SafeguardWatch` is one thread that checks every watched
 activation once per window, reading the samples its cgroup sampler already takes.
 """
@@ -32,10 +38,16 @@ class NearCap:
     cpu_near: float = CPU_NEAR
     memory_near: float = MEMORY_NEAR
     windows: int = WINDOWS
+    work_cpu_s: float | None = None  # predicted CPU-seconds; None: fire on the cap alone
     streak: int = 0
 
     def observe(
-        self, cpu_used: float, cpu_limit: float, memory_mb: float, memory_limit_mb: float
+        self,
+        cpu_used: float,
+        cpu_limit: float,
+        memory_mb: float,
+        memory_limit_mb: float,
+        cpu_s_so_far: float = 0.0,
     ) -> str | None:
         if memory_limit_mb > 0 and memory_mb >= self.memory_near * memory_limit_mb:
             return f"memory {memory_mb:.0f} MB >= {self.memory_near:.0%} of its {memory_limit_mb:.0f} MB"
@@ -43,7 +55,12 @@ class NearCap:
             self.streak += 1
         else:
             self.streak = 0
-        if self.streak >= self.windows:
+        if self.streak >= self.windows and (self.work_cpu_s is None or cpu_s_so_far > self.work_cpu_s):
+            if self.work_cpu_s is not None:
+                return (
+                    f"cpu {cpu_used:.2f} cores >= {self.cpu_near:.0%} of its {cpu_limit:g} after "
+                    f"{cpu_s_so_far:.2f} CPU-s, beyond the {self.work_cpu_s:.2f} predicted"
+                )
             return (
                 f"cpu {cpu_used:.2f} cores >= {self.cpu_near:.0%} of its {cpu_limit:g} for "
                 f"{self.streak} windows"
@@ -61,6 +78,11 @@ def window_rate(samples: list[tuple[int, int, int]], window_ns: int) -> tuple[fl
             dt = last[0] - earlier[0]
             return max(0, last[1] - earlier[1]) / dt, last[2] / MIB
     return None
+
+
+def cpu_seconds(samples: list[tuple[int, int, int]]) -> float:
+    """CPU-seconds used since the first sample (a warm container's counter starts earlier)."""
+    return max(0, samples[-1][1] - samples[0][1]) / 1e9 if len(samples) >= 2 else 0.0
 
 
 @dataclass(slots=True)
@@ -88,9 +110,10 @@ class SafeguardWatch:
         sampler: CgroupSampler,
         limits: Callable[[], tuple[float, int] | None],
         fire: Callable[[str], None],
+        work_cpu_s: float | None = None,
     ) -> None:
         with self._lock:
-            self._watched[key] = _Watched(sampler, limits, fire, NearCap())
+            self._watched[key] = _Watched(sampler, limits, fire, NearCap(work_cpu_s=work_cpu_s))
             if self._thread is None:
                 self._thread = threading.Thread(target=self._loop, name="safeguard", daemon=True)
                 self._thread.start()
@@ -106,11 +129,12 @@ class SafeguardWatch:
         with self._lock:
             watched = list(self._watched.items())
         for key, w in watched:
-            rate = window_rate(w.sampler.samples, self.window_ns)
+            samples = list(w.sampler.samples)
+            rate = window_rate(samples, self.window_ns)
             limits = w.limits()
             if rate is None or limits is None:
                 continue
-            why = w.check.observe(rate[0], limits[0], rate[1], limits[1])
+            why = w.check.observe(rate[0], limits[0], rate[1], limits[1], cpu_seconds(samples))
             if why is None:
                 continue
             self.unwatch(key)  # once: it now has its user allocation

@@ -44,6 +44,13 @@ class EvalTarget:
     notes: list[str] = field(default_factory=list)
 
 
+def run_order(policies: list[str], load_index: int) -> list[str]:
+    """The order the policies run in at the ``load_index``-th load: rotated by one per load, so
+    that no policy always runs last, on a stack that has served the most requests by then."""
+    k = load_index % len(policies)
+    return policies[k:] + policies[:k]
+
+
 def _loads(raw: str) -> list[str]:
     loads = [x.strip() for x in raw.split(",") if x.strip()]
     unknown = [x for x in loads if x not in LOAD_FRACTIONS]
@@ -188,7 +195,8 @@ def evaluate(
     results: list[LoadResult] = []
     data_dir = Path(args.out) / "data" / t.dag
     smallest = sorted(set(trace_inputs), key=lambda p: p.stat().st_size)[: args.warmup]
-    for row in rows:
+    orders: list[str] = []
+    for load_index, row in enumerate(rows):
         trace = synthesise(t.dag, trace_inputs, n, row.rate_per_s, args.seed)
         if smallest:
             # A burst of small requests first, unmeasured: the pool then holds about as many warm
@@ -196,8 +204,10 @@ def evaluate(
             # the next one is spared.
             burst = [TraceEntry(offset_s=0.0, dag=t.dag, input_path=p) for p in smallest]
             replayer.run(burst, policy=policies[0], deadline_s=deadline, progress=False)
-        runs: list[PolicyRun] = []
-        for policy in policies:
+        ran: dict[str, PolicyRun] = {}
+        order = run_order(policies, load_index)
+        orders.append(f"{row.load}: {', '.join(order)}")
+        for policy in order:
             stop = node()
             run = replayer.run(
                 trace,
@@ -209,9 +219,9 @@ def evaluate(
             used = stop()
             write_requests_csv(data_dir / f"{row.load}-{policy}-requests.csv", run.outcomes)
             write_functions_csv(data_dir / f"{row.load}-{policy}-functions.csv", run.outcomes)
-            runs.append(PolicyRun(policy, run, used))
+            ran[policy] = PolicyRun(policy, run, used)
             time.sleep(IDLE_BETWEEN_RUNS_S)  # let the last containers settle before the next run
-        results.append(LoadResult(row, runs))
+        results.append(LoadResult(row, [ran[p] for p in policies]))  # the baseline first
     return DagEvaluation(
         dag=t.dag,
         namespace=namespace,
@@ -232,6 +242,8 @@ def evaluate(
             *t.notes,
             f"Before each load, a burst of {len(smallest)} small requests (unmeasured, policy "
             f"`{policies[0]}`) warms the container pool.",
+            f"Policies run in a rotated order per load ({'; '.join(orders)}), so that no policy "
+            "always runs last, on a stack that has served the most requests by then.",
         ],
     )
 

@@ -55,8 +55,10 @@ def _models(settings: Any, dag: str, tmp: Any, *, wrong: bool) -> None:
     dataset = tmp / f"{dag}.csv"
     dataset.write_text("request_id\n")
     if wrong:
-        # Every function predicted light (0.05 core, 20 MB): the stragglers are harvested hard.
-        rows = [dataclasses.replace(r, peak_cpu=0.05, peak_memory_mb=20.0) for r in synthetic_rows(60)]
+        # Every function predicted light (0.05 core, 20 MB, 100 ms: 0.005 CPU-s of work), so the
+        # stragglers are harvested hard and the work-aware safeguard has cause to fire.
+        light = {"peak_cpu": 0.05, "peak_memory_mb": 20.0, "duration_ms": 100}
+        rows = [dataclasses.replace(r, **light) for r in synthetic_rows(60)]  # type: ignore[arg-type]
         trained = compare(rows, OURS, seed=0, latency_budget_ms=float("inf"), latency_calls=5)
     else:
         trained = synthetic_comparison()

@@ -184,6 +184,47 @@ def test_fifo_growth_comes_first_as_before():
     assert [(r.key, r.reason) for r in out] == [("grower", "grow"), ("late", "planned")]
 
 
+def test_a_yielding_claim_gives_cores_above_its_plan_back_when_someone_waits():
+    led = CapacityLedger(2.0, 4096)
+    group = ("r", 1)
+    led.submit(claim("light", 0.5, user=1.0, live=True, yields=True, group=group, work=0.5))
+    led.submit(claim("heavy", 1.0, user=0.5, live=True, yields=True, group=group, cap=1.5, work=4.0))
+    out = led.end("light")  # nobody waits: timely release takes heavy past its plan, to its cap
+    assert [(r.key, r.cpu, r.reason) for r in out] == [("heavy", 1.5, "timely-release")]
+    out = led.submit(claim("w", 1.0))  # someone waits: heavy keeps its plan, the rest starts w
+    assert [(r.key, r.cpu, r.reason) for r in out] == [("heavy", 1.0, "reclaim"), ("w", 1.0, "planned")]
+    out = led.end("w")  # the queue is empty: it grows back to what the release gave it
+    assert [(r.key, r.cpu, r.reason) for r in out] == [("heavy", 1.5, "grow")]
+
+
+def test_a_yielding_claim_keeps_its_plan_above_its_user_allocation_under_load():
+    led = CapacityLedger(2.0, 4096)
+    led.submit(claim("fast", 1.5, user=0.5, live=True, yields=True))
+    out = led.submit(claim("w", 1.0))  # the plan is owed (the stage budget paid for it): w waits
+    assert out == [] and led.running["fast"].cpu == 1.5
+
+
+def test_while_anyone_waits_timely_release_stops_at_the_plan():
+    led = CapacityLedger(2.0, 4096)
+    group = ("r", 1)
+    led.submit(claim("light", 0.5, user=1.0, live=True, yields=True, group=group, work=0.5))
+    led.submit(claim("heavy", 1.0, user=0.5, live=True, yields=True, group=group, cap=1.5, work=4.0))
+    led.submit(claim("other", 1.0))  # waits: 0.5 free
+    out = led.end("light")  # light's 0.5 goes to the queue, not to heavy (at its plan)
+    assert [(r.key, r.cpu, r.reason) for r in out] == [("other", 1.0, "planned")]
+    assert led.running["heavy"].cpu == 1.0
+
+
+def test_a_safeguarded_yielding_claim_keeps_its_user_allocation_while_others_wait():
+    led = CapacityLedger(2.0, 4096)
+    led.submit(claim("h", 0.25, user=1.0, live=True, yields=True))
+    led.submit(claim("x", 1.75))
+    led.submit(claim("w", 1.0))
+    assert [r.cpu for r in led.safeguard("h")] == [0.25]  # nothing free yet
+    out = led.end("x")  # 1.75 frees: h grows to its user 1.0 first, then w starts
+    assert [(r.key, r.cpu, r.reason) for r in out] == [("h", 1.0, "grow"), ("w", 1.0, "planned")]
+
+
 def test_floor_to_step():
     assert floor_to_step(0.74999999, 0.25) == 0.75
     assert floor_to_step(0.7, 0.25) == 0.5
@@ -218,13 +259,16 @@ def _check(led: CapacityLedger, fifo: bool = True) -> None:
     if fifo and led.running and led.waiting:  # FIFO: nobody started ahead of an earlier waiter
         assert max(c.seq for c in led.running.values()) < min(c.seq for c in led.waiting)
     assert all(c.lent >= 0 for c in led.running.values())
-    if led.waiting:  # someone waits: nothing is on loan
+    if led.waiting:  # someone waits: nothing is on loan, and yielding claims hold no extra
         assert all(c.lent == 0 for c in led.running.values())
+        for c in led.running.values():
+            owed = max(c.cpu_plan, c.user_cpu) if c.guarded else c.cpu_plan
+            assert not c.yields or c.cpu <= owed + EPS
 
 
 @settings(max_examples=300, deadline=None)
-@given(OPS, st.booleans(), st.booleans())
-def test_permits_are_never_leaked_or_counted_twice(ops, idle, by_age):
+@given(OPS, st.booleans(), st.booleans(), st.booleans())
+def test_permits_are_never_leaked_or_counted_twice(ops, idle, by_age, yields):
     led = CapacityLedger(2.0, 1024, by_age=by_age)
     made = 0
     for op in ops:
@@ -233,6 +277,7 @@ def test_permits_are_never_leaked_or_counted_twice(ops, idle, by_age):
             _, plan, user, cap, live, group, mem = op
             c = claim(f"k{made}", plan, user=user, live=live, cap=cap, group=("r", group), work=float(mem))
             c.borrows = idle and live
+            c.yields = yields and live
             c.priority = float(mem % 3)  # by age: three requests of different ages
             c.memory_mb = mem * 128
             made += 1

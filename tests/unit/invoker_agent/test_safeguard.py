@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
-from invoker_agent.safeguard import NearCap, SafeguardWatch, window_rate
+from invoker_agent.safeguard import NearCap, SafeguardWatch, cpu_seconds, window_rate
 
 MS = 1_000_000
 
@@ -26,6 +26,23 @@ def test_a_window_below_the_cap_resets_the_streak():
 def test_memory_near_its_limit_fires_at_once():
     assert "memory" in (NearCap().observe(0.0, 0.5, 231, 256) or "")
     assert NearCap().observe(0.0, 0.5, 229, 256) is None
+
+
+def test_work_aware_fires_only_beyond_the_predicted_work():
+    check = NearCap(work_cpu_s=2.0)
+    # At its cap by design (a harvested CPU-bound function) but within its predicted work.
+    assert [check.observe(0.5, 0.5, 10, 256, cpu_s_so_far=s) for s in (0.5, 1.0, 1.5)] == [None] * 3
+    why = check.observe(0.5, 0.5, 10, 256, cpu_s_so_far=2.1)  # more than predicted, still at its cap
+    assert why is not None and "2.00 predicted" in why
+
+
+def test_work_aware_still_fires_on_memory_at_once():
+    assert "memory" in (NearCap(work_cpu_s=100.0).observe(0.0, 0.5, 240, 256) or "")
+
+
+def test_cpu_seconds_counts_from_the_first_sample():
+    assert cpu_seconds([(0, 5_000_000_000, 0), (10, 5_500_000_000, 0), (20, 6_000_000_000, 0)]) == 1.0
+    assert cpu_seconds([(0, 5, 0)]) == 0.0
 
 
 def test_window_rate_needs_a_whole_window():
