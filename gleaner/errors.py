@@ -6,6 +6,7 @@ module that talks to the external system (``raise ... from exc``).
     ├── StackError               embedded stack could not start (names the part)
     ├── BadRequest               invalid user input (HTTP 400)
     │   ├── MalformedEvent       an event that cannot be decoded (-> dead letter)
+    │   │   └── EventTooLarge    an event it caused is above the Kafka size limit
     │   └── InvalidLimits        allocation / timeout outside the allowed range
     ├── PayloadTooLarge          body above the configured limit (HTTP 413)
     ├── NotFound                 unknown action / activation / namespace (HTTP 404)
@@ -46,6 +47,10 @@ class BadRequest(GleanerError):
 
 class MalformedEvent(BadRequest):
     pass
+
+
+class EventTooLarge(MalformedEvent):
+    """Producing an event failed for its size: the source event is dead-lettered."""
 
 
 class InvalidLimits(BadRequest):

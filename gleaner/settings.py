@@ -119,6 +119,8 @@ class Settings:
     heartbeat_interval_s: float = 1.0
     invoker_unhealthy_after_s: float = 5.0
     record_batch_ms: int = 20
+    # How long an activation waits for an unreachable action store before it fails (statusCode 3).
+    platform_retry_s: float = 120.0
 
     # --- local state (embedded stack) ---------------------------------------
     state_dir: Path = field(default_factory=lambda: Path.home() / ".gleaner")

@@ -1,10 +1,13 @@
 """The invoker agent: one per node, consuming its own topic ``invoker.<id>``.
 
-Flow per record: decode (malformed -> dead letter) -> claim the activation id
-(duplicate -> skip) -> run on a worker thread -> publish the completion
-(which carries the record; the record sink writes it to CouchDB).
-Offsets are committed in order (see ``streams.kafka.offsets``) and only after
-the producer has flushed the completions they caused.
+Flow per record (behind the one consume runner): decode (malformed -> dead
+letter) -> claim the activation id (duplicate -> skip) -> run on a worker
+thread -> publish the completion (which carries the record; the record sink
+writes it to CouchDB). Every activation ends in exactly one completion: an
+action store that is down is retried with a backoff up to
+``platform_retry_s``, then the activation fails with statusCode 3 and why.
+A record's offset is done only once its completion is produced, and committed
+only after the producer has flushed it.
 """
 
 from __future__ import annotations
@@ -14,9 +17,11 @@ import threading
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 from gleaner.couchdb import CouchDB
-from gleaner.errors import GleanerError, MalformedEvent
+from gleaner.errors import GleanerError, ServiceError
+from gleaner.records import DEVELOPER_ERROR, INTERNAL_ERROR
 from gleaner.redis_store import RedisStore
 from gleaner.settings import Settings
 from invoker_agent.action_store import ActionStore
@@ -33,150 +38,165 @@ from streams.events import (
     derived_activation_id,
     now_ms,
 )
-from streams.kafka.checkpoint import checkpoint
+from streams.failures import completion_key, failed_completion
 from streams.kafka.client import EventConsumer, EventProducer, Record
 from streams.kafka.deadletter import DeadLetters
-from streams.kafka.offsets import OffsetTracker
+from streams.kafka.runner import ConsumeRunner, DeadLetterSink, Handler, RunnerConfig, Sink, Ticket
 from streams.payloads import DataStore
 
 log = logging.getLogger(__name__)
 
 MAX_IN_FLIGHT = 256  # stop fetching beyond this many unfinished records (back-pressure)
-COMMIT_EVERY_S = 0.2
+BACKOFF_MAX_S = 5.0
 
 
-class InvokerAgent:
-    def __init__(self, settings: Settings) -> None:
+class InvokerAgent(Handler):
+    def __init__(
+        self,
+        settings: Settings,
+        producer: Sink,
+        deadletters: DeadLetterSink,
+        executor: ActivationExecutor,
+        claims: ActivationClaims,
+        engine: Any,
+        incarnation: str,
+    ) -> None:
         self.settings = settings
         self.id = settings.invoker_id
-        self.incarnation = uuid.uuid4().hex[:12]
-        self.producer = EventProducer(settings)
-        self.deadletters = DeadLetters(settings, self.producer)
-        self.engine = DockerEngine(settings)
-        self.pool = ContainerPool(self.engine, settings)
-        self.permits = ResourcePermits(
-            settings.invoker_cpu_capacity,
-            settings.invoker_memory_capacity_mb,
-            settings.cpu_step,
-            by_age=settings.harvest_load_aware,
-        )
-        self.db = CouchDB(settings)
-        self.redis = RedisStore(settings)
-        self.executor = ActivationExecutor(
-            settings,
-            ActionStore(self.db, settings.action_cache_ttl_s),
-            self.pool,
-            self.permits,
-            DataStore(self.redis, settings.inline_payload_bytes, settings.data_ttl_s),
-        )
-        self.claims = ActivationClaims(self.redis, self.id, self.incarnation)
-        self.offsets = OffsetTracker()
+        self.incarnation = incarnation
+        self.producer = producer
+        self.deadletters = deadletters
+        self.executor = executor
+        self.permits: ResourcePermits = executor.permits
+        self.pool: ContainerPool = executor.pool
+        self.engine = engine
+        self.claims = claims
         self.workers = ThreadPoolExecutor(max_workers=64, thread_name_prefix="activation")
+        self._in_flight = 0
+        self._count_lock = threading.Lock()
         self._finished: list[str] = []
         self._finished_lock = threading.Lock()
         self._stop = threading.Event()
 
-    # -- lifecycle -------------------------------------------------------------
-    def run(self) -> None:
+    # -- runner hooks ------------------------------------------------------------
+    def start(self) -> None:
         removed = self.engine.remove_managed(self.id)
         if removed:
             log.info("removed %d containers left by a previous run", removed)
-        consumer = EventConsumer(
-            self.settings, f"gleaner-invoker-{self.id}", [self.settings.invoker_topic(self.id)]
-        )
-        beat = threading.Thread(target=self._heartbeats, name="heartbeat", daemon=True)
-        beat.start()
-        reaper = threading.Thread(target=self._reap, name="reaper", daemon=True)
-        reaper.start()
+        threading.Thread(target=self._heartbeats, name="heartbeat", daemon=True).start()
+        threading.Thread(target=self._reap, name="reaper", daemon=True).start()
         log.info(
-            "invoker %s (incarnation %s) consuming %s with %.2f cores / %d MB",
+            "invoker %s (incarnation %s) with %.2f cores / %d MB",
             self.id,
             self.incarnation,
-            consumer.topics,
             self.permits.cpu_capacity,
             self.permits.memory_capacity_mb,
         )
         self._publish_health()
-        last_commit = time.monotonic()
-        try:
-            while not self._stop.is_set():
-                if self.offsets.in_flight() < MAX_IN_FLIGHT:
-                    record = consumer.poll(0.05)
-                    if record is not None:
-                        self._accept(record)
-                else:
-                    time.sleep(0.01)
-                if time.monotonic() - last_commit >= COMMIT_EVERY_S:
-                    self._commit(consumer)
-                    last_commit = time.monotonic()
-        finally:
-            self.workers.shutdown(wait=True)
-            self._commit(consumer)
-            consumer.close()
-            self._publish_health("draining")
-            self.producer.close()
-            self.pool.shutdown()
 
-    def stop(self) -> None:
+    def handle(self, record: Record, ticket: Ticket) -> None:
+        req = ActivationRequest.from_dict(
+            decode(record.value),
+            fallback_id=derived_activation_id(record.topic, record.partition, record.offset),
+        )
+        with self._count_lock:
+            self._in_flight += 1
+        self.workers.submit(self._work, req, ticket.defer())
+
+    def committed(self) -> None:
+        with self._finished_lock:
+            finished, self._finished = self._finished, []
+        self.claims.finished(finished)  # their completions are flushed: durable now
+
+    def close(self) -> None:
         self._stop.set()
-
-    # -- records ---------------------------------------------------------------
-    def _accept(self, record: Record) -> None:
-        tp = (record.topic, record.partition)
-        self.offsets.started(tp, record.offset)
+        self.workers.shutdown(wait=True)
         try:
-            req = ActivationRequest.from_dict(
-                decode(record.value),
-                fallback_id=derived_activation_id(record.topic, record.partition, record.offset),
-            )
-        except MalformedEvent as exc:
-            self.deadletters.send(record, str(exc))
-            self.offsets.done(tp, record.offset)
-            return
-        self.workers.submit(self._work, req, record)
+            self._publish_health("draining")
+        except GleanerError as exc:
+            log.warning("last heartbeat failed: %s", exc)
+        self.pool.shutdown()
 
-    def _work(self, req: ActivationRequest, record: Record) -> None:
-        tp = (record.topic, record.partition)
+    # -- one activation (worker thread) ------------------------------------------------
+    def _work(self, req: ActivationRequest, ticket: Ticket) -> None:
         try:
             if self.claims.claim(req.activation_id) is Claim.DUPLICATE:
                 log.info("duplicate activation %s skipped", req.activation_id)
+                ticket.done()
                 return
-            try:
-                doc = self.executor.execute(req)
-            except ActionMissing as exc:
-                self.deadletters.send(record, str(exc))
-                return
-            event = ActivationCompleted(
-                activation_id=req.activation_id,
-                namespace=req.namespace,
-                action=req.action,
-                invoker=self.id,
-                record=doc,
-                caused_by=req.caused_by,
-            )
-            # Keyed by the DAG request: its completions meet its request on one partition.
-            key = req.caused_by or req.activation_id
-            self.producer.produce(self.settings.completed_topic, event.to_bytes(), key=key)
-            with self._finished_lock:
-                self._finished.append(req.activation_id)
-        except GleanerError as exc:
-            # Kafka/CouchDB failures: leave the offset uncommitted so the record is redelivered.
-            log.error("activation %s failed in the platform: %s", req.activation_id, exc)
-            return
+            event = self._execute(req, ticket.record)
+            if self._publish(req, event):
+                with self._finished_lock:
+                    self._finished.append(req.activation_id)
+                ticket.done()
+            # else: stopping before it got out; uncommitted, so it comes back after a restart
         except Exception:
             log.exception("activation %s crashed the worker", req.activation_id)
         finally:
-            self.offsets.done(tp, record.offset)
+            with self._count_lock:
+                self._in_flight -= 1
 
-    def _commit(self, consumer: EventConsumer) -> None:
-        with self._finished_lock:
-            finished, self._finished = self._finished, []
-        if checkpoint(consumer, self.producer, self.offsets):  # completions flushed first
-            self.claims.finished(finished)
+    def _execute(self, req: ActivationRequest, record: Record) -> ActivationCompleted:
+        """Run ``req``; whatever happens, the completion that says how it ended."""
+        deadline = time.monotonic() + self.settings.platform_retry_s
+        attempt = 0
+        while True:
+            try:
+                doc = self.executor.execute(req)
+                return ActivationCompleted(
+                    activation_id=req.activation_id,
+                    namespace=req.namespace,
+                    action=req.action,
+                    invoker=self.id,
+                    record=doc,
+                    caused_by=req.caused_by,
+                )
+            except ActionMissing as exc:
+                self.deadletters.send(record, str(exc))
+                return failed_completion(
+                    req, DEVELOPER_ERROR, f"The action {req.namespace}/{req.action} does not exist.", self.id
+                )
+            except ServiceError as exc:
+                # Nothing ran yet (the action store or an input was unreachable): wait and try again.
+                attempt += 1
+                if time.monotonic() >= deadline or self._stop.is_set():
+                    reason = f"The platform could not run the action: {exc}"
+                    return failed_completion(req, INTERNAL_ERROR, reason, self.id)
+                delay = min(BACKOFF_MAX_S, 0.2 * 2 ** (attempt - 1))
+                log.warning("activation %s waits %.1fs for the platform: %s", req.activation_id, delay, exc)
+                self._stop.wait(delay)
+            except Exception as exc:
+                log.exception("activation %s failed in the invoker", req.activation_id)
+                reason = f"The invoker failed: {type(exc).__name__}: {exc}"
+                return failed_completion(req, INTERNAL_ERROR, reason, self.id)
+
+    def _publish(self, req: ActivationRequest, event: ActivationCompleted) -> bool:
+        """Produce the completion, retrying while Kafka is away. False only when stopping."""
+        attempt = 0
+        while True:
+            try:
+                self.producer.produce(
+                    self.settings.completed_topic, event.to_bytes(), key=completion_key(req)
+                )
+                return True
+            except ServiceError as exc:
+                attempt += 1
+                if self._stop.is_set():
+                    log.error("completion of %s not published before stopping: %s", req.activation_id, exc)
+                    return False
+                self._stop.wait(min(BACKOFF_MAX_S, 0.2 * 2 ** (attempt - 1)))
+            except GleanerError as exc:  # too large, or not encodable: say so in a smaller record
+                if event.invoker == self.id and event.record.get("gleaner", {}).get("unpublishable"):
+                    raise
+                reason = f"The activation record could not be published: {exc}"
+                event = failed_completion(req, INTERNAL_ERROR, reason, self.id)
+                event.record.setdefault("gleaner", {})["unpublishable"] = True
 
     # -- background ------------------------------------------------------------
     def _publish_health(self, status: str = "up") -> None:
         cpu_free, mem_free, _waiting = self.permits.snapshot()
+        with self._count_lock:
+            queued = self._in_flight
         health = InvokerHealth(
             invoker=self.id,
             incarnation=self.incarnation,
@@ -185,7 +205,7 @@ class InvokerAgent:
             memory_capacity_mb=self.permits.memory_capacity_mb,
             cpu_free=cpu_free,
             memory_free_mb=mem_free,
-            queue_length=self.offsets.in_flight(),
+            queue_length=queued,
             running=self.executor.running,
             status=status,
         )
@@ -204,3 +224,38 @@ class InvokerAgent:
                 self.pool.reap_idle()
             except GleanerError as exc:
                 log.warning("reaping idle containers failed: %s", exc)
+
+
+def build(settings: Settings) -> ConsumeRunner:
+    producer = EventProducer(settings)
+    deadletters = DeadLetters(settings, producer)
+    engine = DockerEngine(settings)
+    permits = ResourcePermits(
+        settings.invoker_cpu_capacity,
+        settings.invoker_memory_capacity_mb,
+        settings.cpu_step,
+        by_age=settings.harvest_load_aware,
+    )
+    db = CouchDB(settings)
+    redis = RedisStore(settings)
+    executor = ActivationExecutor(
+        settings,
+        ActionStore(db, settings.action_cache_ttl_s),
+        ContainerPool(engine, settings),
+        permits,
+        DataStore(redis, settings.inline_payload_bytes, settings.data_ttl_s),
+    )
+    incarnation = uuid.uuid4().hex[:12]
+    claims = ActivationClaims(redis, settings.invoker_id, incarnation)
+    agent = InvokerAgent(settings, producer, deadletters, executor, claims, engine, incarnation)
+    consumer = EventConsumer(
+        settings, f"gleaner-invoker-{settings.invoker_id}", [settings.invoker_topic(settings.invoker_id)]
+    )
+    return ConsumeRunner(
+        f"invoker-{settings.invoker_id}",
+        consumer,
+        producer,
+        deadletters,
+        agent,
+        RunnerConfig(max_in_flight=MAX_IN_FLIGHT),
+    )

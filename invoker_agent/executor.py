@@ -35,6 +35,7 @@ log = logging.getLogger(__name__)
 TIMEOUT_MSG = "The action exceeded its time limits of {ms} milliseconds."
 OOM_MSG = "The action exhausted its memory and was aborted."
 CRASH_MSG = "The action did not produce a valid response and exited unexpectedly."
+PLATFORM_MSG = "The invoker failed while running the action"
 
 
 class ActionMissing(GleanerError):
@@ -209,7 +210,7 @@ class ActivationExecutor:
                 draft.gleaner["allocation_peak"] = max(c.cpu for c in changes)
 
     def _run(self, job: _Job, claim: Claim, draft: RecordDraft, guard: bool) -> None:
-        req, doc, params, limits = job.req, job.doc, job.params, job.limits
+        req, doc = job.req, job.doc
         exec_ = doc["exec"]
 
         def init(client: ActionProxyClient) -> None:
@@ -239,6 +240,19 @@ class ActivationExecutor:
             draft.init_ms = round(lease.init_ms or 0)
         draft.gleaner["container"] = lease.container.name
         draft.gleaner["cold"] = lease.cold
+        done: list[bool] = []  # set once the lease went back to the pool or was destroyed
+        try:
+            self._run_leased(job, claim, draft, guard, lease, done)
+        except Exception as exc:  # a platform bug still ends in a record, and frees the container
+            log.exception("activation %s failed inside the invoker", req.activation_id)
+            if not done:
+                self.pool.destroy(lease)
+            self._finish(draft, INTERNAL_ERROR, {"error": f"{PLATFORM_MSG}: {type(exc).__name__}: {exc}"})
+
+    def _run_leased(
+        self, job: _Job, claim: Claim, draft: RecordDraft, guard: bool, lease: Lease, done: list[bool]
+    ) -> None:
+        req, params, limits = job.req, job.params, job.limits
         self.permits.attach(claim.key, self._resizer(lease), (lease.cpu, lease.memory_mb))
         try:
             sampler: CgroupSampler | None = CgroupSampler(
@@ -269,9 +283,14 @@ class ActivationExecutor:
                 log_limit_bytes=limits.logs_mb * 2**20,
             )
         except ContainerError as exc:
+            done.append(True)
             self._failed(lease, draft, exc, self._stop(sampler), limits)
             return
+        except BaseException:
+            self._stop(sampler)
+            raise
         usage = self._stop(sampler)
+        done.append(True)
         self.pool.release(lease)
         draft.logs = resp.logs
         draft.gleaner["run_ms"] = round((time.monotonic() - run_start) * 1000, 3)

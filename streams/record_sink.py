@@ -3,27 +3,35 @@
 Records are written off the request's critical path and in batches
 (``_bulk_docs`` does ~5,500 docs/s on pouchdb-server against ~220/s one by
 one). The document id is ``<namespace>/<activationId>``, so a redelivered
-completion meets a conflict and changes nothing. Offsets are committed only
-after the batch is written: a crash replays the batch, never loses it.
+completion meets a conflict and changes nothing. A record's offset is done
+only once its batch is written: a crash replays the batch, never loses it.
+While CouchDB is down the batch waits and is tried again with a backoff; the
+process stays up.
 """
 
 from __future__ import annotations
 
 import logging
-import threading
 import time
-from typing import Any
+from collections.abc import Callable
+from typing import Any, Protocol
 
 from gleaner.couchdb import ACTIVATIONS, CouchDB
-from gleaner.errors import GleanerError, MalformedEvent
+from gleaner.errors import MalformedEvent, ServiceError
 from gleaner.settings import Settings
 from streams.events import ActivationCompleted, decode
 from streams.kafka.client import EventConsumer, EventProducer, Record
 from streams.kafka.deadletter import DeadLetters
+from streams.kafka.runner import ConsumeRunner, Handler, RunnerConfig, Ticket
 
 log = logging.getLogger(__name__)
 GROUP = "gleaner-records"
 MAX_BATCH = 500
+BACKOFF_MAX_S = 5.0
+
+
+class BulkWriter(Protocol):
+    def bulk_docs(self, db: str, docs: list[dict[str, Any]]) -> list[dict[str, Any]]: ...
 
 
 def batch_outcome(results: list[dict[str, Any]]) -> tuple[int, int, list[str]]:
@@ -38,70 +46,74 @@ def batch_outcome(results: list[dict[str, Any]]) -> tuple[int, int, list[str]]:
     return written, dupes, errors
 
 
-class RecordSink:
-    def __init__(self, settings: Settings) -> None:
-        self.settings = settings
-        self.db = CouchDB(settings)
-        self.producer = EventProducer(settings)
-        self.deadletters = DeadLetters(settings, self.producer)
-        self._stop = threading.Event()
+def record_doc(rec: Record) -> dict[str, Any]:
+    """The CouchDB document a completion event carries (raises MalformedEvent)."""
+    doc = ActivationCompleted.from_dict(decode(rec.value)).record
+    if not isinstance(doc.get("activationId"), str) or not isinstance(doc.get("namespace"), str):
+        raise MalformedEvent("record lacks activationId/namespace")
+    doc["_id"] = f"{doc['namespace']}/{doc['activationId']}"
+    doc.pop("_rev", None)
+    return doc
 
-    def stop(self) -> None:
-        self._stop.set()
 
-    def run(self) -> None:
-        consumer = EventConsumer(self.settings, GROUP, [self.settings.completed_topic], hot=False)
-        window_s = self.settings.record_batch_ms / 1000
+class RecordSink(Handler):
+    def __init__(self, db: BulkWriter, window_s: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self.db = db
+        self.window_s = window_s
+        self._clock = clock
+        self._batch: list[tuple[dict[str, Any], Ticket]] = []
+        self._opened = 0.0  # when the batch got its first record
+        self._retry_at = 0.0
+        self._failures = 0
+
+    def handle(self, record: Record, ticket: Ticket) -> None:
+        doc = record_doc(record)
+        if not self._batch:
+            self._opened = self._clock()
+        self._batch.append((doc, ticket.defer()))
+        if len(self._batch) >= MAX_BATCH:
+            self.tick()
+
+    def tick(self) -> None:
+        now = self._clock()
+        if not self._batch or now < self._retry_at:
+            return
+        if len(self._batch) < MAX_BATCH and now - self._opened < self.window_s:
+            return
+        self._flush_batch()
+
+    def close(self) -> None:
+        if self._batch:
+            self._retry_at = 0.0
+            self._flush_batch()
+
+    def _flush_batch(self) -> None:
+        docs = [doc for doc, _ in self._batch]
         try:
-            while not self._stop.is_set():
-                batch, offsets = self._collect(consumer, window_s)
-                if not offsets:
-                    continue
-                try:
-                    if batch:
-                        self._write(batch)
-                    self.producer.flush()  # dead letters first, offsets after
-                    consumer.commit(offsets)
-                except GleanerError as exc:
-                    # Not committed: the batch comes back after a restart. Retry now too.
-                    log.error("record batch of %d not written: %s; retrying", len(batch), exc)
-                    time.sleep(1)
-                    consumer.close()
-                    consumer = EventConsumer(self.settings, GROUP, [self.settings.completed_topic], hot=False)
-        finally:
-            consumer.close()
-            self.producer.close()
-
-    def _collect(
-        self, consumer: EventConsumer, window_s: float
-    ) -> tuple[list[dict[str, Any]], dict[tuple[str, int], int]]:
-        batch: list[dict[str, Any]] = []
-        offsets: dict[tuple[str, int], int] = {}
-        deadline = time.monotonic() + window_s
-        first = consumer.poll(0.2)
-        records: list[Record] = [first] if first else []
-        while records and len(records) < MAX_BATCH and time.monotonic() < deadline:
-            nxt = consumer.poll(max(0.0, deadline - time.monotonic()))
-            if nxt is not None:
-                records.append(nxt)
-        for rec in records:
-            offsets[(rec.topic, rec.partition)] = rec.offset + 1
-            try:
-                event = ActivationCompleted.from_dict(decode(rec.value))
-                doc = event.record
-                if not isinstance(doc.get("activationId"), str) or not isinstance(doc.get("namespace"), str):
-                    raise MalformedEvent("record lacks activationId/namespace")
-                doc["_id"] = f"{doc['namespace']}/{doc['activationId']}"
-                doc.pop("_rev", None)
-                batch.append(doc)
-            except MalformedEvent as exc:
-                self.deadletters.send(rec, str(exc))
-        return batch, offsets
-
-    def _write(self, batch: list[dict[str, Any]]) -> None:
-        written, dupes, errors = batch_outcome(self.db.bulk_docs(ACTIVATIONS, batch))
+            written, dupes, errors = batch_outcome(self.db.bulk_docs(ACTIVATIONS, docs))
+        except ServiceError as exc:
+            self._failures += 1
+            delay = min(BACKOFF_MAX_S, 0.2 * 2 ** (self._failures - 1))
+            self._retry_at = self._clock() + delay
+            log.error("record batch of %d not written: %s; retry in %.1fs", len(docs), exc, delay)
+            return
+        self._failures = 0
+        failed = {e.partition(":")[0] for e in errors}
+        for doc, ticket in self._batch:
+            if doc["_id"] in failed:
+                # CouchDB refused this document itself (not a conflict): park it with why.
+                ticket.dead_letter(next(e for e in errors if e.startswith(doc["_id"] + ":")))
+            else:
+                ticket.done()
+        self._batch = []
         if dupes:
             log.info("%d records were already written (redelivery)", dupes)
-        if errors:
-            raise GleanerError(f"{len(errors)} records failed: {errors[0]}")
         log.debug("wrote %d records", written)
+
+
+def build(settings: Settings) -> ConsumeRunner:
+    producer = EventProducer(settings)
+    consumer = EventConsumer(settings, GROUP, [settings.completed_topic], hot=False)
+    sink = RecordSink(CouchDB(settings), settings.record_batch_ms / 1000)
+    config = RunnerConfig(max_in_flight=2 * MAX_BATCH)  # a whole batch may wait on CouchDB
+    return ConsumeRunner("record-sink", consumer, producer, DeadLetters(settings, producer), sink, config)

@@ -6,11 +6,14 @@ import argparse
 import logging
 import signal
 import sys
-from typing import Any
+from typing import TYPE_CHECKING
 
 from gleaner.cli import dag, predict, replay, wsk
 from gleaner.errors import GleanerError
 from gleaner.settings import load_settings
+
+if TYPE_CHECKING:
+    from streams.kafka.runner import ConsumeRunner
 
 COMPONENTS = ("gateway", "placement", "composition", "predictor", "invoker", "records")
 
@@ -31,26 +34,26 @@ def _run_component(args: argparse.Namespace) -> int:
 
         serve(settings)
         return 0
-    agent: Any
+    runner: ConsumeRunner
     if args.component == "invoker":
-        from invoker_agent.agent import InvokerAgent
+        from invoker_agent.agent import build as build_invoker
 
-        agent = InvokerAgent(settings)
+        runner = build_invoker(settings)
     elif args.component == "composition":
-        from streams.composition.agent import CompositionAgent
+        from streams.composition.agent import build as build_composition
 
-        agent = CompositionAgent(settings)
+        runner = build_composition(settings)
     elif args.component == "placement":
-        from streams.placement.agent import PlacementAgent
+        from streams.placement.agent import build as build_placement
 
-        agent = PlacementAgent(settings, policy=args.policy)
+        runner = build_placement(settings, policy=args.policy)
     else:
-        from streams.record_sink import RecordSink
+        from streams.record_sink import build as build_record_sink
 
-        agent = RecordSink(settings)
+        runner = build_record_sink(settings)
     for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: agent.stop())
-    agent.run()
+        signal.signal(sig, lambda *_: runner.stop())
+    runner.run()
     return 0
 
 

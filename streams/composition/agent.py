@@ -5,13 +5,13 @@ Per event: load the request's compositions from Redis, let the pure state
 machine say what runs next, produce those events, flush, save the state,
 and only then commit the offsets. A crash after producing but before saving
 replays the event: the machine yields the same activation ids, which the
-invoker runs at most once.
+invoker runs at most once. Redis or CouchDB trouble is retried by the runner
+with a backoff; the stream stays up.
 """
 
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from typing import Any
 
@@ -35,11 +35,10 @@ from streams.events import (
     decode,
     now_ms,
 )
-from streams.kafka.checkpoint import checkpoint
 from streams.kafka.client import EventConsumer, EventProducer, Record
 from streams.kafka.deadletter import DeadLetters
-from streams.kafka.offsets import OffsetTracker
 from streams.kafka.partitioning import partition_for
+from streams.kafka.runner import ConsumeRunner, Handler, Sink, Ticket
 from streams.payloads import DataStore, size_of
 
 log = logging.getLogger(__name__)
@@ -60,65 +59,49 @@ def planned_allocation(dag: dict[str, Any], stage: int | None, index: int | None
         return None
 
 
-class CompositionAgent:
-    def __init__(self, settings: Settings) -> None:
+class CompositionAgent(Handler):
+    def __init__(
+        self,
+        settings: Settings,
+        producer: Sink,
+        redis: RedisStore,
+        db: CouchDB,
+        partitions: int,
+    ) -> None:
         self.settings = settings
-        self.producer = EventProducer(settings)
-        self.deadletters = DeadLetters(settings, self.producer)
-        self.redis = RedisStore(settings)
-        self.store = CompositionStore(self.redis)
-        self.data = DataStore(self.redis, settings.inline_payload_bytes, settings.data_ttl_s)
-        self.db = CouchDB(settings)
-        self.offsets = OffsetTracker()
+        self.producer = producer
+        self.store = CompositionStore(redis)
+        self.data = DataStore(redis, settings.inline_payload_bytes, settings.data_ttl_s)
+        self.db = db
         self._trees: dict[str, Node] = {}
         self._dags: TTLCache[str, dict[str, Any]] = TTLCache(settings.action_cache_ttl_s)
-        self._partitions = 1
-        self._stop = threading.Event()
+        self._partitions = partitions
+        self._owned: set[int] = set()  # partitions of dag.plans this member holds
+        self._last_sweep = time.monotonic()
 
-    def stop(self) -> None:
-        self._stop.set()
+    # -- runner hooks ---------------------------------------------------------------
+    def handle(self, record: Record, ticket: Ticket) -> None:
+        # Redis/CouchDB trouble raises ServiceError: the runner retries this event with a
+        # backoff and holds the ones behind it (the machine re-derives the same ids).
+        if record.topic == self.settings.dag_plans_topic:
+            self._on_plan(record, ticket)
+        else:
+            self._on_completion(record)
 
-    def run(self) -> None:
-        topics = [self.settings.dag_plans_topic, self.settings.completed_topic]
-        consumer = EventConsumer(self.settings, GROUP, topics, co_partitioned=True)
-        self._partitions = consumer.partition_count(self.settings.dag_plans_topic)
-        last_commit = last_sweep = time.monotonic()
-        try:
-            while not self._stop.is_set():
-                rec = consumer.poll(0.05)
-                if rec is not None:
-                    self._handle(rec)
-                now = time.monotonic()
-                if now - last_sweep >= 1.0:
-                    self._expire(consumer.assigned_partitions())
-                    last_sweep = now
-                if now - last_commit >= 0.2:
-                    self._commit(consumer)
-                    last_commit = now
-        finally:
-            self._commit(consumer)
-            consumer.close()
-            self.producer.close()
+    def tick(self) -> None:
+        now = time.monotonic()
+        if now - self._last_sweep >= 1.0:
+            self._last_sweep = now
+            self._expire(set(self._owned))
 
-    # -- events -----------------------------------------------------------------
-    def _handle(self, rec: Record) -> None:
-        tp = (rec.topic, rec.partition)
-        self.offsets.started(tp, rec.offset)
-        try:
-            if rec.topic == self.settings.dag_plans_topic:
-                self._on_plan(rec)
-            else:
-                self._on_completion(rec)
-        except MalformedEvent as exc:
-            self.deadletters.send(rec, str(exc))
-        except GleanerError as exc:
-            # Redis/CouchDB/Kafka trouble: stop here; the uncommitted event comes back after a restart.
-            log.error("event %s[%d]@%d not handled: %s; exiting for a clean replay", *tp, rec.offset, exc)
-            self._stop.set()
-            return
-        self.offsets.done(tp, rec.offset)
+    def assigned(self, tps: list[tuple[str, int]]) -> None:
+        self._owned |= {p for t, p in tps if t == self.settings.dag_plans_topic}
 
-    def _on_plan(self, rec: Record) -> None:
+    def revoked(self, tps: list[tuple[str, int]]) -> None:
+        # State lives in Redis per request; only the sweep's ownership is per partition.
+        self._owned -= {p for t, p in tps if t == self.settings.dag_plans_topic}
+
+    def _on_plan(self, rec: Record, ticket: Ticket) -> None:
         plan = DagPlan.from_dict(decode(rec.value))
         req = DagRequest.from_dict(plan.request)
         home = partition_for(req.request_id, self._partitions)
@@ -139,12 +122,12 @@ class CompositionAgent:
             deadline_ms=now_ms() + int(self.settings.dag_timeout_s * 1000),
         )
         if doc is None:
-            self.deadletters.send(rec, f"DAG {req.namespace}/{req.dag} does not exist")
             state.status, state.ended_ms = "failed", state.started_ms
             state.result = {"error": f"The DAG {req.dag} does not exist."}
             self._publish_finish(
                 state, {"version": "0.0.0"}, size_of(req.input), Finish("failed", state.result)
             )
+            ticket.dead_letter(f"DAG {req.namespace}/{req.dag} does not exist")
             return
         dag = {
             "version": doc.get("version", "0.0.1"),
@@ -255,5 +238,17 @@ class CompositionAgent:
         self.producer.produce(self.settings.dag_results_topic, result.to_bytes(), key=state.request_id)
         log.info("DAG request %s %s in %d ms", state.request_id, cmd.status, result.duration_ms)
 
-    def _commit(self, consumer: EventConsumer) -> None:
-        checkpoint(consumer, self.producer, self.offsets)
+
+def build(settings: Settings) -> ConsumeRunner:
+    producer = EventProducer(settings)
+    topics = [settings.dag_plans_topic, settings.completed_topic]
+    consumer = EventConsumer(settings, GROUP, topics, co_partitioned=True)
+    deadletters = DeadLetters(settings, producer)
+    agent = CompositionAgent(
+        settings,
+        producer,
+        RedisStore(settings),
+        CouchDB(settings),
+        consumer.partition_count(settings.dag_plans_topic),
+    )
+    return ConsumeRunner("composition", consumer, producer, deadletters, agent)

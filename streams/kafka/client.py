@@ -13,12 +13,12 @@ import threading
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import confluent_kafka
 from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 
-from gleaner.errors import KafkaError
+from gleaner.errors import EventTooLarge, KafkaError
 from gleaner.settings import Settings
 
 
@@ -59,6 +59,12 @@ def consumer_config(
     }
 
 
+class RebalanceListener(Protocol):
+    def assigned(self, tps: list[tuple[str, int]]) -> None: ...
+
+    def revoked(self, tps: list[tuple[str, int]]) -> None: ...
+
+
 @dataclass(frozen=True, slots=True)
 class Record:
     """One consumed Kafka record, detached from librdkafka's Message."""
@@ -88,6 +94,7 @@ class EventProducer:
     """Thread-safe producer; a background thread serves delivery callbacks."""
 
     def __init__(self, settings: Settings) -> None:
+        self.max_bytes = settings.kafka_message_max_bytes
         try:
             self._producer = confluent_kafka.Producer(producer_config(settings))
         except confluent_kafka.KafkaException as exc:
@@ -112,6 +119,11 @@ class EventProducer:
             self._producer.flush(5)
             self._producer.produce(topic, value=value, key=key, on_delivery=self._on_delivery)
         except confluent_kafka.KafkaException as exc:
+            if exc.args and exc.args[0].code() == confluent_kafka.KafkaError.MSG_SIZE_TOO_LARGE:
+                # Permanent for this event: the caller dead-letters what caused it.
+                raise EventTooLarge(
+                    f"an event of {len(value)} bytes for {topic} is above the limit of {self.max_bytes} bytes"
+                ) from exc
             raise KafkaError(f"produce to {topic} failed: {exc}") from exc
 
     def flush(self, timeout_s: float = 10.0) -> None:
@@ -147,6 +159,7 @@ class EventConsumer:
         co_partitioned: bool = False,
     ) -> None:
         self.topics = list(topics)
+        self._listener: RebalanceListener | None = None
         config = consumer_config(settings, group_id, from_beginning=from_beginning, hot=hot)
         if co_partitioned:
             # range gives a member the same partition numbers of every topic it reads
@@ -167,9 +180,35 @@ class EventConsumer:
                         parts.append(confluent_kafka.TopicPartition(topic, p, high))
                 self._consumer.assign(parts)
             else:
-                self._consumer.subscribe(self.topics)
+                self._consumer.subscribe(self.topics, on_assign=self._assigned, on_revoke=self._revoked)
         except confluent_kafka.KafkaException as exc:
             raise KafkaError(f"cannot consume {self.topics}: {exc}") from exc
+
+    def listen(self, listener: RebalanceListener) -> None:
+        """Tell ``listener`` which partitions this member gains and loses
+        (called from inside :meth:`poll`, on the polling thread)."""
+        self._listener = listener
+
+    def _assigned(self, _consumer: Any, parts: list[Any]) -> None:
+        if self._listener is not None:
+            self._listener.assigned([(tp.topic, tp.partition) for tp in parts])
+
+    def _revoked(self, _consumer: Any, parts: list[Any]) -> None:
+        if self._listener is not None:
+            self._listener.revoked([(tp.topic, tp.partition) for tp in parts])
+
+    def pause(self) -> None:
+        """Stop fetching (polls keep the membership alive) until :meth:`resume`."""
+        try:
+            self._consumer.pause(self._consumer.assignment())
+        except confluent_kafka.KafkaException as exc:
+            raise KafkaError(f"pause failed: {exc}") from exc
+
+    def resume(self) -> None:
+        try:
+            self._consumer.resume(self._consumer.assignment())
+        except confluent_kafka.KafkaException as exc:
+            raise KafkaError(f"resume failed: {exc}") from exc
 
     def poll(self, timeout_s: float) -> Record | None:
         msg = self._consumer.poll(timeout_s)

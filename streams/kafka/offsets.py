@@ -29,14 +29,17 @@ class OffsetTracker:
 
     def done(self, tp: TopicPartition, offset: int) -> None:
         with self._lock:
-            self._done.setdefault(tp, set()).add(offset)
+            if tp in self._pending:  # a late finish on a revoked partition is the next owner's
+                self._done.setdefault(tp, set()).add(offset)
 
     def in_flight(self) -> int:
         with self._lock:
-            return sum(len(h) for h in self._pending.values())
+            return sum(len(h) - len(self._done.get(tp, ())) for tp, h in self._pending.items())
 
-    def committable(self) -> dict[TopicPartition, int]:
-        """``{tp: next offset}`` that moved since the last call."""
+    def committable(self, *, advance: bool = True) -> dict[TopicPartition, int]:
+        """``{tp: next offset}`` that moved since the last commit. With
+        ``advance=False`` the caller says when the commit held (:meth:`committed`),
+        so a failed commit is tried again next time."""
         out: dict[TopicPartition, int] = {}
         with self._lock:
             for tp, heap in self._pending.items():
@@ -45,6 +48,19 @@ class OffsetTracker:
                     done.discard(heapq.heappop(heap))
                 nxt = heap[0] if heap else self._high[tp] + 1
                 if nxt > self._committed.get(tp, -1) and nxt > 0:
-                    self._committed[tp] = nxt
+                    if advance:
+                        self._committed[tp] = nxt
                     out[tp] = nxt
         return out
+
+    def committed(self, offsets: dict[TopicPartition, int]) -> None:
+        with self._lock:
+            for tp, nxt in offsets.items():
+                self._committed[tp] = max(self._committed.get(tp, -1), nxt)
+
+    def forget(self, tps: list[TopicPartition]) -> None:
+        """Drop revoked partitions: their unfinished records belong to the next owner."""
+        with self._lock:
+            for tp in tps:
+                for table in (self._pending, self._done, self._high, self._committed):
+                    table.pop(tp, None)

@@ -4,7 +4,8 @@ It keeps the invokers' health and queue lengths (from ``invokers.health``
 heartbeats plus what it dispatched since each heartbeat) and the composition
 cache (inside :class:`GreedyJSQ`). When no invoker is healthy, requests wait
 for the first heartbeat; past ``no_invoker_wait_s`` they fail with a record
-(statusCode 3) instead of hanging.
+(statusCode 3) instead of hanging. A waiting request's offset is done only
+once it is dispatched or failed.
 """
 
 from __future__ import annotations
@@ -13,23 +14,17 @@ import logging
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from gleaner.errors import MalformedEvent
-from gleaner.records import INTERNAL_ERROR, RecordDraft, build_record
+from gleaner.records import INTERNAL_ERROR
 from gleaner.settings import Settings
-from streams.events import (
-    ActivationCompleted,
-    ActivationRequest,
-    InvokerHealth,
-    decode,
-    derived_activation_id,
-    now_ms,
-)
-from streams.kafka.checkpoint import checkpoint
+from streams.events import ActivationRequest, InvokerHealth, decode, derived_activation_id
+from streams.failures import completion_key, failed_completion
 from streams.kafka.client import EventConsumer, EventProducer, Record
 from streams.kafka.deadletter import DeadLetters
-from streams.kafka.offsets import OffsetTracker
+from streams.kafka.runner import ConsumeRunner, Handler, Sink, Ticket
 from streams.placement.policies import POLICIES, InvokerView, Policy
 
 log = logging.getLogger(__name__)
@@ -102,111 +97,89 @@ def follow_health(settings: Settings, table: InvokerTable, stop: threading.Event
         consumer.close()
 
 
-class PlacementAgent:
+class PlacementAgent(Handler):
     def __init__(
-        self, settings: Settings, policy: str = "greedy-jsq", no_invoker_wait_s: float = 30.0
+        self,
+        settings: Settings,
+        producer: Sink,
+        table: InvokerTable,
+        policy: str = "greedy-jsq",
+        no_invoker_wait_s: float = 30.0,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.settings = settings
+        self.producer = producer
+        self.table = table
         self.policy: Policy = POLICIES[policy]()
         self.no_invoker_wait_s = no_invoker_wait_s
-        self.table = InvokerTable(settings.invoker_unhealthy_after_s)
-        self.producer = EventProducer(settings)
-        self.deadletters = DeadLetters(settings, self.producer)
-        self.offsets = OffsetTracker()
-        self._waiting: deque[tuple[float, ActivationRequest, Record]] = deque()
-        self._stop = threading.Event()
+        self._clock = clock
+        self._waiting: deque[tuple[float, ActivationRequest, Ticket]] = deque()
+        self._last_retry = 0.0
 
-    def stop(self) -> None:
-        self._stop.set()
-
-    def run(self) -> None:
-        health = threading.Thread(
-            target=follow_health,
-            args=(self.settings, self.table, self._stop, "gleaner-placement-health"),
-            daemon=True,
+    def handle(self, record: Record, ticket: Ticket) -> None:
+        req = ActivationRequest.from_dict(
+            decode(record.value),
+            fallback_id=derived_activation_id(record.topic, record.partition, record.offset),
         )
-        health.start()
-        consumer = EventConsumer(self.settings, GROUP, [self.settings.invocations_topic])
-        last_commit = time.monotonic()
-        try:
-            while not self._stop.is_set():
-                rec = consumer.poll(0.05)
-                if rec is not None:
-                    self._accept(rec)
-                if self._waiting and (self.table.changed.is_set() or rec is None):
-                    self.table.changed.clear()
-                    self._retry_waiting()
-                if time.monotonic() - last_commit >= 0.2:
-                    self._commit(consumer)
-                    last_commit = time.monotonic()
-        finally:
-            self._commit(consumer)
-            consumer.close()
-            self.producer.close()
+        if self._waiting or not self._dispatch(req):
+            self._waiting.append((self._clock(), req, ticket.defer()))  # keep arrival order
 
-    def _accept(self, rec: Record) -> None:
-        tp = (rec.topic, rec.partition)
-        self.offsets.started(tp, rec.offset)
-        try:
-            req = ActivationRequest.from_dict(
-                decode(rec.value), fallback_id=derived_activation_id(rec.topic, rec.partition, rec.offset)
-            )
-        except MalformedEvent as exc:
-            self.deadletters.send(rec, str(exc))
-            self.offsets.done(tp, rec.offset)
-            return
-        if self._waiting or not self._dispatch(req, rec):
-            self._waiting.append((time.monotonic(), req, rec))  # keep arrival order behind waiters
+    def tick(self) -> None:
+        now = self._clock()
+        if self._waiting and (self.table.changed.is_set() or now - self._last_retry >= 0.1):
+            self.table.changed.clear()
+            self._last_retry = now
+            self._retry_waiting(now)
 
-    def _dispatch(self, req: ActivationRequest, rec: Record) -> bool:
+    def revoked(self, tps: list[tuple[str, int]]) -> None:
+        gone = set(tps)
+        self._waiting = deque(
+            w for w in self._waiting if (w[2].record.topic, w[2].record.partition) not in gone
+        )
+
+    @property
+    def waiting(self) -> int:
+        return len(self._waiting)
+
+    def _dispatch(self, req: ActivationRequest) -> bool:
         invoker = self.policy.choose(self.table.views(), req.composition, req.action)
         if invoker is None:
             return False
         # Forward the request unchanged (with its id made explicit) to the chosen invoker.
         self.producer.produce(self.settings.invoker_topic(invoker), req.to_bytes(), key=req.activation_id)
         self.table.dispatched(invoker)
-        self.offsets.done((rec.topic, rec.partition), rec.offset)
         return True
 
-    def _retry_waiting(self) -> None:
-        now = time.monotonic()
+    def _retry_waiting(self, now: float) -> None:
         while self._waiting:
-            since, req, rec = self._waiting[0]
-            if self._dispatch(req, rec):
+            since, req, ticket = self._waiting[0]
+            if self._dispatch(req):
                 self._waiting.popleft()
+                ticket.done()
             elif now - since > self.no_invoker_wait_s:
                 self._waiting.popleft()
-                self._fail(req, rec, NO_INVOKER_MSG)
+                self._fail(req, NO_INVOKER_MSG)
+                ticket.done()
             else:
                 return
 
-    def _fail(self, req: ActivationRequest, rec: Record, reason: str) -> None:
+    def _fail(self, req: ActivationRequest, reason: str) -> None:
         log.error("activation %s failed: %s", req.activation_id, reason)
-        ts = now_ms()
-        record = build_record(
-            RecordDraft(
-                activation_id=req.activation_id,
-                namespace=req.namespace,
-                name=req.action,
-                version="0.0.0",
-                kind="unknown",
-                start_ms=ts,
-                end_ms=ts,
-                status_code=INTERNAL_ERROR,
-                result={"error": reason},
-                caused_by=req.caused_by,
-                gleaner={"invoker": None, "composition": req.composition},
-            )
-        )
-        event = ActivationCompleted(
-            activation_id=req.activation_id,
-            namespace=req.namespace,
-            action=req.action,
-            invoker="",
-            record=record,
-        )
-        self.producer.produce(self.settings.completed_topic, event.to_bytes(), key=req.activation_id)
-        self.offsets.done((rec.topic, rec.partition), rec.offset)
+        event = failed_completion(req, INTERNAL_ERROR, reason)
+        self.producer.produce(self.settings.completed_topic, event.to_bytes(), key=completion_key(req))
 
-    def _commit(self, consumer: EventConsumer) -> None:
-        checkpoint(consumer, self.producer, self.offsets)
+
+def build(settings: Settings, policy: str = "greedy-jsq", no_invoker_wait_s: float = 30.0) -> ConsumeRunner:
+    producer = EventProducer(settings)
+    table = InvokerTable(settings.invoker_unhealthy_after_s)
+    agent = PlacementAgent(settings, producer, table, policy, no_invoker_wait_s)
+    consumer = EventConsumer(settings, GROUP, [settings.invocations_topic])
+    runner = ConsumeRunner("placement", consumer, producer, DeadLetters(settings, producer), agent)
+    health = threading.Thread(
+        target=follow_health,
+        args=(settings, table, runner.stopping_event, "gleaner-placement-health"),
+        name="health",
+        daemon=True,
+    )
+    health.start()
+    return runner

@@ -53,6 +53,7 @@ class FakePool:
         self.engine = FakeEngine()
         self.memory: list[int] = []
         self.acquired: list[tuple[float, int]] = []
+        self.destroyed = 0
 
     def acquire(self, key: str, *, cpu: float, memory_mb: int, init: Any) -> Lease:
         self.memory.append(memory_mb)
@@ -64,7 +65,7 @@ class FakePool:
         pass
 
     def destroy(self, lease: Lease) -> None:
-        pass
+        self.destroyed += 1
 
 
 class FakeActions:
@@ -137,3 +138,27 @@ def test_a_plan_beyond_the_invoker_falls_back_to_the_user_allocation(parts):
     g = record["gleaner"]
     assert pool.acquired == [(0.5, 512)] and g["origin"] == "user"
     assert "capacity" in g["allocation_reason"]
+
+
+class BrokenClient:
+    def run(self, **_: Any) -> RunResponse:
+        raise RuntimeError("proxy answered nonsense")
+
+
+def test_a_platform_failure_after_the_container_started_ends_in_a_record_and_frees_everything(parts):
+    executor, pool, permits = parts
+    original = pool.acquire
+
+    def acquire(key: str, *, cpu: float, memory_mb: int, init: Any) -> Lease:
+        lease = original(key, cpu=cpu, memory_mb=memory_mb, init=init)
+        lease.client = BrokenClient()  # type: ignore[assignment]
+        return lease
+
+    pool.acquire = acquire  # type: ignore[method-assign]
+    record = executor.execute(request(None, None))
+    response = record["response"]
+    assert (
+        response["statusCode"] == 3 and "RuntimeError: proxy answered nonsense" in response["result"]["error"]
+    )
+    assert pool.destroyed == 1  # a container in an unknown state is never reused
+    assert permits.snapshot() == (1.0, 4096, 0) and executor.running == 0

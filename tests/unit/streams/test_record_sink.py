@@ -1,4 +1,81 @@
-from streams.record_sink import batch_outcome
+"""The record sink's handler behind the real runner, with in-memory Kafka and CouchDB."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from gleaner.errors import CouchDBError
+from gleaner.records import INTERNAL_ERROR
+from gleaner.settings import Settings
+from streams.events import ActivationRequest
+from streams.failures import failed_completion
+from streams.kafka.deadletter import DeadLetters
+from streams.kafka.runner import ConsumeRunner, RunnerConfig
+from streams.kafka.testing import MemorySink, MemorySource
+from streams.record_sink import RecordSink, batch_outcome
+
+SETTINGS = Settings()
+TOPIC = SETTINGS.completed_topic
+TP = (TOPIC, 0)
+
+
+class Clock:
+    now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class MemoryCouch:
+    def __init__(self) -> None:
+        self.docs: dict[str, dict[str, Any]] = {}
+        self.down = 0  # the next N writes fail
+        self.refuse: set[str] = set()
+        self.writes = 0
+
+    def bulk_docs(self, db: str, docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        self.writes += 1
+        if self.down:
+            self.down -= 1
+            raise CouchDBError("connection refused")
+        out: list[dict[str, Any]] = []
+        for d in docs:
+            if d["_id"] in self.refuse:
+                out.append({"id": d["_id"], "error": "forbidden", "reason": "no"})
+            elif d["_id"] in self.docs:
+                out.append({"id": d["_id"], "error": "conflict", "reason": "Document update conflict"})
+            else:
+                self.docs[d["_id"]] = d
+                out.append({"id": d["_id"], "rev": "1-x"})
+        return out
+
+
+def completion(activation_id: str) -> bytes:
+    req = ActivationRequest(activation_id, "guest", "f")
+    return failed_completion(req, INTERNAL_ERROR, "test").to_bytes()
+
+
+def make(values: list[bytes]) -> tuple[ConsumeRunner, MemorySource, MemorySink, MemoryCouch, Clock]:
+    source, sink, couch, clock = MemorySource(), MemorySink(), MemoryCouch(), Clock()
+    for v in values:
+        source.push(TOPIC, v)
+    handler = RecordSink(couch, window_s=0.02, clock=clock)
+    runner = ConsumeRunner(
+        "records",
+        source,
+        sink,
+        DeadLetters(SETTINGS, sink),
+        handler,
+        RunnerConfig(commit_interval_s=0),
+        clock,
+    )
+    return runner, source, sink, couch, clock
+
+
+def turns(runner: ConsumeRunner, n: int, clock: Clock, step: float = 0.01) -> None:
+    for _ in range(n):
+        runner.run_once()
+        clock.now += step
 
 
 def test_conflicts_count_as_already_written():
@@ -10,3 +87,43 @@ def test_conflicts_count_as_already_written():
         ]
     )
     assert (written, dupes) == (1, 1) and errors == ["c: forbidden no"]
+
+
+def test_records_are_written_in_one_batch_then_committed():
+    runner, source, _, couch, clock = make([completion("a" * 32), completion("b" * 32)])
+    turns(runner, 6, clock)
+    assert set(couch.docs) == {"guest/" + "a" * 32, "guest/" + "b" * 32} and couch.writes == 1
+    assert source.committed(TP) == 2
+
+
+def test_a_redelivered_completion_changes_nothing():
+    runner, source, _, couch, clock = make([completion("a" * 32), completion("a" * 32)])
+    turns(runner, 6, clock)
+    assert len(couch.docs) == 1 and source.committed(TP) == 2
+
+
+def test_couchdb_down_holds_the_batch_uncommitted_and_retries_while_running():
+    runner, source, _, couch, clock = make([completion("a" * 32)])
+    couch.down = 3
+    turns(runner, 10, clock, step=0.1)
+    assert couch.docs == {} and source.committed(TP) is None
+    turns(runner, 40, clock, step=0.5)
+    assert len(couch.docs) == 1 and source.committed(TP) == 1 and couch.writes == 4
+
+
+def test_a_malformed_completion_and_a_refused_record_are_dead_lettered():
+    runner, source, sink, couch, clock = make([b"{not json", completion("c" * 32), completion("d" * 32)])
+    couch.refuse = {"guest/" + "c" * 32}
+    turns(runner, 8, clock)
+    reasons = [letter["reason"] for letter in sink.on(SETTINGS.deadletter_topic)]
+    assert len(reasons) == 2 and "not valid JSON" in reasons[0] and "forbidden" in reasons[1]
+    assert list(couch.docs) == ["guest/" + "d" * 32] and source.committed(TP) == 3
+
+
+def test_stopping_writes_the_open_batch_first():
+    runner, source, _, couch, _ = make([completion("e" * 32)])
+    runner.run_once()  # handled, the batch window still open
+    assert couch.docs == {}
+    runner.stop()
+    runner.run()
+    assert len(couch.docs) == 1 and source.committed(TP) == 1 and source.closed

@@ -1,0 +1,307 @@
+"""The one consume loop every agent runs: poll -> handle -> (dead-letter) ->
+flush -> commit, with transient failures retried while the process stays up.
+
+An agent is a :class:`Handler`; the runner owns the Kafka side (clients are
+passed in, so tests use :mod:`streams.kafka.testing`). Per record the handler
+gets a :class:`Ticket`:
+
+- it returns normally: the record is done and its offset may be committed;
+- it raises :class:`~gleaner.errors.MalformedEvent` (or any other bug): the
+  record is dead-lettered with the reason and the stream goes on, so a poison
+  event never stops a stream;
+- it raises :class:`~gleaner.errors.ServiceError` (Redis, CouchDB, Docker or
+  Kafka trouble): the same record is handled again after a backoff, fetching
+  paused meanwhile so order holds; nothing is committed past it;
+- it calls :meth:`Ticket.defer` and settles the ticket later from any thread
+  (an invoker's activation, a record sink's batch).
+
+Commits follow :class:`~streams.kafka.checkpoint.Checkpoint`. On a rebalance
+the done records of the partitions that go are committed, and the handler is
+told so it drops state it kept per partition.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+from gleaner.errors import MalformedEvent, ServiceError
+from streams.kafka.checkpoint import Checkpoint
+from streams.kafka.client import RebalanceListener, Record
+from streams.kafka.offsets import TopicPartition
+
+log = logging.getLogger(__name__)
+
+
+class Source(Protocol):
+    """What the runner needs of a consumer (:class:`EventConsumer` is one)."""
+
+    def poll(self, timeout_s: float) -> Record | None: ...
+
+    def commit(self, offsets: dict[TopicPartition, int]) -> None: ...
+
+    def pause(self) -> None: ...
+
+    def resume(self) -> None: ...
+
+    def listen(self, listener: RebalanceListener) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class Sink(Protocol):
+    """What the runner needs of a producer (:class:`EventProducer` is one)."""
+
+    def produce(self, topic: str, value: bytes, key: str | bytes | None = None) -> None: ...
+
+    def flush(self, timeout_s: float = 10.0) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class DeadLetterSink(Protocol):
+    def send(self, record: Record, reason: str) -> None: ...
+
+
+class Ticket:
+    """One record's way to done. Settle it once: :meth:`done` or :meth:`dead_letter`."""
+
+    __slots__ = ("_lock", "_runner", "_settled", "deferred", "record")
+
+    def __init__(self, record: Record, runner: ConsumeRunner) -> None:
+        self.record = record
+        self._runner = runner
+        self.deferred = False
+        self._settled = False
+        self._lock = threading.Lock()
+
+    def defer(self) -> Ticket:
+        """The handler settles this ticket later (from any thread)."""
+        self.deferred = True
+        return self
+
+    def done(self) -> None:
+        if self._settle():
+            self._runner._done(self.record)
+
+    def dead_letter(self, reason: str) -> None:
+        if self._settle():
+            self._runner._dead_letter(self.record, reason)
+
+    @property
+    def settled(self) -> bool:
+        return self._settled
+
+    def _settle(self) -> bool:
+        with self._lock:
+            first, self._settled = not self._settled, True
+            return first
+
+
+class Handler:
+    """An agent's logic behind the runner. Only :meth:`handle` is required."""
+
+    def handle(self, record: Record, ticket: Ticket) -> None:
+        raise NotImplementedError
+
+    def start(self) -> None:
+        """Before the first poll (start background threads here)."""
+
+    def tick(self) -> None:
+        """Every loop turn, between records (timers, retries, batches)."""
+
+    def assigned(self, tps: list[TopicPartition]) -> None:
+        """Partitions gained in a rebalance."""
+
+    def revoked(self, tps: list[TopicPartition]) -> None:
+        """Partitions lost in a rebalance: drop state kept for them."""
+
+    def committed(self) -> None:
+        """After a commit held (what was flushed is now durable)."""
+
+    def close(self) -> None:
+        """After the last commit, once the loop has ended."""
+
+
+@dataclass(frozen=True, slots=True)
+class RunnerConfig:
+    poll_timeout_s: float = 0.05
+    commit_interval_s: float = 0.2
+    max_in_flight: int = 256  # stop fetching beyond this many unsettled records (back-pressure)
+    backoff_initial_s: float = 0.1
+    backoff_max_s: float = 5.0
+
+
+@dataclass(slots=True)
+class _Retry:
+    record: Record
+    attempts: int
+    at: float  # monotonic time of the next attempt
+    error: str
+
+
+class ConsumeRunner:
+    def __init__(
+        self,
+        name: str,
+        source: Source,
+        sink: Sink,
+        deadletters: DeadLetterSink,
+        handler: Handler,
+        config: RunnerConfig | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.name = name
+        self.source = source
+        self.sink = sink
+        self.deadletters = deadletters
+        self.handler = handler
+        self.config = config or RunnerConfig()
+        self._clock = clock
+        self.checkpoint = Checkpoint(source, sink, self.config.commit_interval_s, clock)
+        self._backlog: deque[Record] = deque()  # fetched while a retry held the stream
+        self._retry: _Retry | None = None
+        self._stop = threading.Event()
+        self.retries = 0  # transient failures met, for operators and tests
+        self.dead_lettered = 0
+        source.listen(self)
+
+    # -- lifecycle ---------------------------------------------------------------
+    def stop(self) -> None:
+        self._stop.set()
+
+    @property
+    def stopping(self) -> bool:
+        return self._stop.is_set()
+
+    @property
+    def stopping_event(self) -> threading.Event:
+        """Set when the runner stops: background threads of the agent end on it."""
+        return self._stop
+
+    def run(self) -> None:
+        self.handler.start()
+        try:
+            while not self._stop.is_set():
+                self.run_once()
+        finally:
+            try:
+                self._commit()
+                self.handler.close()
+                self._commit()  # what closing settled
+            finally:
+                self.source.close()
+                self.sink.close()
+
+    def run_once(self) -> None:
+        """One turn: a retry that is due, else one record, then tick and commit."""
+        if self._retry is not None:
+            if self._clock() >= self._retry.at:
+                self._attempt(self._retry.record, self._retry.attempts)
+            else:
+                self._keep_fetched(self.source.poll(min(self.config.poll_timeout_s, self._wait())))
+        elif self._backlog:
+            self._attempt(self._backlog.popleft(), 0)
+        elif self.checkpoint.in_flight() < self.config.max_in_flight:
+            record = self.source.poll(self.config.poll_timeout_s)
+            if record is not None:
+                self._attempt(record, 0)
+        else:
+            self._stop.wait(0.01)
+        self._tick()
+        if self.checkpoint.due():
+            self._commit()
+
+    # -- one record --------------------------------------------------------------
+    def _attempt(self, record: Record, attempts: int) -> None:
+        tp = (record.topic, record.partition)
+        if attempts == 0:
+            self.checkpoint.started(tp, record.offset)
+        ticket = Ticket(record, self)
+        try:
+            self.handler.handle(record, ticket)
+        except MalformedEvent as exc:
+            ticket.dead_letter(str(exc))
+        except ServiceError as exc:
+            if ticket.settled:  # it had already finished its part; the error came after
+                log.warning("%s: %s after settling %s", self.name, exc, _where(record))
+            else:
+                self._hold(record, attempts + 1, str(exc))
+            return
+        except Exception as exc:  # a bug must not stop the stream: park the event with why
+            log.exception("%s: handler failed on %s", self.name, _where(record))
+            ticket.dead_letter(f"handler failed: {type(exc).__name__}: {exc}")
+        else:
+            if not ticket.deferred:
+                ticket.done()
+        if self._retry is not None and self._retry.record is record:
+            self._retry = None
+            self.source.resume()
+            log.info("%s: %s handled after %d retries", self.name, _where(record), attempts)
+
+    def _hold(self, record: Record, attempts: int, error: str) -> None:
+        delay = min(self.config.backoff_max_s, self.config.backoff_initial_s * 2 ** (attempts - 1))
+        if self._retry is None:
+            self.source.pause()  # later records wait: order per partition holds
+        self._retry = _Retry(record, attempts, self._clock() + delay, error)
+        self.retries += 1
+        log.warning(
+            "%s: %s failed (%s); retry %d in %.1fs", self.name, _where(record), error, attempts, delay
+        )
+
+    def _wait(self) -> float:
+        return max(0.0, self._retry.at - self._clock()) if self._retry is not None else 0.0
+
+    def _keep_fetched(self, record: Record | None) -> None:
+        if record is not None:  # fetched before the pause took effect
+            self._backlog.append(record)
+
+    # -- settling (any thread) -----------------------------------------------------
+    def _done(self, record: Record) -> None:
+        self.checkpoint.done((record.topic, record.partition), record.offset)
+
+    def _dead_letter(self, record: Record, reason: str) -> None:
+        self.dead_lettered += 1
+        try:
+            self.deadletters.send(record, reason)
+        except Exception as exc:
+            log.error("%s: dead letter for %s not sent: %s", self.name, _where(record), exc)
+            return
+        self._done(record)
+
+    # -- timers and commits --------------------------------------------------------
+    def _tick(self) -> None:
+        try:
+            self.handler.tick()
+        except Exception:  # a timer's failure is logged; the next turn tries again
+            log.exception("%s: tick failed", self.name)
+
+    def _commit(self) -> None:
+        if self.checkpoint.commit():
+            self.handler.committed()
+
+    # -- rebalances (called from inside poll) -----------------------------------------
+    def assigned(self, tps: list[TopicPartition]) -> None:
+        log.info("%s: assigned %s", self.name, tps)
+        if self._retry is not None:
+            self.source.pause()  # new partitions arrive unpaused
+        self.handler.assigned(tps)
+
+    def revoked(self, tps: list[TopicPartition]) -> None:
+        log.info("%s: revoked %s", self.name, tps)
+        gone = set(tps)
+        self.checkpoint.revoke(tps)
+        self._backlog = deque(r for r in self._backlog if (r.topic, r.partition) not in gone)
+        if self._retry is not None and (self._retry.record.topic, self._retry.record.partition) in gone:
+            self._retry = None  # the next owner handles it
+            self.source.resume()
+        self.handler.revoked(tps)
+
+
+def _where(record: Record) -> str:
+    return f"{record.topic}[{record.partition}]@{record.offset}"

@@ -1,0 +1,166 @@
+"""The invoker's handler behind the real runner: every activation ends in
+exactly one completion, whatever fails on the way."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from gleaner.errors import CouchDBError
+from gleaner.records import RecordDraft, build_record
+from gleaner.settings import Settings
+from invoker_agent.agent import InvokerAgent
+from invoker_agent.dedupe import ActivationClaims
+from invoker_agent.executor import ActionMissing
+from invoker_agent.permits import ResourcePermits
+from streams.events import ActivationRequest
+from streams.kafka.deadletter import DeadLetters
+from streams.kafka.runner import ConsumeRunner, RunnerConfig
+from streams.kafka.testing import MemorySink, MemorySource
+from tests.unit.fakes import MemoryRedis
+
+SETTINGS = Settings(invoker_id="i0", platform_retry_s=30.0)
+TOPIC = SETTINGS.invoker_topic("i0")
+TP = (TOPIC, 0)
+
+
+class NoPool:
+    def shutdown(self) -> None:
+        pass
+
+
+class FakeExecutor:
+    def __init__(self, failures: list[Exception] | None = None) -> None:
+        self.failures = failures or []
+        self.permits = ResourcePermits(2.0, 4096)
+        self.pool = NoPool()
+        self.running = 0
+        self.runs: list[str] = []
+
+    def execute(self, req: ActivationRequest) -> dict[str, Any]:
+        if self.failures:
+            raise self.failures.pop(0)
+        self.runs.append(req.activation_id)
+        return build_record(
+            RecordDraft(
+                req.activation_id, req.namespace, req.action, "0.0.1", "python:3", 1, 2, 0, {"ok": True}
+            )
+        )
+
+
+def make(executor: FakeExecutor, settings: Settings = SETTINGS, redis: MemoryRedis | None = None):
+    source, sink = MemorySource(), MemorySink()
+    deadletters = DeadLetters(settings, sink)
+    claims = ActivationClaims(redis or MemoryRedis(), "i0", "inc")  # type: ignore[arg-type]
+    agent = InvokerAgent(settings, sink, deadletters, executor, claims, None, "inc")  # type: ignore[arg-type]
+    runner = ConsumeRunner("invoker", source, sink, deadletters, agent, RunnerConfig(commit_interval_s=0))
+    return runner, source, sink, agent
+
+
+def settle(runner: ConsumeRunner, source: MemorySource, offset: int, limit_s: float = 20.0) -> None:
+    deadline = time.monotonic() + limit_s
+    while source.committed(TP) != offset and time.monotonic() < deadline:
+        runner.run_once()
+        time.sleep(0.01)
+    assert source.committed(TP) == offset
+
+
+def invocation(activation_id: str, action: str = "f") -> bytes:
+    return ActivationRequest(activation_id, "guest", action, caused_by="d" * 32).to_bytes()
+
+
+def completions(sink: MemorySink) -> list[dict[str, Any]]:
+    return sink.on(SETTINGS.completed_topic)
+
+
+def test_an_activation_ends_in_one_completion_keyed_by_its_dag():
+    runner, source, sink, agent = make(FakeExecutor())
+    source.push(TOPIC, invocation("a" * 32))
+    settle(runner, source, 1)
+    (done,) = completions(sink)
+    assert done["record"]["response"]["result"] == {"ok": True} and done["invoker"] == "i0"
+    assert sink.produced[-1].key == "d" * 32
+    agent.close()
+
+
+def test_a_duplicate_delivery_runs_once():
+    executor = FakeExecutor()
+    runner, source, sink, agent = make(executor)
+    source.push(TOPIC, invocation("a" * 32))
+    settle(runner, source, 1)
+    source.push(TOPIC, invocation("a" * 32))
+    settle(runner, source, 2)
+    assert executor.runs == ["a" * 32] and len(completions(sink)) == 1
+    agent.close()
+
+
+def test_an_action_store_that_is_down_is_waited_for_then_the_action_runs_once():
+    executor = FakeExecutor([CouchDBError("unreachable"), CouchDBError("unreachable")])
+    runner, source, sink, agent = make(executor)
+    source.push(TOPIC, invocation("a" * 32))
+    settle(runner, source, 1)
+    assert executor.runs == ["a" * 32] and len(completions(sink)) == 1
+    assert completions(sink)[0]["record"]["response"]["statusCode"] == 0
+    agent.close()
+
+
+def test_an_action_store_down_past_the_limit_fails_with_a_platform_error_record():
+    executor = FakeExecutor([CouchDBError("unreachable")] * 100)
+    settings = Settings(invoker_id="i0", platform_retry_s=0.3)
+    runner, source, sink, agent = make(executor, settings)
+    source.push(TOPIC, invocation("a" * 32))
+    settle(runner, source, 1)
+    (done,) = completions(sink)
+    response = done["record"]["response"]
+    assert response["statusCode"] == 3 and "unreachable" in response["result"]["error"]
+    assert done["caused_by"] == "d" * 32 and executor.runs == []
+    agent.close()
+
+
+def test_a_missing_action_is_dead_lettered_and_still_ends_in_a_record():
+    executor = FakeExecutor([ActionMissing("action guest/nope does not exist")])
+    runner, source, sink, agent = make(executor)
+    source.push(TOPIC, invocation("a" * 32, "nope"))
+    settle(runner, source, 1)
+    (letter,) = sink.on(SETTINGS.deadletter_topic)
+    assert "does not exist" in letter["reason"]
+    (done,) = completions(sink)
+    assert done["record"]["response"]["statusCode"] == 2
+    agent.close()
+
+
+def test_an_invoker_bug_ends_in_a_platform_error_record():
+    runner, source, sink, agent = make(FakeExecutor([RuntimeError("sampler exploded")]))
+    source.push(TOPIC, invocation("a" * 32))
+    settle(runner, source, 1)
+    (done,) = completions(sink)
+    response = done["record"]["response"]
+    assert response["statusCode"] == 3 and "RuntimeError: sampler exploded" in response["result"]["error"]
+    agent.close()
+
+
+def test_kafka_refusing_the_completion_is_retried_not_lost():
+    runner, source, sink, agent = make(FakeExecutor())
+    sink.fail_produces = 2
+    source.push(TOPIC, invocation("a" * 32))
+    settle(runner, source, 1)
+    assert len(completions(sink)) == 1
+    agent.close()
+
+
+def test_claims_are_marked_done_only_after_the_commit():
+    redis = MemoryRedis()
+    runner, source, _, agent = make(FakeExecutor(), redis=redis)
+    source.push(TOPIC, invocation("a" * 32))
+    settle(runner, source, 1)
+    runner.run_once()
+    assert redis.values["gleaner:activation:" + "a" * 32] == b"done"
+    agent.close()
+
+
+def test_a_malformed_invocation_is_dead_lettered():
+    runner, source, sink, agent = make(FakeExecutor())
+    source.push(TOPIC, b"[1, 2]")
+    settle(runner, source, 1)
+    assert len(sink.on(SETTINGS.deadletter_topic)) == 1 and completions(sink) == []
+    agent.close()

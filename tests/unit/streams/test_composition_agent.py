@@ -1,0 +1,122 @@
+"""The composition stream's handler behind the real runner, with in-memory
+Kafka, Redis and CouchDB."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from gleaner.couchdb import DAGS
+from gleaner.settings import Settings
+from streams.composition.agent import CompositionAgent
+from streams.events import ActivationCompleted, DagPlan, DagRequest
+from streams.kafka.deadletter import DeadLetters
+from streams.kafka.runner import ConsumeRunner, RunnerConfig
+from streams.kafka.testing import MemorySink, MemorySource
+from tests.unit.fakes import MemoryCouch, MemoryRedis
+
+SETTINGS = Settings()
+PLANS, DONE = SETTINGS.dag_plans_topic, SETTINGS.completed_topic
+REQUEST = "e" * 32
+SEQUENCE = {
+    "type": "sequence",
+    "components": [{"type": "action", "name": "a"}, {"type": "action", "name": "b"}],
+}
+
+
+def make() -> tuple[ConsumeRunner, MemorySource, MemorySink, MemoryRedis, MemoryCouch]:
+    source, sink, redis, couch = MemorySource(), MemorySink(), MemoryRedis(), MemoryCouch()
+    couch.put(DAGS, {"_id": "guest/seq", "composition": SEQUENCE, "version": "0.0.1"})
+    agent = CompositionAgent(SETTINGS, sink, redis, couch, partitions=1)  # type: ignore[arg-type]
+    config = RunnerConfig(commit_interval_s=0, backoff_initial_s=0, backoff_max_s=0)
+    runner = ConsumeRunner("composition", source, sink, DeadLetters(SETTINGS, sink), agent, config)
+    return runner, source, sink, redis, couch
+
+
+def plan(dag: str = "seq", request_id: str = REQUEST) -> bytes:
+    req = DagRequest(request_id, "guest", dag, {"x": 1})
+    return DagPlan(request=req.to_dict(), harvest=False).to_bytes()
+
+
+def completed(activation_id: str, result: dict[str, Any], code: int = 0) -> bytes:
+    record = {
+        "activationId": activation_id,
+        "namespace": "guest",
+        "response": {"statusCode": code, "success": code == 0, "result": result},
+    }
+    return ActivationCompleted(activation_id, "guest", "f", "i0", record, caused_by=REQUEST).to_bytes()
+
+
+def turns(runner: ConsumeRunner, n: int = 3) -> None:
+    for _ in range(n):
+        runner.run_once()
+
+
+def test_a_sequence_runs_stage_by_stage_to_one_result():
+    runner, source, sink, _, _ = make()
+    source.push(PLANS, plan())
+    turns(runner)
+    (first,) = sink.on(SETTINGS.invocations_topic)
+    assert first["action"] == "a" and first["params"] == {"x": 1} and first["caused_by"] == REQUEST
+    source.push(DONE, completed(first["activation_id"], {"y": 2}))
+    turns(runner)
+    second = sink.on(SETTINGS.invocations_topic)[1]
+    assert second["action"] == "b" and second["params"] == {"y": 2}
+    source.push(DONE, completed(second["activation_id"], {"z": 3}))
+    turns(runner)
+    (result,) = sink.on(SETTINGS.dag_results_topic)
+    assert result["success"] and result["result"] == {"z": 3}
+    (record,) = [c for c in sink.on(DONE) if c["activation_id"] == REQUEST]
+    assert record["record"]["response"]["statusCode"] == 0
+    assert source.committed((PLANS, 0)) == 1 and source.committed((DONE, 0)) == 2
+
+
+def test_a_duplicate_plan_changes_nothing():
+    runner, source, sink, _, _ = make()
+    source.push(PLANS, plan())
+    source.push(PLANS, plan())
+    turns(runner)
+    assert len(sink.on(SETTINGS.invocations_topic)) == 1
+
+
+def test_redis_down_is_retried_and_the_stream_stays_up_with_the_same_ids():
+    runner, source, sink, redis, _ = make()
+    redis.down = 3
+    source.push(PLANS, plan())
+    source.push(PLANS, plan("seq", "5" * 32))
+    turns(runner, 2)
+    assert source.committed((PLANS, 0)) is None and runner.retries >= 1 and not runner.stopping
+    turns(runner, 10)
+    invoked = sink.on(SETTINGS.invocations_topic)
+    ids = {(e["caused_by"], e["activation_id"]) for e in invoked}
+    assert {c for c, _ in ids} == {REQUEST, "5" * 32} and len(ids) == 2  # a replay re-derives the same id
+    assert source.committed((PLANS, 0)) == 2
+
+
+def test_a_missing_dag_fails_its_request_and_is_dead_lettered():
+    runner, source, sink, _, _ = make()
+    source.push(PLANS, plan("nope"))
+    turns(runner)
+    (result,) = sink.on(SETTINGS.dag_results_topic)
+    assert not result["success"] and "does not exist" in result["result"]["error"]
+    (letter,) = sink.on(SETTINGS.deadletter_topic)
+    assert "guest/nope does not exist" in letter["reason"] and source.committed((PLANS, 0)) == 1
+
+
+def test_a_completion_for_an_unknown_request_is_ignored_and_committed():
+    runner, source, sink, _, _ = make()
+    source.push(DONE, completed("f" * 32, {}))
+    turns(runner)
+    assert sink.produced == [] and source.committed((DONE, 0)) == 1
+
+
+def test_a_failed_function_fails_the_request_with_its_status():
+    runner, source, sink, _, _ = make()
+    source.push(PLANS, plan())
+    turns(runner)
+    (first,) = sink.on(SETTINGS.invocations_topic)
+    source.push(DONE, completed(first["activation_id"], {"error": "boom"}, code=2))
+    turns(runner)
+    (result,) = sink.on(SETTINGS.dag_results_topic)
+    assert not result["success"]
+    (record,) = [c for c in sink.on(DONE) if c["activation_id"] == REQUEST]
+    assert record["record"]["response"]["statusCode"] == 2

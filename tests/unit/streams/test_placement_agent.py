@@ -1,0 +1,100 @@
+"""Placement's handler behind the real runner, with in-memory Kafka."""
+
+from __future__ import annotations
+
+from gleaner.settings import Settings
+from streams.events import ActivationRequest, InvokerHealth
+from streams.kafka.deadletter import DeadLetters
+from streams.kafka.runner import ConsumeRunner, RunnerConfig
+from streams.kafka.testing import MemorySink, MemorySource
+from streams.placement.agent import NO_INVOKER_MSG, InvokerTable, PlacementAgent
+
+SETTINGS = Settings()
+TOPIC = SETTINGS.invocations_topic
+TP = (TOPIC, 0)
+
+
+class Clock:
+    now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def heartbeat(table: InvokerTable, invoker: str = "i0") -> None:
+    table.update(InvokerHealth(invoker, "inc", 0, 2.0, 4096, 2.0, 4096, 0, 0))
+
+
+def make(wait_s: float = 30.0):
+    source, sink, clock = MemorySource(), MemorySink(), Clock()
+    table = InvokerTable(unhealthy_after_s=1e9)
+    agent = PlacementAgent(SETTINGS, sink, table, "greedy-jsq", wait_s, clock)
+    runner = ConsumeRunner(
+        "placement",
+        source,
+        sink,
+        DeadLetters(SETTINGS, sink),
+        agent,
+        RunnerConfig(commit_interval_s=0),
+        clock,
+    )
+    return runner, source, sink, table, clock, agent
+
+
+def invocation(activation_id: str, caused_by: str | None = None) -> bytes:
+    return ActivationRequest(activation_id, "guest", "echo", caused_by=caused_by).to_bytes()
+
+
+def test_a_request_goes_to_a_healthy_invokers_topic_then_is_committed():
+    runner, source, sink, table, _, _ = make()
+    heartbeat(table)
+    source.push(TOPIC, invocation("a" * 32))
+    runner.run_once()
+    (sent,) = sink.on(SETTINGS.invoker_topic("i0"))
+    assert sent["activation_id"] == "a" * 32 and source.committed(TP) == 1
+
+
+def test_with_no_invoker_requests_wait_uncommitted_until_a_heartbeat_in_order():
+    runner, source, sink, table, clock, agent = make()
+    source.push(TOPIC, invocation("a" * 32))
+    source.push(TOPIC, invocation("b" * 32))
+    for _ in range(3):
+        runner.run_once()
+    assert agent.waiting == 2 and source.committed(TP) is None
+    heartbeat(table)
+    clock.now += 1
+    runner.run_once()
+    sent = [e["activation_id"] for e in sink.on(SETTINGS.invoker_topic("i0"))]
+    assert sent == ["a" * 32, "b" * 32] and source.committed(TP) == 2
+
+
+def test_past_the_wait_a_request_fails_with_one_record_that_names_its_dag():
+    runner, source, sink, _, clock, _ = make(wait_s=5)
+    source.push(TOPIC, invocation("a" * 32, caused_by="d" * 32))
+    runner.run_once()
+    clock.now = 6
+    runner.run_once()
+    (done,) = sink.on(SETTINGS.completed_topic)
+    assert done["caused_by"] == "d" * 32 and done["record"]["response"]["statusCode"] == 3
+    assert done["record"]["response"]["result"]["error"] == NO_INVOKER_MSG
+    assert sink.produced[-1].key == "d" * 32 and source.committed(TP) == 1
+
+
+def test_a_malformed_invocation_is_dead_lettered_and_the_next_one_runs():
+    runner, source, sink, table, _, _ = make()
+    heartbeat(table)
+    source.push(TOPIC, b'{"type": "activation.request"}')
+    source.push(TOPIC, invocation("a" * 32))
+    runner.run_once()
+    runner.run_once()
+    (letter,) = sink.on(SETTINGS.deadletter_topic)
+    assert "namespace" in letter["reason"] or "action" in letter["reason"]
+    assert len(sink.on(SETTINGS.invoker_topic("i0"))) == 1 and source.committed(TP) == 2
+
+
+def test_a_revoked_partition_drops_its_waiting_requests():
+    runner, source, _, _, _, agent = make()
+    source.push(TOPIC, invocation("a" * 32))
+    runner.run_once()
+    source.rebalance(revoked=[TP])
+    assert agent.waiting == 0 and source.committed(TP) is None
