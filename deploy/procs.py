@@ -30,6 +30,7 @@ from gleaner.settings import PREFIX, Settings
 
 # Start order: consumers of a topic before its producers; the gateway last (it gates readiness).
 COMPONENTS = ("records", "placement", "composition", "predictor", "invoker", "gateway")
+SUPERVISOR = "supervisor"  # restarts whatever crashes (deploy/supervisor.py)
 GATEWAY_READY_TIMEOUT_S = 60.0
 EARLY_EXIT_GRACE_S = 0.3  # a component that dies this fast has a config or import error
 
@@ -38,8 +39,25 @@ def component_argv(name: str) -> list[str]:
     return [sys.executable, "-m", "gleaner", "run", name]
 
 
-def _marker(name: str) -> str:
+def marker(name: str) -> str:
     return f"gleaner run {name}"
+
+
+def spawn_component(settings: Settings, name: str) -> int:
+    """Start one component detached (the supervisor's restart); its pid."""
+    proc = spawn(settings, name, component_argv(name), env=component_env(settings))
+    time.sleep(EARLY_EXIT_GRACE_S)
+    if proc.poll() is not None:
+        raise _died(settings, name, proc, proc.pid)
+    return proc.pid
+
+
+def start_supervisor(settings: Settings) -> PartStatus:
+    """Leave the supervisor running (reused when it already is)."""
+    pid = read_pid(settings, SUPERVISOR, marker(SUPERVISOR))
+    if pid is not None:
+        return PartStatus(SUPERVISOR, "up", "-", pid, "reused; running")
+    return PartStatus(SUPERVISOR, "up", "-", spawn_component(settings, SUPERVISOR), "running")
 
 
 def settings_env(settings: Settings) -> dict[str, str]:
@@ -95,7 +113,7 @@ def start_components(
     env = component_env(settings)
     running: dict[str, tuple[int, subprocess.Popen[bytes] | None, bool]] = {}
     for name in names:
-        pid = read_pid(settings, name, _marker(name))
+        pid = read_pid(settings, name, marker(name))
         if pid is not None:
             running[name] = (pid, None, True)
             continue
@@ -110,7 +128,7 @@ def start_components(
             if proc is not None:
                 dead = proc.poll() is not None
             else:
-                dead = read_pid(settings, name, _marker(name)) is None
+                dead = read_pid(settings, name, marker(name)) is None
             if dead:
                 raise _died(settings, name, proc, pid)
 
@@ -157,12 +175,15 @@ def _address(settings: Settings, name: str) -> str:
     return "-"
 
 
-def component_status(settings: Settings, name: str) -> PartStatus:
-    pid = read_pid(settings, name, _marker(name))
+def component_status(settings: Settings, name: str, restarts: dict[str, Any] | None = None) -> PartStatus:
+    pid = read_pid(settings, name, marker(name))
     address = _address(settings, name)
     if pid is None:
         return PartStatus(name, "down", address, None, "")
     detail = "running"
+    seen = (restarts or {}).get(name)
+    if isinstance(seen, dict) and seen.get("restarts"):
+        detail += f"; restarted {seen['restarts']}x, last crash {seen.get('last_exit') or '?'}"
     if name == "gateway":
         try:
             detail = gateway_check(settings) or "running; no invoker up"
@@ -172,9 +193,12 @@ def component_status(settings: Settings, name: str) -> PartStatus:
 
 
 def stop_components(settings: Settings, names: tuple[str, ...] = COMPONENTS) -> list[str]:
-    """Stop the components this project started, ingress first; return those stopped."""
+    """Stop the components this project started, ingress first; return those stopped.
+    The supervisor goes first, or it would start them again."""
     stopped = []
+    if stop_part(settings, SUPERVISOR, marker(SUPERVISOR), timeout=10.0) is not None:
+        stopped.append(SUPERVISOR)
     for name in reversed(names):
-        if stop_part(settings, name, _marker(name), timeout=10.0) is not None:
+        if stop_part(settings, name, marker(name), timeout=10.0) is not None:
             stopped.append(name)
     return stopped

@@ -170,9 +170,11 @@ def _redis_argv(settings: Settings) -> list[str]:
         "--bind",
         url.hostname or "127.0.0.1",
         "--save",
-        "",
+        "",  # no snapshots: the append-only file alone is the durable copy
         "--appendonly",
-        "no",
+        "yes" if settings.embedded_durable else "no",
+        "--appendfsync",
+        "everysec",  # at most a second of writes lost on a machine crash, none on a process crash
         "--daemonize",
         "no",
         "--dir",
@@ -236,7 +238,7 @@ def _couchdb_argv(settings: Settings) -> list[str]:
         str(url.port or 5984),
         "--host",
         url.hostname or "127.0.0.1",
-        "--in-memory",
+        *([] if settings.embedded_durable else ["--in-memory"]),  # on disk: LevelDB under `home`
         "--no-stdout-logs",  # one line per request; its log.txt stays in `home`
         "--no-color",
         "--config",

@@ -13,10 +13,11 @@ import os
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import docker.errors
 
-from deploy import images, procs, services
+from deploy import images, procs, services, supervisor
 from deploy.common import PartStatus
 from gleaner.couchdb import ensure_schema
 from gleaner.errors import GleanerError, StackError
@@ -84,6 +85,7 @@ def up(
     parts.append(PartStatus("image", "up", tag, None, f"ready in {time.monotonic() - began:.1f} s"))
     if components:
         parts.extend(procs.start_components(settings))
+        parts.append(procs.start_supervisor(settings))
     write_wskprops(wskprops_path(), settings.api_host, settings.guest_auth)
     if demo:
         from gleaner.cli.demo import run_demo  # the CLI's demo: register, invoke, show
@@ -126,10 +128,20 @@ def down(settings: Settings, *, docker: bool = False) -> None:
 
 
 def status(settings: Settings) -> list[PartStatus]:
-    parts = [services.status(settings, p) for p in services.SERVICES]
+    restarts = supervisor.read_state(settings)
+    parts = [_with_restarts(services.status(settings, p), restarts) for p in services.SERVICES]
     parts.append(images.image_status(settings))
-    parts.extend(procs.component_status(settings, name) for name in procs.COMPONENTS)
+    parts.extend(procs.component_status(settings, name, restarts) for name in procs.COMPONENTS)
+    parts.append(procs.component_status(settings, procs.SUPERVISOR))
     return parts
+
+
+def _with_restarts(part: PartStatus, restarts: dict[str, Any]) -> PartStatus:
+    seen = restarts.get(part.part)
+    if not isinstance(seen, dict) or not seen.get("restarts"):
+        return part
+    note = f"restarted {seen['restarts']}x, last crash {seen.get('last_exit') or '?'}"
+    return PartStatus(part.part, part.state, part.address, part.pid, f"{part.detail}; {note}")
 
 
 def format_status(parts: Sequence[PartStatus]) -> str:

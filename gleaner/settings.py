@@ -119,6 +119,8 @@ class Settings:
     heartbeat_interval_s: float = 1.0
     invoker_unhealthy_after_s: float = 5.0
     record_batch_ms: int = 20
+    # The embedded CouchDB on disk (LevelDB) and Redis with an append-only file; false: in memory.
+    embedded_durable: bool = True
     # How long an activation waits for an unreachable action store before it fails (statusCode 3).
     platform_retry_s: float = 120.0
 

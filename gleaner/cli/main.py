@@ -15,7 +15,7 @@ from gleaner.settings import load_settings
 if TYPE_CHECKING:
     from streams.kafka.runner import ConsumeRunner
 
-COMPONENTS = ("gateway", "placement", "composition", "predictor", "invoker", "records")
+COMPONENTS = ("gateway", "placement", "composition", "predictor", "invoker", "records", "supervisor")
 
 
 def _run_component(args: argparse.Namespace) -> int:
@@ -28,6 +28,11 @@ def _run_component(args: argparse.Namespace) -> int:
         from streams.predictor_stream.app import run
 
         run(settings, args.log_level)
+        return 0
+    if args.component == "supervisor":
+        from deploy.supervisor import run as supervise
+
+        supervise(settings)
         return 0
     if args.component == "gateway":
         from streams.gateway.app import serve

@@ -6,6 +6,8 @@ pid-file and log conventions.
 
 from __future__ import annotations
 
+import dataclasses
+
 import io
 import os
 import socket
@@ -114,9 +116,14 @@ def test_service_argv_follows_settings(monkeypatch: pytest.MonkeyPatch, settings
     redis = services.service(s, "redis").argv()
     assert redis[redis.index("--port") + 1] == "16379" and redis[redis.index("--save") + 1] == ""
     assert redis[redis.index("--bind") + 1] == "127.0.0.1"
+    assert redis[redis.index("--appendonly") + 1] == "yes"  # durable by default
     couch = services.service(s, "couchdb").argv()
-    assert couch[couch.index("--port") + 1] == "15984" and "--in-memory" in couch
+    assert couch[couch.index("--port") + 1] == "15984" and "--in-memory" not in couch
     assert str(s.state_dir) in couch[couch.index("--config") + 1]  # no litter in the cwd
+    volatile = dataclasses.replace(s, embedded_durable=False)
+    assert "--in-memory" in services.service(volatile, "couchdb").argv()
+    redis = services.service(volatile, "redis").argv()
+    assert redis[redis.index("--appendonly") + 1] == "no"
 
 
 def test_missing_pouchdb_server_says_how_to_fix(monkeypatch: pytest.MonkeyPatch, settings: Settings) -> None:
