@@ -165,33 +165,45 @@ def read_state(settings: Settings) -> dict[str, dict[str, Any]]:
 def stack_parts(settings: Settings) -> list[Part]:
     """The embedded services and every component, as ``gleaner up`` started them."""
     from deploy import procs, services
-    from deploy.common import read_pid
-    from streams.topics import all_topics
 
     parts: list[Part] = []
     for name in ("kafka", "redis", "couchdb"):
-        svc = services.service(settings, name)
-        if svc.external:
-            continue
-
-        def start_service(name: str = name) -> int | None:
-            status = services.start(settings, name)
-            if name == "kafka":  # memory-only broker: its topics are gone with it
-                services.ensure_topics(settings, all_topics(settings), settings.topic_partitions)
-            return status.pid
-
-        parts.append(
-            Part(name, lambda svc=svc, name=name: read_pid(settings, name, svc.marker), start_service)
-        )
-    for name in procs.COMPONENTS:
-        parts.append(
-            Part(
-                name,
-                lambda name=name: read_pid(settings, name, procs.marker(name)),
-                lambda name=name: procs.spawn_component(settings, name),
-            )
-        )
+        if not services.service(settings, name).external:
+            parts.append(_service_part(settings, name))
+    parts.extend(_component_part(settings, name) for name in procs.COMPONENTS)
     return parts
+
+
+def _service_part(settings: Settings, name: str) -> Part:
+    from deploy import services
+    from deploy.common import read_pid
+    from streams.topics import all_topics
+
+    marker = services.service(settings, name).marker
+
+    def pid() -> int | None:
+        return read_pid(settings, name, marker)
+
+    def start() -> int | None:
+        status = services.start(settings, name)
+        if name == "kafka":  # memory-only broker: its topics are gone with it
+            services.ensure_topics(settings, all_topics(settings), settings.topic_partitions)
+        return status.pid
+
+    return Part(name, pid, start)
+
+
+def _component_part(settings: Settings, name: str) -> Part:
+    from deploy import procs
+    from deploy.common import read_pid
+
+    def pid() -> int | None:
+        return read_pid(settings, name, procs.marker(name))
+
+    def start() -> int | None:
+        return procs.spawn_component(settings, name)
+
+    return Part(name, pid, start)
 
 
 def run(settings: Settings, interval_s: float = 0.25) -> None:

@@ -53,8 +53,12 @@ class Settings:
     topic_prefix: str = ""
     topic_partitions: int = 4
     # Short group timeouts: a join takes ~23 s on Tansu with librdkafka defaults.
-    kafka_session_timeout_ms: int = 6000
+    kafka_session_timeout_ms: int = 3000
     kafka_heartbeat_interval_ms: int = 1000
+    # Static group membership (a fixed instance id per component and host): a restarted member
+    # gets its partitions back without a rebalance on Apache Kafka. Off by default: Tansu 0.6
+    # answers such a join in ~6 s instead of ~2 s.
+    kafka_static_membership: bool = False
     # Hot path (requests, plans, invocations, completions). Tansu answers a fetch
     # only when this wait ends, so it bounds each hop; 1 ms costs the broker and
     # the Faust stream ~0.9 core idle on a 2-core node, 5 ms ~0.4 (measured).

@@ -12,6 +12,8 @@ from collections import OrderedDict
 from collections.abc import Callable
 from typing import Generic, TypeVar
 
+from gleaner.errors import ServiceError
+
 K = TypeVar("K")
 V = TypeVar("V")
 
@@ -39,10 +41,18 @@ class TTLCache(Generic[K, V]):
             self._items.popitem(last=False)
 
     def get_or_load(self, key: K, load: Callable[[], V | None]) -> V | None:
-        """The cached value, else ``load()``; a missing entity (None) is not cached."""
+        """The cached value, else ``load()``; a missing entity (None) is not cached.
+        When ``load`` fails because its store is away (:class:`ServiceError`), an
+        expired copy is served if there is one: stale beats stalled."""
+        stale = self._items.get(key)
         value = self.get(key)
         if value is None:
-            value = load()
+            try:
+                value = load()
+            except ServiceError:
+                if stale is None:
+                    raise
+                return stale[1]
             if value is not None:
                 self.put(key, value)
         return value

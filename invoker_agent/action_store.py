@@ -2,7 +2,8 @@
 
 A request pinned to a revision (the gateway always pins) is immutable and
 cached for good; an unpinned one (a raw Kafka producer) is re-read after
-``action_cache_ttl_s``, so updates reach the invoker quickly.
+``action_cache_ttl_s``, so updates reach the invoker quickly. While CouchDB is
+unreachable an expired copy is served rather than none.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from collections import OrderedDict
 from typing import Any
 
 from gleaner.couchdb import WHISKS, CouchDB
+from gleaner.errors import ServiceError
 
 _MAX = 512
 
@@ -32,9 +34,14 @@ class ActionStore:
             if hit and (rev is not None or now - hit[0] < self._ttl):
                 self._cache.move_to_end(key)
                 return hit[1]
-        doc = self._db.get_doc(WHISKS, f"{namespace}/{name}", rev)
-        if doc is None and rev is not None:  # an old revision may be compacted away
-            doc = self._db.get_doc(WHISKS, f"{namespace}/{name}")
+        try:
+            doc = self._db.get_doc(WHISKS, f"{namespace}/{name}", rev)
+            if doc is None and rev is not None:  # an old revision may be compacted away
+                doc = self._db.get_doc(WHISKS, f"{namespace}/{name}")
+        except ServiceError:
+            if hit is not None:  # CouchDB is away: the copy we have beats waiting for it
+                return hit[1]
+            raise
         if doc is None:
             return None
         with self._lock:

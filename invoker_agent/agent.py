@@ -7,7 +7,9 @@ writes it to CouchDB). Every activation ends in exactly one completion: an
 action store that is down is retried with a backoff up to
 ``platform_retry_s``, then the activation fails with statusCode 3 and why.
 A record's offset is done only once its completion is produced, and committed
-only after the producer has flushed it.
+only after the producer has flushed it. The activation's claim is marked done
+as soon as the broker has its completion, so a redelivery is skipped, not run
+again.
 """
 
 from __future__ import annotations
@@ -39,7 +41,7 @@ from streams.events import (
     now_ms,
 )
 from streams.failures import completion_key, failed_completion
-from streams.kafka.client import EventConsumer, EventProducer, Record
+from streams.kafka.client import EventConsumer, EventProducer, Record, member_id
 from streams.kafka.deadletter import DeadLetters
 from streams.kafka.runner import ConsumeRunner, DeadLetterSink, Handler, RunnerConfig, Sink, Ticket
 from streams.payloads import DataStore
@@ -80,9 +82,8 @@ class InvokerAgent(Handler):
 
     # -- runner hooks ------------------------------------------------------------
     def start(self) -> None:
-        removed = self.engine.remove_managed(self.id)
-        if removed:
-            log.info("removed %d containers left by a previous run", removed)
+        # Containers of a crashed run go in the background: work starts at once in new ones.
+        threading.Thread(target=self._remove_leftovers, name="leftovers", daemon=True).start()
         threading.Thread(target=self._heartbeats, name="heartbeat", daemon=True).start()
         threading.Thread(target=self._reap, name="reaper", daemon=True).start()
         log.info(
@@ -103,10 +104,12 @@ class InvokerAgent(Handler):
             self._in_flight += 1
         self.workers.submit(self._work, req, ticket.defer())
 
-    def committed(self) -> None:
+    def tick(self) -> None:
         with self._finished_lock:
-            finished, self._finished = self._finished, []
-        self.claims.finished(finished)  # their completions are flushed: durable now
+            delivered, self._finished = self._finished, []
+        # Their completions are on the broker: a redelivery before the commit is a
+        # duplicate to skip, not a crashed run to take over and run again.
+        self.claims.finished(delivered)
 
     def close(self) -> None:
         self._stop.set()
@@ -126,8 +129,6 @@ class InvokerAgent(Handler):
                 return
             event = self._execute(req, ticket.record)
             if self._publish(req, event):
-                with self._finished_lock:
-                    self._finished.append(req.activation_id)
                 ticket.done()
             # else: stopping before it got out; uncommitted, so it comes back after a restart
         except Exception:
@@ -176,7 +177,10 @@ class InvokerAgent(Handler):
         while True:
             try:
                 self.producer.produce(
-                    self.settings.completed_topic, event.to_bytes(), key=completion_key(req)
+                    self.settings.completed_topic,
+                    event.to_bytes(),
+                    key=completion_key(req),
+                    on_delivered=lambda: self._delivered(req.activation_id),
                 )
                 return True
             except ServiceError as exc:
@@ -191,6 +195,10 @@ class InvokerAgent(Handler):
                 reason = f"The activation record could not be published: {exc}"
                 event = failed_completion(req, INTERNAL_ERROR, reason, self.id)
                 event.record.setdefault("gleaner", {})["unpublishable"] = True
+
+    def _delivered(self, activation_id: str) -> None:
+        with self._finished_lock:
+            self._finished.append(activation_id)
 
     # -- background ------------------------------------------------------------
     def _publish_health(self, status: str = "up") -> None:
@@ -210,6 +218,15 @@ class InvokerAgent(Handler):
             status=status,
         )
         self.producer.produce(self.settings.health_topic, health.to_bytes(), key=self.id)
+
+    def _remove_leftovers(self) -> None:
+        try:
+            removed = self.engine.remove_managed(self.id, keep_incarnation=self.incarnation)
+        except GleanerError as exc:
+            log.warning("could not remove containers left by a previous run: %s", exc)
+            return
+        if removed:
+            log.info("removed %d containers left by a previous run", removed)
 
     def _heartbeats(self) -> None:
         while not self._stop.wait(self.settings.heartbeat_interval_s):
@@ -238,18 +255,21 @@ def build(settings: Settings) -> ConsumeRunner:
     )
     db = CouchDB(settings)
     redis = RedisStore(settings)
+    incarnation = uuid.uuid4().hex[:12]
     executor = ActivationExecutor(
         settings,
         ActionStore(db, settings.action_cache_ttl_s),
-        ContainerPool(engine, settings),
+        ContainerPool(engine, settings, incarnation=incarnation),
         permits,
         DataStore(redis, settings.inline_payload_bytes, settings.data_ttl_s),
     )
-    incarnation = uuid.uuid4().hex[:12]
     claims = ActivationClaims(redis, settings.invoker_id, incarnation)
     agent = InvokerAgent(settings, producer, deadletters, executor, claims, engine, incarnation)
     consumer = EventConsumer(
-        settings, f"gleaner-invoker-{settings.invoker_id}", [settings.invoker_topic(settings.invoker_id)]
+        settings,
+        f"gleaner-invoker-{settings.invoker_id}",
+        [settings.invoker_topic(settings.invoker_id)],
+        instance_id=member_id(f"invoker-{settings.invoker_id}"),
     )
     return ConsumeRunner(
         f"invoker-{settings.invoker_id}",

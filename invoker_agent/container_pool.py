@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 from gleaner.errors import DockerError
 from gleaner.settings import Settings
-from invoker_agent.docker_engine import INVOKER_LABEL, ContainerInfo, DockerEngine
+from invoker_agent.docker_engine import INCARNATION_LABEL, INVOKER_LABEL, ContainerInfo, DockerEngine
 from invoker_agent.proxy_client import ActionProxyClient
 
 log = logging.getLogger(__name__)
@@ -41,10 +41,13 @@ class Lease:
 
 
 class ContainerPool:
-    def __init__(self, engine: DockerEngine, settings: Settings, image: str | None = None) -> None:
+    def __init__(
+        self, engine: DockerEngine, settings: Settings, image: str | None = None, incarnation: str = ""
+    ) -> None:
         self.engine = engine
         self.settings = settings
         self.image = image or settings.runtime_image
+        self.incarnation = incarnation
         self._lock = threading.Lock()
         self._idle: dict[str, list[Lease]] = {}  # key -> LIFO stack
         self._busy: dict[str, Lease] = {}  # container id -> lease
@@ -162,7 +165,11 @@ class ContainerPool:
     ) -> Lease:
         started = time.perf_counter()
         name = f"gleaner-{self.settings.invoker_id}-{uuid.uuid4().hex[:12]}"
-        labels = {INVOKER_LABEL: self.settings.invoker_id, ACTION_LABEL: key[:255]}
+        labels = {
+            INVOKER_LABEL: self.settings.invoker_id,
+            INCARNATION_LABEL: self.incarnation,
+            ACTION_LABEL: key[:255],
+        }
         info = self.engine.start(image=self.image, name=name, cpu=cpu, memory_mb=memory_mb, labels=labels)
         client = ActionProxyClient(info.ip, PROXY_PORT)
         lease = Lease(

@@ -20,6 +20,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -37,6 +38,7 @@ log = logging.getLogger(__name__)
 
 MANAGED_LABEL = "gleaner.managed"
 INVOKER_LABEL = "gleaner.invoker"
+INCARNATION_LABEL = "gleaner.incarnation"  # which run of the invoker started it
 
 
 @dataclass(frozen=True, slots=True)
@@ -180,16 +182,23 @@ class DockerEngine:
                 if "already in progress" not in str(exc):
                     raise
 
-    def remove_managed(self, invoker_id: str | None = None) -> int:
-        """Remove leftovers labelled ``gleaner.managed=true`` (optionally of one invoker)."""
+    def remove_managed(self, invoker_id: str | None = None, *, keep_incarnation: str | None = None) -> int:
+        """Remove leftovers labelled ``gleaner.managed=true`` (optionally of one
+        invoker, sparing the containers of its current incarnation), several at once."""
         filters = [f"{MANAGED_LABEL}=true"]
         if invoker_id is not None:
             filters.append(f"{INVOKER_LABEL}={invoker_id}")
         with _wrapped("list managed containers"):
-            found = self.api.containers(all=True, quiet=True, filters={"label": filters})
-        for item in found:
-            self.remove(item["Id"])
-        return len(found)
+            found = self.api.containers(all=True, filters={"label": filters})
+        doomed = [
+            item["Id"]
+            for item in found
+            if keep_incarnation is None
+            or (item.get("Labels") or {}).get(INCARNATION_LABEL) != keep_incarnation
+        ]
+        with ThreadPoolExecutor(max_workers=8, thread_name_prefix="remove") as workers:
+            list(workers.map(self._remove_quietly, doomed))
+        return len(doomed)
 
     def image_exists(self, image: str) -> bool:
         with _wrapped(f"inspect image {image}"):

@@ -20,7 +20,7 @@ from gleaner.couchdb import ACTIVATIONS, CouchDB
 from gleaner.errors import MalformedEvent, ServiceError
 from gleaner.settings import Settings
 from streams.events import ActivationCompleted, decode
-from streams.kafka.client import EventConsumer, EventProducer, Record
+from streams.kafka.client import EventConsumer, EventProducer, Record, member_id
 from streams.kafka.deadletter import DeadLetters
 from streams.kafka.runner import ConsumeRunner, Handler, RunnerConfig, Ticket
 
@@ -113,7 +113,9 @@ class RecordSink(Handler):
 
 def build(settings: Settings) -> ConsumeRunner:
     producer = EventProducer(settings)
-    consumer = EventConsumer(settings, GROUP, [settings.completed_topic], hot=False)
+    consumer = EventConsumer(
+        settings, GROUP, [settings.completed_topic], hot=False, instance_id=member_id("records")
+    )
     sink = RecordSink(CouchDB(settings), settings.record_batch_ms / 1000)
     config = RunnerConfig(max_in_flight=2 * MAX_BATCH)  # a whole batch may wait on CouchDB
     return ConsumeRunner("record-sink", consumer, producer, DeadLetters(settings, producer), sink, config)

@@ -387,6 +387,45 @@ def dispatch(action: Action, method: str, path: str, body: bytes) -> tuple[int, 
     return action.init(parsed) if path == "/init" else action.run(parsed)
 
 
+CALLER_GONE_EXIT = 70
+
+
+class CallerWatch:
+    """While ``/run`` runs, watch its connection: if the invoker that asked is
+    gone (its socket closed: crashed, killed), end the container at once. The
+    invoker's restart runs the activation again; letting this run finish too
+    would run the function twice."""
+
+    def __init__(self, conn: socket.socket, interval_s: float = 0.05) -> None:
+        self._conn = conn
+        self._interval = interval_s
+        self._done = threading.Event()
+        threading.Thread(target=self._loop, name="caller-watch", daemon=True).start()
+
+    def stop(self) -> None:
+        self._done.set()
+
+    def _loop(self) -> None:
+        import select
+
+        while not self._done.wait(self._interval):
+            try:
+                readable, _, _ = select.select([self._conn], [], [], 0)
+                if not readable:
+                    continue
+                peek = self._conn.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT)
+            except BlockingIOError:
+                continue
+            except OSError:
+                peek = b""
+            if self._done.is_set():
+                return
+            if peek == b"":  # EOF: nobody waits for this result any more
+                _flush_std()
+                os._exit(CALLER_GONE_EXIT)
+            return  # the caller sent more bytes (pipelining): nothing to watch for
+
+
 def handle_connection(action: Action, conn: socket.socket) -> None:
     buf = bytearray()
     try:
@@ -404,10 +443,14 @@ def handle_connection(action: Action, conn: socket.socket) -> None:
             keep_alive = connection != "close" and (
                 headers["_version"] != "HTTP/1.0" or connection == "keep-alive"
             )
+            watch = CallerWatch(conn) if path == "/run" else None
             try:
                 status, payload = dispatch(action, method, path, body)
             except Exception as exc:  # a bug here must not kill the server
                 status, payload = _reply(502, {"error": f"Action proxy error: {type(exc).__name__}: {exc}"})
+            finally:
+                if watch is not None:
+                    watch.stop()
             send_response(conn, status, payload, keep_alive)
             if not keep_alive:
                 return

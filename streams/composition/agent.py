@@ -35,7 +35,7 @@ from streams.events import (
     decode,
     now_ms,
 )
-from streams.kafka.client import EventConsumer, EventProducer, Record
+from streams.kafka.client import EventConsumer, EventProducer, Record, member_id
 from streams.kafka.deadletter import DeadLetters
 from streams.kafka.partitioning import partition_for
 from streams.kafka.runner import ConsumeRunner, Handler, Sink, Ticket
@@ -242,7 +242,9 @@ class CompositionAgent(Handler):
 def build(settings: Settings) -> ConsumeRunner:
     producer = EventProducer(settings)
     topics = [settings.dag_plans_topic, settings.completed_topic]
-    consumer = EventConsumer(settings, GROUP, topics, co_partitioned=True)
+    consumer = EventConsumer(
+        settings, GROUP, topics, co_partitioned=True, instance_id=member_id("composition")
+    )
     deadletters = DeadLetters(settings, producer)
     agent = CompositionAgent(
         settings,

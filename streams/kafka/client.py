@@ -9,9 +9,10 @@ changes nothing.
 
 from __future__ import annotations
 
+import socket
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -57,6 +58,11 @@ def consumer_config(
         "fetch.max.bytes": settings.kafka_message_max_bytes * 2,
         "max.partition.fetch.bytes": settings.kafka_message_max_bytes,
     }
+
+
+def member_id(component: str) -> str:
+    """A stable group instance id for ``component`` on this host."""
+    return f"{component}@{socket.gethostname()}"
 
 
 class RebalanceListener(Protocol):
@@ -112,12 +118,29 @@ class EventProducer:
         if err is not None:
             self._errors.append(str(err))
 
-    def produce(self, topic: str, value: bytes, key: str | bytes | None = None) -> None:
+    def produce(
+        self,
+        topic: str,
+        value: bytes,
+        key: str | bytes | None = None,
+        on_delivered: Callable[[], None] | None = None,
+    ) -> None:
+        """Queue one event. ``on_delivered`` runs (on the poll thread) once the broker has it."""
+        callback: Callable[[Any, Any], None] = self._on_delivery
+        if on_delivered is not None:
+
+            def delivered(err: Any, msg: Any) -> None:
+                self._on_delivery(err, msg)
+                if err is None:
+                    on_delivered()
+
+            callback = delivered
+
         try:
-            self._producer.produce(topic, value=value, key=key, on_delivery=self._on_delivery)
+            self._producer.produce(topic, value=value, key=key, on_delivery=callback)
         except BufferError:
             self._producer.flush(5)
-            self._producer.produce(topic, value=value, key=key, on_delivery=self._on_delivery)
+            self._producer.produce(topic, value=value, key=key, on_delivery=callback)
         except confluent_kafka.KafkaException as exc:
             if exc.args and exc.args[0].code() == confluent_kafka.KafkaError.MSG_SIZE_TOO_LARGE:
                 # Permanent for this event: the caller dead-letters what caused it.
@@ -157,10 +180,15 @@ class EventConsumer:
         assign_latest: bool = False,
         hot: bool = True,
         co_partitioned: bool = False,
+        instance_id: str | None = None,
     ) -> None:
         self.topics = list(topics)
         self._listener: RebalanceListener | None = None
         config = consumer_config(settings, group_id, from_beginning=from_beginning, hot=hot)
+        if instance_id and settings.kafka_static_membership:
+            # Static membership (KIP-345): a restarted member with the same id gets its
+            # partitions back at once instead of waiting out the dead member's session.
+            config["group.instance.id"] = instance_id
         if co_partitioned:
             # range gives a member the same partition numbers of every topic it reads
             config["partition.assignment.strategy"] = "range"

@@ -57,7 +57,13 @@ class Source(Protocol):
 class Sink(Protocol):
     """What the runner needs of a producer (:class:`EventProducer` is one)."""
 
-    def produce(self, topic: str, value: bytes, key: str | bytes | None = None) -> None: ...
+    def produce(
+        self,
+        topic: str,
+        value: bytes,
+        key: str | bytes | None = None,
+        on_delivered: Callable[[], None] | None = None,
+    ) -> None: ...
 
     def flush(self, timeout_s: float = 10.0) -> None: ...
 
@@ -122,7 +128,7 @@ class Handler:
         """Partitions lost in a rebalance: drop state kept for them."""
 
     def committed(self) -> None:
-        """After a commit held (what was flushed is now durable)."""
+        """After a commit held."""
 
     def close(self) -> None:
         """After the last commit, once the loop has ended."""

@@ -6,7 +6,7 @@ services. Not used by the product."""
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -126,8 +126,15 @@ class MemorySink:
     flushes: int = 0
     fail_flushes: int = 0  # the next N flushes raise
     fail_produces: int = 0  # the next N produces raise
+    _callbacks: list[Callable[[], None]] = field(default_factory=list)
 
-    def produce(self, topic: str, value: bytes, key: str | bytes | None = None) -> None:
+    def produce(
+        self,
+        topic: str,
+        value: bytes,
+        key: str | bytes | None = None,
+        on_delivered: Callable[[], None] | None = None,
+    ) -> None:
         if len(value) > self.max_bytes:
             raise EventTooLarge(
                 f"an event of {len(value)} bytes for {topic} is above the limit of {self.max_bytes} bytes"
@@ -136,6 +143,8 @@ class MemorySink:
             self.fail_produces -= 1
             raise KafkaError(f"produce to {topic} failed: broker gone")
         self.produced.append(Produced(topic, value, key))
+        if on_delivered is not None:
+            self._callbacks.append(on_delivered)
 
     def flush(self, timeout_s: float = 10.0) -> None:
         self.flushes += 1
@@ -143,6 +152,9 @@ class MemorySink:
             self.fail_flushes -= 1
             raise KafkaError("1 events not delivered")
         self.delivered = len(self.produced)
+        callbacks, self._callbacks = self._callbacks, []
+        for callback in callbacks:
+            callback()
 
     def on(self, topic: str) -> list[dict[str, Any]]:
         return [p.json() for p in self.produced if p.topic == topic]

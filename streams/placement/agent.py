@@ -22,7 +22,7 @@ from gleaner.records import INTERNAL_ERROR
 from gleaner.settings import Settings
 from streams.events import ActivationRequest, InvokerHealth, decode, derived_activation_id
 from streams.failures import completion_key, failed_completion
-from streams.kafka.client import EventConsumer, EventProducer, Record
+from streams.kafka.client import EventConsumer, EventProducer, Record, member_id
 from streams.kafka.deadletter import DeadLetters
 from streams.kafka.runner import ConsumeRunner, Handler, Sink, Ticket
 from streams.placement.policies import POLICIES, InvokerView, Policy
@@ -173,7 +173,9 @@ def build(settings: Settings, policy: str = "greedy-jsq", no_invoker_wait_s: flo
     producer = EventProducer(settings)
     table = InvokerTable(settings.invoker_unhealthy_after_s)
     agent = PlacementAgent(settings, producer, table, policy, no_invoker_wait_s)
-    consumer = EventConsumer(settings, GROUP, [settings.invocations_topic])
+    consumer = EventConsumer(
+        settings, GROUP, [settings.invocations_topic], instance_id=member_id("placement")
+    )
     runner = ConsumeRunner("placement", consumer, producer, DeadLetters(settings, producer), agent)
     health = threading.Thread(
         target=follow_health,

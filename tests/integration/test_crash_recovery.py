@@ -22,7 +22,8 @@ def _kill(settings, name: str) -> None:
     pid = procs.component_status(settings, name).pid
     assert pid, f"{name} is not running"
     os.kill(pid, signal.SIGKILL)
-    wait_for(lambda: procs.component_status(settings, name).pid is None, 10, f"{name} to die")
+    # The supervisor restarts it; no manual `gleaner up` here.
+    wait_for(lambda: procs.component_status(settings, name).pid not in (None, pid), 30, f"{name} back")
 
 
 def test_invoker_killed_mid_activation_finishes_it_after_restart(stack_up, ow, couch, unique):
@@ -32,7 +33,6 @@ def test_invoker_killed_mid_activation_finishes_it_after_restart(stack_up, ow, c
     _, body = ow.invoke(name, {"s": 3}, blocking=False, result=False)
     time.sleep(1.0)  # the activation is now running in its container
     _kill(stack_up, "invoker")
-    procs.start_components(stack_up, ["invoker", "gateway"])
     rec = stored_record(couch, body["activationId"], timeout_s=90)
     assert rec["response"]["result"] == {"slept": 3}
     assert first["response"]["success"]
@@ -43,6 +43,5 @@ def test_record_sink_killed_loses_no_records(stack_up, ow, couch, unique):
     ow.put_action(name, {"exec": {"kind": "python:3", "code": SLOW}}, overwrite=True)
     _kill(stack_up, "records")
     ids = [ow.invoke(name, {"s": 0}, blocking=True, result=False)[1]["activationId"] for _ in range(3)]
-    procs.start_components(stack_up, ["records", "gateway"])
     for activation_id in ids:
         assert stored_record(couch, activation_id, timeout_s=90)["response"]["result"] == {"slept": 0}

@@ -7,7 +7,6 @@ pid-file and log conventions.
 from __future__ import annotations
 
 import dataclasses
-
 import io
 import os
 import socket

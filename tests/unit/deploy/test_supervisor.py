@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from gleaner.errors import StackError
+import itertools
+
 from deploy.supervisor import Backoff, Part, Supervisor
+from gleaner.errors import StackError
 
 
 class Clock:
@@ -74,7 +76,7 @@ def test_a_crash_loop_backs_off_and_a_stable_run_resets_it():
         while not sup.step():
             clock.now += 0.5
         starts_at.append(clock.now)
-    gaps = [b - a for a, b in zip(starts_at, starts_at[1:], strict=False)]
+    gaps = [b - a for a, b in itertools.pairwise(starts_at)]
     assert gaps[0] < gaps[1] < gaps[2]  # 1, 2, 4 s of backoff (plus the polling step)
     clock.now += 61  # up for a minute: the next crash starts from the first delay again
     sup.step()

@@ -17,3 +17,21 @@ def test_a_missing_entity_is_not_cached():
     cache: TTLCache[str, int] = TTLCache(ttl_s=10)
     assert cache.get_or_load("k", lambda: None) is None
     assert cache.get_or_load("k", lambda: 3) == 3
+
+
+def test_an_expired_copy_is_served_while_the_store_is_away():
+    import pytest
+
+    from gleaner.errors import CouchDBError
+
+    cache: TTLCache[str, int] = TTLCache(ttl_s=0.01)
+    assert cache.get_or_load("k", lambda: 1) == 1
+    time.sleep(0.02)
+
+    def down() -> int:
+        raise CouchDBError("unreachable")
+
+    assert cache.get_or_load("k", down) == 1  # stale beats stalled
+    with pytest.raises(CouchDBError):
+        cache.get_or_load("never-seen", down)  # nothing to fall back on
+    assert cache.get_or_load("k", lambda: 2) == 2  # back: fresh again

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import io
+import json
 import re
 import socket
 import subprocess
@@ -329,3 +330,40 @@ def test_wait_ready_times_out_on_a_closed_port() -> None:
     with pytest.raises(ContainerError, match="not ready"):
         client.wait_ready(0.3)
     assert time.monotonic() - started < 3
+
+
+def test_a_run_whose_caller_is_gone_ends_the_container_before_the_function_finishes(tmp_path: Path) -> None:
+    port = _free_port()
+    proc = _start(port)
+    marker = tmp_path / "finished"
+    client = ActionProxyClient("127.0.0.1", port)
+    try:
+        client.wait_ready(10)
+        init_source(
+            client,
+            f"""
+            import time
+            def main(args):
+                time.sleep(2)
+                open({str(marker)!r}, "w").write("ran")
+                return {{}}
+            """,
+        )
+        body = json.dumps({"value": {}, "activation_id": "a" * 32}).encode()
+        raw = socket.create_connection(("127.0.0.1", port))
+        raw.sendall(
+            b"POST /run HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            + f"Content-Length: {len(body)}\r\n\r\n".encode()
+            + body
+        )
+        time.sleep(0.3)
+        raw.close()  # the invoker died mid-run
+        assert (
+            proc.wait(5) == 70
+        )  # the proxy's own exit code for "caller gone" (as PID 1's child: the container's)
+        time.sleep(2.2)
+        assert not marker.exists()  # the function never finished: a re-run is its only run
+    finally:
+        client.close()
+        if proc.poll() is None:
+            _stop(proc)

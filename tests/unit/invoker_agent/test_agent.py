@@ -148,7 +148,7 @@ def test_kafka_refusing_the_completion_is_retried_not_lost():
     agent.close()
 
 
-def test_claims_are_marked_done_only_after_the_commit():
+def test_claims_are_marked_done_once_the_broker_has_their_completions():
     redis = MemoryRedis()
     runner, source, _, agent = make(FakeExecutor(), redis=redis)
     source.push(TOPIC, invocation("a" * 32))

@@ -1,0 +1,67 @@
+"""Faults during a replay of DAG requests, on the real stack, healed by the
+supervisor with no manual ``gleaner up``: every request completes with the
+right output, every activation has exactly one record, and no function
+finishes twice (counted by the functions themselves, not by records)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from benchmarks import chaos
+from deploy import procs
+from gleaner.settings import Settings
+from tests.integration.conftest import TEST_AUTH, TEST_NAMESPACE, wait_for
+
+pytestmark = pytest.mark.integration
+
+REQUESTS = 30
+
+
+@pytest.fixture(scope="module")
+def counter(stack_up: Settings, couch) -> Iterator[chaos.RunCounter]:
+    chaos.deploy(stack_up, TEST_NAMESPACE, TEST_AUTH)
+    runs = chaos.RunCounter()
+    yield runs
+    runs.close()
+
+
+def _replay(settings: Settings, fault: chaos.Fault | None, counter: chaos.RunCounter) -> chaos.ChaosResult:
+    result = chaos.run_fault(
+        settings, fault, namespace=TEST_NAMESPACE, auth=TEST_AUTH, requests=REQUESTS, counter=counter
+    )
+    print(chaos.summary([result]))
+    return result
+
+
+def _all_up(settings: Settings) -> bool:
+    return all(procs.component_status(settings, name).pid for name in procs.COMPONENTS)
+
+
+def _assert_clean(result: chaos.ChaosResult) -> None:
+    assert result.lost == 0, f"{result.lost} requests never completed"
+    assert result.correct == REQUESTS, result.wrong
+    assert result.missing_records == 0, "an activation has no record"
+    assert result.duplicates == 0, "a function finished twice"
+    assert result.uncounted == 0, "a finished activation was never seen running"
+
+
+def test_without_a_fault_the_harness_sees_every_run_once(stack_up, counter):
+    _assert_clean(_replay(stack_up, None, counter))
+
+
+@pytest.mark.parametrize("part", ["invoker", "composition", "placement", "predictor", "gateway", "records"])
+def test_a_killed_component_is_restarted_and_loses_nothing(stack_up, counter, part):
+    before = procs.component_status(stack_up, part).pid
+    result = _replay(stack_up, chaos.kill(part), counter)
+    _assert_clean(result)
+    after = wait_for(lambda: procs.component_status(stack_up, part).pid, 30, f"{part} back")
+    assert after != before  # it really died, and the supervisor (not the test) restarted it
+    wait_for(lambda: _all_up(stack_up), 30, "every component up")
+
+
+@pytest.mark.parametrize(("part", "seconds"), [("redis", 20), ("couchdb", 30)])
+def test_a_stopped_store_delays_requests_but_loses_none(stack_up, counter, part, seconds):
+    _assert_clean(_replay(stack_up, chaos.freeze(part, seconds), counter))
+    wait_for(lambda: _all_up(stack_up), 30, "every component up")
