@@ -44,6 +44,16 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--out", default="docs/benchmarks.md")
     p.set_defaults(func=lambda a: int(__import__("benchmarks.resize", fromlist=["main"]).main(a)))
 
+    p = verbs.add_parser(
+        "chaos", help="kill or freeze each part during a DAG replay; completion and recovery"
+    )
+    p.add_argument("-n", "--requests", type=int, default=100, help="DAG requests per fault")
+    p.add_argument("--rate", type=float, default=3.0, help="requests per second")
+    p.add_argument("--faults", default="", help="comma-separated fault names (default: all)")
+    p.add_argument("--out", default="docs/benchmarks.md")
+    p.add_argument("-q", "--quiet", action="store_true")
+    p.set_defaults(func=lambda a: int(__import__("benchmarks.chaos", fromlist=["main"]).main(a)))
+
     for verb, module, helptext in (
         ("harvest", "benchmarks.harvest", "the same requests with harvesting off, then on"),
         (
