@@ -115,7 +115,7 @@ class Fault:
 
 
 def _pid(settings: Settings, part: str) -> int:
-    if part in procs.COMPONENTS:
+    if part in procs.component_names(settings):
         pid = read_pid(settings, part, procs.marker(part))
     else:
         pid = read_pid(settings, part, services.service(settings, part).marker)

@@ -8,7 +8,9 @@ settings ``gleaner up`` was given, overrides included.
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
+import re
 import subprocess
 import sys
 import time
@@ -22,6 +24,7 @@ from deploy.common import (
     log_file,
     log_tail,
     read_pid,
+    run_dir,
     spawn,
     stop_part,
 )
@@ -35,17 +38,53 @@ GATEWAY_READY_TIMEOUT_S = 60.0
 EARLY_EXIT_GRACE_S = 0.3  # a component that dies this fast has a config or import error
 
 
+def is_invoker(name: str) -> bool:
+    return re.fullmatch(r"invoker\d*", name) is not None
+
+
+def _invoker_index(name: str) -> int:
+    return int(name[len("invoker") :] or 0)
+
+
+def component_names(settings: Settings) -> tuple[str, ...]:
+    """Every component of this stack: one invoker part per ``settings.invokers``
+    (``invoker`` is invoker0, then ``invoker1``...), plus any extra one already
+    running (so ``status`` and ``down`` see it whatever the settings say)."""
+    running = {_invoker_index(p.stem) for p in run_dir(settings).glob("invoker*.pid") if is_invoker(p.stem)}
+    extra = sorted((set(range(1, settings.invokers)) | running) - {0})
+    invokers = ("invoker", *(f"invoker{k}" for k in extra))
+    return (*COMPONENTS[:4], *invokers, "gateway")
+
+
+def part_settings(settings: Settings, name: str) -> Settings:
+    """A component's own settings: an invoker gets its id and its share of the capacity."""
+    if not is_invoker(name):
+        return settings
+    index = _invoker_index(name)
+    share = max(settings.invokers, index + 1)
+    if share == 1:
+        return settings
+    step = settings.cpu_step
+    cpu = max(step, math.floor(settings.invoker_cpu_capacity / share / step) * step)
+    return dataclasses.replace(
+        settings,
+        invoker_id=f"invoker{index}",
+        invoker_cpu_capacity=cpu,
+        invoker_memory_capacity_mb=max(1, settings.invoker_memory_capacity_mb // share),
+    )
+
+
 def component_argv(name: str) -> list[str]:
-    return [sys.executable, "-m", "gleaner", "run", name]
+    return [sys.executable, "-m", "gleaner", "run", "invoker" if is_invoker(name) else name]
 
 
 def marker(name: str) -> str:
-    return f"gleaner run {name}"
+    return f"gleaner run {'invoker' if is_invoker(name) else name}"
 
 
 def spawn_component(settings: Settings, name: str) -> int:
     """Start one component detached (the supervisor's restart); its pid."""
-    proc = spawn(settings, name, component_argv(name), env=component_env(settings))
+    proc = spawn(settings, name, component_argv(name), env=component_env(settings, name))
     time.sleep(EARLY_EXIT_GRACE_S)
     if proc.poll() is not None:
         raise _died(settings, name, proc, proc.pid)
@@ -69,8 +108,8 @@ def settings_env(settings: Settings) -> dict[str, str]:
     return env
 
 
-def component_env(settings: Settings) -> dict[str, str]:
-    return {**os.environ, **settings_env(settings)}
+def component_env(settings: Settings, name: str = "") -> dict[str, str]:
+    return {**os.environ, **settings_env(part_settings(settings, name))}
 
 
 def invokers_up(body: Any) -> list[str]:
@@ -106,18 +145,21 @@ def _died(settings: Settings, name: str, proc: subprocess.Popen[bytes] | None, p
 
 
 def start_components(
-    settings: Settings, names: tuple[str, ...] = COMPONENTS, *, ready_timeout: float = GATEWAY_READY_TIMEOUT_S
+    settings: Settings,
+    names: tuple[str, ...] | None = None,
+    *,
+    ready_timeout: float = GATEWAY_READY_TIMEOUT_S,
 ) -> list[PartStatus]:
     """Start (or reuse) the components in order, then wait until the gateway
     reports a live invoker; any component dying meanwhile fails the start."""
-    env = component_env(settings)
+    names = names or component_names(settings)
     running: dict[str, tuple[int, subprocess.Popen[bytes] | None, bool]] = {}
     for name in names:
         pid = read_pid(settings, name, marker(name))
         if pid is not None:
             running[name] = (pid, None, True)
             continue
-        proc = spawn(settings, name, component_argv(name), env=env)
+        proc = spawn(settings, name, component_argv(name), env=component_env(settings, name))
         time.sleep(EARLY_EXIT_GRACE_S)
         if proc.poll() is not None:
             raise _died(settings, name, proc, proc.pid)
@@ -170,8 +212,8 @@ def _wait_gateway(settings: Settings, timeout: float, alive_or_raise: Any) -> st
 def _address(settings: Settings, name: str) -> str:
     if name == "gateway":
         return settings.api_host
-    if name == "invoker":
-        return settings.invoker_id
+    if is_invoker(name):
+        return part_settings(settings, name).invoker_id
     return "-"
 
 
@@ -192,12 +234,13 @@ def component_status(settings: Settings, name: str, restarts: dict[str, Any] | N
     return PartStatus(name, "up", address, pid, detail)
 
 
-def stop_components(settings: Settings, names: tuple[str, ...] = COMPONENTS) -> list[str]:
+def stop_components(settings: Settings, names: tuple[str, ...] | None = None) -> list[str]:
     """Stop the components this project started, ingress first; return those stopped.
     The supervisor goes first, or it would start them again."""
     stopped = []
     if stop_part(settings, SUPERVISOR, marker(SUPERVISOR), timeout=10.0) is not None:
         stopped.append(SUPERVISOR)
+    names = names or component_names(settings)
     for name in reversed(names):
         if stop_part(settings, name, marker(name), timeout=10.0) is not None:
             stopped.append(name)

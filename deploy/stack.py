@@ -131,7 +131,7 @@ def status(settings: Settings) -> list[PartStatus]:
     restarts = supervisor.read_state(settings)
     parts = [_with_restarts(services.status(settings, p), restarts) for p in services.SERVICES]
     parts.append(images.image_status(settings))
-    parts.extend(procs.component_status(settings, name, restarts) for name in procs.COMPONENTS)
+    parts.extend(procs.component_status(settings, name, restarts) for name in procs.component_names(settings))
     parts.append(procs.component_status(settings, procs.SUPERVISOR))
     return parts
 

@@ -170,7 +170,7 @@ def stack_parts(settings: Settings) -> list[Part]:
     for name in ("kafka", "redis", "couchdb"):
         if not services.service(settings, name).external:
             parts.append(_service_part(settings, name))
-    parts.extend(_component_part(settings, name) for name in procs.COMPONENTS)
+    parts.extend(_component_part(settings, name) for name in procs.component_names(settings))
     return parts
 
 

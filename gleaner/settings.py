@@ -121,7 +121,9 @@ class Settings:
     monitor_interval_ms: int = 10
     cpu_window_ms: int = 100  # never below the CFS quota period
     heartbeat_interval_s: float = 1.0
-    invoker_unhealthy_after_s: float = 5.0
+    invoker_unhealthy_after_s: float = 10.0  # silent this long: offline, its unacknowledged work moves
+    # Invoker agents `gleaner up` runs on this machine (invoker0..); the capacity is split between them.
+    invokers: int = 1
     record_batch_ms: int = 20
     # The embedded CouchDB on disk (LevelDB) and Redis with an append-only file; false: in memory.
     embedded_durable: bool = True
@@ -228,6 +230,8 @@ def _check(s: Settings) -> None:
         raise SettingsError("cpu_window_ms must be >= 100 (the CFS quota period)")
     if s.invoker_cpu_capacity <= 0 or s.invoker_memory_capacity_mb <= 0:
         raise SettingsError("invoker capacity must be positive")
+    if s.invokers < 1:
+        raise SettingsError(f"invokers must be at least 1, got {s.invokers}")
     if s.harvest_policy not in ("thesis", "libra", "gleaner", "gleaner-idle"):
         raise SettingsError(
             f"harvest_policy must be thesis, libra, gleaner or gleaner-idle, got {s.harvest_policy!r}"

@@ -52,6 +52,7 @@ class TTLCache(Generic[K, V]):
             except ServiceError:
                 if stale is None:
                     raise
+                self.put(key, stale[1])  # re-armed: the next reads do not wait on the store again
                 return stale[1]
             if value is not None:
                 self.put(key, value)

@@ -39,9 +39,11 @@ class ActionStore:
             if doc is None and rev is not None:  # an old revision may be compacted away
                 doc = self._db.get_doc(WHISKS, f"{namespace}/{name}")
         except ServiceError:
-            if hit is not None:  # CouchDB is away: the copy we have beats waiting for it
-                return hit[1]
-            raise
+            if hit is None:
+                raise
+            with self._lock:  # CouchDB is away: the copy we have beats waiting for it, re-armed
+                self._cache[key] = (now, hit[1])
+            return hit[1]
         if doc is None:
             return None
         with self._lock:

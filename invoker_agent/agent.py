@@ -41,7 +41,7 @@ from streams.events import (
     now_ms,
 )
 from streams.failures import completion_key, failed_completion
-from streams.kafka.client import EventConsumer, EventProducer, Record, member_id
+from streams.kafka.client import EventConsumer, EventProducer, Record, ensure_topics, member_id
 from streams.kafka.deadletter import DeadLetters
 from streams.kafka.runner import ConsumeRunner, DeadLetterSink, Handler, RunnerConfig, Sink, Ticket
 from streams.payloads import DataStore
@@ -123,7 +123,7 @@ class InvokerAgent(Handler):
     # -- one activation (worker thread) ------------------------------------------------
     def _work(self, req: ActivationRequest, ticket: Ticket) -> None:
         try:
-            if self.claims.claim(req.activation_id) is Claim.DUPLICATE:
+            if self.claims.claim(req.activation_id, takeover_from=req.redispatched_from) is Claim.DUPLICATE:
                 log.info("duplicate activation %s skipped", req.activation_id)
                 ticket.done()
                 return
@@ -244,6 +244,7 @@ class InvokerAgent(Handler):
 
 
 def build(settings: Settings) -> ConsumeRunner:
+    ensure_topics(settings, [settings.invoker_topic(settings.invoker_id)])  # a new invoker's own topic
     producer = EventProducer(settings)
     deadletters = DeadLetters(settings, producer)
     engine = DockerEngine(settings)

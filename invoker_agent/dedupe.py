@@ -4,7 +4,10 @@ A claim in Redis says who runs an activation: ``running:<invoker>:<incarnation>`
 then ``done``. A duplicate delivery finds the claim and is skipped. After a
 crash, Kafka redelivers what was not committed; the restarted invoker (same
 id, new incarnation) finds its own stale ``running`` claim and takes the
-activation over, so nothing Kafka still holds is lost.
+activation over, so nothing Kafka still holds is lost. An activation that
+placement re-dispatched from a silent invoker is taken over the same way by
+the invoker it went to; once that one holds it, the silent invoker's late
+copy (when it comes back) finds the claim and is skipped.
 """
 
 from __future__ import annotations
@@ -34,7 +37,10 @@ class ActivationClaims:
         self._invoker = invoker_id
         self._mine = f"running:{invoker_id}:{incarnation}".encode()
 
-    def claim(self, activation_id: str) -> Claim:
+    def claim(self, activation_id: str, takeover_from: str | None = None) -> Claim:
+        """RUN if this invoker should run it. ``takeover_from`` names an invoker that
+        went silent holding it (placement re-dispatched it here): its unfinished
+        claim passes to us; a finished one stays a duplicate."""
         try:
             if self._store.set_if_absent(_key(activation_id), self._mine, _TTL_S):
                 return Claim.RUN
@@ -47,6 +53,10 @@ class ActivationClaims:
         owner = rest.partition(":")[0]
         if state == "running" and owner == self._invoker and held.encode() != self._mine:
             log.info("taking over %s from a previous incarnation of %s", activation_id, owner)
+            self._store.set(_key(activation_id), self._mine, _TTL_S)
+            return Claim.RUN
+        if state == "running" and takeover_from is not None and owner == takeover_from:
+            log.info("taking over %s from silent invoker %s", activation_id, owner)
             self._store.set(_key(activation_id), self._mine, _TTL_S)
             return Claim.RUN
         return Claim.DUPLICATE

@@ -140,6 +140,7 @@ class ActivationRequest(Event):
     allocation: Allocation | None = None  # planned by the predictor; None: the action's own limits
     policy: str | None = None  # the DAG request's harvesting policy (what may change live)
     request_ms: int | None = None  # when its DAG request started (an invoker may serve older first)
+    redispatched_from: str | None = None  # the silent invoker placement took it back from
     type: str = "activation.request"
     version: int = VERSION
 
@@ -170,6 +171,7 @@ class ActivationRequest(Event):
             allocation=_allocation(data),
             policy=_policy(data),
             request_ms=_field(data, "request_ms", int, required=False),
+            redispatched_from=_field(data, "redispatched_from", str, required=False),
         )
 
 

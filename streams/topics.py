@@ -7,7 +7,7 @@ from gleaner.settings import Settings
 
 def all_topics(settings: Settings, invoker_ids: tuple[str, ...] = ()) -> list[str]:
     """Every topic the event path needs, for creation at start-up."""
-    ids = {settings.invoker_id, *invoker_ids}
+    ids = {settings.invoker_id, *invoker_ids, *(f"invoker{k}" for k in range(settings.invokers))}
     return [
         settings.invocations_topic,
         settings.dag_requests_topic,

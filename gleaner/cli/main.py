@@ -65,7 +65,7 @@ def _run_component(args: argparse.Namespace) -> int:
 def _up(args: argparse.Namespace) -> int:
     import deploy.stack as stack
 
-    settings = load_settings()
+    settings = load_settings(**({"invokers": args.invokers} if args.invokers else {}))
     parts = stack.up(settings, progress=not args.quiet)
     print(stack.format_status(parts))
     if args.demo:
@@ -102,6 +102,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("up", help="start the embedded stack (Kafka, Redis, CouchDB, Docker, Gleaner)")
     p.add_argument("--demo", action="store_true", help="then register and invoke a demo action")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    p.add_argument("--invokers", type=int, help="invoker agents on this machine, sharing its capacity")
     p.set_defaults(func=_up)
     p = sub.add_parser("down", help="stop what 'gleaner up' started")
     p.add_argument("--docker", action="store_true", help="stop dockerd too, if Gleaner started it")

@@ -5,11 +5,15 @@ heartbeats plus what it dispatched since each heartbeat) and the composition
 cache (inside :class:`GreedyJSQ`). When no invoker is healthy, requests wait
 for the first heartbeat; past ``no_invoker_wait_s`` they fail with a record
 (statusCode 3) instead of hanging. A waiting request's offset is done only
-once it is dispatched or failed.
+once it is dispatched or failed. What an invoker was sent and has not
+answered is sent again to a healthy one once it goes silent (see
+:mod:`streams.placement.acks`).
 """
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import logging
 import threading
 import time
@@ -20,11 +24,18 @@ from dataclasses import dataclass
 from gleaner.errors import MalformedEvent
 from gleaner.records import INTERNAL_ERROR
 from gleaner.settings import Settings
-from streams.events import ActivationRequest, InvokerHealth, decode, derived_activation_id
+from streams.events import (
+    ActivationCompleted,
+    ActivationRequest,
+    InvokerHealth,
+    decode,
+    derived_activation_id,
+)
 from streams.failures import completion_key, failed_completion
 from streams.kafka.client import EventConsumer, EventProducer, Record, member_id
 from streams.kafka.deadletter import DeadLetters
 from streams.kafka.runner import ConsumeRunner, Handler, Sink, Ticket
+from streams.placement.acks import Unacknowledged
 from streams.placement.policies import POLICIES, InvokerView, Policy
 
 log = logging.getLogger(__name__)
@@ -97,6 +108,22 @@ def follow_health(settings: Settings, table: InvokerTable, stop: threading.Event
         consumer.close()
 
 
+def follow_completions(settings: Settings, unacked: Unacknowledged, stop: threading.Event) -> None:
+    """Acknowledge dispatched activations as their completions appear."""
+    consumer = EventConsumer(
+        settings, "gleaner-placement-acks", [settings.completed_topic], assign_latest=True, hot=False
+    )
+    try:
+        while not stop.is_set():
+            rec = consumer.poll(0.2)
+            if rec is None:
+                continue
+            with contextlib.suppress(MalformedEvent):  # the record sink dead-letters it
+                unacked.acked(ActivationCompleted.from_dict(decode(rec.value)).activation_id)
+    finally:
+        consumer.close()
+
+
 class PlacementAgent(Handler):
     def __init__(
         self,
@@ -106,6 +133,7 @@ class PlacementAgent(Handler):
         policy: str = "greedy-jsq",
         no_invoker_wait_s: float = 30.0,
         clock: Callable[[], float] = time.monotonic,
+        unacked: Unacknowledged | None = None,
     ) -> None:
         self.settings = settings
         self.producer = producer
@@ -115,6 +143,9 @@ class PlacementAgent(Handler):
         self._clock = clock
         self._waiting: deque[tuple[float, ActivationRequest, Ticket]] = deque()
         self._last_retry = 0.0
+        self.unacked = unacked or Unacknowledged()
+        self._taken_back: deque[ActivationRequest] = deque()  # from silent invokers, to send again
+        self.redispatched = 0
 
     def handle(self, record: Record, ticket: Ticket) -> None:
         req = ActivationRequest.from_dict(
@@ -126,10 +157,12 @@ class PlacementAgent(Handler):
 
     def tick(self) -> None:
         now = self._clock()
-        if self._waiting and (self.table.changed.is_set() or now - self._last_retry >= 0.1):
+        if now - self._last_retry >= 0.1 or self.table.changed.is_set():
             self.table.changed.clear()
             self._last_retry = now
-            self._retry_waiting(now)
+            self._take_back_from_silent()
+            if self._waiting:
+                self._retry_waiting(now)
 
     def revoked(self, tps: list[tuple[str, int]]) -> None:
         gone = set(tps)
@@ -148,7 +181,21 @@ class PlacementAgent(Handler):
         # Forward the request unchanged (with its id made explicit) to the chosen invoker.
         self.producer.produce(self.settings.invoker_topic(invoker), req.to_bytes(), key=req.activation_id)
         self.table.dispatched(invoker)
+        self.unacked.sent(invoker, req)
         return True
+
+    def _take_back_from_silent(self) -> None:
+        """Send again what silent invokers owe; the receiving invoker takes their claims over."""
+        silent = {v.id for v in self.table.views() if not v.healthy}
+        for invoker in silent & self.unacked.invokers():
+            owed = self.unacked.owed_by(invoker)
+            log.warning(
+                "invoker %s is silent; sending its %d unfinished activations elsewhere", invoker, len(owed)
+            )
+            self._taken_back.extend(dataclasses.replace(r, redispatched_from=invoker) for r in owed)
+        while self._taken_back and self._dispatch(self._taken_back[0]):
+            self._taken_back.popleft()
+            self.redispatched += 1
 
     def _retry_waiting(self, now: float) -> None:
         while self._waiting:
@@ -172,7 +219,8 @@ class PlacementAgent(Handler):
 def build(settings: Settings, policy: str = "greedy-jsq", no_invoker_wait_s: float = 30.0) -> ConsumeRunner:
     producer = EventProducer(settings)
     table = InvokerTable(settings.invoker_unhealthy_after_s)
-    agent = PlacementAgent(settings, producer, table, policy, no_invoker_wait_s)
+    unacked = Unacknowledged()
+    agent = PlacementAgent(settings, producer, table, policy, no_invoker_wait_s, unacked=unacked)
     consumer = EventConsumer(
         settings, GROUP, [settings.invocations_topic], instance_id=member_id("placement")
     )
@@ -184,4 +232,8 @@ def build(settings: Settings, policy: str = "greedy-jsq", no_invoker_wait_s: flo
         daemon=True,
     )
     health.start()
+    acks = threading.Thread(
+        target=follow_completions, args=(settings, unacked, runner.stopping_event), name="acks", daemon=True
+    )
+    acks.start()
     return runner

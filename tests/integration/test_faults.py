@@ -5,12 +5,17 @@ finishes twice (counted by the functions themselves, not by records)."""
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
+import os
+import signal
 from collections.abc import Iterator
 
 import pytest
 
 from benchmarks import chaos
-from deploy import procs
+from deploy import procs, stack
+from gleaner.couchdb import ACTIVATIONS
 from gleaner.settings import Settings
 from tests.integration.conftest import TEST_AUTH, TEST_NAMESPACE, wait_for
 
@@ -36,7 +41,7 @@ def _replay(settings: Settings, fault: chaos.Fault | None, counter: chaos.RunCou
 
 
 def _all_up(settings: Settings) -> bool:
-    return all(procs.component_status(settings, name).pid for name in procs.COMPONENTS)
+    return all(procs.component_status(settings, name).pid for name in procs.component_names(settings))
 
 
 def _assert_clean(result: chaos.ChaosResult) -> None:
@@ -65,3 +70,21 @@ def test_a_killed_component_is_restarted_and_loses_nothing(stack_up, counter, pa
 def test_a_stopped_store_delays_requests_but_loses_none(stack_up, counter, part, seconds):
     _assert_clean(_replay(stack_up, chaos.freeze(part, seconds), counter))
     wait_for(lambda: _all_up(stack_up), 30, "every component up")
+
+
+def test_an_invoker_killed_for_good_hands_its_work_to_another(stack_up, counter, couch):
+    """A second invoker the supervisor does not know of: killed, it stays dead, and
+    placement sends what it owed to invoker0 once it has been silent for 10 s."""
+    two = dataclasses.replace(stack_up, invokers=2)
+    pid = procs.spawn_component(two, "invoker1")
+    try:
+        wait_for(lambda: "invoker1" in (procs.gateway_check(stack_up) or ""), 60, "invoker1 up")
+        result = _replay(stack_up, chaos.kill("invoker1"), counter)
+        _assert_clean(result)
+        assert procs.component_status(stack_up, "invoker1").pid is None  # it stayed dead
+        served = couch.find_docs(ACTIVATIONS, {"gleaner.invoker": "invoker1"}, limit=5)
+        assert served, "invoker1 never got work: the test did not exercise a hand-over"
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+        stack.remove_managed_containers(procs.part_settings(two, "invoker1"))

@@ -265,3 +265,27 @@ def test_format_status_aligns_columns_and_keeps_first_detail_line() -> None:
 def test_setup_script_is_valid_bash() -> None:
     script = Path(__file__).resolve().parents[3] / "deploy" / "setup.sh"
     assert os.system(f"bash -n {script}") == 0
+
+
+def test_several_invokers_share_the_capacity_each_with_its_own_id(settings: Settings) -> None:
+    three = dataclasses.replace(
+        settings, invokers=3, invoker_cpu_capacity=2.0, invoker_memory_capacity_mb=6000
+    )
+    assert procs.component_names(three) == (
+        "records", "placement", "composition", "predictor", "invoker", "invoker1", "invoker2", "gateway",
+    )  # fmt: skip
+    firsts = procs.part_settings(three, "invoker")
+    third = procs.part_settings(three, "invoker2")
+    assert (firsts.invoker_id, third.invoker_id) == ("invoker0", "invoker2")
+    # 2/3 of a core rounds down to the grid's 0.5
+    assert third.invoker_cpu_capacity == 0.5 and third.invoker_memory_capacity_mb == 2000
+    env = procs.component_env(three, "invoker2")
+    assert env["GLEANER_INVOKER_ID"] == "invoker2" and procs.component_argv("invoker2")[-1] == "invoker"
+    assert procs.part_settings(settings, "invoker") is settings  # one invoker keeps it all
+    assert procs.part_settings(three, "gateway") is three
+
+
+def test_an_extra_invoker_already_running_is_listed_whatever_the_settings(settings: Settings) -> None:
+    common.run_dir(settings).mkdir(parents=True, exist_ok=True)
+    common.pid_file(settings, "invoker4").write_text("1\n")
+    assert "invoker4" in procs.component_names(settings)

@@ -34,4 +34,21 @@ def test_an_expired_copy_is_served_while_the_store_is_away():
     assert cache.get_or_load("k", down) == 1  # stale beats stalled
     with pytest.raises(CouchDBError):
         cache.get_or_load("never-seen", down)  # nothing to fall back on
+    time.sleep(0.02)  # the re-armed copy expires too
     assert cache.get_or_load("k", lambda: 2) == 2  # back: fresh again
+
+
+def test_a_stale_copy_served_once_is_re_armed_so_later_reads_do_not_wait_on_the_store():
+    from gleaner.errors import CouchDBError
+
+    cache: TTLCache[str, int] = TTLCache(ttl_s=0.05)
+    cache.get_or_load("k", lambda: 1)
+    time.sleep(0.06)
+    calls = []
+
+    def down() -> int:
+        calls.append(1)
+        raise CouchDBError("unreachable")
+
+    assert cache.get_or_load("k", down) == 1 and cache.get_or_load("k", down) == 1
+    assert len(calls) == 1

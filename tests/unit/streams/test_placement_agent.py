@@ -98,3 +98,25 @@ def test_a_revoked_partition_drops_its_waiting_requests():
     runner.run_once()
     source.rebalance(revoked=[TP])
     assert agent.waiting == 0 and source.committed(TP) is None
+
+
+def test_a_silent_invokers_unanswered_work_goes_to_a_healthy_one_marked_as_taken_back():
+    runner, source, sink, table, clock, agent = make()
+    heartbeat(table, "i0")
+    source.push(TOPIC, invocation("a" * 32))
+    source.push(TOPIC, invocation("b" * 32))
+    runner.run_once()
+    runner.run_once()
+    assert [e["activation_id"] for e in sink.on(SETTINGS.invoker_topic("i0"))] == ["a" * 32, "b" * 32]
+    agent.unacked.acked("a" * 32)  # i0 finished a, then went silent
+    table._after = 5.0
+    heartbeat(table, "i1")
+    table._invokers["i0"].seen -= 10
+    clock.now += 1
+    runner.run_once()
+    (moved,) = sink.on(SETTINGS.invoker_topic("i1"))
+    assert moved["activation_id"] == "b" * 32 and moved["redispatched_from"] == "i0"
+    assert agent.redispatched == 1 and len(agent.unacked) == 1  # now owed by i1
+    clock.now += 1
+    runner.run_once()
+    assert len(sink.on(SETTINGS.invoker_topic("i1"))) == 1  # sent once, not on every tick
