@@ -14,6 +14,7 @@ Used by ``tests/integration/test_faults.py`` (30 requests per fault) and by
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import os
 import signal
@@ -112,6 +113,8 @@ class Fault:
     name: str
     what: str
     inject: Callable[[Settings], None]  # returns when the fault is over (the kill done, the freeze lifted)
+    setup: Callable[[Settings], None] | None = None  # before the replay
+    teardown: Callable[[Settings], None] | None = None  # after it, whatever happened
 
 
 def _pid(settings: Settings, part: str) -> int:
@@ -145,9 +148,41 @@ def freeze(part: str, seconds: float) -> Fault:
     )
 
 
+def second_invoker_killed_for_good() -> Fault:
+    """A second invoker the supervisor does not know of: killed, it stays dead, and
+    placement moves what it owed to invoker0 once it has been silent long enough."""
+
+    def two(settings: Settings) -> Settings:
+        return dataclasses.replace(settings, invokers=2)
+
+    def setup(settings: Settings) -> None:
+        procs.spawn_component(two(settings), "invoker1")
+        deadline = time.monotonic() + 60
+        while "invoker1" not in (procs.gateway_check(settings) or ""):
+            if time.monotonic() > deadline:
+                raise RuntimeError("invoker1 did not come up")
+            time.sleep(0.5)
+
+    def teardown(settings: Settings) -> None:
+        pid = read_pid(settings, "invoker1", procs.marker("invoker1"))
+        if pid is not None:
+            os.kill(pid, signal.SIGKILL)
+        from deploy import stack
+
+        stack.remove_managed_containers(procs.part_settings(two(settings), "invoker1"))
+
+    return Fault(
+        "invoker1 killed for good",
+        "kill -9 a second invoker; nothing restarts it",
+        lambda settings: os.kill(_pid(settings, "invoker1"), signal.SIGKILL),
+        setup,
+        teardown,
+    )
+
+
 def standard_faults() -> list[Fault]:
     kills = [kill(p) for p in ("invoker", "composition", "placement", "predictor", "gateway", "records")]
-    return [*kills, freeze("redis", 20), freeze("couchdb", 30)]
+    return [*kills, freeze("redis", 20), freeze("couchdb", 30), second_invoker_killed_for_good()]
 
 
 # -- one run -------------------------------------------------------------------------
@@ -168,6 +203,8 @@ class ChaosResult:
     recovery_s: float | None = None  # from the fault's end to the next completion
     took_s: float = 0.0
     wrong: list[str] = field(default_factory=list)
+    worst_latency_s: float = 0.0  # the slowest request, produce to result
+    median_latency_s: float = 0.0
     timeline: list[float] = field(default_factory=list)  # completion times since the first request
     fault_window: list[float] = field(default_factory=list)  # when the fault ended
 
@@ -322,6 +359,42 @@ def run_fault(
 ) -> ChaosResult:
     """Replay ``requests`` DAG requests at ``rate_per_s``, inject ``fault`` part-way
     through, wait for every result, then check outputs, records and runs."""
+    if fault is not None and fault.setup is not None:
+        fault.setup(settings)
+    try:
+        return _run_fault(
+            settings,
+            fault,
+            namespace,
+            auth,
+            dag,
+            requests,
+            rate_per_s,
+            fault_at,
+            settle_s,
+            counter,
+            progress,
+            warmup,
+        )
+    finally:
+        if fault is not None and fault.teardown is not None:
+            fault.teardown(settings)
+
+
+def _run_fault(
+    settings: Settings,
+    fault: Fault | None,
+    namespace: str,
+    auth: str,
+    dag: str,
+    requests: int,
+    rate_per_s: float,
+    fault_at: float,
+    settle_s: float,
+    counter: RunCounter | None,
+    progress: Callable[[int, int], None] | None,
+    warmup: int,
+) -> ChaosResult:
     own_counter = counter is None
     counter = counter or RunCounter()
     report = counter.address(settings)
@@ -335,6 +408,7 @@ def run_fault(
     http = httpx.Client(auth=(user, key), timeout=10)
     url = f"{settings.api_host.rstrip('/')}/api/v1/namespaces/{namespace}/dags/{dag}"
     inputs: dict[str, int] = {}
+    sent_at: dict[str, float] = {}
     fault_thread: threading.Thread | None = None
     fault_end: list[float] = []
     began = time.monotonic()
@@ -358,6 +432,7 @@ def run_fault(
                 rid = uuid.uuid4().hex
                 _submit_kafka(producer, settings, namespace, dag, rid, value)
             inputs[rid] = i
+            sent_at[rid] = time.monotonic()
             results.wanted.add(rid)
             if progress is not None:
                 progress(len(results.seen), requests)
@@ -373,6 +448,9 @@ def run_fault(
         results.close()
         http.close()
     result.took_s = time.monotonic() - began
+    latencies = [t - sent_at[rid] for rid, (t, _) in results.seen.items()]
+    result.worst_latency_s = max(latencies, default=0.0)
+    result.median_latency_s = median(latencies)
     times = sorted(t for t, _ in results.seen.values())
     result.timeline = [round(t - began, 2) for t in times]
     result.fault_window = [round(t - began, 2) for t in fault_end]
@@ -454,14 +532,15 @@ def _wait_doc(couch: CouchDB, doc_id: str, timeout_s: float = 30.0) -> dict[str,
 def summary(results: list[ChaosResult]) -> str:
     rows = [
         "| fault | requests | completed | correct | lost | ran twice | missing records | longest stall (s) "
-        "| fault end to next result (s) |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| fault end to next result (s) | latency p50 / max (s) |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in results:
         rec = f"{r.recovery_s:.1f}" if r.recovery_s is not None else "-"
         rows.append(
             f"| {r.fault} | {r.requests} | {r.completion_pct:.0f} % | {r.correct} | {r.lost} "
-            f"| {r.duplicates} | {r.missing_records} | {r.stall_s:.1f} | {rec} |"
+            f"| {r.duplicates} | {r.missing_records} | {r.stall_s:.1f} | {rec} "
+            f"| {r.median_latency_s:.1f} / {r.worst_latency_s:.1f} |"
         )
     return "\n".join(rows)
 

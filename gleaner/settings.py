@@ -129,6 +129,8 @@ class Settings:
     embedded_durable: bool = True
     # How long an activation waits for an unreachable action store before it fails (statusCode 3).
     platform_retry_s: float = 120.0
+    # How long a restarted invoker keeps its crashed run's containers, to ask them for finished answers.
+    leftover_grace_s: float = 30.0
 
     # --- local state (embedded stack) ---------------------------------------
     state_dir: Path = field(default_factory=lambda: Path.home() / ".gleaner")

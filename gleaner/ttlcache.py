@@ -19,10 +19,12 @@ V = TypeVar("V")
 
 
 class TTLCache(Generic[K, V]):
-    def __init__(self, ttl_s: float, max_entries: int = 4096) -> None:
+    def __init__(self, ttl_s: float, max_entries: int = 4096, store_down_s: float = 5.0) -> None:
         self.ttl_s = ttl_s
+        self.store_down_s = store_down_s
         self._max = max_entries
         self._items: OrderedDict[K, tuple[float, V]] = OrderedDict()
+        self._store_down_until = 0.0  # after a failed load, stale copies are served without asking
 
     def get(self, key: K) -> V | None:
         hit = self._items.get(key)
@@ -47,9 +49,13 @@ class TTLCache(Generic[K, V]):
         stale = self._items.get(key)
         value = self.get(key)
         if value is None:
+            if stale is not None and time.monotonic() < self._store_down_until:
+                self.put(key, stale[1])  # the store just failed us: do not wait on it for every key
+                return stale[1]
             try:
                 value = load()
             except ServiceError:
+                self._store_down_until = time.monotonic() + self.store_down_s
                 if stale is None:
                     raise
                 self.put(key, stale[1])  # re-armed: the next reads do not wait on the store again

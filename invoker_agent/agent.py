@@ -123,11 +123,14 @@ class InvokerAgent(Handler):
     # -- one activation (worker thread) ------------------------------------------------
     def _work(self, req: ActivationRequest, ticket: Ticket) -> None:
         try:
-            if self.claims.claim(req.activation_id, takeover_from=req.redispatched_from) is Claim.DUPLICATE:
+            claim = self.claims.claim(req.activation_id, takeover_from=req.redispatched_from)
+            if claim is Claim.DUPLICATE:
                 log.info("duplicate activation %s skipped", req.activation_id)
                 ticket.done()
                 return
-            event = self._execute(req, ticket.record)
+            event = self._recovered(req) if claim is Claim.TAKEOVER else None
+            if event is None:
+                event = self._execute(req, ticket.record)
             if self._publish(req, event):
                 ticket.done()
             # else: stopping before it got out; uncommitted, so it comes back after a restart
@@ -136,6 +139,27 @@ class InvokerAgent(Handler):
         finally:
             with self._count_lock:
                 self._in_flight -= 1
+
+    def _recovered(self, req: ActivationRequest) -> ActivationCompleted | None:
+        """The completion of a run the crashed holder finished, if its container kept it."""
+        holder = self.claims.previous_holder(req.activation_id)
+        if holder is None:
+            return None
+        try:
+            doc = self.executor.recover(req, holder)
+        except GleanerError as exc:
+            log.warning("recovering %s failed: %s; running it again", req.activation_id, exc)
+            return None
+        if doc is None:
+            return None
+        return ActivationCompleted(
+            activation_id=req.activation_id,
+            namespace=req.namespace,
+            action=req.action,
+            invoker=self.id,
+            record=doc,
+            caused_by=req.caused_by,
+        )
 
     def _execute(self, req: ActivationRequest, record: Record) -> ActivationCompleted:
         """Run ``req``; whatever happens, the completion that says how it ended."""
@@ -220,6 +244,9 @@ class InvokerAgent(Handler):
         self.producer.produce(self.settings.health_topic, health.to_bytes(), key=self.id)
 
     def _remove_leftovers(self) -> None:
+        # Not at once: the takeovers of the first minute may ask them for finished answers.
+        if self._stop.wait(self.settings.leftover_grace_s):
+            return
         try:
             removed = self.engine.remove_managed(self.id, keep_incarnation=self.incarnation)
         except GleanerError as exc:

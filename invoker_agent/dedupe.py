@@ -13,6 +13,7 @@ copy (when it comes back) finds the claim and is skipped.
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from enum import Enum
 
 from gleaner.errors import RedisError
@@ -24,7 +25,16 @@ _TTL_S = 24 * 3600
 
 class Claim(Enum):
     RUN = "run"
+    TAKEOVER = "takeover"  # run it, but first ask the previous holder's containers for an answer
     DUPLICATE = "duplicate"
+
+
+@dataclass(frozen=True, slots=True)
+class Holder:
+    """Who held an activation before a takeover: an invoker and one run of it."""
+
+    invoker: str
+    incarnation: str
 
 
 def _key(activation_id: str) -> str:
@@ -36,6 +46,7 @@ class ActivationClaims:
         self._store = store
         self._invoker = invoker_id
         self._mine = f"running:{invoker_id}:{incarnation}".encode()
+        self._holders: dict[str, Holder] = {}
 
     def claim(self, activation_id: str, takeover_from: str | None = None) -> Claim:
         """RUN if this invoker should run it. ``takeover_from`` names an invoker that
@@ -50,16 +61,23 @@ class ActivationClaims:
             log.warning("claim check skipped for %s: %s", activation_id, exc)
             return Claim.RUN
         state, _, rest = held.partition(":")
-        owner = rest.partition(":")[0]
+        owner, _, incarnation = rest.partition(":")
         if state == "running" and owner == self._invoker and held.encode() != self._mine:
             log.info("taking over %s from a previous incarnation of %s", activation_id, owner)
-            self._store.set(_key(activation_id), self._mine, _TTL_S)
-            return Claim.RUN
-        if state == "running" and takeover_from is not None and owner == takeover_from:
+        elif state == "running" and takeover_from is not None and owner == takeover_from:
             log.info("taking over %s from silent invoker %s", activation_id, owner)
+        else:
+            return Claim.DUPLICATE
+        try:
             self._store.set(_key(activation_id), self._mine, _TTL_S)
-            return Claim.RUN
-        return Claim.DUPLICATE
+        except RedisError as exc:
+            log.warning("takeover of %s not recorded: %s", activation_id, exc)
+        self._holders[activation_id] = Holder(owner, incarnation)
+        return Claim.TAKEOVER
+
+    def previous_holder(self, activation_id: str) -> Holder | None:
+        """Who held ``activation_id`` before this invoker took it over (asked once)."""
+        return self._holders.pop(activation_id, None)
 
     def finished(self, activation_ids: list[str]) -> None:
         if not activation_ids:

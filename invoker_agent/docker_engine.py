@@ -200,6 +200,22 @@ class DockerEngine:
             list(workers.map(self._remove_quietly, doomed))
         return len(doomed)
 
+    def containers_of(self, invoker_id: str, incarnation: str) -> list[ContainerInfo]:
+        """The live containers one run of an invoker started (to ask for finished answers)."""
+        labels = [
+            f"{MANAGED_LABEL}=true",
+            f"{INVOKER_LABEL}={invoker_id}",
+            f"{INCARNATION_LABEL}={incarnation}",
+        ]
+        with _wrapped("list an incarnation's containers"):
+            found = self.api.containers(filters={"label": labels, "status": "running"})
+        out = []
+        for item in found:
+            ip = _ip_of(item, self.settings.container_network) if "NetworkSettings" in item else ""
+            name = (item.get("Names") or ["?"])[0].lstrip("/")
+            out.append(ContainerInfo(item["Id"], name, ip, 0))
+        return out
+
     def image_exists(self, image: str) -> bool:
         with _wrapped(f"inspect image {image}"):
             try:

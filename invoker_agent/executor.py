@@ -20,7 +20,8 @@ from gleaner.errors import ContainerError, DockerError, GleanerError, InvalidLim
 from gleaner.records import DEVELOPER_ERROR, INTERNAL_ERROR, RecordDraft, build_record, status_of
 from gleaner.settings import Settings
 from invoker_agent.action_store import ActionStore
-from invoker_agent.container_pool import ContainerPool, Lease
+from invoker_agent.container_pool import PROXY_PORT, ContainerPool, Lease
+from invoker_agent.dedupe import Holder
 from invoker_agent.ledger import Claim
 from invoker_agent.permits import Resizer, ResourcePermits
 from invoker_agent.proxy_client import ActionProxyClient, InitError
@@ -125,6 +126,45 @@ class ActivationExecutor:
             draft.gleaner["rerun"] = {"reason": RERUN_NOTE, "first_attempt": first}
             self._attempt(job, user, draft, rerun=True)
         return build_record(draft)
+
+    def recover(self, req: ActivationRequest, holder: Holder) -> dict[str, Any] | None:
+        """The record of a run that ``holder`` finished but never reported (it crashed
+        between the function's end and its completion), from the answer its container
+        kept; None when there is none, and the activation must run."""
+        try:
+            containers = self.pool.engine.containers_of(holder.invoker, holder.incarnation)
+        except DockerError as exc:
+            log.warning("cannot look for %s's answer of %s: %s", holder.invoker, req.activation_id, exc)
+            return None
+        for info in containers:
+            client = ActionProxyClient(info.ip, PROXY_PORT)
+            try:
+                resp = client.finished_run(req.activation_id) if info.ip else None
+            finally:
+                client.close()
+            if resp is None:
+                continue
+            doc = self.actions.get(req.namespace, req.action, req.rev)
+            if doc is None:
+                return None
+            limits = Limits.from_json(doc["limits"])
+            draft = self._draft(req, doc, self.allocation_for(req, limits), limits)
+            draft.logs = resp.logs
+            draft.gleaner["recovered"] = {
+                "from": f"{holder.invoker}/{holder.incarnation}",
+                "container": info.name,
+            }
+            log.info("activation %s: answer recovered from %s", req.activation_id, info.name)
+            if resp.ok and resp.result is not None:
+                try:
+                    result = self.data.offload(req.activation_id, resp.result)
+                except GleanerError as exc:
+                    return build_record(
+                        self._finish(draft, INTERNAL_ERROR, {"error": f"cannot store the result: {exc}"})
+                    )
+                return build_record(self._finish(draft, status_of(resp.result, None), result))
+            return build_record(self._finish(draft, DEVELOPER_ERROR, {"error": resp.error or CRASH_MSG}))
+        return None
 
     def _draft(
         self, req: ActivationRequest, doc: dict[str, Any], alloc: Allocation, limits: Limits

@@ -130,6 +130,24 @@ class ActionProxyClient:
         error = str(payload.get("error") or f"the action proxy answered HTTP {status}")
         return RunResponse(False, None, error, logs, duration_ms)
 
+    def finished_run(self, activation_id: str, timeout_s: float = 2.0) -> RunResponse | None:
+        """The answer this container kept of a finished run of ``activation_id``, if any
+        (asked by an invoker taking over from one that crashed)."""
+        try:
+            status, payload = self._request(
+                "GET", f"/result/{activation_id}", None, timeout_s=timeout_s, retry=False
+            )
+        except (OSError, http.client.HTTPException):
+            self.close()
+            return None
+        if status != 200 or not isinstance(payload, dict) or not isinstance(payload.get("answer"), dict):
+            return None
+        answer = payload["answer"]
+        logs = answer.get("logs") or []
+        if payload.get("status") == 200 and isinstance(answer.get("result"), dict):
+            return RunResponse(True, answer["result"], None, logs, 0.0)
+        return RunResponse(False, None, str(answer.get("error") or "the action failed"), logs, 0.0)
+
     def close(self) -> None:
         if self._conn is not None:
             self._conn.close()

@@ -36,6 +36,7 @@ import zipfile
 from typing import Any
 
 DEFAULT_LOG_LIMIT = 10 * 1024 * 1024
+FINISHED_KEPT = 16  # finished answers kept for an invoker taking over from a crashed one
 MAX_HEADER_BYTES = 64 * 1024
 DRAIN_TIMEOUT_S = 10.0
 REASONS = {200: "OK", 400: "Bad Request", 403: "Forbidden", 404: "Not Found", 502: "Bad Gateway"}
@@ -192,6 +193,10 @@ class Action:
         self.main: Any = None
         self.started_init = False
         self.lock = threading.Lock()
+        self.running = False  # inside the action's main right now
+        # The last answers by activation id: an invoker that took over from a crashed
+        # one asks here before running the activation again (``GET /result/<id>``).
+        self.finished: dict[str, tuple[int, str]] = {}
 
     def init(self, body: Any) -> tuple[int, str]:
         with self.lock:
@@ -273,25 +278,43 @@ class Action:
             error: str | None = None
             try:
                 with capture:
+                    self.running = True
                     try:
                         result = self.main(args)
                     except BaseException as exc:
                         traceback.print_exc()
                         error = f"An error has occurred: {type(exc).__name__}: {exc}"
+                    finally:
+                        self.running = False
             finally:
                 _restore_env(saved_env)
+        answer = self._answer(result, error, capture.lines)
+        activation_id = body.get("activation_id")
+        if isinstance(activation_id, str):
+            self.finished[activation_id] = answer
+            while len(self.finished) > FINISHED_KEPT:
+                self.finished.pop(next(iter(self.finished)))
+        return answer
+
+    @staticmethod
+    def _answer(result: Any, error: str | None, logs: list[str]) -> tuple[int, str]:
         if error is None and not isinstance(result, dict):
             error = "The action did not return a dictionary."
         if error is None:
             try:
-                payload = json.dumps(
-                    {"result": result, "logs": capture.lines}, ensure_ascii=False, allow_nan=False
-                )
+                payload = json.dumps({"result": result, "logs": logs}, ensure_ascii=False, allow_nan=False)
             except (TypeError, ValueError) as exc:
                 error = f"The action returned a value that is not JSON serializable: {exc}"
             else:
                 return 200, payload
-        return _reply(502, {"error": error, "logs": capture.lines})
+        return _reply(502, {"error": error, "logs": logs})
+
+    def result(self, activation_id: str) -> tuple[int, str]:
+        kept = self.finished.get(activation_id)
+        if kept is None:
+            return _reply(404, {"error": f"No finished run of {activation_id} here."})
+        status, payload = kept
+        return 200, json.dumps({"status": status, "answer": json.loads(payload)})
 
 
 def _restore_main(previous: Any) -> None:
@@ -378,6 +401,8 @@ def send_response(conn: socket.socket, status: int, text: str, keep_alive: bool)
 def dispatch(action: Action, method: str, path: str, body: bytes) -> tuple[int, str]:
     if path == "/ping" and method in ("GET", "HEAD"):
         return _reply(200, {"ok": True})
+    if path.startswith("/result/") and method == "GET":
+        return action.result(path[len("/result/") :])
     if method != "POST" or path not in ("/init", "/run"):
         return _reply(404, {"error": f"No route for {method} {path}"})
     try:
@@ -392,12 +417,14 @@ CALLER_GONE_EXIT = 70
 
 class CallerWatch:
     """While ``/run`` runs, watch its connection: if the invoker that asked is
-    gone (its socket closed: crashed, killed), end the container at once. The
-    invoker's restart runs the activation again; letting this run finish too
-    would run the function twice."""
+    gone (its socket closed: crashed, killed) while the function still runs,
+    end the container at once. The invoker's restart runs the activation
+    again; letting this run finish too would run the function twice. A run
+    that had finished keeps its answer for the invoker that takes over."""
 
-    def __init__(self, conn: socket.socket, interval_s: float = 0.05) -> None:
+    def __init__(self, conn: socket.socket, action: Action, interval_s: float = 0.05) -> None:
         self._conn = conn
+        self._action = action
         self._interval = interval_s
         self._done = threading.Event()
         threading.Thread(target=self._loop, name="caller-watch", daemon=True).start()
@@ -420,10 +447,12 @@ class CallerWatch:
                 peek = b""
             if self._done.is_set():
                 return
-            if peek == b"":  # EOF: nobody waits for this result any more
+            if peek == b"" and self._action.running:  # EOF: nobody waits for this run any more
                 _flush_std()
                 os._exit(CALLER_GONE_EXIT)
-            return  # the caller sent more bytes (pipelining): nothing to watch for
+            # Finished already (its answer stays in ``Action.finished`` for a new invoker),
+            # or the caller sent more bytes (pipelining): nothing more to watch for.
+            return
 
 
 def handle_connection(action: Action, conn: socket.socket) -> None:
@@ -443,7 +472,7 @@ def handle_connection(action: Action, conn: socket.socket) -> None:
             keep_alive = connection != "close" and (
                 headers["_version"] != "HTTP/1.0" or connection == "keep-alive"
             )
-            watch = CallerWatch(conn) if path == "/run" else None
+            watch = CallerWatch(conn, action) if path == "/run" else None
             try:
                 status, payload = dispatch(action, method, path, body)
             except Exception as exc:  # a bug here must not kill the server

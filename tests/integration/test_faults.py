@@ -5,16 +5,12 @@ finishes twice (counted by the functions themselves, not by records)."""
 
 from __future__ import annotations
 
-import contextlib
-import dataclasses
-import os
-import signal
 from collections.abc import Iterator
 
 import pytest
 
 from benchmarks import chaos
-from deploy import procs, stack
+from deploy import procs
 from gleaner.couchdb import ACTIVATIONS
 from gleaner.settings import Settings
 from tests.integration.conftest import TEST_AUTH, TEST_NAMESPACE, wait_for
@@ -75,16 +71,8 @@ def test_a_stopped_store_delays_requests_but_loses_none(stack_up, counter, part,
 def test_an_invoker_killed_for_good_hands_its_work_to_another(stack_up, counter, couch):
     """A second invoker the supervisor does not know of: killed, it stays dead, and
     placement sends what it owed to invoker0 once it has been silent for 10 s."""
-    two = dataclasses.replace(stack_up, invokers=2)
-    pid = procs.spawn_component(two, "invoker1")
-    try:
-        wait_for(lambda: "invoker1" in (procs.gateway_check(stack_up) or ""), 60, "invoker1 up")
-        result = _replay(stack_up, chaos.kill("invoker1"), counter)
-        _assert_clean(result)
-        assert procs.component_status(stack_up, "invoker1").pid is None  # it stayed dead
-        served = couch.find_docs(ACTIVATIONS, {"gleaner.invoker": "invoker1"}, limit=5)
-        assert served, "invoker1 never got work: the test did not exercise a hand-over"
-    finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGKILL)
-        stack.remove_managed_containers(procs.part_settings(two, "invoker1"))
+    result = _replay(stack_up, chaos.second_invoker_killed_for_good(), counter)
+    _assert_clean(result)
+    assert procs.component_status(stack_up, "invoker1").pid is None  # it stayed dead
+    served = couch.find_docs(ACTIVATIONS, {"gleaner.invoker": "invoker1"}, limit=5)
+    assert served, "invoker1 never got work: the test did not exercise a hand-over"

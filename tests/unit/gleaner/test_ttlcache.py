@@ -24,7 +24,7 @@ def test_an_expired_copy_is_served_while_the_store_is_away():
 
     from gleaner.errors import CouchDBError
 
-    cache: TTLCache[str, int] = TTLCache(ttl_s=0.01)
+    cache: TTLCache[str, int] = TTLCache(ttl_s=0.01, store_down_s=0.01)
     assert cache.get_or_load("k", lambda: 1) == 1
     time.sleep(0.02)
 
@@ -52,3 +52,20 @@ def test_a_stale_copy_served_once_is_re_armed_so_later_reads_do_not_wait_on_the_
 
     assert cache.get_or_load("k", down) == 1 and cache.get_or_load("k", down) == 1
     assert len(calls) == 1
+
+
+def test_after_one_failed_load_other_stale_keys_are_served_without_asking_the_store():
+    from gleaner.errors import CouchDBError
+
+    cache: TTLCache[str, int] = TTLCache(ttl_s=0.01)
+    cache.get_or_load("a", lambda: 1)
+    cache.get_or_load("b", lambda: 2)
+    time.sleep(0.02)
+    calls = []
+
+    def down() -> int:
+        calls.append(1)
+        raise CouchDBError("unreachable")
+
+    assert cache.get_or_load("a", down) == 1 and cache.get_or_load("b", down) == 2
+    assert len(calls) == 1  # one wait on the store, not one per key

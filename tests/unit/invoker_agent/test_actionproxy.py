@@ -367,3 +367,21 @@ def test_a_run_whose_caller_is_gone_ends_the_container_before_the_function_finis
         client.close()
         if proc.poll() is None:
             _stop(proc)
+
+
+def test_a_finished_answer_is_kept_for_an_invoker_that_takes_over(proxy: ActionProxyClient) -> None:
+    init_source(proxy, "def main(args):\n    return {'n': args['n'] + 1}\n")
+    resp = proxy.run(
+        args={"n": 1},
+        namespace="guest",
+        action_name="/guest/f",
+        activation_id="b" * 32,
+        deadline_ms=0,
+        api_host="",
+        timeout_s=10,
+        log_limit_bytes=1000,
+    )
+    assert resp.ok
+    kept = proxy.finished_run("b" * 32)
+    assert kept is not None and kept.ok and kept.result == {"n": 2}
+    assert proxy.finished_run("c" * 32) is None  # never ran here

@@ -36,6 +36,18 @@ class FakeExecutor:
         self.pool = NoPool()
         self.running = 0
         self.runs: list[str] = []
+        self.kept = False  # whether the crashed holder's container kept an answer
+        self.recovered_from: list[Any] = []
+
+    def recover(self, req: ActivationRequest, holder: Any) -> dict[str, Any] | None:
+        self.recovered_from.append(holder)
+        if not self.kept:
+            return None
+        return build_record(
+            RecordDraft(
+                req.activation_id, req.namespace, req.action, "0.0.1", "python:3", 1, 2, 0, {"kept": True}
+            )
+        )
 
     def execute(self, req: ActivationRequest) -> dict[str, Any]:
         if self.failures:
@@ -163,4 +175,29 @@ def test_a_malformed_invocation_is_dead_lettered():
     source.push(TOPIC, b"[1, 2]")
     settle(runner, source, 1)
     assert len(sink.on(SETTINGS.deadletter_topic)) == 1 and completions(sink) == []
+    agent.close()
+
+
+def test_taking_over_a_crashed_run_uses_the_answer_its_container_kept_instead_of_running_again():
+    redis = MemoryRedis()
+    ActivationClaims(redis, "i0", "crashed").claim("a" * 32)  # type: ignore[arg-type]
+    executor = FakeExecutor()
+    executor.kept = True
+    runner, source, sink, agent = make(executor, redis=redis)
+    source.push(TOPIC, invocation("a" * 32))
+    settle(runner, source, 1)
+    (done,) = completions(sink)
+    assert done["record"]["response"]["result"] == {"kept": True} and executor.runs == []
+    assert executor.recovered_from[0].incarnation == "crashed"
+    agent.close()
+
+
+def test_taking_over_with_no_kept_answer_runs_the_activation():
+    redis = MemoryRedis()
+    ActivationClaims(redis, "i0", "crashed").claim("a" * 32)  # type: ignore[arg-type]
+    executor = FakeExecutor()
+    runner, source, sink, agent = make(executor, redis=redis)
+    source.push(TOPIC, invocation("a" * 32))
+    settle(runner, source, 1)
+    assert executor.runs == ["a" * 32] and len(completions(sink)) == 1
     agent.close()

@@ -1,4 +1,4 @@
-from invoker_agent.dedupe import ActivationClaims, Claim
+from invoker_agent.dedupe import ActivationClaims, Claim, Holder
 from tests.unit.fakes import MemoryRedis
 
 AID = "a" * 32
@@ -17,8 +17,10 @@ def test_a_second_delivery_is_a_duplicate():
 def test_a_restarted_invoker_takes_over_its_own_unfinished_claim_but_not_a_finished_one():
     redis = MemoryRedis()
     claims(redis, "i0", "old").claim(AID)
-    assert claims(redis, "i0", "new").claim(AID) is Claim.RUN
-    claims(redis, "i0", "new").finished([AID])
+    new = claims(redis, "i0", "new")
+    assert new.claim(AID) is Claim.TAKEOVER
+    assert new.previous_holder(AID) == Holder("i0", "old") and new.previous_holder(AID) is None
+    new.finished([AID])
     assert claims(redis, "i0", "newer").claim(AID) is Claim.DUPLICATE
 
 
@@ -26,7 +28,10 @@ def test_work_taken_back_from_a_silent_invoker_runs_elsewhere_once_and_the_late_
     redis = MemoryRedis()
     assert claims(redis, "i0", "x").claim(AID) is Claim.RUN  # i0 started it, then went silent
     assert claims(redis, "i1", "y").claim(AID) is Claim.DUPLICATE  # without the note: not i1's to take
-    assert claims(redis, "i1", "y").claim(AID, takeover_from="i0") is Claim.RUN
+    i1 = claims(redis, "i1", "y")
+    assert i1.claim(AID, takeover_from="i0") is Claim.TAKEOVER and i1.previous_holder(AID) == Holder(
+        "i0", "x"
+    )
     assert claims(redis, "i0", "restarted").claim(AID) is Claim.DUPLICATE  # i0 back: i1 holds it
 
 
