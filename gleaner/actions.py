@@ -24,12 +24,19 @@ from gleaner.settings import Settings
 KINDS = {"python:3": "python:3", "python:3.11": "python:3", "python:default": "python:3"}
 DEFAULT_KIND = "python:3"
 MAX_CODE_BYTES = 48 * 2**20  # OpenWhisk's action size limit
-_ENTITY_NAME = re.compile(r"^(\w|\w[\w@ .\-]*[\w@.\-]+)$")
+# OpenWhisk's entity name rule (ASCII, as Java's \w): the one rule for REST and Kafka alike.
+_ENTITY_NAME = re.compile(r"^(\w|\w[\w@ .\-]*[\w@.\-]+)$", re.ASCII)
+
+
+def is_entity_name(name: str) -> bool:
+    return len(name) <= 256 and _ENTITY_NAME.match(name) is not None
 
 
 def check_name(name: str, what: str = "name") -> str:
-    if len(name) > 256 or not _ENTITY_NAME.match(name):
-        raise BadRequest(f"The {what} '{name}' is not valid (letters, digits, _ @ . - and spaces; max 256).")
+    if not is_entity_name(name):
+        raise BadRequest(
+            f"The {what} '{name}' is not valid (ASCII letters, digits, _ @ . - and spaces; max 256)."
+        )
     return name
 
 

@@ -34,13 +34,13 @@ from typing import Any, TypeVar
 
 import orjson
 
+from gleaner.actions import is_entity_name
 from gleaner.allocation import Allocation
 from gleaner.errors import MalformedEvent
 from predictor.policies import check_policy, requested_policy
 
 VERSION = 1
 _ACTIVATION_ID = re.compile(r"^[0-9a-f]{32}$")
-_NAME = re.compile(r"^[A-Za-z0-9_@.\-][A-Za-z0-9_@.\- ]{0,255}$")
 
 
 def new_activation_id() -> str:
@@ -96,7 +96,7 @@ def _check_type(data: dict[str, Any], expected: str) -> None:
 
 def _name(data: dict[str, Any], key: str) -> str:
     value: str = _field(data, key, str)
-    if not _NAME.match(value):
+    if not is_entity_name(value):
         raise MalformedEvent(f"field '{key}' is not a valid entity name: {value!r}")
     return value
 

@@ -39,10 +39,19 @@ NOT_FOUND = "The requested resource does not exist."
 MAX_LIST = 200
 
 
+MAX_URL_BYTES = 8 * 1024  # OpenWhisk's (akka-http) defaults; aiohttp reads up to HTTP_READ_LIMIT
+MAX_HEADER_BYTES = 8 * 1024
+HTTP_READ_LIMIT = 64 * 1024  # beyond this aiohttp itself answers, in plain text
+
+
 @web.middleware
 async def openwhisk_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
     code = uuid.uuid4().hex
     request["transid"] = code
+    if len(request.raw_path) > MAX_URL_BYTES:
+        return error_response(f"The request URL is longer than {MAX_URL_BYTES} bytes.", 414, code)
+    if any(len(k) + len(v) > MAX_HEADER_BYTES for k, v in request.headers.items()):
+        return error_response(f"A request header is longer than {MAX_HEADER_BYTES} bytes.", 431, code)
     try:
         return await handler(request)
     except NotFound as exc:
@@ -59,6 +68,9 @@ async def openwhisk_errors(request: web.Request, handler: Handler) -> web.Stream
         if exc.status == 405:
             return error_response("Method not allowed.", 405, code)
         raise
+    except Exception:  # a bug: still OpenWhisk's shape, and the trace in the log
+        log.exception("%s %s crashed", request.method, request.path)
+        return error_response("The server encountered an internal error.", 500, code)
 
 
 class Gateway:
@@ -284,5 +296,11 @@ class Gateway:
 def serve(settings: Settings) -> None:
     gateway = Gateway(settings)
     web.run_app(
-        gateway.app(), host=settings.gateway_bind, port=settings.gateway_port, print=None, access_log=None
+        gateway.app(),
+        host=settings.gateway_bind,
+        port=settings.gateway_port,
+        print=None,
+        access_log=None,
+        # Read long lines ourselves, so the middleware answers them in OpenWhisk's JSON.
+        handler_args={"max_line_size": HTTP_READ_LIMIT, "max_field_size": HTTP_READ_LIMIT},
     )

@@ -19,6 +19,21 @@ def error_response(message: str, status: int, code: str) -> web.Response:
     return json_response({"error": message, "code": code}, status)
 
 
+MAX_JSON_DEPTH = 200  # orjson writes at most 255 levels; deeper input would fail later, as a 500
+MAX_INT = 2**53 - 1  # the largest integer every JSON reader agrees on
+
+
+def json_depth(value: Any) -> int:
+    """How deeply ``value`` nests (iteratively: a deep value must not blow the stack)."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict | list):
+            deepest = max(deepest, depth)
+            stack.extend((child, depth + 1) for child in (item.values() if isinstance(item, dict) else item))
+    return deepest
+
+
 def int_param(request: web.Request, name: str, default: int, lo: int = 0, hi: int | None = None) -> int:
     raw = request.query.get(name)
     if raw is None:
@@ -27,8 +42,9 @@ def int_param(request: web.Request, name: str, default: int, lo: int = 0, hi: in
         value = int(raw)
     except ValueError as exc:
         raise BadRequest(f"The query parameter '{name}' must be an integer, got {raw!r}") from exc
-    if value < lo or (hi is not None and value > hi):
-        raise BadRequest(f"The query parameter '{name}' must be between {lo} and {hi}")
+    top = MAX_INT if hi is None else hi
+    if value < lo or value > top:
+        raise BadRequest(f"The query parameter '{name}' must be between {lo} and {top}")
     return value
 
 
@@ -53,6 +69,9 @@ async def json_body(request: web.Request, limit: int, *, allow_empty: bool = Tru
             return {}
         raise BadRequest("The request content was malformed: empty body.")
     try:
-        return orjson.loads(raw)
+        value = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
         raise BadRequest(f"The request content was malformed: {exc}") from exc
+    if json_depth(value) > MAX_JSON_DEPTH:
+        raise BadRequest(f"The request content nests deeper than {MAX_JSON_DEPTH} levels.")
+    return value

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from streams.events import _NAME
+from gleaner.actions import is_entity_name
 from streams.replay.trace import TraceEntry
 
 THESIS_RATES_PER_MIN = {"low": 15.0, "medium": 30.0, "high": 60.0}  # thesis Table 4.1, on 2 x 8 cores
@@ -66,7 +66,7 @@ def synthesise(
     """A trace of ``n`` requests at Poisson arrivals; entry ``i`` gets ``inputs[i % len(inputs)]``."""
     if not inputs:
         raise ValueError("synthesise needs at least one input file")
-    if not _NAME.match(dag):
+    if not is_entity_name(dag):
         raise ValueError(f"dag is not a valid name: {dag!r}")
     offsets = poisson_offsets(n, rate_per_s, seed)
     return [

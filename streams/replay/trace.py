@@ -31,9 +31,9 @@ from typing import Any
 
 import orjson
 
+from gleaner.actions import is_entity_name
 from gleaner.errors import BadRequest
 from predictor.policies import HARVEST_POLICIES, requested_policy
-from streams.events import _NAME
 
 _JSON_SUFFIXES = (".jsonl", ".ndjson", ".json")
 _OFFSET_KEYS = ("offset_s", "offset", "arrival_s")
@@ -258,7 +258,7 @@ class _Checker:
         value = row.get("dag")
         if value is None or value == "":
             raise self.fail(n, "missing dag")
-        if not isinstance(value, str) or not _NAME.match(value):
+        if not isinstance(value, str) or not is_entity_name(value):
             raise self.fail(n, f"dag is not a valid name: {value!r}")
         if self.known_dags is not None and value not in self.known_dags:
             known = ", ".join(sorted(self.known_dags)) or "none"

@@ -85,3 +85,17 @@ def test_gateway_keeps_serving_after_bad_input(http):
         http.post("/actions/echo-bad", content=b"\xff\xfe")
     resp = http.post("/actions/echo-bad", params={"blocking": "true", "result": "true"}, json={"still": "up"})
     assert resp.status_code == 200 and resp.json() == {"still": "up"}
+
+
+def test_deep_json_and_huge_integers_get_openwhisk_errors_not_500(http):
+    deep: object = {}
+    for _ in range(300):
+        deep = {"a": deep}
+    assert_error(http.post("/actions/echo-bad", json=deep), 400, "deeper than")
+    assert_error(http.get("/activations", params={"skip": str(2**70)}), 400, "must be between")
+    assert_error(http.get("/activations", params={"since": str(2**64)}), 400, "must be between")
+
+
+def test_one_name_rule_a_non_ascii_action_name_is_refused_over_rest(http):
+    resp = http.put("/actions/rel-é", json={"exec": {"kind": "python:3", "code": CODE}})
+    assert_error(resp, 400, "not valid")

@@ -105,3 +105,10 @@ def test_bad_action_bodies(body, reason):
 def test_bad_names():
     with pytest.raises(BadRequest):
         action_doc("guest", "../x", {"exec": {"code": CODE}}, S, None, 1)
+
+
+def test_one_ascii_name_rule_for_rest_and_kafka():
+    from gleaner.actions import is_entity_name
+
+    assert is_entity_name("rel-x") and is_entity_name("a b.c@d")
+    assert not is_entity_name("rel-é") and not is_entity_name("-lead") and not is_entity_name("x" * 257)
