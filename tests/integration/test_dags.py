@@ -250,8 +250,9 @@ def test_no_request_hangs_forever(stack_up, ow, fns, couch, unique):
     try:
         status, rec = run_dag(ow, f"hang-{unique}", {"nap": 8})
     finally:
-        procs.stop_components(stack_up, ("composition",))
+        procs.stop_components(stack_up, ("composition",))  # stops the supervisor too, so it cannot interfere
         procs.start_components(stack_up, ("composition",))
+        procs.start_supervisor(stack_up)
     assert status == 502 and "time limit" in rec["response"]["result"]["error"]
     assert rec["gleaner"]["dag"]["status"] == "timeout" and annotation(rec, "timeout") is True
     assert rec["response"]["result"]["pending"] == [f"longnap-{unique}"]
