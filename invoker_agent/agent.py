@@ -152,6 +152,9 @@ class InvokerAgent(Handler):
             return None
         if doc is None:
             return None
+        return self._completion(req, doc)
+
+    def _completion(self, req: ActivationRequest, doc: dict[str, Any]) -> ActivationCompleted:
         return ActivationCompleted(
             activation_id=req.activation_id,
             namespace=req.namespace,
@@ -167,15 +170,7 @@ class InvokerAgent(Handler):
         attempt = 0
         while True:
             try:
-                doc = self.executor.execute(req)
-                return ActivationCompleted(
-                    activation_id=req.activation_id,
-                    namespace=req.namespace,
-                    action=req.action,
-                    invoker=self.id,
-                    record=doc,
-                    caused_by=req.caused_by,
-                )
+                return self._completion(req, self.executor.execute(req))
             except ActionMissing as exc:
                 self.deadletters.send(record, str(exc))
                 return failed_completion(

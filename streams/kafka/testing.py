@@ -90,7 +90,9 @@ class MemorySource:
     def listen(self, listener: RebalanceListener) -> None:
         self._listener = listener
 
-    def rebalance(self, *, revoked: list[TopicPartition] = (), assigned: list[TopicPartition] = ()) -> None:  # type: ignore[assignment]
+    def rebalance(
+        self, *, revoked: list[TopicPartition] | None = None, assigned: list[TopicPartition] | None = None
+    ) -> None:
         """Simulate a group rebalance, as librdkafka calls it from inside poll."""
         assert self._listener is not None
         if revoked:
