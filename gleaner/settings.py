@@ -25,6 +25,9 @@ GUEST_AUTH = (
 
 _SECRET_FIELDS = frozenset({"couchdb_password", "guest_auth"})
 
+# streams/placement/policies.py's POLICIES, by name (a test keeps the two in step).
+PLACEMENT_POLICIES = ("greedy-jsq", "jsq", "round-robin", "greedy-round-robin", "hash")
+
 
 def _default_cores() -> float:
     return float(os.cpu_count() or 1)
@@ -110,6 +113,10 @@ class Settings:
     harvest_load_aware: bool = False  # invoker queue by DAG-request age instead of arrival (experimental)
     harvest_memory_margin: float = 0.25  # added to predicted memory before rounding up (OOM safety)
     models_dir: str = ""  # empty: <state_dir>/models
+
+    # --- placement --------------------------------------------------------------
+    # Which invoker gets an activation (PLACEMENT_POLICIES); read when placement starts.
+    placement_policy: str = "greedy-jsq"
 
     # --- invoker agent --------------------------------------------------------
     invoker_id: str = "invoker0"
@@ -237,4 +244,8 @@ def _check(s: Settings) -> None:
     if s.harvest_policy not in ("thesis", "libra", "gleaner", "gleaner-idle"):
         raise SettingsError(
             f"harvest_policy must be thesis, libra, gleaner or gleaner-idle, got {s.harvest_policy!r}"
+        )
+    if s.placement_policy not in PLACEMENT_POLICIES:
+        raise SettingsError(
+            f"placement_policy must be one of {', '.join(PLACEMENT_POLICIES)}, got {s.placement_policy!r}"
         )

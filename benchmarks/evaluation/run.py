@@ -5,6 +5,8 @@ per-request CSVs.
 
 Everything is checked before anything runs: the DAGs are deployed, inputs
 exist, the policies and loads are known, and no other replay holds the stack.
+``gleaner eval --placement`` compares placement policies instead, with the
+same inputs, calibration and budget: see :mod:`benchmarks.evaluation.placement`.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from streams.replay.trace import TraceEntry
 
 PROFILE_SEED = 1  # the eval's inputs use another seed: the model never saw them
 IDLE_BETWEEN_RUNS_S = 3.0
+DEFAULT_LOADS = "low,medium,high"
 
 
 @dataclass(slots=True)
@@ -51,7 +54,7 @@ def run_order(policies: list[str], load_index: int) -> list[str]:
     return policies[k:] + policies[:k]
 
 
-def _loads(raw: str) -> list[str]:
+def loads_from(raw: str) -> list[str]:
     loads = [x.strip() for x in raw.split(",") if x.strip()]
     unknown = [x for x in loads if x not in LOAD_FRACTIONS]
     if not loads or unknown:
@@ -83,7 +86,7 @@ def _inputs(
     raise BadRequest(f"fewer than {n} of {16 * n} generated inputs of {dag} are under {args.max_input_kb} KB")
 
 
-def _node(settings: Settings) -> Callable[[], Callable[[], UtilisationSummary]]:
+def node_sampler(settings: Settings) -> Callable[[], Callable[[], UtilisationSummary]]:
     def start() -> Callable[[], UtilisationSummary]:
         return (
             NodeUtilisation(settings.invoker_cpu_capacity, settings.invoker_memory_capacity_mb).start().stop
@@ -134,6 +137,22 @@ def ensure_model(
     )
 
 
+def cpu_seconds_of(
+    replayer: Replayer,
+    dag: str,
+    trace_inputs: list[Path],
+    node: Callable[[], Callable[[], UtilisationSummary]],
+    args: argparse.Namespace,
+) -> tuple[float, Calibration | None]:
+    """CPU-seconds per request of the trace: given (``--cpu-seconds``) or calibrated."""
+    if args.cpu_seconds:
+        return float(args.cpu_seconds), None
+    samples = spread(sorted(set(trace_inputs), key=lambda p: p.stat().st_size), args.calibrate)
+    sizes = [p.stat().st_size for p in trace_inputs]
+    calibration = calibrate(replayer, dag, samples, sizes, node, progress=not args.quiet)
+    return calibration.cpu_seconds, calibration
+
+
 def evaluate(
     client: OpenWhiskClient,
     settings: Settings,
@@ -152,14 +171,8 @@ def evaluate(
     n = args.requests
     trace_inputs = [t.inputs[i % len(t.inputs)] for i in range(n)]
     sizes = [p.stat().st_size for p in trace_inputs]
-    node = _node(settings)
-    calibration: Calibration | None = None
-    if args.cpu_seconds:
-        cpu_seconds = float(args.cpu_seconds)
-    else:
-        samples = spread(sorted(set(trace_inputs), key=lambda p: p.stat().st_size), args.calibrate)
-        calibration = calibrate(replayer, t.dag, samples, sizes, node, progress=progress)
-        cpu_seconds = calibration.cpu_seconds
+    node = node_sampler(settings)
+    cpu_seconds, calibration = cpu_seconds_of(replayer, t.dag, trace_inputs, node, args)
     capacity = settings.invoker_cpu_capacity
     if args.budget_min:
         # Replaying N requests at every load, once per policy, takes about N * sum(1 / rate) * policies.
@@ -248,22 +261,22 @@ def evaluate(
     )
 
 
-def main(args: argparse.Namespace) -> int:
-    from workloads.catalog import WORKLOADS
-
-    settings = load_settings()
-    policies = policies_from(args.policy)
-    if len(policies) < 2:
-        raise BadRequest("--policy needs a baseline and at least one policy to compare, e.g. off,thesis")
-    loads = _loads(args.loads)
+def check_args(args: argparse.Namespace) -> None:
+    """The options both comparisons (policies, placement) share."""
     if args.requests < 1:
         raise BadRequest("--requests must be at least 1")
     if args.calibrate < 1 and not args.cpu_seconds:
         raise BadRequest("--calibrate needs at least 1 request (or give --cpu-seconds)")
     if args.cpu_seconds and (args.cpu_seconds < 0 or not math.isfinite(args.cpu_seconds)):
         raise BadRequest("--cpu-seconds must be a positive number")
-    client = OpenWhiskClient(Target.resolve(args.apihost, args.auth))
-    namespace = client.namespace()
+
+
+def eval_targets(
+    args: argparse.Namespace, settings: Settings, client: OpenWhiskClient, namespace: str
+) -> list[EvalTarget]:
+    """The DAGs to evaluate (default: every built-in workload), each deployed and with its inputs."""
+    from workloads.catalog import WORKLOADS
+
     deployed = client.dag_names()
     targets: list[EvalTarget] = []
     for dag in args.dags or list(WORKLOADS):
@@ -278,6 +291,19 @@ def main(args: argparse.Namespace) -> int:
                 "order, larger ones skipped, to fit the run in time."
             )
         targets.append(target)
+    return targets
+
+
+def main(args: argparse.Namespace) -> int:
+    settings = load_settings()
+    policies = policies_from(args.policy)
+    if len(policies) < 2:
+        raise BadRequest("--policy needs a baseline and at least one policy to compare, e.g. off,thesis")
+    loads = loads_from(args.loads or DEFAULT_LOADS)
+    check_args(args)
+    client = OpenWhiskClient(Target.resolve(args.apihost, args.auth))
+    namespace = client.namespace()
+    targets = eval_targets(args, settings, client, namespace)
     redis = RedisStore(settings)
     producer = EventProducer(settings)
     replayer = replayer_for(settings, namespace, producer, redis)

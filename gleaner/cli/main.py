@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 from gleaner.cli import dag, predict, replay, wsk
 from gleaner.errors import GleanerError
-from gleaner.settings import load_settings
+from gleaner.settings import PLACEMENT_POLICIES, load_settings
 
 if TYPE_CHECKING:
     from streams.kafka.runner import ConsumeRunner
@@ -51,7 +51,7 @@ def _run_component(args: argparse.Namespace) -> int:
     elif args.component == "placement":
         from streams.placement.agent import build as build_placement
 
-        runner = build_placement(settings, policy=args.policy)
+        runner = build_placement(settings, policy=args.policy or settings.placement_policy)
     else:
         from streams.record_sink import build as build_record_sink
 
@@ -111,7 +111,11 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("settings", help="print the settings (secrets masked)").set_defaults(func=_settings)
     p = sub.add_parser("run", help="run one component in the foreground")
     p.add_argument("component", choices=COMPONENTS)
-    p.add_argument("--policy", default="greedy-jsq", help="placement policy (placement only)")
+    p.add_argument(
+        "--policy",
+        choices=PLACEMENT_POLICIES,
+        help="placement only: the placement policy (default: GLEANER_PLACEMENT_POLICY, greedy-jsq)",
+    )
     p.add_argument("--log-level", default="info")
     p.set_defaults(func=_run_component)
     wsk.register(sub)

@@ -141,6 +141,10 @@ def cmd_trace(args: argparse.Namespace) -> int:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
+    if args.placement:
+        from benchmarks.evaluation.placement import main as compare_placement
+
+        return int(compare_placement(args))
     from benchmarks.evaluation.run import main
 
     return int(main(args))
@@ -184,10 +188,35 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         "dags", nargs="*", help="built-in workloads or deployed DAGs (default: all three workloads)"
     )
     p.add_argument("--input-dir", help="a folder of JSON inputs (for a DAG that is not a built-in workload)")
-    p.add_argument("--requests", type=int, default=180, help="requests per load (thesis: 180)")
-    p.add_argument("--loads", default="low,medium,high")
     p.add_argument(
-        "--policy", default="off,thesis,libra,gleaner", help="policies compared; the first is the baseline"
+        "-n", "--requests", type=int, default=180, help="requests per load (thesis: 180); per policy too"
+    )
+    p.add_argument("--loads", help="default low,medium,high; with --placement, medium")
+    p.add_argument(
+        "--policy",
+        default="off,thesis,libra,gleaner",
+        help="harvesting policies compared; the first is the baseline",
+    )
+    # The placement comparison is a flag, not a subcommand: the DAGs are positional, and it
+    # shares the inputs, calibration, budget, deadline and warm-up options.
+    p.add_argument(
+        "--placement",
+        action="store_true",
+        help="compare placement policies instead (thesis Figs 4.9-4.10) on 2 invokers "
+        "(`gleaner up --invokers 2`), harvesting under GLEANER_HARVEST_POLICY; "
+        "writes the placement-<dag> section of docs/benchmarks.md",
+    )
+    p.add_argument(
+        "--placements",
+        help="with --placement: the placement policies compared, the first the baseline "
+        "(default greedy-jsq,hash,round-robin,jsq,greedy-round-robin)",
+    )
+    p.add_argument(
+        "--rounds",
+        type=int,
+        default=2,
+        help="with --placement: the trace is cut into this many rounds, the policy order reversed "
+        "every other round",
     )
     p.add_argument("--seed", type=int, default=7)
     p.add_argument("--calibrate", type=int, default=5, help="requests run one at a time to calibrate")
@@ -196,7 +225,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         "--budget-min",
         type=float,
         default=0,
-        help="minutes for the measured runs of a DAG; fewer requests to fit",
+        help="minutes for the measured runs of a DAG; fewer requests to fit (--placement: 8)",
     )
     p.add_argument(
         "--max-input-kb",

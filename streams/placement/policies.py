@@ -3,14 +3,16 @@
 ``GreedyJSQ`` is the thesis's Algorithm 2: the first function of a
 composition goes to the healthy invoker with the shortest queue, and the
 composition's later functions follow it to the same invoker while it stays
-healthy. The others are baselines kept for comparison.
+healthy. ``GreedyRoundRobin`` is the thesis's variant (§4.5): the same
+composition cache over a round-robin first placement. The others are
+baselines kept for comparison (JSQ, round robin, OpenWhisk's hash).
 """
 
 from __future__ import annotations
 
 import hashlib
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -43,28 +45,6 @@ class JoinShortestQueue:
         return jsq(invokers)
 
 
-class GreedyJSQ:
-    def __init__(self, max_cached: int = 100_000) -> None:
-        self.cache: dict[str, str] = {}
-        self._max = max_cached
-
-    def choose(self, invokers: Sequence[InvokerView], composition: str | None, action: str) -> str | None:
-        healthy = {i.id for i in _healthy(invokers)}
-        if composition is not None:
-            cached = self.cache.get(composition)
-            if cached in healthy:
-                return cached
-        chosen = jsq(invokers)
-        if chosen is not None and composition is not None:
-            if len(self.cache) >= self._max:
-                self.cache.pop(next(iter(self.cache)))  # oldest first: dicts keep insertion order
-            self.cache[composition] = chosen
-        return chosen
-
-    def forget(self, composition: str) -> None:
-        self.cache.pop(composition, None)
-
-
 class RoundRobin:
     def __init__(self) -> None:
         self._next = 0
@@ -75,6 +55,47 @@ class RoundRobin:
             return None
         self._next = (self._next + 1) % len(healthy)
         return healthy[self._next].id
+
+
+class CompositionCache:
+    """Greedy placement over a ``first`` policy: a composition's first function goes where
+    ``first`` says, and its later functions follow to that invoker while it is healthy, so
+    data-dependent functions share an invoker. Actions without a composition go by ``first``."""
+
+    def __init__(self, first: Policy, max_cached: int = 100_000) -> None:
+        self.first = first
+        self.cache: dict[str, str] = {}
+        self._max = max_cached
+
+    def choose(self, invokers: Sequence[InvokerView], composition: str | None, action: str) -> str | None:
+        if composition is not None:
+            cached = self.cache.get(composition)
+            if cached is not None and any(i.id == cached and i.healthy for i in invokers):
+                return cached
+        chosen = self.first.choose(invokers, composition, action)
+        if chosen is not None and composition is not None:
+            if composition not in self.cache and len(self.cache) >= self._max:
+                self.cache.pop(next(iter(self.cache)))  # oldest first: dicts keep insertion order
+            self.cache[composition] = chosen
+        return chosen
+
+    def forget(self, composition: str) -> None:
+        self.cache.pop(composition, None)
+
+
+class GreedyJSQ(CompositionCache):
+    """The thesis's Algorithm 2: the first function by JSQ, the rest follow it."""
+
+    def __init__(self, max_cached: int = 100_000) -> None:
+        super().__init__(JoinShortestQueue(), max_cached)
+
+
+class GreedyRoundRobin(CompositionCache):
+    """The thesis's Greedy RR (§4.5): the first function by round robin, the rest follow it.
+    Round robin advances only on first placements, so compositions, not functions, take turns."""
+
+    def __init__(self, max_cached: int = 100_000) -> None:
+        super().__init__(RoundRobin(), max_cached)
 
 
 class HashPlacement:
@@ -97,9 +118,11 @@ class HashPlacement:
         return None
 
 
-POLICIES = {
+# Name -> policy, as settings (GLEANER_PLACEMENT_POLICY) and the CLI name them; GreedyJSQ is the default.
+POLICIES: dict[str, Callable[[], Policy]] = {
     "greedy-jsq": GreedyJSQ,
     "jsq": JoinShortestQueue,
     "round-robin": RoundRobin,
+    "greedy-round-robin": GreedyRoundRobin,
     "hash": HashPlacement,
 }

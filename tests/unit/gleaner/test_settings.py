@@ -1,7 +1,8 @@
 import pytest
 
 from gleaner.errors import SettingsError
-from gleaner.settings import ENV_VARS, load_settings
+from gleaner.settings import ENV_VARS, PLACEMENT_POLICIES, load_settings
+from streams.placement.policies import POLICIES
 
 
 def test_environment_overrides_and_types():
@@ -30,6 +31,7 @@ def test_secrets_are_masked():
         {"GLEANER_GATEWAY_PORT": "abc"},
         {"GLEANER_CPU_WINDOW_MS": "50"},
         {"GLEANER_CPU_MIN": "4", "GLEANER_CPU_MAX": "2"},
+        {"GLEANER_PLACEMENT_POLICY": "random"},
     ],
 )
 def test_bad_settings_are_refused(env):
@@ -39,3 +41,11 @@ def test_bad_settings_are_refused(env):
 
 def test_every_variable_is_listed():
     assert "GLEANER_REDIS_URL" in ENV_VARS and ENV_VARS["GLEANER_INVOKER_ID"] == "invoker_id"
+
+
+def test_the_placement_policy_is_a_setting_named_as_placement_names_it():
+    assert load_settings({}).placement_policy == "greedy-jsq"
+    assert load_settings({"GLEANER_PLACEMENT_POLICY": "greedy-round-robin"}).placement_policy == (
+        "greedy-round-robin"
+    )
+    assert set(PLACEMENT_POLICIES) == set(POLICIES)
