@@ -300,5 +300,5 @@ def build(settings: Settings) -> ConsumeRunner:
         producer,
         deadletters,
         agent,
-        RunnerConfig(max_in_flight=MAX_IN_FLIGHT),
+        RunnerConfig.for_settings(settings, max_in_flight=MAX_IN_FLIGHT),
     )

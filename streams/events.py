@@ -121,7 +121,10 @@ class Event:
         return asdict(self)
 
     def to_bytes(self) -> bytes:
-        return orjson.dumps(self.to_dict())
+        try:
+            return orjson.dumps(self.to_dict())
+        except orjson.JSONEncodeError as exc:  # nested past 254 levels, or an integer past 64 bits
+            raise MalformedEvent(f"the event cannot be written as JSON: {exc}") from exc
 
 
 @dataclass(frozen=True, slots=True)

@@ -117,5 +117,6 @@ def build(settings: Settings) -> ConsumeRunner:
         settings, GROUP, [settings.completed_topic], hot=False, instance_id=member_id("records")
     )
     sink = RecordSink(CouchDB(settings), settings.record_batch_ms / 1000)
-    config = RunnerConfig(max_in_flight=2 * MAX_BATCH)  # a whole batch may wait on CouchDB
+    # A whole batch may wait on CouchDB.
+    config = RunnerConfig.for_settings(settings, max_in_flight=2 * MAX_BATCH)
     return ConsumeRunner("record-sink", consumer, producer, DeadLetters(settings, producer), sink, config)

@@ -38,7 +38,7 @@ from streams.events import (
 from streams.kafka.client import EventConsumer, EventProducer, Record, member_id
 from streams.kafka.deadletter import DeadLetters
 from streams.kafka.partitioning import partition_for
-from streams.kafka.runner import ConsumeRunner, Handler, Sink, Ticket
+from streams.kafka.runner import ConsumeRunner, Handler, RunnerConfig, Sink, Ticket
 from streams.payloads import DataStore, size_of
 
 log = logging.getLogger(__name__)
@@ -253,4 +253,6 @@ def build(settings: Settings) -> ConsumeRunner:
         CouchDB(settings),
         consumer.partition_count(settings.dag_plans_topic),
     )
-    return ConsumeRunner("composition", consumer, producer, deadletters, agent)
+    return ConsumeRunner(
+        "composition", consumer, producer, deadletters, agent, RunnerConfig.for_settings(settings)
+    )

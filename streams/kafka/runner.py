@@ -28,9 +28,10 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from gleaner.errors import MalformedEvent, ServiceError
+from gleaner.settings import Settings
 from streams.kafka.checkpoint import Checkpoint
 from streams.kafka.client import RebalanceListener, Record
 from streams.kafka.offsets import TopicPartition
@@ -141,6 +142,13 @@ class RunnerConfig:
     max_in_flight: int = 256  # stop fetching beyond this many unsettled records (back-pressure)
     backoff_initial_s: float = 0.1
     backoff_max_s: float = 5.0
+    # Events above this are dead-lettered unread: any Kafka client can produce
+    # more than our own producers ever would (the broker's limit may be higher).
+    max_event_bytes: int | None = None
+
+    @classmethod
+    def for_settings(cls, settings: Settings, **overrides: Any) -> RunnerConfig:
+        return cls(max_event_bytes=settings.kafka_message_max_bytes, **overrides)
 
 
 @dataclass(slots=True)
@@ -229,6 +237,11 @@ class ConsumeRunner:
         if attempts == 0:
             self.checkpoint.started(tp, record.offset)
         ticket = Ticket(record, self)
+        limit = self.config.max_event_bytes
+        size = len(record.value or b"")
+        if limit is not None and size > limit:
+            ticket.dead_letter(f"an event of {size} bytes is above the limit of {limit} bytes")
+            return
         try:
             self.handler.handle(record, ticket)
         except MalformedEvent as exc:

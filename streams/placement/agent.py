@@ -34,7 +34,7 @@ from streams.events import (
 from streams.failures import completion_key, failed_completion
 from streams.kafka.client import EventConsumer, EventProducer, Record, member_id
 from streams.kafka.deadletter import DeadLetters
-from streams.kafka.runner import ConsumeRunner, Handler, Sink, Ticket
+from streams.kafka.runner import ConsumeRunner, DeadLetterSink, Handler, RunnerConfig, Sink, Ticket
 from streams.placement.acks import Unacknowledged
 from streams.placement.policies import POLICIES, InvokerView, Policy
 
@@ -92,8 +92,15 @@ class InvokerTable:
         return [{**b, "healthy": healthy.get(str(b["invoker"]), False)} for b in beats]
 
 
-def follow_health(settings: Settings, table: InvokerTable, stop: threading.Event, group: str) -> None:
-    """Feed ``table`` from the health topic; every reader sees every heartbeat."""
+def follow_health(
+    settings: Settings,
+    table: InvokerTable,
+    stop: threading.Event,
+    group: str,
+    deadletters: DeadLetterSink | None = None,
+) -> None:
+    """Feed ``table`` from the health topic; every reader sees every heartbeat.
+    One reader (placement's) dead-letters malformed heartbeats, so each is parked once."""
     consumer = EventConsumer(settings, group, [settings.health_topic], assign_latest=True, hot=False)
     try:
         while not stop.is_set():
@@ -101,9 +108,16 @@ def follow_health(settings: Settings, table: InvokerTable, stop: threading.Event
             if rec is None:
                 continue
             try:
+                size = len(rec.value or b"")
+                if size > settings.kafka_message_max_bytes:
+                    limit = settings.kafka_message_max_bytes
+                    raise MalformedEvent(f"an event of {size} bytes is above the limit of {limit} bytes")
                 table.update(InvokerHealth.from_dict(decode(rec.value)))
             except MalformedEvent as exc:
-                log.warning("ignoring malformed heartbeat: %s", exc)
+                if deadletters is None:
+                    log.warning("ignoring malformed heartbeat: %s", exc)
+                else:
+                    deadletters.send(rec, str(exc))
     finally:
         consumer.close()
 
@@ -224,10 +238,23 @@ def build(settings: Settings, policy: str = "greedy-jsq", no_invoker_wait_s: flo
     consumer = EventConsumer(
         settings, GROUP, [settings.invocations_topic], instance_id=member_id("placement")
     )
-    runner = ConsumeRunner("placement", consumer, producer, DeadLetters(settings, producer), agent)
+    runner = ConsumeRunner(
+        "placement",
+        consumer,
+        producer,
+        DeadLetters(settings, producer),
+        agent,
+        RunnerConfig.for_settings(settings),
+    )
     health = threading.Thread(
         target=follow_health,
-        args=(settings, table, runner.stopping_event, "gleaner-placement-health"),
+        args=(
+            settings,
+            table,
+            runner.stopping_event,
+            "gleaner-placement-health",
+            DeadLetters(settings, producer),
+        ),
         name="health",
         daemon=True,
     )

@@ -4,7 +4,8 @@ One agent reads each DAG request, measures its input size, asks the planner
 for a harvesting decision (allocations go to Redis before the plan is
 published), and publishes the plan keyed by the request id, so the plan and
 the request's completions meet on one partition of the composition stream.
-Malformed requests go to the dead-letter topic. Faust flushes its producer
+Malformed or oversized requests, and requests whose plan cannot be written
+or produced, go to the dead-letter topic with the reason. Faust flushes its producer
 before committing offsets, so a crash replays requests, never loses them; a
 replayed request yields the same plan for the same request id.
 
@@ -16,20 +17,23 @@ patch below sets the wait from ``kafka_fetch_wait_max_ms`` (p50 7.8 ms).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
 import faust
+from aiokafka.errors import KafkaError
 from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
 
 from gleaner.couchdb import CouchDB
-from gleaner.errors import MalformedEvent
+from gleaner.errors import GleanerError
 from gleaner.settings import Settings
-from streams.events import DagRequest, DeadLetter, decode, derived_activation_id, now_ms
+from streams.predictor_stream.events import PLANS, Where, dead_letter, plan_event
 from streams.predictor_stream.planner import RequestPlanner
 
 log = logging.getLogger(__name__)
 APP_ID = "gleaner-predictor"
+PLANNER_STORE_TIMEOUT_S = 2.0
 
 
 def _short_fetch_wait(wait_ms: int) -> None:
@@ -66,35 +70,32 @@ def make_app(settings: Settings) -> faust.App:
         broker_commit_interval=0.2,
         consumer_auto_offset_reset="earliest",
         producer_linger_ms=0,
+        # aiokafka's defaults are 1 MB; every client agrees on one event limit.
+        producer_max_request_size=settings.kafka_message_max_bytes,
+        consumer_max_fetch_size=settings.kafka_message_max_bytes,
     )
     requests = app.topic(settings.dag_requests_topic, value_serializer="raw", key_serializer="raw")
     plans = app.topic(settings.dag_plans_topic, value_serializer="raw", key_serializer="raw")
     deadletters = app.topic(settings.deadletter_topic, value_serializer="raw", key_serializer="raw")
-    planner = RequestPlanner(settings, CouchDB(settings))
+    # A short CouchDB timeout: a stalled store costs a plan its harvest, not the stream its pace.
+    planner = RequestPlanner(settings, CouchDB(settings, timeout_s=PLANNER_STORE_TIMEOUT_S))
+    limit = settings.kafka_message_max_bytes
 
     @app.agent(requests)
     async def predict(stream: Any) -> None:
         async for event in stream.events():
             msg = event.message
-            try:
-                req = DagRequest.from_dict(
-                    decode(event.value),
-                    fallback_id=derived_activation_id(msg.topic, msg.partition, msg.offset),
-                )
-            except MalformedEvent as exc:
-                letter = DeadLetter(
-                    reason=str(exc),
-                    source_topic=msg.topic,
-                    partition=msg.partition,
-                    offset=msg.offset,
-                    payload=(event.value or b"").decode("utf-8", "replace"),
-                    ts_ms=now_ms(),
-                )
-                log.warning("dead letter from %s[%d]@%d: %s", msg.topic, msg.partition, msg.offset, exc)
-                await deadletters.send(key=event.key, value=letter.to_bytes())
-                continue
-            plan = planner.plan(req)
-            await plans.send(key=req.request_id.encode(), value=plan.to_bytes())
+            where = Where(msg.topic, msg.partition, msg.offset)
+            # Off the event loop: the planner reads CouchDB synchronously, and a
+            # blocked loop misses Kafka heartbeats and leaves the group.
+            out = await asyncio.to_thread(plan_event, planner, event.key, event.value, where, limit)
+            if out.topic == PLANS:
+                try:
+                    await plans.send(key=out.key, value=out.value)
+                    continue
+                except (KafkaError, GleanerError, ValueError) as exc:  # e.g. aiokafka's size check
+                    out = dead_letter(event.key, event.value, where, f"the plan could not be produced: {exc}")
+            await deadletters.send(key=out.key, value=out.value)
 
     return app
 

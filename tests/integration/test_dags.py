@@ -134,6 +134,26 @@ def test_a_plain_kafka_producer_can_request_a_dag(stack_up, ow, fns, couch, uniq
     assert len(results) == 2 and all(r["result"] == {"n": 10} and r["success"] for r in results)
 
 
+def test_a_2mb_inline_request_from_kafka_runs_through_every_stream(stack_up, ow, fns, couch, unique):
+    """Every client agrees on one event limit (aiokafka's 1 MB default once dropped this)."""
+    put_dag(ow, f"kbig-{unique}", dag_document(sequence("blobsize")))
+    producer = confluent_kafka.Producer(
+        {"bootstrap.servers": stack_up.kafka_bootstrap, "message.max.bytes": 4 * 2**20}
+    )
+    request_id = uuid.uuid4().hex
+    event = {
+        "type": "dag.request",
+        "version": 1,
+        "request_id": request_id,
+        "namespace": TEST_NAMESPACE,
+        "dag": f"kbig-{unique}",
+        "input": {"blob": "x" * 2_000_000},
+    }
+    producer.produce(stack_up.dag_requests_topic, orjson.dumps(event), key=request_id)
+    producer.flush(10)
+    assert stored_record(couch, request_id, timeout_s=90)["response"]["result"] == {"n": 2_000_000}
+
+
 def test_a_failing_function_fails_the_request_and_later_stages_do_not_run(ow, fns, couch, unique):
     put_dag(ow, f"broken-{unique}", dag_document(sequence("inc", "fail", "double")))
     status, rec = run_dag(ow, f"broken-{unique}", {"n": 1})

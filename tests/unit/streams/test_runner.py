@@ -123,6 +123,19 @@ def test_an_event_too_large_to_produce_dead_letters_its_source():
     assert issubclass(EventTooLarge, MalformedEvent)
 
 
+def test_an_event_above_the_limit_is_dead_lettered_unread():
+    runner, source, sink, _ = make([b"x" * 101, b"ok"], max_event_bytes=100)
+    turns(runner, 3)
+    (letter,) = sink.on(SETTINGS.deadletter_topic)
+    assert letter["reason"] == "an event of 101 bytes is above the limit of 100 bytes"
+    assert runner.handler.seen == [b"ok"]  # type: ignore[attr-defined]
+    assert source.committed(TP) == 2
+
+
+def test_the_event_limit_comes_from_the_kafka_setting():
+    assert RunnerConfig.for_settings(Settings(kafka_message_max_bytes=123)).max_event_bytes == 123
+
+
 def test_a_transient_failure_is_retried_with_backoff_and_holds_later_records():
     handler = Recorder()
     handler.fail[b"a"] = [RedisError("connection refused"), RedisError("connection refused")]

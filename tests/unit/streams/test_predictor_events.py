@@ -1,0 +1,81 @@
+"""The predictor stream's per-event step: a plan, or a dead letter with the
+reason, for every event a Kafka client can produce."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+from gleaner.errors import CouchDBError
+from streams.events import DagPlan, DagRequest
+from streams.predictor_stream.events import DEADLETTERS, PLANS, Where, plan_event
+
+WHERE = Where("dag.requests", 0, 7)
+LIMIT = 10_000
+RID = "a" * 32
+
+
+class EchoPlanner:
+    def __init__(self, error: Exception | None = None) -> None:
+        self.error = error
+
+    def plan(self, req: DagRequest) -> DagPlan:
+        if self.error is not None:
+            raise self.error
+        return DagPlan(request=req.to_dict(), harvest=False)
+
+
+def request(**kw: Any) -> bytes:
+    event = {"type": "dag.request", "request_id": RID, "namespace": "guest", "dag": "d", "input": {"n": 1}}
+    return orjson.dumps({**event, **kw})
+
+
+def letter(raw: bytes | None, planner: EchoPlanner | None = None) -> dict[str, Any]:
+    out = plan_event(planner or EchoPlanner(), b"k", raw, WHERE, LIMIT)
+    assert out.topic == DEADLETTERS and out.key == b"k"
+    value: dict[str, Any] = orjson.loads(out.value)
+    assert (value["source_topic"], value["partition"], value["offset"]) == ("dag.requests", 0, 7)
+    return value
+
+
+def test_a_good_request_yields_its_plan_keyed_by_request_id():
+    out = plan_event(EchoPlanner(), b"k", request(), WHERE, LIMIT)
+    assert out.topic == PLANS and out.key == RID.encode()
+    assert orjson.loads(out.value)["request"]["request_id"] == RID
+
+
+def test_an_oversized_event_is_dead_lettered_with_its_size():
+    raw = request(input={"blob": "x" * LIMIT})
+    got = letter(raw)
+    assert got["reason"] == f"an event of {len(raw)} bytes is above the limit of {LIMIT} bytes"
+
+
+def test_malformed_events_are_dead_lettered_with_the_reason():
+    assert letter(None)["reason"] == "empty message (no value)"
+    assert letter(b"{not json")["reason"].startswith("not valid JSON")
+    assert "missing field 'dag'" in letter(orjson.dumps({"type": "dag.request", "namespace": "g"}))["reason"]
+
+
+def test_an_input_nested_past_what_json_can_write_is_dead_lettered():
+    deep = b"[" * 300 + b"1" + b"]" * 300  # orjson reads this but writes at most 254 levels
+    got = letter(request(input={"deep": 0}).replace(b'{"deep":0}', b'{"deep":' + deep + b"}"))
+    assert got["reason"].startswith("the event cannot be written as JSON")
+
+
+def test_a_planner_bug_is_dead_lettered_not_a_crash():
+    got = letter(request(), EchoPlanner(KeyError("allocations")))
+    assert got["reason"].startswith("planning failed: KeyError")
+
+
+def test_a_plan_above_the_limit_is_dead_lettered():
+    raw = request(input={"blob": "x" * (LIMIT - 200)})
+    assert len(raw) <= LIMIT
+    got = letter(raw)  # the plan carries the request, plus its own fields
+    assert "its plan of" in got["reason"] and f"above the limit of {LIMIT} bytes" in got["reason"]
+
+
+def test_a_store_error_in_the_planner_is_a_dead_letter_only_if_it_escapes():
+    # The planner keeps user allocations on store trouble; if one escapes, the event is parked with why.
+    got = letter(request(), EchoPlanner(CouchDBError("down")))
+    assert "CouchDBError" in got["reason"]
