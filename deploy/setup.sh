@@ -63,10 +63,14 @@ if [ ! -x "$venv/bin/python" ]; then
     say "creating $venv"
     "$python" -m venv "$venv"
 fi
-# The editable install leaves gleaner's dist-info in site-packages; pytest marks the dev extra.
+# The editable install leaves gleaner's dist-info in site-packages; pytest marks the dev extra;
+# the stamp catches a pyproject.toml changed since (a dependency added to an existing .venv).
+stamp="$venv/.pyproject.sha256"
+pyproject_sha="$(sha256sum "$repo/pyproject.toml" | cut -d' ' -f1)"
 if ! compgen -G "$venv/lib/python3*/site-packages/gleaner-*.dist-info" >/dev/null \
-    || [ ! -x "$venv/bin/pytest" ]; then
+    || [ ! -x "$venv/bin/pytest" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$pyproject_sha" ]; then
     say "pip install -e '.[dev]'"
     "$venv/bin/python" -m pip install -q --upgrade pip
     "$venv/bin/python" -m pip install -q -e "$repo[dev]"
+    printf '%s\n' "$pyproject_sha" > "$stamp"
 fi

@@ -141,7 +141,7 @@ def _check_exec(exec_: Any) -> dict[str, Any]:
     if not isinstance(exec_, dict):
         raise BadRequest("exec must be a JSON object with kind and code")
     kind = exec_.get("kind", DEFAULT_KIND)
-    if kind not in KINDS:
+    if not isinstance(kind, str) or kind not in KINDS:  # a list or object is unhashable
         raise BadRequest(f"kind '{kind}' is not supported (supported: {', '.join(sorted(KINDS))})")
     code = exec_.get("code")
     if not isinstance(code, str) or not code:

@@ -28,7 +28,8 @@ from streams.events import ActivationRequest, new_activation_id, now_ms
 from streams.gateway.auth import Authenticator
 from streams.gateway.completions import CompletionWaiter
 from streams.gateway.dags import DagRoutes
-from streams.gateway.http import error_response, flag, int_param, json_body, json_response
+from streams.gateway.http import MAX_LIST, error_response, flag, int_param, json_body, json_response
+from streams.gateway.openapi import OPENAPI_PATH, openapi_document
 from streams.kafka.client import EventProducer
 from streams.payloads import DataStore
 from streams.placement.agent import InvokerTable, follow_health
@@ -36,7 +37,6 @@ from streams.placement.agent import InvokerTable, follow_health
 log = logging.getLogger(__name__)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 NOT_FOUND = "The requested resource does not exist."
-MAX_LIST = 200
 
 
 MAX_URL_BYTES = 8 * 1024  # OpenWhisk's (akka-http) defaults; aiohttp reads up to HTTP_READ_LIMIT
@@ -85,15 +85,23 @@ class Gateway:
         self.dags = DagRoutes(self)
         self._actions: TTLCache[tuple[str, str], dict[str, Any]] = TTLCache(settings.action_cache_ttl_s)
         self._health_stop = threading.Event()
+        self._openapi = json_response(openapi_document(settings)).body
 
     # -- app wiring -------------------------------------------------------------
     def app(self) -> web.Application:
-        app = web.Application(middlewares=[openwhisk_errors], client_max_size=MAX_CODE_BYTES * 2)
+        app = web.Application(
+            middlewares=[openwhisk_errors],
+            client_max_size=MAX_CODE_BYTES * 2,
+            # Read long lines ourselves, so the middleware answers them in OpenWhisk's JSON. Only the
+            # Application passes these to aiohttp's request handler (run_app's kwargs do not reach it).
+            handler_args={"max_line_size": HTTP_READ_LIMIT, "max_field_size": HTTP_READ_LIMIT},
+        )
         ns = "/api/v1/namespaces/{ns}"
         app.router.add_get("/ping", self.ping)
         app.router.add_get("/invokers", self.list_invokers)
         app.router.add_get("/invokers/health", self.invoker_health)
         app.router.add_get("/api/v1", self.info)
+        app.router.add_get(OPENAPI_PATH, self.openapi)
         app.router.add_get("/api/v1/namespaces", self.list_namespaces)
         app.router.add_get(ns + "/actions", self.list_actions)
         app.router.add_put(ns + "/actions/{name}", self.put_action)
@@ -149,6 +157,10 @@ class Gateway:
                 "runtimes": {"python": [{"kind": "python:3", "default": True}]},
             }
         )
+
+    async def openapi(self, _request: web.Request) -> web.Response:
+        # No key needed: the document describes the API and holds no user data.
+        return web.Response(body=self._openapi, content_type="application/json")
 
     async def list_invokers(self, _request: web.Request) -> web.Response:
         return json_response(self.invokers.states())
@@ -301,6 +313,4 @@ def serve(settings: Settings) -> None:
         port=settings.gateway_port,
         print=None,
         access_log=None,
-        # Read long lines ourselves, so the middleware answers them in OpenWhisk's JSON.
-        handler_args={"max_line_size": HTTP_READ_LIMIT, "max_field_size": HTTP_READ_LIMIT},
     )

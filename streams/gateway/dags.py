@@ -24,7 +24,7 @@ from gleaner.records import INTERNAL_ERROR, SUCCESS, public_view
 from gleaner.ttlcache import TTLCache
 from predictor.policies import check_policy, requested_policy
 from streams.events import DagRequest, new_activation_id, now_ms
-from streams.gateway.http import flag, json_body, json_response
+from streams.gateway.http import MAX_LIST, flag, json_body, json_response
 from streams.payloads import is_ref
 
 if TYPE_CHECKING:
@@ -126,7 +126,7 @@ class DagRoutes:
         ns = await self.gw._namespace(request)
         db = self.gw.db
         found = await db.call(
-            db.find(DAGS, {"namespace": ns}, sort=[{"namespace": "asc"}, {"name": "asc"}], limit=200)
+            db.find(DAGS, {"namespace": ns}, sort=[{"namespace": "asc"}, {"name": "asc"}], limit=MAX_LIST)
         )
         return json_response([dag_view(d) for d in found["docs"]])
 

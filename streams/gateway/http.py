@@ -21,6 +21,7 @@ def error_response(message: str, status: int, code: str) -> web.Response:
 
 MAX_JSON_DEPTH = 200  # orjson writes at most 255 levels; deeper input would fail later, as a 500
 MAX_INT = 2**53 - 1  # the largest integer every JSON reader agrees on
+MAX_LIST = 200  # the most entries one list page answers
 
 
 def json_depth(value: Any) -> int:
