@@ -35,6 +35,7 @@ log = logging.getLogger(__name__)
 
 TIMEOUT_MSG = "The action exceeded its time limits of {ms} milliseconds."
 OOM_MSG = "The action exhausted its memory and was aborted."
+CHILD_OOM_NOTE = "a process of the action was killed for memory"
 CRASH_MSG = "The action did not produce a valid response and exited unexpectedly."
 PLATFORM_MSG = "The invoker failed while running the action"
 
@@ -335,6 +336,13 @@ class ActivationExecutor:
         draft.logs = resp.logs
         draft.gleaner["run_ms"] = round((time.monotonic() - run_start) * 1000, 3)
         self._usage(draft, usage)
+        if usage.oom_kills:
+            # The proxy survived, but a process of the action (a child, say) was killed
+            # for memory: the result cannot be trusted, and harvesting may be to blame.
+            draft.gleaner["oom_killed"] = True
+            draft.gleaner["oom_kills"] = usage.oom_kills
+            self._finish(draft, DEVELOPER_ERROR, {"error": f"{OOM_MSG} ({CHILD_OOM_NOTE})"})
+            return
         if resp.ok and resp.result is not None:
             status = status_of(resp.result, None)
             try:

@@ -8,6 +8,7 @@ in the thesis. The window math lives in :mod:`monitor.usage`.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import threading
 import time
@@ -200,12 +201,21 @@ class CgroupSampler:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._fds: list[int] = []
+        self._oom_kills_at_start: int | None = None
+
+    def _oom_kills(self) -> int | None:
+        try:
+            return self.paths.oom_kills()
+        except (OSError, ValueError):
+            return None
 
     def start(self) -> CgroupSampler:
         p = self.paths
         self._fds = [
             os.open(f, os.O_RDONLY) for f in (p.cpu_usage_file, p.memory_usage_file, p.memory_stat_file)
         ]
+        # The counter is the container's, across runs: only its growth belongs to this run.
+        self._oom_kills_at_start = self._oom_kills()
         self.sample()  # a first sample before returning: a run of any length has two
         self._thread = threading.Thread(target=self._loop, name="cgroup-sampler", daemon=True)
         self._thread.start()
@@ -266,7 +276,12 @@ class CgroupSampler:
             os.close(fd)
         self._fds = []
         self._note_limit()
-        return summarize(self.samples, self.window_ns, cpu_limit=None if self._unlimited else self.cpu_limit)
+        limit = None if self._unlimited else self.cpu_limit
+        summary = summarize(self.samples, self.window_ns, cpu_limit=limit)
+        now, then = self._oom_kills(), self._oom_kills_at_start
+        if now is not None and then is not None and now > then:
+            summary = dataclasses.replace(summary, oom_kills=now - then)
+        return summary
 
     def __enter__(self) -> CgroupSampler:
         return self.start()

@@ -31,6 +31,7 @@ class UsageSummary:
     duration_ms: float = 0.0
     cpu_limit: float | None = None  # the highest CFS limit seen during the run (None: unlimited)
     peak_cpu_raw: float = 0.0  # the peak before clamping to cpu_limit, kept so the clamp stays visible
+    oom_kills: int = 0  # processes the kernel killed for memory during the run (a child, say)
 
 
 def _rate(a: Sample, b: Sample) -> float:

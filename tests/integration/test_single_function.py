@@ -139,6 +139,31 @@ def test_memory_limit_is_enforced_and_the_oom_kill_recorded(ow, unique):
     assert status == 200 and ok["response"]["result"] == {"held": 10}
 
 
+CHILD_HOG = """
+import subprocess, sys
+def main(args):
+    if not args.get("hog", True):
+        return {"child_exit": None}
+    child = subprocess.run([sys.executable, "-c", "b = bytearray(600 * 2**20)"])
+    return {"child_exit": child.returncode}
+"""
+
+
+def test_a_child_process_killed_for_memory_is_recorded_as_an_oom(ow, unique):
+    """The proxy survives a child's OOM kill and the function returns normally; the
+    container's OOM counter grew during the run, so the record says what happened."""
+    name = f"childoom-{unique}"
+    create(ow, name, CHILD_HOG, memory=128)
+    status, rec = invoke(ow, name)
+    assert status == 502, rec
+    assert rec["response"]["statusCode"] == 2
+    assert rec["gleaner"]["oom_killed"] is True and rec["gleaner"]["oom_kills"] >= 1
+    assert "killed for memory" in rec["response"]["result"]["error"]
+    status, ok = invoke(ow, name, {"hog": False})  # a kill of an earlier run is not counted again
+    assert status == 200 and ok["response"]["result"] == {"child_exit": None}
+    assert ok["gleaner"]["oom_killed"] is False
+
+
 def test_timeout_is_a_developer_error_with_the_annotation(ow, unique):
     name = f"slow-{unique}"
     create(ow, name, "import time\ndef main(args):\n    time.sleep(10)\n    return {}\n", timeout=1000)

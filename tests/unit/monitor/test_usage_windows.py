@@ -313,3 +313,13 @@ def test_sampler_stop_right_after_start_has_two_samples(tmp_path: Path) -> None:
     with CgroupSampler(4242, 10, 100, paths=find_cgroup(4242, root=root, proc=proc)) as sampler:
         pass
     assert len(sampler.samples) >= 2
+
+
+def test_the_sampler_counts_only_oom_kills_of_its_own_run(tmp_path: Path) -> None:
+    root, proc = fake_v2(tmp_path, f"/docker/{CID}")  # the container already had 2 kills
+    paths = find_cgroup(4242, root=root, proc=proc)
+    quiet = CgroupSampler(4242, 10, 100, paths=paths).start()
+    assert quiet.stop().oom_kills == 0
+    sampler = CgroupSampler(4242, 10, 100, paths=paths).start()
+    _write(paths.memory_dir / "memory.events", "oom 3\noom_kill 3\n")  # a child killed mid-run
+    assert sampler.stop().oom_kills == 1
