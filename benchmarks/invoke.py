@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import concurrent.futures as cf
+import os
 import time
 import uuid
 from pathlib import Path
@@ -21,7 +22,7 @@ from tqdm import tqdm
 from benchmarks.report import percentile, write_section
 from gleaner.cli.client import OpenWhiskClient, Target
 from gleaner.records import annotation
-from gleaner.settings import load_settings
+from gleaner.settings import Settings, load_settings
 
 NOOP = "def main(args):\n    return {'ok': True}\n"
 
@@ -130,3 +131,73 @@ def main(args: argparse.Namespace) -> int:
     write_section(Path(args.out), "invoke", text)
     print(f"\nwritten to {args.out}")
     return 0
+
+
+DURABLE_ENV = "GLEANER_EMBEDDED_DURABLE"
+
+
+def _restart(durable: bool) -> Settings:
+    """The embedded stack again, with its stores on disk or in memory. Components
+    and the supervisor inherit the variable, so a restarted store keeps the mode."""
+    from deploy import stack  # the bench drives the stack only here
+
+    os.environ[DURABLE_ENV] = "1" if durable else "0"
+    settings = load_settings()
+    stack.down(settings)
+    stack.up(settings, progress=False)
+    return settings
+
+
+def durability(args: argparse.Namespace) -> int:
+    """The cost of durable stores (pouchdb-server on LevelDB, Redis AOF every
+    second), side by side with in-memory stores, in one run. It ends durable."""
+    results: dict[bool, tuple[dict[str, float], dict[str, float], dict[str, float]]] = {}
+    for durable in (False, True):
+        print(f"stack with {'durable' if durable else 'in-memory'} stores ...", flush=True)
+        settings = _restart(durable)
+        target = Target.resolve(None, None)
+        client = OpenWhiskClient(target)
+        w = warm(client, args.invocations)
+        c = cold(client, args.cold)
+        clients = int(settings.invoker_cpu_capacity / 0.25)
+        results[durable] = (w, c, throughput(target, args.throughput_seconds, clients))
+        client.close()
+    text = durability_table(results[False], results[True], args)
+    print(text)
+    write_section(Path(args.out), "invoke-durability", text)
+    print(f"\nwritten to {args.out}")
+    return 0
+
+
+Measures = tuple[dict[str, float], dict[str, float], dict[str, float]]
+
+
+def durability_table(memory: Measures, durable: Measures, args: argparse.Namespace) -> str:
+    rows = [
+        ("warm overhead p50 (ms)", 0, "over_p50"),
+        ("warm overhead p99 (ms)", 0, "over_p99"),
+        ("warm end-to-end p50 (ms)", 0, "e2e_p50"),
+        ("warm end-to-end p99 (ms)", 0, "e2e_p99"),
+        ("cold start end-to-end p50 (ms)", 1, "e2e_p50"),
+        ("throughput (invocations/s)", 2, "per_s"),
+    ]
+    lines = [
+        "## Cost of durable embedded stores",
+        "",
+        "The same `gleaner bench invoke` measures on the embedded stack twice in one run: stores in memory,"
+        " then durable (pouchdb-server on LevelDB, Redis with an append-only file fsynced every second)."
+        " Kafka (Tansu) is memory-only in both.",
+        "",
+        "| measure | in memory | durable | durable / in memory |",
+        "|---|---|---|---|",
+    ]
+    for label, part, key in rows:
+        a, b = memory[part][key], durable[part][key]
+        ratio = f"{b / a:.2f}" if a else "-"
+        lines.append(f"| {label} | {a:.1f} | {b:.1f} | {ratio} |")
+    lines += [
+        "",
+        f"Warm: {args.invocations:.0f} invokes each; cold: {args.cold:.0f} fresh actions each;"
+        f" throughput: {args.throughput_seconds:.0f} s each.",
+    ]
+    return "\n".join(lines)

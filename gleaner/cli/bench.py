@@ -14,11 +14,16 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--cold", type=int, default=10, help="cold starts to measure")
     p.add_argument("--throughput-seconds", type=float, default=15.0)
     p.add_argument("--out", default="docs/benchmarks.md")
+    p.add_argument(
+        "--durability",
+        action="store_true",
+        help="restart the embedded stack with in-memory, then durable stores, and compare (ends durable)",
+    )
 
     def run(args: argparse.Namespace) -> int:
-        from benchmarks.invoke import main
+        from benchmarks.invoke import durability, main
 
-        return int(main(args))
+        return int(durability(args) if args.durability else main(args))
 
     p.set_defaults(func=run)
 
