@@ -15,6 +15,7 @@ Used by ``tests/integration/test_faults.py`` (30 requests per fault) and by
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import itertools
 import os
 import signal
@@ -91,7 +92,9 @@ class RunCounter:
         """How a function container reaches this host: the default bridge's gateway."""
         client = docker.DockerClient(base_url=settings.docker_host)
         try:
-            gateway = client.networks.get("bridge").attrs["IPAM"]["Config"][0]["Gateway"]
+            config = client.networks.get("bridge").attrs["IPAM"]["Config"][0]
+            # Docker leaves out "Gateway" when it picked the default: the subnet's first host.
+            gateway = config.get("Gateway") or str(next(ipaddress.ip_network(config["Subnet"]).hosts()))
         finally:
             client.close()
         return f"{gateway}:{self.port}"
