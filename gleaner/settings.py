@@ -230,7 +230,20 @@ def load_settings(env: Mapping[str, str] | None = None, **overrides: object) -> 
     return settings
 
 
+EVENT_HEADROOM_BYTES = 64 * 1024  # an event's own fields around the payload it carries
+
+
 def _check(s: Settings) -> None:
+    # One size rule for every client: whatever the gateway accepts must fit in one Kafka event.
+    for name, size in (
+        ("max_payload_bytes", s.max_payload_bytes),
+        ("inline_payload_bytes", s.inline_payload_bytes),
+    ):
+        if size + EVENT_HEADROOM_BYTES > s.kafka_message_max_bytes:
+            raise SettingsError(
+                f"{name}={size} leaves no room in one Kafka event of kafka_message_max_bytes="
+                f"{s.kafka_message_max_bytes} (needs {EVENT_HEADROOM_BYTES} bytes more)"
+            )
     if not 0 < s.cpu_min <= s.cpu_max:
         raise SettingsError(f"cpu range {s.cpu_min}..{s.cpu_max} is empty")
     if not 0 < s.memory_min_mb <= s.memory_max_mb:

@@ -49,3 +49,9 @@ def test_the_placement_policy_is_a_setting_named_as_placement_names_it():
         "greedy-round-robin"
     )
     assert set(PLACEMENT_POLICIES) == set(POLICIES)
+
+
+def test_what_the_gateway_accepts_must_fit_in_one_kafka_event():
+    with pytest.raises(SettingsError, match="max_payload_bytes"):
+        load_settings({"GLEANER_MAX_PAYLOAD_BYTES": str(8 * 2**20)})
+    assert load_settings({}).max_payload_bytes < load_settings({}).kafka_message_max_bytes
