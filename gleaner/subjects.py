@@ -1,0 +1,251 @@
+"""Namespaces and their API keys, in CouchDB's subjects database.
+
+A credential is OpenWhisk's ``uuid:key``. The uuid names the key; the key is
+the secret and is stored only as a salted PBKDF2-HMAC-SHA256 hash.
+
+Documents (``settings.db("subjects")``):
+  namespace  _id = <namespace>      {"type": "namespace", "namespace", "created"}
+  key        _id = "key/<uuid>"     {"type": "key", "role": "tenant"|"admin", "namespace",
+                                     "uuid", "algo", "iterations", "salt", "hash", "created"}
+
+Namespace names cannot hold "/", so the two kinds of ids never collide, and a
+key is found by its uuid with one GET (no index, no scan).
+
+Verification is hot (every request, every Kafka event), so a verified
+credential is cached in memory by a SHA-256 digest of it (never the plain
+text). A cache entry is trusted for ``REVALIDATE_S``; after that the key
+document is read again (one GET by id, no hashing while its revision is
+unchanged). A revoked or rotated key therefore stops working within
+``REVALIDATE_S`` in every process, whatever cache it sits in.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+import secrets
+import threading
+import time
+import uuid as uuidlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from gleaner.couchdb import SUBJECTS, AsyncCouchDB, CouchDB
+from gleaner.errors import BadRequest
+
+ALGO = "pbkdf2_sha256"
+# API keys are 256-bit random secrets, so the work factor guards only against
+# a stolen database with weak, hand-chosen keys; 50k is ~40 ms once per key and process.
+ITERATIONS = 50_000
+REVALIDATE_S = 0.5
+TENANT = "tenant"
+ADMIN = "admin"
+ADMIN_NAMESPACE = "_admin"  # never a valid namespace name: CouchDB ids may not start with "_"
+_NAMESPACE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_@.-]{0,255}$")
+_KEY_RE = re.compile(r"^[\x21-\x7e]{1,512}$")  # printable ASCII, no spaces or colons split it
+_CACHE_MAX = 10_000
+
+
+# --- pure logic ---------------------------------------------------------------------------------
+
+
+def key_id(uuid: str) -> str:
+    return f"key/{uuid}"
+
+
+def check_namespace(name: str) -> str:
+    if not isinstance(name, str) or not _NAMESPACE_RE.match(name):
+        raise BadRequest(
+            f"namespace {name!r} is invalid: 1-256 characters, letters, digits, '_', '@', '.', '-', "
+            "starting with a letter or digit"
+        )
+    return name
+
+
+def check_uuid(value: str) -> str:
+    try:
+        return str(uuidlib.UUID(value))
+    except (ValueError, AttributeError, TypeError) as exc:
+        raise BadRequest(f"key uuid {value!r} is not a UUID") from exc
+
+
+def parse_credential(credential: str) -> tuple[str, str] | None:
+    """``uuid:key`` -> (canonical uuid, key), or None when it cannot be a credential."""
+    if not isinstance(credential, str):
+        return None
+    user, sep, key = credential.partition(":")
+    if not sep or not _KEY_RE.match(key):
+        return None
+    try:
+        return str(uuidlib.UUID(user)), key
+    except ValueError:
+        return None
+
+
+def new_secret() -> str:
+    """A key in OpenWhisk's shape: 64 letters and digits (~380 bits)."""
+    alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
+    return "".join(secrets.choice(alphabet) for _ in range(64))
+
+
+def new_credential() -> str:
+    return f"{uuidlib.uuid4()}:{new_secret()}"
+
+
+def hash_key(key: str, salt: bytes, iterations: int = ITERATIONS) -> str:
+    return hashlib.pbkdf2_hmac("sha256", key.encode(), salt, iterations).hex()
+
+
+def key_doc(
+    namespace: str, uuid: str, key: str, *, role: str = TENANT, now_ms: int | None = None
+) -> dict[str, Any]:
+    salt = secrets.token_bytes(16)
+    return {
+        "_id": key_id(uuid),
+        "type": "key",
+        "role": role,
+        "namespace": namespace,
+        "uuid": uuid,
+        "algo": ALGO,
+        "iterations": ITERATIONS,
+        "salt": salt.hex(),
+        "hash": hash_key(key, salt),
+        "created": now_ms if now_ms is not None else int(time.time() * 1000),
+    }
+
+
+def verify_key(doc: dict[str, Any], key: str) -> bool:
+    """Does ``key`` match the stored hash? A document without one (plain text) never matches."""
+    try:
+        if doc.get("algo") != ALGO:
+            return False
+        salt = bytes.fromhex(doc["salt"])
+        iterations = int(doc["iterations"])
+        stored = str(doc["hash"])
+    except (KeyError, ValueError, TypeError):
+        return False
+    if not 1_000 <= iterations <= 10_000_000:
+        return False
+    return hmac.compare_digest(hash_key(key, salt, iterations), stored)
+
+
+def credential_digest(credential: str) -> bytes:
+    """The cache key: a fast digest, so plain credentials never sit in memory as dict keys."""
+    return hashlib.sha256(credential.encode()).digest()
+
+
+@dataclass(slots=True)
+class Verified:
+    uuid: str
+    namespace: str
+    role: str
+    rev: str
+    checked_at: float
+
+
+class CredentialCache:
+    """Verified credentials by digest; an entry is fresh for ``revalidate_s``."""
+
+    def __init__(
+        self, revalidate_s: float = REVALIDATE_S, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.revalidate_s = revalidate_s
+        self.clock = clock
+        self._entries: dict[bytes, Verified] = {}
+        self._lock = threading.Lock()
+
+    def fresh(self, digest: bytes) -> Verified | None:
+        hit = self._entries.get(digest)
+        if hit is not None and self.clock() - hit.checked_at < self.revalidate_s:
+            return hit
+        return None
+
+    def known(self, digest: bytes) -> Verified | None:
+        return self._entries.get(digest)
+
+    def put(self, digest: bytes, entry: Verified) -> None:
+        with self._lock:
+            if len(self._entries) >= _CACHE_MAX:
+                self._entries.clear()  # bounded; a full cache only costs re-verification
+            self._entries[digest] = entry
+
+    def drop(self, digest: bytes) -> None:
+        with self._lock:
+            self._entries.pop(digest, None)
+
+    def drop_uuid(self, uuid: str) -> None:
+        with self._lock:
+            for digest in [d for d, e in self._entries.items() if e.uuid == uuid]:
+                del self._entries[digest]
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+
+
+def _resolve(
+    cache: CredentialCache, digest: bytes, uuid: str, key: str, doc: dict[str, Any] | None
+) -> Verified | None:
+    """Given the key document just read, the verified entry (cached) or None (dropped)."""
+    if doc is None or doc.get("type") != "key" or doc.get("uuid") != uuid:
+        cache.drop(digest)
+        return None
+    known = cache.known(digest)
+    if known is not None and known.rev == doc.get("_rev"):
+        known.checked_at = cache.clock()  # same revision: no need to hash again
+        return known
+    if not verify_key(doc, key):
+        cache.drop(digest)
+        return None
+    entry = Verified(
+        uuid, str(doc["namespace"]), str(doc.get("role", TENANT)), str(doc["_rev"]), cache.clock()
+    )
+    cache.put(digest, entry)
+    return entry
+
+
+# One cache per process: the Kafka consumers and CLI share it; the gateway may bring its own.
+DEFAULT_CACHE = CredentialCache()
+
+
+def verify(db: CouchDB, credential: str, cache: CredentialCache = DEFAULT_CACHE) -> Verified | None:
+    parsed = parse_credential(credential)
+    if parsed is None:
+        return None
+    digest = credential_digest(credential)
+    hit = cache.fresh(digest)
+    if hit is not None:
+        return hit
+    return _resolve(cache, digest, *parsed, db.get_doc(SUBJECTS, key_id(parsed[0])))
+
+
+def authenticate(db: CouchDB, credential: str, cache: CredentialCache = DEFAULT_CACHE) -> str | None:
+    """``uuid:key`` -> the namespace it belongs to, or None (unknown, revoked, wrong or admin key).
+
+    Raises CouchDBError when the subjects database cannot be read.
+    """
+    entry = verify(db, credential, cache)
+    return entry.namespace if entry is not None and entry.role == TENANT else None
+
+
+async def verify_async(
+    db: AsyncCouchDB, credential: str, cache: CredentialCache = DEFAULT_CACHE
+) -> Verified | None:
+    parsed = parse_credential(credential)
+    if parsed is None:
+        return None
+    digest = credential_digest(credential)
+    hit = cache.fresh(digest)
+    if hit is not None:
+        return hit
+    doc = await db.call(db.get(SUBJECTS, key_id(parsed[0])))
+    return _resolve(cache, digest, *parsed, doc)
+
+
+async def authenticate_async(
+    db: AsyncCouchDB, credential: str, cache: CredentialCache = DEFAULT_CACHE
+) -> str | None:
+    entry = await verify_async(db, credential, cache)
+    return entry.namespace if entry is not None and entry.role == TENANT else None
