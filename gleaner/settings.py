@@ -123,7 +123,19 @@ class Settings:
     invoker_cpu_capacity: float = field(default_factory=_default_cores)
     invoker_memory_capacity_mb: int = field(default_factory=_default_memory_mb)
     container_keepalive_s: float = 600.0
-    container_network: str = "bridge"
+    # Hardened action containers (non-root, no capabilities, no-new-privileges, pids limit,
+    # read-only root with a tmpfs /tmp, own network with no inter-container traffic and the
+    # host firewalled off). False: Docker's defaults on the default bridge, for the
+    # before/after benchmark only.
+    action_hardening: bool = True
+    # The user-defined bridge network action containers sit on; the invoker creates it.
+    container_network: str = "gleaner-actions"
+    action_outbound: bool = True  # functions may open connections beyond this host (OpenWhisk's default)
+    # Reject everything a function sends to this host (stores, gateway, dockerd) with an
+    # iptables chain on the actions bridge; false where iptables cannot be used (rootless).
+    action_host_firewall: bool = True
+    container_pids_limit: int = 512  # processes and threads per container
+    container_tmpfs_mb: int = 64  # the writable /tmp of a container (its only writable place)
     runtime_image: str = "gleaner/python:3"
     monitor_interval_ms: int = 10
     cpu_window_ms: int = 100  # never below the CFS quota period
@@ -262,3 +274,10 @@ def _check(s: Settings) -> None:
         raise SettingsError(
             f"placement_policy must be one of {', '.join(PLACEMENT_POLICIES)}, got {s.placement_policy!r}"
         )
+    if s.action_hardening and s.container_network in ("bridge", "host", "none", "default", ""):
+        raise SettingsError(
+            f"container_network={s.container_network!r}: hardened action containers need a network"
+            " of their own (a user-defined bridge the invoker creates), not Docker's built-in one"
+        )
+    if s.container_pids_limit < 16 or s.container_tmpfs_mb < 1:
+        raise SettingsError("container_pids_limit must be >= 16 and container_tmpfs_mb >= 1")

@@ -171,7 +171,7 @@ class ContainerPool:
             ACTION_LABEL: key[:255],
         }
         info = self.engine.start(image=self.image, name=name, cpu=cpu, memory_mb=memory_mb, labels=labels)
-        client = ActionProxyClient(info.ip, PROXY_PORT)
+        client = ActionProxyClient(info.ip, PROXY_PORT, token=info.token)
         lease = Lease(
             info, client, cold=True, init_ms=None, resized=False, cpu=cpu, memory_mb=memory_mb, key=key
         )

@@ -13,16 +13,26 @@ A running container's CPU limit has two resize paths: :meth:`DockerEngine.update
 leaves Docker's stored CpuQuota stale; the next ``update`` rewrites it (that module says why
 that is harmless). Containers start with ``cpu_period``/``cpu_quota``, never
 ``nano_cpus``: Docker refuses a later ``cpu_period`` update of a ``--cpus`` container.
+
+Hardened containers (``settings.action_hardening``, :func:`container_options`): a non-root
+user, every capability dropped, ``no-new-privileges``, a pids limit, a read-only root
+file system whose one writable place is a size-limited tmpfs ``/tmp``, and a network of
+their own (:func:`network_options`: no traffic between containers, the host behind
+:mod:`invoker_agent.host_firewall`). Each container gets a fresh secret for its action
+proxy, in its environment at creation; only the invoker (and Docker's API) knows it.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
+import secrets
+import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
-from dataclasses import dataclass
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass, field
 from typing import Any
 
 import docker
@@ -32,6 +42,7 @@ import requests.exceptions
 from gleaner.errors import DockerError
 from gleaner.settings import Settings
 from invoker_agent.cgroup_resize import CPU_PERIOD_US, CgroupResizer, cpu_quota_us
+from invoker_agent.host_firewall import HostFirewall
 from monitor import cgroups
 
 log = logging.getLogger(__name__)
@@ -39,6 +50,13 @@ log = logging.getLogger(__name__)
 MANAGED_LABEL = "gleaner.managed"
 INVOKER_LABEL = "gleaner.invoker"
 INCARNATION_LABEL = "gleaner.incarnation"  # which run of the invoker started it
+NETWORK_LABEL = "gleaner.network"
+PROXY_TOKEN_ENV = "__GLEANER_PROXY_TOKEN"  # read and wiped by invoker_agent/runtime/actionproxy.py
+# The runtime image's "gleaner" user (deploy/images/python3/Dockerfile); numeric, so any
+# image works, with or without a passwd entry for it.
+ACTION_USER = "65532:65532"
+ICC_OPTION = "com.docker.network.bridge.enable_icc"
+BRIDGE_NAME_OPTION = "com.docker.network.bridge.name"
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +65,85 @@ class ContainerInfo:
     name: str
     ip: str
     pid: int
+    token: str = field(default="", repr=False)  # its action proxy's secret
+
+
+@dataclass(frozen=True, slots=True)
+class ContainerOptions:
+    """What ``docker create`` gets for one action container (pure data, unit-tested)."""
+
+    host_config: dict[str, Any]
+    environment: dict[str, str]
+    user: str | None
+
+
+def container_options(settings: Settings, *, cpu: float, memory_mb: int, token: str) -> ContainerOptions:
+    """The create arguments of an action container, hardened unless the settings say not."""
+    memory = _mib(memory_mb)
+    host_config: dict[str, Any] = {
+        "cpu_period": CPU_PERIOD_US,
+        "cpu_quota": _quota(cpu),
+        "mem_limit": memory,
+        "memswap_limit": memory,  # no swap: over the limit is an OOM kill
+        "network_mode": network_name(settings),
+        "init": False,  # the action proxy is its own init (it reaps orphans as PID 1)
+    }
+    environment = {PROXY_TOKEN_ENV: token}
+    if not settings.action_hardening:
+        return ContainerOptions(host_config, environment, None)
+    host_config.update(
+        cap_drop=["ALL"],  # the proxy binds 8080 and signals its own child: it needs none
+        security_opt=["no-new-privileges"],
+        pids_limit=settings.container_pids_limit,
+        read_only=True,
+        # The one writable place, in memory (charged to the container's memory limit);
+        # executable, since a zip action may bring compiled extension modules.
+        tmpfs={"/tmp": f"rw,nosuid,nodev,size={settings.container_tmpfs_mb}m,mode=1777"},
+    )
+    environment.update(HOME="/tmp", TMPDIR="/tmp")
+    return ContainerOptions(host_config, environment, ACTION_USER)
+
+
+def network_name(settings: Settings) -> str:
+    return settings.container_network if settings.action_hardening else "bridge"
+
+
+def bridge_name(network: str) -> str:
+    """The Linux interface of the actions network: fixed, so the firewall can name it
+    (at most 15 characters)."""
+    return "gl-" + hashlib.sha256(network.encode()).hexdigest()[:12]
+
+
+def network_options(settings: Settings) -> dict[str, Any]:
+    """``docker network create`` arguments of the actions network."""
+    return {
+        "name": settings.container_network,
+        "driver": "bridge",
+        "internal": not settings.action_outbound,  # no route beyond this host
+        "options": {ICC_OPTION: "false", BRIDGE_NAME_OPTION: bridge_name(settings.container_network)},
+        "labels": {MANAGED_LABEL: "true", NETWORK_LABEL: "actions"},
+        "check_duplicate": True,
+    }
+
+
+def network_mismatch(attrs: dict[str, Any], settings: Settings) -> str | None:
+    """Why an existing network is not the actions network the settings ask for, if it is not."""
+    name = settings.container_network
+    if attrs.get("Driver") != "bridge":
+        return f"network {name} uses the {attrs.get('Driver')!r} driver, not bridge"
+    options = attrs.get("Options") or {}
+    if str(options.get(ICC_OPTION, "true")).lower() != "false":
+        return f"network {name} lets containers talk to each other ({ICC_OPTION} is not false)"
+    if bool(attrs.get("Internal")) != (not settings.action_outbound):
+        want = "no outbound access" if not settings.action_outbound else "outbound access"
+        return f"network {name} does not match GLEANER_ACTION_OUTBOUND ({want} wanted)"
+    return None
+
+
+def bridge_of(attrs: dict[str, Any]) -> str:
+    """The Linux bridge interface of a Docker bridge network."""
+    options = attrs.get("Options") or {}
+    return str(options.get(BRIDGE_NAME_OPTION) or f"br-{str(attrs['Id'])[:12]}")
 
 
 @contextmanager
@@ -71,6 +168,8 @@ class DockerEngine:
                 self.client = docker.from_env(timeout=timeout_s)
         self.api = self.client.api
         self.resizer = CgroupResizer()
+        self._network_lock = threading.Lock()
+        self._network_ready = False
 
     def ping(self) -> None:
         with _wrapped("ping"):
@@ -79,22 +178,28 @@ class DockerEngine:
     def start(
         self, *, image: str, name: str, cpu: float, memory_mb: int, labels: dict[str, str]
     ) -> ContainerInfo:
-        """Create and start a detached, resource-limited container; return its address and pid."""
-        memory = _mib(memory_mb)
+        """Create and start a detached, resource-limited container; return its address,
+        pid and the secret its action proxy answers to."""
+        token = secrets.token_urlsafe(32)
+        options = container_options(self.settings, cpu=cpu, memory_mb=memory_mb, token=token)
         all_labels = {MANAGED_LABEL: "true", **labels}
+        self.ensure_network()
         with _wrapped(f"start {name} from {image}"):
             # The low-level API: the high-level run() inspects twice more than needed.
-            host_config = self.api.create_host_config(
-                cpu_period=CPU_PERIOD_US,
-                cpu_quota=_quota(cpu),
-                mem_limit=memory,
-                memswap_limit=memory,
-                network_mode=self.settings.container_network,
-                init=False,  # the action proxy is its own init (it reaps orphans as PID 1)
-            )
-            created = self.api.create_container(
-                image, name=name, labels=all_labels, host_config=host_config, detach=True
-            )
+            host_config = self.api.create_host_config(**options.host_config)
+            try:
+                created = self.api.create_container(
+                    image,
+                    name=name,
+                    labels=all_labels,
+                    host_config=host_config,
+                    environment=options.environment,
+                    user=options.user,
+                    detach=True,
+                )
+            except docker.errors.NotFound:
+                self._network_ready = False  # removed behind our back: the next start makes it again
+                raise
             container_id = created["Id"]
             try:
                 self.api.start(container_id)
@@ -102,7 +207,7 @@ class DockerEngine:
             except Exception:
                 self._remove_quietly(container_id)
                 raise
-        ip = _ip_of(attrs, self.settings.container_network)
+        ip = _ip_of(attrs, network_name(self.settings))
         pid = int(attrs.get("State", {}).get("Pid") or 0)
         if not ip or not pid:
             self._remove_quietly(container_id)
@@ -111,7 +216,64 @@ class DockerEngine:
                 f"docker: container {name} did not come up (status={state.get('Status')}, "
                 f"ip={ip!r}, pid={pid}, error={state.get('Error')!r})"
             )
-        return ContainerInfo(id=container_id, name=attrs["Name"].lstrip("/"), ip=ip, pid=pid)
+        return ContainerInfo(id=container_id, name=attrs["Name"].lstrip("/"), ip=ip, pid=pid, token=token)
+
+    def ensure_network(self) -> None:
+        """Make the actions network exist as the settings describe it, and put this host
+        behind its firewall (once per engine; idempotent across invokers)."""
+        if not self.settings.action_hardening or self._network_ready:
+            return
+        with self._network_lock:
+            if self._network_ready:
+                return
+            attrs = self._network()
+            if self.settings.action_host_firewall and self._engine_is_local():
+                HostFirewall().install(bridge_of(attrs))
+            elif self.settings.action_host_firewall:
+                log.warning(
+                    "the Docker engine is not on this machine: its host must keep functions off "
+                    "its own services (see invoker_agent/host_firewall.py)"
+                )
+            self._network_ready = True
+
+    def _network(self) -> dict[str, Any]:
+        name = self.settings.container_network
+        with _wrapped(f"set up network {name}"):
+            attrs = self._inspect_network(name)
+            if attrs is not None:
+                why = network_mismatch(attrs, self.settings)
+                if why is None:
+                    return attrs
+                if attrs.get("Containers"):
+                    raise DockerError(f"{why}; remove it when no container uses it: docker network rm {name}")
+                log.info("%s: making it again", why)
+                with suppress(docker.errors.NotFound):
+                    self.api.remove_network(attrs["Id"])
+            try:
+                self.api.create_network(**network_options(self.settings))
+            except docker.errors.APIError as exc:
+                if exc.status_code != 409:  # another invoker made it first
+                    raise
+            attrs = self._inspect_network(name)
+            if attrs is None:
+                raise DockerError(f"docker: network {name} vanished right after it was created")
+            why = network_mismatch(attrs, self.settings)
+            if why is not None:
+                raise DockerError(why)
+            return attrs
+
+    def _inspect_network(self, name: str) -> dict[str, Any] | None:
+        try:
+            attrs: dict[str, Any] = self.api.inspect_network(name)
+        except docker.errors.NotFound:
+            return None
+        return attrs
+
+    def _engine_is_local(self) -> bool:
+        base = str(getattr(self.api, "base_url", ""))
+        return base.startswith(("http+docker://", "http+unix://", "npipe://")) or any(
+            host in base for host in ("://localhost", "://127.0.0.1", "://[::1]")
+        )
 
     def update(self, container_id: str, *, cpu: float, memory_mb: int) -> None:
         """Resize a running container live (``docker update --cpus --memory --memory-swap``).
@@ -211,10 +373,18 @@ class DockerEngine:
             found = self.api.containers(filters={"label": labels, "status": "running"})
         out = []
         for item in found:
-            ip = _ip_of(item, self.settings.container_network) if "NetworkSettings" in item else ""
+            ip = _ip_of(item, network_name(self.settings)) if "NetworkSettings" in item else ""
             name = (item.get("Names") or ["?"])[0].lstrip("/")
-            out.append(ContainerInfo(item["Id"], name, ip, 0))
+            out.append(ContainerInfo(item["Id"], name, ip, 0, self._token_of(item["Id"])))
         return out
+
+    def _token_of(self, container_id: str) -> str:
+        """The proxy secret a container was created with (for an invoker taking over)."""
+        try:
+            env = self.inspect(container_id).get("Config", {}).get("Env") or []
+        except DockerError:
+            return ""
+        return token_in(env)
 
     def image_exists(self, image: str) -> bool:
         with _wrapped(f"inspect image {image}"):
@@ -233,6 +403,11 @@ class DockerEngine:
             self.remove(container_id)
         except DockerError as exc:
             log.warning("could not remove container %s: %s", container_id[:12], exc)
+
+
+def token_in(env: list[str]) -> str:
+    prefix = PROXY_TOKEN_ENV + "="
+    return next((item[len(prefix) :] for item in env if item.startswith(prefix)), "")
 
 
 def _quota(cpu: float) -> int:

@@ -138,7 +138,7 @@ class ActivationExecutor:
             log.warning("cannot look for %s's answer of %s: %s", holder.invoker, req.activation_id, exc)
             return None
         for info in containers:
-            client = ActionProxyClient(info.ip, PROXY_PORT)
+            client = ActionProxyClient(info.ip, PROXY_PORT, token=info.token)
             try:
                 resp = client.finished_run(req.activation_id) if info.ip else None
             finally:

@@ -3,6 +3,9 @@
 One persistent HTTP/1.1 connection per container: a warm ``/run`` round trip is well
 under a millisecond on loopback or the Docker bridge, so nothing here may add a
 connection setup or a Nagle stall to the hot path.
+
+Every request carries the container's secret (``Authorization: Bearer``), given to the
+container at creation (:mod:`invoker_agent.docker_engine`); the proxy answers 403 without it.
 """
 
 from __future__ import annotations
@@ -42,9 +45,12 @@ class RunResponse:
 
 
 class ActionProxyClient:
-    def __init__(self, host: str, port: int = 8080) -> None:
+    def __init__(self, host: str, port: int = 8080, *, token: str = "") -> None:
         self.host = host
         self.port = port
+        self._headers = dict(_JSON_HEADERS)
+        if token:
+            self._headers["Authorization"] = f"Bearer {token}"
         self._conn: http.client.HTTPConnection | None = None
 
     # ------------------------------------------------------------------ public API
@@ -176,7 +182,7 @@ class ActionProxyClient:
             conn = self._connection(timeout_s)
             sent = False
             try:
-                conn.request(method, path, body=data, headers=_JSON_HEADERS)
+                conn.request(method, path, body=data, headers=self._headers)
                 sent = True
                 response = conn.getresponse()
                 raw = response.read()

@@ -6,6 +6,13 @@
 level, ``GET /ping`` answers readiness. Standard library only: this file is copied into
 the runtime image and started as the container's PID 1 (``python3 -u actionproxy.py``).
 
+Only its invoker may drive it: the invoker passes a per-container secret in the
+``__GLEANER_PROXY_TOKEN`` environment variable at container creation. The proxy reads it
+once at start-up, keeps only its sha256, and wipes it from the environment (and from the
+process's initial environment block, which ``/proc/<pid>/environ`` shows) before any user
+code runs. Every route but ``GET /ping`` needs ``Authorization: Bearer <token>``; anything
+else gets 403. A second ``/init`` gets 403 too, as in OpenWhisk.
+
 Latency: every response (status line, headers, body) leaves in one ``sendall`` on a
 ``TCP_NODELAY`` socket. Writing headers and body separately costs ~44 ms per call
 (Nagle against the client's delayed ACK); one send costs well under a millisecond.
@@ -20,6 +27,8 @@ import builtins
 import contextlib
 import ctypes
 import glob
+import hashlib
+import hmac
 import io
 import json
 import os
@@ -40,6 +49,7 @@ FINISHED_KEPT = 16  # finished answers kept for an invoker taking over from a cr
 MAX_HEADER_BYTES = 64 * 1024
 DRAIN_TIMEOUT_S = 10.0
 REASONS = {200: "OK", 400: "Bad Request", 403: "Forbidden", 404: "Not Found", 502: "Bad Gateway"}
+TOKEN_ENV = "__GLEANER_PROXY_TOKEN"  # invoker_agent/docker_engine.py sets it
 # Run-time metadata passed as __OW_<KEY> environment variables (OpenWhisk's names).
 OW_KEYS = ("namespace", "action_name", "activation_id", "deadline", "api_host", "api_key")
 
@@ -239,6 +249,9 @@ class Action:
             source = value["code"]
             with open(path, "w", encoding="utf-8") as fh:
                 fh.write(source)
+        # Relative paths of the action (its own files, what it writes) resolve in its own
+        # directory under /tmp, the one writable place of a hardened container.
+        os.chdir(workdir)
         previous_main = sys.modules.get("__main__")
         module = types.ModuleType("__main__")
         module.__file__ = path
@@ -398,6 +411,60 @@ def send_response(conn: socket.socket, status: int, text: str, keep_alive: bool)
     conn.sendall(head.encode("latin-1") + body)  # one send: see the module docstring
 
 
+# --------------------------------------------------------------------------- caller check
+class Gate:
+    """Who may drive this proxy: whoever shows the token the invoker gave the container.
+
+    Only a digest is kept, so the plain token is not left in this process's objects
+    for the action's code (which runs in this process) to find."""
+
+    def __init__(self, token: str | None) -> None:
+        self.digest = _digest(token) if token else None
+
+    def allows(self, authorization: str) -> bool:
+        if self.digest is None:  # started without a token: nobody is the invoker
+            return False
+        scheme, _, given = authorization.partition(" ")
+        if scheme.lower() != "bearer" or not given:
+            return False
+        return hmac.compare_digest(_digest(given.strip()), self.digest)
+
+
+def _digest(token: str) -> bytes:
+    return hashlib.sha256(token.encode("utf-8", "surrogatepass")).digest()
+
+
+def take_token(environ: dict[str, str] | None = None) -> str | None:
+    """Read the invoker's token once and remove every trace of it from the environment:
+    ``os.environ`` (which child processes and the action see) and the initial
+    environment block of this process (``/proc/self/environ``, ``/proc/1/environ``)."""
+    env = os.environ if environ is None else environ
+    token = env.get(TOKEN_ENV)
+    if environ is None:
+        _wipe_initial_environ(TOKEN_ENV)  # before the pop: getenv finds it only while it is set
+    env.pop(TOKEN_ENV, None)
+    return token or None
+
+
+def _wipe_initial_environ(name: str) -> None:
+    """Overwrite the value of ``name`` in the process's initial environment block.
+
+    ``os.environ.pop`` unsets the variable for libc, but the kernel keeps showing the
+    original bytes at ``/proc/<pid>/environ`` for as long as the process lives; libc's
+    ``getenv`` points right at them."""
+    try:
+        libc = ctypes.CDLL(None)
+        libc.getenv.restype = ctypes.c_void_p
+        address = libc.getenv(name.encode())
+        if address:
+            ctypes.memset(address, ord("x"), len(ctypes.string_at(address)))
+    except (OSError, AttributeError):
+        pass
+
+
+UNAUTHORIZED = "This action proxy answers its invoker only."
+
+
 def dispatch(action: Action, method: str, path: str, body: bytes) -> tuple[int, str]:
     if path == "/ping" and method in ("GET", "HEAD"):
         return _reply(200, {"ok": True})
@@ -455,7 +522,7 @@ class CallerWatch:
             return
 
 
-def handle_connection(action: Action, conn: socket.socket) -> None:
+def handle_connection(action: Action, conn: socket.socket, gate: Gate) -> None:
     buf = bytearray()
     try:
         conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -472,6 +539,12 @@ def handle_connection(action: Action, conn: socket.socket) -> None:
             keep_alive = connection != "close" and (
                 headers["_version"] != "HTTP/1.0" or connection == "keep-alive"
             )
+            allowed = gate.allows(headers.pop("authorization", ""))
+            if not allowed and not (path == "/ping" and method in ("GET", "HEAD")):
+                send_response(conn, *_reply(403, {"error": UNAUTHORIZED}), keep_alive=keep_alive)
+                if not keep_alive:
+                    return
+                continue
             watch = CallerWatch(conn, action) if path == "/run" else None
             try:
                 status, payload = dispatch(action, method, path, body)
@@ -489,7 +562,7 @@ def handle_connection(action: Action, conn: socket.socket) -> None:
         conn.close()
 
 
-def serve(host: str, port: int) -> None:
+def serve(host: str, port: int, gate: Gate) -> None:
     action = Action()
     server = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -497,7 +570,7 @@ def serve(host: str, port: int) -> None:
     server.listen(128)
     while True:
         conn, _ = server.accept()
-        threading.Thread(target=handle_connection, args=(action, conn), daemon=True).start()
+        threading.Thread(target=handle_connection, args=(action, conn, gate), daemon=True).start()
 
 
 # --------------------------------------------------------------------------- PID 1
@@ -534,10 +607,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--host", default="0.0.0.0")
     parser.add_argument("--port", type=int, default=int(os.environ.get("__OW_PROXY_PORT", "8080")))
     opts = parser.parse_args(argv)
+    # Before the fork: neither the init nor the server keeps the token in its environment.
+    gate = Gate(take_token())
     if os.getpid() == 1:
-        run_as_init(lambda: serve(opts.host, opts.port))
+        run_as_init(lambda: serve(opts.host, opts.port, gate))
     else:
-        serve(opts.host, opts.port)
+        serve(opts.host, opts.port, gate)
 
 
 if __name__ == "__main__":

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import io
 import json
+import os
 import re
 import socket
 import subprocess
@@ -19,9 +20,12 @@ from typing import Any
 import pytest
 
 from gleaner.errors import ContainerError
+from invoker_agent.docker_engine import PROXY_TOKEN_ENV
 from invoker_agent.proxy_client import ActionProxyClient, InitError, RunResponse
+from invoker_agent.runtime import actionproxy
 
 PROXY = Path(__file__).resolve().parents[3] / "invoker_agent" / "runtime" / "actionproxy.py"
+TOKEN = "t0k3n-of-this-container-" + "z" * 20
 LINE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z (stdout|stderr): ")
 
 
@@ -31,11 +35,15 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _start(port: int) -> subprocess.Popen[bytes]:
+def _start(port: int, token: str | None = TOKEN) -> subprocess.Popen[bytes]:
+    env = {k: v for k, v in os.environ.items() if k != PROXY_TOKEN_ENV}
+    if token is not None:
+        env[PROXY_TOKEN_ENV] = token
     return subprocess.Popen(
         [sys.executable, "-u", str(PROXY), "--host", "127.0.0.1", "--port", str(port)],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
+        env=env,
     )
 
 
@@ -48,7 +56,7 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
 def proxy() -> Iterator[ActionProxyClient]:
     port = _free_port()
     proc = _start(port)
-    client = ActionProxyClient("127.0.0.1", port)
+    client = ActionProxyClient("127.0.0.1", port, token=TOKEN)
     try:
         client.wait_ready(10)
         yield client
@@ -304,7 +312,7 @@ def test_client_reconnects_after_a_dropped_keep_alive() -> None:
     port = _free_port()
     code = "def main(args):\n    return {'pid': __import__('os').getpid()}\n"
     first = _start(port)
-    client = ActionProxyClient("127.0.0.1", port)
+    client = ActionProxyClient("127.0.0.1", port, token=TOKEN)
     try:
         client.wait_ready(10)
         init_source(client, code)
@@ -336,7 +344,7 @@ def test_a_run_whose_caller_is_gone_ends_the_container_before_the_function_finis
     port = _free_port()
     proc = _start(port)
     marker = tmp_path / "finished"
-    client = ActionProxyClient("127.0.0.1", port)
+    client = ActionProxyClient("127.0.0.1", port, token=TOKEN)
     try:
         client.wait_ready(10)
         init_source(
@@ -353,6 +361,7 @@ def test_a_run_whose_caller_is_gone_ends_the_container_before_the_function_finis
         raw = socket.create_connection(("127.0.0.1", port))
         raw.sendall(
             b"POST /run HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            + f"Authorization: Bearer {TOKEN}\r\n".encode()
             + f"Content-Length: {len(body)}\r\n\r\n".encode()
             + body
         )
@@ -385,3 +394,143 @@ def test_a_finished_answer_is_kept_for_an_invoker_that_takes_over(proxy: ActionP
     kept = proxy.finished_run("b" * 32)
     assert kept is not None and kept.ok and kept.result == {"n": 2}
     assert proxy.finished_run("c" * 32) is None  # never ran here
+
+
+# --------------------------------------------------------------------------- only its invoker
+
+
+def _raw(port: int, method: str, path: str, body: bytes = b"", auth: str | None = None) -> tuple[int, Any]:
+    """One request on a fresh socket, as a neighbour without the client would send it."""
+    head = f"{method} {path} HTTP/1.1\r\nHost: x\r\nContent-Length: {len(body)}\r\nConnection: close\r\n"
+    if auth is not None:
+        head += f"Authorization: {auth}\r\n"
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+        sock.sendall(head.encode() + b"\r\n" + body)
+        data = b""
+        while chunk := sock.recv(65536):
+            data += chunk
+    status = int(data.split(b" ", 2)[1])
+    return status, json.loads(data.split(b"\r\n\r\n", 1)[1] or b"null")
+
+
+@pytest.fixture()
+def bare_proxy() -> Iterator[tuple[int, ActionProxyClient]]:
+    """A proxy with its invoker's client, for requests the invoker would never send."""
+    port = _free_port()
+    proc = _start(port)
+    client = ActionProxyClient("127.0.0.1", port, token=TOKEN)
+    try:
+        client.wait_ready(10)
+        yield port, client
+    finally:
+        client.close()
+        _stop(proc)
+
+
+@pytest.mark.parametrize(
+    "auth", [None, "", "Bearer", "Bearer wrong", f"Basic {TOKEN}", f"Bearer {TOKEN}x", TOKEN]
+)
+def test_requests_without_the_token_are_refused(
+    bare_proxy: tuple[int, ActionProxyClient], auth: str | None
+) -> None:
+    port, client = bare_proxy
+    init = json.dumps({"value": {"code": "def main(args):\n    return {'evil': 1}\n"}}).encode()
+    for method, path, body in (
+        ("POST", "/init", init),
+        ("POST", "/run", b'{"value": {}}'),
+        ("GET", "/result/" + "a" * 32, b""),
+        ("POST", "/nowhere", b""),
+    ):
+        status, payload = _raw(port, method, path, body, auth)
+        assert status == 403, (method, path, payload)
+        assert payload == {"error": actionproxy.UNAUTHORIZED}
+    # Nothing of that reached the action: the invoker's own init still works.
+    init_source(client, "def main(args):\n    return {'mine': 1}\n")
+    assert run(client).result == {"mine": 1}
+
+
+def test_ping_needs_no_token(bare_proxy: tuple[int, ActionProxyClient]) -> None:
+    port, _ = bare_proxy
+    assert _raw(port, "GET", "/ping") == (200, {"ok": True})
+
+
+def test_a_proxy_started_without_a_token_answers_nobody() -> None:
+    port = _free_port()
+    proc = _start(port, token=None)
+    client = ActionProxyClient("127.0.0.1", port, token="")
+    try:
+        client.wait_ready(10)
+        with pytest.raises(InitError) as err:
+            init_source(client, "def main(args):\n    return {}\n")
+        assert err.value.status == 403
+        assert _raw(port, "POST", "/run", b"{}", "Bearer ")[0] == 403
+    finally:
+        client.close()
+        _stop(proc)
+
+
+def test_a_second_init_with_the_token_is_refused_too(bare_proxy: tuple[int, ActionProxyClient]) -> None:
+    port, client = bare_proxy
+    init_source(client, "def main(args):\n    return {'first': 1}\n")
+    body = json.dumps({"value": {"code": "def main(args):\n    return {'second': 1}\n"}}).encode()
+    status, payload = _raw(port, "POST", "/init", body, f"Bearer {TOKEN}")
+    assert (status, payload) == (403, {"error": "Cannot initialize the action more than once."})
+    assert run(client).result == {"first": 1}
+
+
+def test_the_function_cannot_read_the_token(proxy: ActionProxyClient) -> None:
+    source = f"""
+        import gc, os, subprocess
+        TOKEN = {TOKEN[:10]!r} + {TOKEN[10:]!r}  # not one literal: the search must not find itself
+        def main(args):
+            seen = []
+            if any(TOKEN in v for v in os.environ.values()) or {PROXY_TOKEN_ENV!r} in os.environ:
+                seen.append("os.environ")
+            for pid in ("self", str(os.getppid())):
+                try:
+                    if TOKEN.encode() in open(f"/proc/{{pid}}/environ", "rb").read():
+                        seen.append(f"/proc/{{pid}}/environ")
+                except OSError:
+                    pass
+            if TOKEN in subprocess.run(["env"], capture_output=True, text=True).stdout:
+                seen.append("a child's environment")
+            for obj in gc.get_objects():
+                if isinstance(obj, dict) and any(isinstance(v, str) and TOKEN in v for v in obj.values()):
+                    if obj is not globals():
+                        seen.append("an object of the proxy")
+                        break
+            return {{"seen": seen}}
+    """
+    init_source(proxy, source)
+    assert run(proxy).result == {"seen": []}
+
+
+def test_gate_compares_bearer_tokens_only() -> None:
+    gate = actionproxy.Gate("s3cret")
+    assert gate.allows("Bearer s3cret") and gate.allows("bearer  s3cret")
+    for refused in ("", "Bearer", "Bearer s3cre", "Bearer s3cret2", "Basic s3cret", "s3cret"):
+        assert not gate.allows(refused), refused
+    assert not actionproxy.Gate(None).allows("Bearer ")
+    assert not actionproxy.Gate("").allows("Bearer ")
+    assert "s3cret" not in repr(vars(gate) if hasattr(gate, "__dict__") else gate.digest)
+
+
+def test_take_token_removes_it_from_the_environment() -> None:
+    env = {PROXY_TOKEN_ENV: "abc", "OTHER": "1"}
+    assert actionproxy.take_token(env) == "abc"
+    assert env == {"OTHER": "1"}
+    assert actionproxy.take_token(env) is None
+    assert actionproxy.TOKEN_ENV == PROXY_TOKEN_ENV  # the proxy is standalone: one name, kept in step
+
+
+def test_relative_writes_land_in_the_actions_own_directory(proxy: ActionProxyClient) -> None:
+    source = """
+        import os, tempfile
+        def main(args):
+            open("scratch.txt", "w").write("x")
+            return {"cwd": os.getcwd(), "tmp": tempfile.gettempdir()}
+    """
+    init_source(proxy, source)
+    result = run(proxy).result or {}
+    assert os.path.basename(result["cwd"]).startswith("action-")
+    assert result["cwd"].startswith(result["tmp"])
