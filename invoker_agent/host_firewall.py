@@ -66,6 +66,11 @@ class HostFirewall:
         if not self._ok(["-C", "INPUT", *input_jump(bridge)]):
             self._run([self.iptables, "-w", "-I", "INPUT", "1", *input_jump(bridge)])
 
+    def uninstall(self, bridge: str) -> None:
+        """Drop the INPUT jump of one bridge (its network is gone); the chains stay."""
+        while self._ok(["-C", "INPUT", *input_jump(bridge)]):
+            self._run([self.iptables, "-w", "-D", "INPUT", *input_jump(bridge)])
+
     def installed(self, bridge: str) -> bool:
         return self._ok(["-C", "INPUT", *input_jump(bridge)])
 

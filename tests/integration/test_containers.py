@@ -16,7 +16,8 @@ import pytest
 from gleaner.errors import ContainerError, DockerError
 from gleaner.settings import Settings
 from invoker_agent.container_pool import ContainerPool, Lease
-from invoker_agent.docker_engine import DockerEngine
+from invoker_agent.docker_engine import DockerEngine, bridge_of
+from invoker_agent.host_firewall import HostFirewall
 from invoker_agent.proxy_client import ActionProxyClient, RunResponse
 from monitor.cgroups import CgroupSampler, find_cgroup
 
@@ -258,3 +259,55 @@ def test_remove_managed_cleans_up_leftovers(
     with pytest.raises(DockerError):
         engine.inspect(info.id)
     engine.remove(info.id)  # removing what is gone is not an error
+
+
+def test_the_proxy_answers_only_the_token_its_container_was_given(pool: ContainerPool) -> None:
+    lease = pool.acquire(key(), cpu=0.25, memory_mb=128, init=init_action)
+    assert lease.container.token and run(lease).ok
+    stranger = ActionProxyClient(lease.container.ip, 8080, token="not-" + lease.container.token)
+    try:
+        stranger.wait_ready(5)  # /ping is open
+        resp = stranger.run(
+            args={},
+            namespace="x",
+            action_name="/x/y",
+            activation_id="z" * 32,
+            deadline_ms=0,
+            api_host="",
+            timeout_s=5,
+            log_limit_bytes=1000,
+        )
+        assert not resp.ok and resp.error == "This action proxy answers its invoker only."
+    finally:
+        stranger.close()
+    pool.release(lease)
+
+
+def test_a_network_without_outbound_access_still_serves_its_invoker(
+    settings: Settings, runtime_image: str
+) -> None:
+    """GLEANER_ACTION_OUTBOUND=false: an internal network; the invoker still reaches each proxy."""
+    net = f"gleaner-itest-{uuid.uuid4().hex[:6]}"
+    s = dataclasses.replace(
+        settings, container_network=net, action_outbound=False, invoker_id=f"itest-{uuid.uuid4().hex[:8]}"
+    )
+    eng = DockerEngine(s)
+    p = ContainerPool(eng, s, image=runtime_image)
+    try:
+        lease = p.acquire(key(), cpu=0.25, memory_mb=128, init=init_action)
+        assert run(lease).ok
+        attrs = eng.api.inspect_network(net)
+        assert attrs["Internal"] is True
+        assert attrs["Options"]["com.docker.network.bridge.enable_icc"] == "false"
+        assert HostFirewall().installed(bridge_of(attrs))
+        second = DockerEngine(s)  # another invoker on the same network: nothing to do twice
+        second.ensure_network()
+        second.close()
+        p.release(lease)
+    finally:
+        p.shutdown()
+        eng.remove_managed(s.invoker_id)
+        attrs = eng.api.inspect_network(net)
+        eng.api.remove_network(net)
+        HostFirewall().uninstall(bridge_of(attrs))
+        eng.close()
