@@ -23,7 +23,7 @@ GUEST_AUTH = (
     "23bc46b1-71f6-4ed5-8c54-816aa4f8c502:123zO3xZCLrMN6v2BKK1dXYFpXlPkccOFqm12CdAsMgRU4VrNZ9lyGVCGuMDGIwP"
 )
 
-_SECRET_FIELDS = frozenset({"couchdb_password", "guest_auth"})
+_SECRET_FIELDS = frozenset({"couchdb_password", "guest_auth", "platform_secret"})
 
 # streams/placement/policies.py's POLICIES, by name (a test keeps the two in step).
 PLACEMENT_POLICIES = ("greedy-jsq", "jsq", "round-robin", "greedy-round-robin", "hash")
@@ -80,6 +80,9 @@ class Settings:
     action_cache_ttl_s: float = 2.0
     guest_namespace: str = "guest"
     guest_auth: str = GUEST_AUTH
+    # Signs Gleaner's own Kafka events and keys payload references (HMAC); empty: generated once
+    # into <state_dir>/secrets/platform.key (0600). Set the same value on every host of a cluster.
+    platform_secret: str = ""
 
     # --- resource model (allowed allocations) -------------------------------
     cpu_min: float = 0.25

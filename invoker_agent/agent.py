@@ -44,6 +44,7 @@ from streams.failures import completion_key, failed_completion
 from streams.kafka.client import EventConsumer, EventProducer, Record, ensure_topics, member_id
 from streams.kafka.deadletter import DeadLetters
 from streams.kafka.runner import ConsumeRunner, DeadLetterSink, Handler, RunnerConfig, Sink, Ticket
+from streams.kafka.signing import Signer
 from streams.payloads import DataStore
 
 log = logging.getLogger(__name__)
@@ -284,7 +285,7 @@ def build(settings: Settings) -> ConsumeRunner:
         ActionStore(db, settings.action_cache_ttl_s),
         ContainerPool(engine, settings, incarnation=incarnation),
         permits,
-        DataStore(redis, settings.inline_payload_bytes, settings.data_ttl_s),
+        DataStore(redis, settings.inline_payload_bytes, settings.data_ttl_s, Signer.for_settings(settings)),
     )
     claims = ActivationClaims(redis, settings.invoker_id, incarnation)
     agent = InvokerAgent(settings, producer, deadletters, executor, claims, engine, incarnation)

@@ -29,7 +29,7 @@ from invoker_agent.safeguard import SafeguardWatch
 from monitor.cgroups import CgroupNotFound, CgroupSampler, UsageSummary
 from predictor.policies import BORROWING_POLICIES, LIVE_POLICIES, SAFEGUARD_POLICIES
 from streams.events import ActivationRequest, now_ms
-from streams.payloads import DataStore, size_of
+from streams.payloads import DataStore, ForeignReference, size_of
 
 log = logging.getLogger(__name__)
 
@@ -100,7 +100,11 @@ class ActivationExecutor:
         try:
             # Inputs that travel by reference are fetched here, so the function sees plain values.
             params = {p["key"]: p["value"] for p in doc.get("parameters", [])}
-            params.update(self.data.resolve(req.params))
+            params.update(self.data.resolve(req.params, req.namespace))
+        except ForeignReference as exc:  # the caller named a value that is not its namespace's
+            return build_record(
+                self._finish(draft, DEVELOPER_ERROR, {"error": f"cannot fetch the input: {exc}"})
+            )
         except GleanerError as exc:
             return build_record(
                 self._finish(draft, INTERNAL_ERROR, {"error": f"cannot fetch the input: {exc}"})
@@ -158,7 +162,7 @@ class ActivationExecutor:
             log.info("activation %s: answer recovered from %s", req.activation_id, info.name)
             if resp.ok and resp.result is not None:
                 try:
-                    result = self.data.offload(req.activation_id, resp.result)
+                    result = self.data.offload(resp.result, req.namespace, req.activation_id)
                 except GleanerError as exc:
                     return build_record(
                         self._finish(draft, INTERNAL_ERROR, {"error": f"cannot store the result: {exc}"})
@@ -346,7 +350,8 @@ class ActivationExecutor:
         if resp.ok and resp.result is not None:
             status = status_of(resp.result, None)
             try:
-                result = self.data.offload(req.activation_id, resp.result)  # large results by reference
+                # Large results by reference, under an id stable across redeliveries.
+                result = self.data.offload(resp.result, req.namespace, req.activation_id)
             except GleanerError as exc:
                 self._finish(draft, INTERNAL_ERROR, {"error": f"cannot store the result: {exc}"})
                 return

@@ -39,7 +39,7 @@ from streams.kafka.client import EventConsumer, EventProducer, Record, member_id
 from streams.kafka.deadletter import DeadLetters
 from streams.kafka.partitioning import partition_for
 from streams.kafka.runner import ConsumeRunner, Handler, RunnerConfig, Sink, Ticket
-from streams.payloads import DataStore, size_of
+from streams.payloads import DataStore, ForeignReference, size_of
 
 log = logging.getLogger(__name__)
 GROUP = "gleaner-composition"
@@ -136,7 +136,7 @@ class CompositionAgent(Handler):
             "input_size": size_of(req.input),
             "harvest": plan.summary(),
         }
-        commands = self._machine(dag).start(state, req.input)
+        commands = self._machine(dag, state.namespace).start(state, req.input)
         self._carry_out(state, dag, commands, rec.partition)
 
     def _on_completion(self, rec: Record) -> None:
@@ -148,9 +148,17 @@ class CompositionAgent(Handler):
             log.warning("completion %s for unknown DAG request %s", event.activation_id, event.caused_by)
             return
         state, dag = loaded
+        if event.namespace != state.namespace:  # never another namespace's result into this DAG
+            log.warning(
+                "completion %s of %s ignored for %s's DAG",
+                event.activation_id,
+                event.namespace,
+                state.namespace,
+            )
+            return
         response = event.record.get("response", {})
         result = response.get("result") if isinstance(response.get("result"), dict) else {}
-        commands = self._machine(dag).complete(
+        commands = self._machine(dag, state.namespace).complete(
             state, event.activation_id, int(response.get("statusCode", 3)), result or {}, now_ms()
         )
         self._carry_out(state, dag, commands, rec.partition)  # saves even when a branch only reported in
@@ -163,7 +171,7 @@ class CompositionAgent(Handler):
                     if loaded is None:
                         continue
                     state, dag = loaded
-                    commands = self._machine(dag).expire(state, now_ms())
+                    commands = self._machine(dag, state.namespace).expire(state, now_ms())
                     self._carry_out(state, dag, commands, partition)
             except GleanerError as exc:
                 log.error("deadline sweep of partition %d failed: %s", partition, exc)
@@ -172,11 +180,21 @@ class CompositionAgent(Handler):
         return self._dags.get_or_load(doc_id, lambda: self.db.get_doc(DAGS, doc_id))
 
     # -- effects -------------------------------------------------------------------
-    def _machine(self, dag: dict[str, Any]) -> Machine:
+    def _machine(self, dag: dict[str, Any], namespace: str) -> Machine:
         key = str(dag["rev"])
         if key not in self._trees:
             self._trees[key] = from_json(dag["composition"])
-        return Machine(self._trees[key], resolve=self.data.resolve, max_map_width=self.settings.max_map_width)
+
+        def resolve(value: Any) -> Any:
+            # Only the request's own namespace's values: another's reference (a function may
+            # return one) is not read, and the step that needed it fails with the reason.
+            try:
+                return self.data.resolve(value, namespace)
+            except ForeignReference as exc:
+                log.warning("DAG of %s named a reference it does not own: %s", namespace, exc)
+                return {"error": str(exc)}
+
+        return Machine(self._trees[key], resolve=resolve, max_map_width=self.settings.max_map_width)
 
     def _carry_out(
         self, state: RequestState, dag: dict[str, Any], commands: list[Any], partition: int

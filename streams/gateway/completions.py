@@ -3,7 +3,9 @@
 Every gateway replica reads every completion (group-less, from the end), so
 a caller is answered by whichever replica it reached. Recent records are kept
 so a read right after a blocking invoke does not depend on the record sink
-having written to CouchDB yet.
+having written to CouchDB yet. Only completions signed by a Gleaner
+component count: a forged one (any Kafka client can write the topic) never
+answers a caller nor becomes a record read here.
 """
 
 from __future__ import annotations
@@ -17,7 +19,8 @@ from typing import Any
 from gleaner.errors import MalformedEvent
 from gleaner.settings import Settings
 from streams.events import ActivationCompleted, decode
-from streams.kafka.client import EventConsumer
+from streams.kafka.client import EventConsumer, signature_rejects
+from streams.kafka.signing import Signer
 
 log = logging.getLogger(__name__)
 RECENT = 10_000
@@ -30,6 +33,7 @@ class CompletionWaiter:
         self._waiting: dict[str, asyncio.Future[dict[str, Any]]] = {}
         self._recent: OrderedDict[str, dict[str, Any]] = OrderedDict()
         self._stop = threading.Event()
+        self._signer = Signer.for_settings(settings)
         self._consumer = EventConsumer(
             settings, "gleaner-gateway", [settings.completed_topic], assign_latest=True
         )
@@ -60,6 +64,12 @@ class CompletionWaiter:
             while not self._stop.is_set():
                 rec = self._consumer.poll(0.1)
                 if rec is None:
+                    continue
+                forged = signature_rejects(self._signer, rec)
+                if forged is not None:  # the record sink dead-letters it
+                    log.warning(
+                        "ignoring completion at %s[%d]@%d: %s", rec.topic, rec.partition, rec.offset, forged
+                    )
                     continue
                 try:
                     event = ActivationCompleted.from_dict(decode(rec.value))

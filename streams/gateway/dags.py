@@ -19,13 +19,13 @@ from composer import analyze, dag_document, expand, from_json, normalize, valida
 from composer.model import Node
 from gleaner.actions import bump_version, check_name
 from gleaner.couchdb import DAGS, WHISKS
-from gleaner.errors import BadRequest, Conflict, NotFound
+from gleaner.errors import BadRequest, Conflict, Forbidden, NotFound
 from gleaner.records import INTERNAL_ERROR, SUCCESS, public_view
 from gleaner.ttlcache import TTLCache
 from predictor.policies import check_policy, requested_policy
 from streams.events import DagRequest, new_activation_id, now_ms
 from streams.gateway.http import MAX_LIST, flag, json_body, json_response
-from streams.payloads import is_ref
+from streams.payloads import ForeignReference, is_ref
 
 if TYPE_CHECKING:
     from streams.gateway.app import Gateway
@@ -167,8 +167,13 @@ class DagRoutes:
         request_id = new_activation_id()
         data = self.gw.data
         assert data is not None and self.gw.producer is not None and self.gw.waiter is not None
+        try:
+            # A reference in the input must be this namespace's own value (nothing of it is read).
+            await asyncio.to_thread(data.owned, value, ns)
+        except ForeignReference as exc:
+            raise Forbidden(str(exc)) from exc
         # Large inputs go to the data store; Kafka carries the reference.
-        stored = await asyncio.to_thread(data.offload, f"{request_id}-input", value)
+        stored = await asyncio.to_thread(data.offload, value, ns)
         event = DagRequest(
             request_id=request_id,
             namespace=ns,
@@ -190,7 +195,10 @@ class DagRoutes:
             return json_response({"activationId": request_id}, 202)
         result = record["response"]["result"]
         if is_ref(result):
-            result = await asyncio.to_thread(data.resolve, result)
+            try:
+                result = await asyncio.to_thread(data.resolve, result, ns)
+            except ForeignReference as exc:  # a function returned a reference it does not own
+                result = {"error": str(exc)}
             record = {**record, "response": {**record["response"], "result": result}}
         status = record.get("statusCode", INTERNAL_ERROR)
         http = 200 if status == SUCCESS else 500 if status == INTERNAL_ERROR else 502

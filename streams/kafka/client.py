@@ -21,6 +21,7 @@ from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-def
 
 from gleaner.errors import EventTooLarge, KafkaError
 from gleaner.settings import Settings
+from streams.kafka.signing import Headers, Signer, normalize_headers
 
 
 def _common(settings: Settings) -> dict[str, Any]:
@@ -81,6 +82,12 @@ class Record:
     key: bytes | None
     value: bytes | None
     timestamp_ms: int | None = None  # the broker's or producer's time, when the record has one
+    headers: Headers = ()  # (name, value) pairs: the platform signature or a tenant's credential
+
+
+def signature_rejects(signer: Signer, record: Record) -> str | None:
+    """Why ``record`` was not written by a Gleaner component, or None when it was."""
+    return signer.rejects(record.topic, record.key, record.value, record.headers)
 
 
 def _record(msg: Any) -> Record:
@@ -93,14 +100,17 @@ def _record(msg: Any) -> Record:
         key=key if isinstance(key, bytes) else None,
         value=msg.value(),
         timestamp_ms=stamp if kind != confluent_kafka.TIMESTAMP_NOT_AVAILABLE else None,
+        headers=normalize_headers(msg.headers()),
     )
 
 
 class EventProducer:
-    """Thread-safe producer; a background thread serves delivery callbacks."""
+    """Thread-safe producer; a background thread serves delivery callbacks. Every
+    event carries the platform signature, so its first consumer knows Gleaner wrote it."""
 
     def __init__(self, settings: Settings) -> None:
         self.max_bytes = settings.kafka_message_max_bytes
+        self._signer = Signer.for_settings(settings)
         try:
             self._producer = confluent_kafka.Producer(producer_config(settings))
         except confluent_kafka.KafkaException as exc:
@@ -136,11 +146,12 @@ class EventProducer:
 
             callback = delivered
 
+        headers = self._signer.headers(topic, key, value)
         try:
-            self._producer.produce(topic, value=value, key=key, on_delivery=callback)
+            self._producer.produce(topic, value=value, key=key, headers=headers, on_delivery=callback)
         except BufferError:
             self._producer.flush(5)
-            self._producer.produce(topic, value=value, key=key, on_delivery=callback)
+            self._producer.produce(topic, value=value, key=key, headers=headers, on_delivery=callback)
         except confluent_kafka.KafkaException as exc:
             if exc.args and exc.args[0].code() == confluent_kafka.KafkaError.MSG_SIZE_TOO_LARGE:
                 # Permanent for this event: the caller dead-letters what caused it.

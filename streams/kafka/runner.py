@@ -15,6 +15,12 @@ gets a :class:`Ticket`:
 - it calls :meth:`Ticket.defer` and settles the ticket later from any thread
   (an invoker's activation, a record sink's batch).
 
+With a :class:`~streams.kafka.signing.Signer` in its config (every agent's,
+through :meth:`RunnerConfig.for_settings`), the runner is the first check of
+who wrote a record: an unsigned or forged one is dead-lettered before the
+handler sees it. An entry topic's runner (``tenant_entry``) passes unsigned
+records on: its handler proves the tenant's credential itself.
+
 Commits follow :class:`~streams.kafka.checkpoint.Checkpoint`. On a rebalance
 the done records of the partitions that go are committed, and the handler is
 told so it drops state it kept per partition.
@@ -33,8 +39,9 @@ from typing import Any, Protocol
 from gleaner.errors import MalformedEvent, ServiceError
 from gleaner.settings import Settings
 from streams.kafka.checkpoint import Checkpoint
-from streams.kafka.client import RebalanceListener, Record
+from streams.kafka.client import RebalanceListener, Record, signature_rejects
 from streams.kafka.offsets import TopicPartition
+from streams.kafka.signing import SIGNATURE_HEADER, Signer, has_header
 
 log = logging.getLogger(__name__)
 
@@ -145,10 +152,19 @@ class RunnerConfig:
     # Events above this are dead-lettered unread: any Kafka client can produce
     # more than our own producers ever would (the broker's limit may be higher).
     max_event_bytes: int | None = None
+    # Records must carry the platform signature (Gleaner's own components wrote them).
+    signer: Signer | None = None
+    # An entry topic tenants may write to: unsigned records reach the handler, which
+    # proves their credential; a signature that is present must still hold.
+    tenant_entry: bool = False
 
     @classmethod
     def for_settings(cls, settings: Settings, **overrides: Any) -> RunnerConfig:
-        return cls(max_event_bytes=settings.kafka_message_max_bytes, **overrides)
+        fields: dict[str, Any] = {
+            "max_event_bytes": settings.kafka_message_max_bytes,
+            "signer": Signer.for_settings(settings),
+        }
+        return cls(**{**fields, **overrides})
 
 
 @dataclass(slots=True)
@@ -242,6 +258,10 @@ class ConsumeRunner:
         if limit is not None and size > limit:
             ticket.dead_letter(f"an event of {size} bytes is above the limit of {limit} bytes")
             return
+        reason = self._forged(record)
+        if reason is not None:
+            ticket.dead_letter(reason)
+            return
         try:
             self.handler.handle(record, ticket)
         except MalformedEvent as exc:
@@ -262,6 +282,14 @@ class ConsumeRunner:
             self._retry = None
             self.source.resume()
             log.info("%s: %s handled after %d retries", self.name, _where(record), attempts)
+
+    def _forged(self, record: Record) -> str | None:
+        signer = self.config.signer
+        if signer is None:
+            return None
+        if self.config.tenant_entry and not has_header(record.headers, SIGNATURE_HEADER):
+            return None  # a tenant's event: the handler proves its credential
+        return signature_rejects(signer, record)
 
     def _hold(self, record: Record, attempts: int, error: str) -> None:
         delay = min(self.config.backoff_max_s, self.config.backoff_initial_s * 2 ** (attempts - 1))

@@ -15,6 +15,7 @@ import orjson
 from gleaner.errors import EventTooLarge, KafkaError
 from streams.kafka.client import RebalanceListener, Record
 from streams.kafka.offsets import TopicPartition
+from streams.kafka.signing import Headers, Signer
 
 
 def record(
@@ -24,12 +25,17 @@ def record(
     partition: int = 0,
     offset: int = 0,
     key: bytes | None = None,
+    headers: Headers = (),
+    signer: Signer | None = None,
 ) -> Record:
+    """A record; with ``signer``, signed as a Gleaner component would produce it."""
     if isinstance(value, dict):
         value = orjson.dumps(value)
     elif isinstance(value, str):
         value = value.encode()
-    return Record(topic=topic, partition=partition, offset=offset, key=key, value=value)
+    if signer is not None:
+        headers = (*headers, *signer.headers(topic, key, value))
+    return Record(topic=topic, partition=partition, offset=offset, key=key, value=value, headers=headers)
 
 
 class MemorySource:
@@ -49,15 +55,22 @@ class MemorySource:
     def add(self, r: Record) -> Record:
         tp = (r.topic, r.partition)
         if r.offset < self._next.get(tp, 0):
-            r = Record(r.topic, r.partition, self._next[tp], r.key, r.value, r.timestamp_ms)
+            r = Record(r.topic, r.partition, self._next[tp], r.key, r.value, r.timestamp_ms, r.headers)
         self._next[tp] = r.offset + 1
         self._queue.append(r)
         return r
 
     def push(
-        self, topic: str, value: bytes | dict[str, Any] | str, *, partition: int = 0, key: bytes | None = None
+        self,
+        topic: str,
+        value: bytes | dict[str, Any] | str,
+        *,
+        partition: int = 0,
+        key: bytes | None = None,
+        headers: Headers = (),
+        signer: Signer | None = None,
     ) -> Record:
-        return self.add(record(topic, value, partition=partition, key=key))
+        return self.add(record(topic, value, partition=partition, key=key, headers=headers, signer=signer))
 
     @property
     def pending(self) -> int:
@@ -111,6 +124,12 @@ class Produced:
     topic: str
     value: bytes
     key: str | bytes | None
+    headers: Headers = ()
+
+    def record(self, offset: int = 0) -> Record:
+        """This event as its consumer would read it."""
+        key = self.key.encode() if isinstance(self.key, str) else self.key
+        return Record(self.topic, 0, offset, key, self.value, headers=self.headers)
 
     def json(self) -> dict[str, Any]:
         out = orjson.loads(self.value)
@@ -120,9 +139,11 @@ class Produced:
 
 @dataclass
 class MemorySink:
-    """Keeps produced events; a flush makes them ``delivered``."""
+    """Keeps produced events; a flush makes them ``delivered``. With ``signer``,
+    each event is signed as :class:`~streams.kafka.client.EventProducer` signs it."""
 
     max_bytes: int = 8 * 2**20
+    signer: Signer | None = None
     produced: list[Produced] = field(default_factory=list)
     delivered: int = 0
     flushes: int = 0
@@ -144,7 +165,8 @@ class MemorySink:
         if self.fail_produces:
             self.fail_produces -= 1
             raise KafkaError(f"produce to {topic} failed: broker gone")
-        self.produced.append(Produced(topic, value, key))
+        headers = tuple(self.signer.headers(topic, key, value)) if self.signer is not None else ()
+        self.produced.append(Produced(topic, value, key, headers))
         if on_delivered is not None:
             self._callbacks.append(on_delivered)
 

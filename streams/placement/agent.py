@@ -8,6 +8,14 @@ for the first heartbeat; past ``no_invoker_wait_s`` they fail with a record
 once it is dispatched or failed. What an invoker was sent and has not
 answered is sent again to a healthy one once it goes silent (see
 :mod:`streams.placement.acks`).
+
+Placement is the first consumer of ``invocations``, the one entry topic for
+single activations: an event there is Gleaner's own (platform-signed, from
+the gateway or the composition stream) or a tenant's, carrying its
+``uuid:key`` in a ``gleaner-auth`` header. A tenant's event runs only when
+the key is valid and its namespace is the event's, and without the fields
+only the platform sets; anything else is dead-lettered with the reason.
+Heartbeats and completions count only when platform-signed.
 """
 
 from __future__ import annotations
@@ -21,6 +29,8 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from gleaner import subjects
+from gleaner.couchdb import CouchDB
 from gleaner.errors import MalformedEvent
 from gleaner.records import INTERNAL_ERROR
 from gleaner.settings import Settings
@@ -32,9 +42,10 @@ from streams.events import (
     derived_activation_id,
 )
 from streams.failures import completion_key, failed_completion
-from streams.kafka.client import EventConsumer, EventProducer, Record, member_id
+from streams.kafka.client import EventConsumer, EventProducer, Record, member_id, signature_rejects
 from streams.kafka.deadletter import DeadLetters
 from streams.kafka.runner import ConsumeRunner, DeadLetterSink, Handler, RunnerConfig, Sink, Ticket
+from streams.kafka.signing import Signer, namespace_not_proven, tenant_credential
 from streams.placement.acks import Unacknowledged
 from streams.placement.policies import POLICIES, InvokerView, Policy
 
@@ -101,6 +112,7 @@ def follow_health(
 ) -> None:
     """Feed ``table`` from the health topic; every reader sees every heartbeat.
     One reader (placement's) dead-letters malformed heartbeats, so each is parked once."""
+    signer = Signer.for_settings(settings)
     consumer = EventConsumer(settings, group, [settings.health_topic], assign_latest=True, hot=False)
     try:
         while not stop.is_set():
@@ -112,6 +124,10 @@ def follow_health(
                 if size > settings.kafka_message_max_bytes:
                     limit = settings.kafka_message_max_bytes
                     raise MalformedEvent(f"an event of {size} bytes is above the limit of {limit} bytes")
+                # Only invokers beat: a forged heartbeat would steer work to no one.
+                forged = signature_rejects(signer, rec)
+                if forged is not None:
+                    raise MalformedEvent(forged)
                 table.update(InvokerHealth.from_dict(decode(rec.value)))
             except MalformedEvent as exc:
                 if deadletters is None:
@@ -123,15 +139,16 @@ def follow_health(
 
 
 def follow_completions(settings: Settings, unacked: Unacknowledged, stop: threading.Event) -> None:
-    """Acknowledge dispatched activations as their completions appear."""
+    """Acknowledge dispatched activations as their (platform-signed) completions appear."""
+    signer = Signer.for_settings(settings)
     consumer = EventConsumer(
         settings, "gleaner-placement-acks", [settings.completed_topic], assign_latest=True, hot=False
     )
     try:
         while not stop.is_set():
             rec = consumer.poll(0.2)
-            if rec is None:
-                continue
+            if rec is None or signature_rejects(signer, rec) is not None:
+                continue  # the record sink dead-letters a forged one
             with contextlib.suppress(MalformedEvent):  # the record sink dead-letters it
                 unacked.acked(ActivationCompleted.from_dict(decode(rec.value)).activation_id)
     finally:
@@ -148,8 +165,14 @@ class PlacementAgent(Handler):
         no_invoker_wait_s: float = 30.0,
         clock: Callable[[], float] = time.monotonic,
         unacked: Unacknowledged | None = None,
+        signer: Signer | None = None,
+        authenticate: Callable[[str], str | None] | None = None,
     ) -> None:
         self.settings = settings
+        # With a signer, unsigned events are a tenant's and must prove their namespace
+        # (``authenticate``: credential -> its namespace, or None).
+        self.signer = signer
+        self.authenticate = authenticate
         self.producer = producer
         self.table = table
         self.policy: Policy = POLICIES[policy]()
@@ -166,6 +189,8 @@ class PlacementAgent(Handler):
             decode(record.value),
             fallback_id=derived_activation_id(record.topic, record.partition, record.offset),
         )
+        if self.signer is not None and signature_rejects(self.signer, record) is not None:
+            req = self._tenant_request(record, req)
         if self._waiting or not self._dispatch(req):
             self._waiting.append((self._clock(), req, ticket.defer()))  # keep arrival order
 
@@ -183,6 +208,19 @@ class PlacementAgent(Handler):
         self._waiting = deque(
             w for w in self._waiting if (w[2].record.topic, w[2].record.partition) not in gone
         )
+
+    def _tenant_request(self, record: Record, req: ActivationRequest) -> ActivationRequest:
+        """A tenant's event: its credential must prove the event's namespace (raises
+        MalformedEvent with why, so it is dead-lettered); the platform's fields are dropped."""
+        credential = tenant_credential(record.headers)
+        owner = None
+        if credential is not None and self.authenticate is not None:
+            owner = self.authenticate(credential)  # CouchDB trouble raises: retried
+        reason = namespace_not_proven(req.namespace, credential, owner)
+        if reason is not None:
+            raise MalformedEvent(reason)
+        # A tenant names its action and input; what runs it, where and as part of what is ours.
+        return dataclasses.replace(req, allocation=None, redispatched_from=None, caused_by=None)
 
     @property
     def waiting(self) -> int:
@@ -234,7 +272,18 @@ def build(settings: Settings, policy: str = "greedy-jsq", no_invoker_wait_s: flo
     producer = EventProducer(settings)
     table = InvokerTable(settings.invoker_unhealthy_after_s)
     unacked = Unacknowledged()
-    agent = PlacementAgent(settings, producer, table, policy, no_invoker_wait_s, unacked=unacked)
+    db = CouchDB(settings)
+    config = RunnerConfig.for_settings(settings, tenant_entry=True)
+    agent = PlacementAgent(
+        settings,
+        producer,
+        table,
+        policy,
+        no_invoker_wait_s,
+        unacked=unacked,
+        signer=config.signer,
+        authenticate=lambda credential: subjects.authenticate(db, credential),
+    )
     consumer = EventConsumer(
         settings, GROUP, [settings.invocations_topic], instance_id=member_id("placement")
     )
@@ -244,7 +293,7 @@ def build(settings: Settings, policy: str = "greedy-jsq", no_invoker_wait_s: flo
         producer,
         DeadLetters(settings, producer),
         agent,
-        RunnerConfig.for_settings(settings),
+        config,
     )
     health = threading.Thread(
         target=follow_health,

@@ -4,8 +4,11 @@ One agent reads each DAG request, measures its input size, asks the planner
 for a harvesting decision (allocations go to Redis before the plan is
 published), and publishes the plan keyed by the request id, so the plan and
 the request's completions meet on one partition of the composition stream.
-Malformed or oversized requests, and requests whose plan cannot be written
-or produced, go to the dead-letter topic with the reason. Faust flushes its producer
+Malformed or oversized requests, requests that cannot prove their namespace
+(neither platform-signed nor carrying a valid key of it, see
+:mod:`streams.predictor_stream.events`), and requests whose plan cannot be
+written or produced, go to the dead-letter topic with the reason. What this
+stream produces carries the platform signature, as every component's does. Faust flushes its producer
 before committing offsets, so a crash replays requests, never loses them; a
 replayed request yields the same plan for the same request id.
 
@@ -25,10 +28,12 @@ import faust
 from aiokafka.errors import KafkaError
 from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
 
+from gleaner import subjects
 from gleaner.couchdb import CouchDB
 from gleaner.errors import GleanerError
 from gleaner.settings import Settings
-from streams.predictor_stream.events import PLANS, Where, dead_letter, plan_event
+from streams.kafka.signing import Signer, normalize_headers
+from streams.predictor_stream.events import PLANS, Gate, Where, dead_letter, plan_event
 from streams.predictor_stream.planner import RequestPlanner
 
 log = logging.getLogger(__name__)
@@ -80,22 +85,30 @@ def make_app(settings: Settings) -> faust.App:
     # A short CouchDB timeout: a stalled store costs a plan its harvest, not the stream its pace.
     planner = RequestPlanner(settings, CouchDB(settings, timeout_s=PLANNER_STORE_TIMEOUT_S))
     limit = settings.kafka_message_max_bytes
+    signer = Signer.for_settings(settings)
+    subjects_db = CouchDB(settings, timeout_s=PLANNER_STORE_TIMEOUT_S)
+    gate = Gate(signer, lambda credential: subjects.authenticate(subjects_db, credential))
 
     @app.agent(requests)
     async def predict(stream: Any) -> None:
         async for event in stream.events():
             msg = event.message
             where = Where(msg.topic, msg.partition, msg.offset)
+            headers = normalize_headers(msg.headers)
             # Off the event loop: the planner reads CouchDB synchronously, and a
             # blocked loop misses Kafka heartbeats and leaves the group.
-            out = await asyncio.to_thread(plan_event, planner, event.key, event.value, where, limit)
+            out = await asyncio.to_thread(
+                plan_event, planner, event.key, event.value, where, limit, gate, headers
+            )
             if out.topic == PLANS:
                 try:
-                    await plans.send(key=out.key, value=out.value)
+                    signed = signer.headers(settings.dag_plans_topic, out.key, out.value)
+                    await plans.send(key=out.key, value=out.value, headers=signed)
                     continue
                 except (KafkaError, GleanerError, ValueError) as exc:  # e.g. aiokafka's size check
                     out = dead_letter(event.key, event.value, where, f"the plan could not be produced: {exc}")
-            await deadletters.send(key=out.key, value=out.value)
+            signed = signer.headers(settings.deadletter_topic, out.key, out.value)
+            await deadletters.send(key=out.key, value=out.value, headers=signed)
 
     return app
 

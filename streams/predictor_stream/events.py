@@ -1,15 +1,30 @@
 """One DAG request event in, one event out: its plan, or a dead letter with
-the reason. Pure apart from the planner, so the Faust agent stays a thin loop
-and this part is unit-tested without Kafka."""
+the reason. Pure apart from the planner and the credential check, so the
+Faust agent stays a thin loop and this part is unit-tested without Kafka.
+
+The predictor is the first consumer of ``dag.requests``: a request is the
+gateway's (platform-signed) or a tenant's own, carrying its ``uuid:key`` in
+a ``gleaner-auth`` header whose namespace must be the request's. Anything
+else is dead-lettered with the reason; the plan that goes on is signed.
+"""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
 from gleaner.errors import MalformedEvent
 from streams.events import DagPlan, DagRequest, DeadLetter, decode, derived_activation_id, now_ms
+from streams.kafka.signing import (
+    SIGNATURE_HEADER,
+    Headers,
+    Signer,
+    has_header,
+    namespace_not_proven,
+    tenant_credential,
+)
 
 log = logging.getLogger(__name__)
 PLANS = "plans"
@@ -48,15 +63,53 @@ def dead_letter(key: bytes | None, raw: bytes | None, where: Where, reason: str)
     return Outgoing(DEADLETTERS, key, letter.to_bytes())
 
 
-def plan_event(planner: Planner, key: bytes | None, raw: bytes | None, where: Where, limit: int) -> Outgoing:
+@dataclass(frozen=True, slots=True)
+class Gate:
+    """Who may write a request: the platform (``signer``) or a tenant whose
+    credential ``authenticate`` maps to the request's namespace."""
+
+    signer: Signer
+    authenticate: Callable[[str], str | None]
+
+    def refuses(self, where: Where, key: bytes | None, raw: bytes | None, headers: Headers) -> str | None:
+        """Why the event may not enter before it is decoded, or None (a tenant's is checked later)."""
+        if has_header(headers, SIGNATURE_HEADER):
+            return self.signer.rejects(where.topic, key, raw, headers)
+        return None
+
+    def tenant_refuses(
+        self, req: DagRequest, key: bytes | None, raw: bytes | None, where: Where, headers: Headers
+    ) -> str | None:
+        if self.signer.signed(where.topic, key, raw, headers):
+            return None
+        credential = tenant_credential(headers)
+        owner = self.authenticate(credential) if credential is not None else None
+        return namespace_not_proven(req.namespace, credential, owner)
+
+
+def plan_event(
+    planner: Planner,
+    key: bytes | None,
+    raw: bytes | None,
+    where: Where,
+    limit: int,
+    gate: Gate | None = None,
+    headers: Headers = (),
+) -> Outgoing:
     """The plan of one request event, or why it has none."""
     size = len(raw or b"")
     if size > limit:
         return dead_letter(key, raw, where, f"an event of {size} bytes is above the limit of {limit} bytes")
+    refused = gate.refuses(where, key, raw, headers) if gate is not None else None
+    if refused is not None:
+        return dead_letter(key, raw, where, refused)
     try:
         req = DagRequest.from_dict(
             decode(raw), fallback_id=derived_activation_id(where.topic, where.partition, where.offset)
         )
+        refused = gate.tenant_refuses(req, key, raw, where, headers) if gate is not None else None
+        if refused is not None:
+            return dead_letter(key, raw, where, refused)
         value = planner.plan(req).to_bytes()
     except MalformedEvent as exc:
         return dead_letter(key, raw, where, str(exc))

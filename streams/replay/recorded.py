@@ -29,9 +29,9 @@ def entries_from_events(
 ) -> tuple[list[TraceEntry], int]:
     """(entries in arrival order, events skipped). An event without ``submitted_ms``
     takes its Kafka timestamp from ``timestamps``, or is skipped; so is one whose input
-    was held by reference and has expired. ``resolve`` turns an input
-    held by reference back into its value; profiling runs are skipped, and so
-    is anything that does not decode as a DAG request."""
+    was held by reference and has expired. ``resolve(input, namespace)`` turns an
+    input held by reference back into its value, as the request's namespace may;
+    profiling runs are skipped, and so is anything that does not decode as a DAG request."""
     requests: list[DagRequest] = []
     skipped = 0
     for i, value in enumerate(values):
@@ -59,8 +59,8 @@ def entries_from_events(
         if limit and len(entries) >= limit:
             break
         try:
-            body = resolve(req.input) if resolve else req.input
-        except GleanerError:  # its input was held by reference and has expired from the data store
+            body = resolve(req.input, req.namespace) if resolve else req.input
+        except GleanerError:  # held by reference and expired, or not the namespace's to read
             skipped += 1
             continue
         first = req.submitted_ms if first is None else first

@@ -117,7 +117,7 @@ class Replayer:
         topics: Topics,
         namespace: str,
         *,
-        offload: Callable[[str, dict[str, Any]], dict[str, Any]] | None = None,
+        offload: Callable[[dict[str, Any], str], dict[str, Any]] | None = None,
     ) -> None:
         self.producer = producer
         self.listen = listen
@@ -204,7 +204,7 @@ class Replayer:
             if delay > 0:
                 time.sleep(delay)
             try:
-                body = self.offload(f"{o.request_id}-input", t.body) if self.offload else t.body
+                body = self.offload(t.body, self.namespace) if self.offload else t.body
                 event = DagRequest(
                     request_id=o.request_id,
                     namespace=self.namespace,

@@ -5,9 +5,26 @@ from __future__ import annotations
 
 from gleaner.redis_store import RedisStore
 from gleaner.settings import Settings
-from streams.kafka.client import EventConsumer, EventProducer
+from streams.kafka.client import EventConsumer, EventProducer, Record, signature_rejects
+from streams.kafka.signing import Signer
 from streams.payloads import DataStore
 from streams.replay.runner import Listener, Replayer, Topics
+
+
+class SignedOnly:
+    """A listener that drops what no Gleaner component wrote: a forged result or
+    completion must not count as a replayed request's outcome."""
+
+    def __init__(self, consumer: EventConsumer, signer: Signer) -> None:
+        self._consumer = consumer
+        self._signer = signer
+
+    def poll(self, timeout_s: float) -> Record | None:
+        rec = self._consumer.poll(timeout_s)
+        return rec if rec is None or signature_rejects(self._signer, rec) is None else None
+
+    def close(self) -> None:
+        self._consumer.close()
 
 
 def topics_of(settings: Settings) -> Topics:
@@ -17,11 +34,13 @@ def topics_of(settings: Settings) -> Topics:
 def replayer_for(settings: Settings, namespace: str, producer: EventProducer, redis: RedisStore) -> Replayer:
     topics = topics_of(settings)
     data = DataStore(redis, settings.inline_payload_bytes, settings.data_ttl_s)
+    signer = Signer.for_settings(settings)
 
     def listen() -> Listener:
         # Group-less, from the current end: every replay sees every result and keeps its own.
-        return EventConsumer(
+        consumer = EventConsumer(
             settings, "gleaner-replay", [topics.results, topics.completed], assign_latest=True
         )
+        return SignedOnly(consumer, signer)
 
     return Replayer(producer, listen, topics, namespace, offload=data.offload)

@@ -74,10 +74,10 @@ class FakeActions:
 
 
 class FakeData:
-    def resolve(self, params: dict[str, Any]) -> dict[str, Any]:
+    def resolve(self, params: dict[str, Any], namespace: str) -> dict[str, Any]:
         return params
 
-    def offload(self, activation_id: str, result: dict[str, Any]) -> dict[str, Any]:
+    def offload(self, result: dict[str, Any], namespace: str, stable_key: str | None = None) -> dict[str, Any]:
         return result
 
 

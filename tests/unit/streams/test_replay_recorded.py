@@ -106,7 +106,8 @@ def test_limit_keeps_the_earliest_requests():
 def test_resolve_turns_references_back_into_inputs():
     seen: list[dict[str, Any]] = []
 
-    def resolve(value: dict[str, Any]) -> Any:
+    def resolve(value: dict[str, Any], namespace: str) -> Any:
+        assert namespace == "guest"  # in the request's own namespace
         seen.append(value)
         return {"resolved": value["$ref"]} if "$ref" in value else value
 
@@ -117,7 +118,7 @@ def test_resolve_turns_references_back_into_inputs():
 
 
 def test_an_input_that_does_not_resolve_to_an_object_becomes_empty():
-    entries, _ = entries_from_events([req(T0, input={"$ref": "gone"})], resolve=lambda _v: None)
+    entries, _ = entries_from_events([req(T0, input={"$ref": "gone"})], resolve=lambda _v, _ns: None)
     assert entries[0].input == {}
 
 
@@ -171,7 +172,7 @@ def test_a_recorded_request_without_submitted_ms_is_not_scheduled_at_replay_time
 def test_a_request_whose_input_expired_is_skipped_and_the_spacing_starts_at_the_first_kept():
     from gleaner.errors import BadRequest
 
-    def resolve(value: dict[str, Any]) -> dict[str, Any]:
+    def resolve(value: dict[str, Any], _namespace: str) -> dict[str, Any]:
         if value.get("$gleaner_ref") == "gone":
             raise BadRequest("data gone expired or never existed")
         return value

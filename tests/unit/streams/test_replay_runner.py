@@ -228,7 +228,7 @@ def make(platforms: list[Platform]) -> Callable[..., tuple[Replayer, Platform, F
     def build(
         answer: Callable[[DagRequest], Reply] = lambda _req: Reply(),
         fail: Callable[[DagRequest], bool] = lambda _r: False,
-        offload: Callable[[str, dict[str, Any]], dict[str, Any]] | None = None,
+        offload: Callable[[dict[str, Any], str], dict[str, Any]] | None = None,
     ) -> tuple[Replayer, Platform, FakeProducer]:
         platform = Platform(answer)
         platforms.append(platform)
@@ -449,16 +449,16 @@ def test_an_entrys_policy_wins_over_the_runs_and_goes_on_the_request(make):
 def test_the_offloaders_answer_is_what_is_sent(make):
     calls: list[tuple[str, dict[str, Any]]] = []
 
-    def offload(key: str, body: dict[str, Any]) -> dict[str, Any]:
-        calls.append((key, dict(body)))
-        return {"$ref": key, "size": 12345}
+    def offload(body: dict[str, Any], namespace: str) -> dict[str, Any]:
+        calls.append((namespace, dict(body)))
+        return {"$ref": "r1", "size": 12345}
 
     replayer, _, producer = make(offload=offload)
     run = replay(replayer, [entry(0.0, 7)])
 
     o = run.outcomes[0]
-    assert calls == [(f"{o.request_id}-input", {"n": 7})]
-    assert producer.requests[0].input == {"$ref": f"{o.request_id}-input", "size": 12345}
+    assert calls == [(NAMESPACE, {"n": 7})]  # stored as the replaying namespace's own value
+    assert producer.requests[0].input == {"$ref": "r1", "size": 12345}
     assert o.input_size == size_of({"n": 7})  # the size of the input itself, not of its reference
     assert o.status == SUCCESS
 

@@ -1,0 +1,140 @@
+"""Who may write an event: the signed envelope every first consumer checks.
+
+The embedded broker (Tansu) has no SASL and no ACLs, so anything that can
+reach it can produce to any topic. Gleaner therefore does not trust the
+broker to say who wrote an event; the event says it itself, in a header:
+
+- ``gleaner-sig``: HMAC-SHA256 under the platform secret of (topic, key,
+  value), put on every event Gleaner's own components produce (one place:
+  :class:`~streams.kafka.client.EventProducer`). Only a holder of the secret
+  (the platform's processes, which read it from the 0600 state directory)
+  can make one, and it holds only for the topic and key it was made for.
+- ``gleaner-auth``: a tenant's own ``uuid:key`` (the REST credential), for
+  events a tenant produces with any Kafka client to the two entry topics
+  (``invocations``, ``dag.requests``). Their first consumer authenticates
+  it and checks the event's namespace is the key's.
+
+Everything else is dead-lettered with the reason by the first consumer.
+Pure apart from loading the secret.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from gleaner.settings import Settings
+
+SIGNATURE_HEADER = "gleaner-sig"
+AUTH_HEADER = "gleaner-auth"
+_DOMAIN = b"gleaner-event-v1"
+
+Headers = tuple[tuple[str, bytes], ...]
+
+
+def _field(data: bytes | None) -> bytes:
+    # Length-prefixed, so (topic, key, value) splits one way only; None differs from b"".
+    if data is None:
+        return b"-1:"
+    return str(len(data)).encode() + b":" + data
+
+
+def _as_bytes(key: str | bytes | None) -> bytes | None:
+    return key.encode() if isinstance(key, str) else key
+
+
+def normalize_headers(raw: Any) -> Headers:
+    """confluent-kafka's list, aiokafka's tuple or Faust's dict of headers -> one shape.
+    Values that are not bytes (or str) are dropped: they cannot be ours."""
+    if not raw:
+        return ()
+    items: Iterable[Any] = raw.items() if isinstance(raw, Mapping) else raw
+    out: list[tuple[str, bytes]] = []
+    for item in items:
+        if not isinstance(item, Sequence) or len(item) != 2:
+            continue
+        name, value = item
+        if isinstance(value, str):
+            value = value.encode()
+        if isinstance(name, str) and isinstance(value, bytes):
+            out.append((name, value))
+    return tuple(out)
+
+
+def header(headers: Headers, name: str) -> bytes | None:
+    """The one value of ``name``; None when absent. Two values count as forged (None too)."""
+    values = [v for k, v in headers if k == name]
+    return values[0] if len(values) == 1 else None
+
+
+def has_header(headers: Headers, name: str) -> bool:
+    return any(k == name for k, _ in headers)
+
+
+class Signer:
+    """Signs and verifies Gleaner's own events under the platform secret."""
+
+    __slots__ = ("_secret",)
+
+    def __init__(self, secret: bytes) -> None:
+        if len(secret) < 16:
+            raise ValueError("the platform secret is too short")
+        self._secret = secret
+
+    @classmethod
+    def for_settings(cls, settings: Settings) -> Signer:
+        from gleaner.secrets_file import platform_secret
+
+        return cls(platform_secret(settings))
+
+    def signature(self, topic: str, key: str | bytes | None, value: bytes | None) -> bytes:
+        msg = _DOMAIN + _field(topic.encode()) + _field(_as_bytes(key)) + _field(value)
+        return hmac.new(self._secret, msg, hashlib.sha256).hexdigest().encode()
+
+    def headers(self, topic: str, key: str | bytes | None, value: bytes | None) -> list[tuple[str, bytes]]:
+        return [(SIGNATURE_HEADER, self.signature(topic, key, value))]
+
+    def rejects(
+        self, topic: str, key: str | bytes | None, value: bytes | None, headers: Headers
+    ) -> str | None:
+        """Why this event is not Gleaner's own, or None when its signature holds."""
+        if not has_header(headers, SIGNATURE_HEADER):
+            return f"unsigned event on {topic}: only Gleaner's own components write to it"
+        given = header(headers, SIGNATURE_HEADER)
+        if given is None or not hmac.compare_digest(given, self.signature(topic, key, value)):
+            return f"forged event on {topic}: its platform signature does not match"
+        return None
+
+    def signed(self, topic: str, key: str | bytes | None, value: bytes | None, headers: Headers) -> bool:
+        return self.rejects(topic, key, value, headers) is None
+
+    def derive(self, purpose: str, *parts: str) -> str:
+        """A stable id no one can guess without the secret (e.g. a payload reference
+        for one activation's result: redelivery makes the same one)."""
+        msg = _DOMAIN + _field(purpose.encode()) + b"".join(_field(p.encode()) for p in parts)
+        return hmac.new(self._secret, msg, hashlib.sha256).hexdigest()
+
+
+def tenant_credential(headers: Headers) -> str | None:
+    """The ``uuid:key`` a tenant's event carries, or None."""
+    raw = header(headers, AUTH_HEADER)
+    if raw is None:
+        return None
+    try:
+        return raw.decode("ascii")
+    except UnicodeDecodeError:
+        return None
+
+
+def namespace_not_proven(claimed: str, credential: str | None, owner: str | None) -> str | None:
+    """Why a tenant's event may not act for ``claimed``, or None when it may.
+    ``owner`` is the namespace ``credential`` authenticated as (None: not a valid key)."""
+    if credential is None:
+        return f"namespace {claimed} not proven: no credential (a '{AUTH_HEADER}' header with its uuid:key)"
+    if owner is None:
+        return f"namespace {claimed} not proven: the credential is not a valid key"
+    if owner != claimed:
+        return f"namespace {claimed} not proven: the credential does not belong to namespace {claimed}"
+    return None
