@@ -38,6 +38,7 @@ from deploy import procs, services
 from deploy.common import read_pid
 from gleaner.couchdb import ACTIVATIONS, CouchDB
 from gleaner.settings import Settings
+from streams.kafka.signing import Signer
 
 REPORT = """
 def _report(args):
@@ -322,7 +323,10 @@ def _submit_kafka(
         "dag": dag,
         "input": value,
     }
-    producer.produce(settings.dag_requests_topic, orjson.dumps(event), key=request_id)
+    raw = orjson.dumps(event)
+    # Signed as the gateway signs (this tool runs as the operator, next to the state directory).
+    headers = Signer.for_settings(settings).headers(settings.dag_requests_topic, request_id, raw)
+    producer.produce(settings.dag_requests_topic, raw, key=request_id, headers=headers)
     producer.poll(0)
     return 0
 

@@ -30,6 +30,7 @@ from gleaner.errors import GleanerError
 from gleaner.settings import load_settings
 from streams.events import DagRequest, new_activation_id, now_ms
 from streams.kafka.client import ensure_topics
+from streams.kafka.signing import Signer
 from streams.payloads import REF
 from streams.topics import all_topics
 
@@ -59,16 +60,17 @@ def main(args: argparse.Namespace) -> int:
     )
     consumer.subscribe([settings.dag_plans_topic])
     producer = confluent_kafka.Producer({"bootstrap.servers": settings.kafka_bootstrap, "linger.ms": 5})
+    signer = Signer.for_settings(settings)
     try:
         # Warm up: wait until the worker answers one request.
-        _send(producer, settings.dag_requests_topic, namespace, args.dag, sizes[0])
+        _send(producer, signer, settings.dag_requests_topic, namespace, args.dag, sizes[0])
         first = _collect(consumer, 1, 90)
         if not first or not first[0]["harvest"]:
             reasons = first[0]["reasons"] if first else "no plan at all"
             raise GleanerError(f"the predictor did not plan {args.dag}: {reasons} (train it first)")
         start = time.perf_counter()
         for i in range(args.requests):
-            _send(producer, settings.dag_requests_topic, namespace, args.dag, sizes[i % len(sizes)])
+            _send(producer, signer, settings.dag_requests_topic, namespace, args.dag, sizes[i % len(sizes)])
             producer.poll(0)
         producer.flush(30)
         plans = _collect(consumer, args.requests, 300)
@@ -101,7 +103,9 @@ def main(args: argparse.Namespace) -> int:
     return 0
 
 
-def _send(producer: confluent_kafka.Producer, topic: str, namespace: str, dag: str, size: int) -> None:
+def _send(
+    producer: confluent_kafka.Producer, signer: Signer, topic: str, namespace: str, dag: str, size: int
+) -> None:
     req = DagRequest(
         request_id=new_activation_id(),
         namespace=namespace,
@@ -110,7 +114,9 @@ def _send(producer: confluent_kafka.Producer, topic: str, namespace: str, dag: s
         harvest=True,
         submitted_ms=now_ms(),
     )
-    producer.produce(topic, req.to_bytes(), key=req.request_id)
+    raw = req.to_bytes()
+    # Signed as the gateway signs: the predictor takes only platform or tenant-keyed requests.
+    producer.produce(topic, raw, key=req.request_id, headers=signer.headers(topic, req.request_id, raw))
 
 
 def _collect(consumer: confluent_kafka.Consumer, n: int, timeout_s: float) -> list[dict[str, Any]]:

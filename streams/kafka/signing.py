@@ -31,7 +31,8 @@ SIGNATURE_HEADER = "gleaner-sig"
 AUTH_HEADER = "gleaner-auth"
 _DOMAIN = b"gleaner-event-v1"
 
-Headers = tuple[tuple[str, bytes], ...]
+Headers = tuple[tuple[str, bytes], ...]  # as consumed
+OutHeaders = list[tuple[str, str | bytes | None]]  # as confluent-kafka and aiokafka produce them
 
 
 def _field(data: bytes | None) -> bytes:
@@ -93,7 +94,7 @@ class Signer:
         msg = _DOMAIN + _field(topic.encode()) + _field(_as_bytes(key)) + _field(value)
         return hmac.new(self._secret, msg, hashlib.sha256).hexdigest().encode()
 
-    def headers(self, topic: str, key: str | bytes | None, value: bytes | None) -> list[tuple[str, bytes]]:
+    def headers(self, topic: str, key: str | bytes | None, value: bytes | None) -> OutHeaders:
         return [(SIGNATURE_HEADER, self.signature(topic, key, value))]
 
     def rejects(

@@ -15,7 +15,7 @@ import orjson
 from gleaner.errors import EventTooLarge, KafkaError
 from streams.kafka.client import RebalanceListener, Record
 from streams.kafka.offsets import TopicPartition
-from streams.kafka.signing import Headers, Signer
+from streams.kafka.signing import Headers, Signer, normalize_headers
 
 
 def record(
@@ -34,7 +34,7 @@ def record(
     elif isinstance(value, str):
         value = value.encode()
     if signer is not None:
-        headers = (*headers, *signer.headers(topic, key, value))
+        headers = (*headers, *normalize_headers(signer.headers(topic, key, value)))
     return Record(topic=topic, partition=partition, offset=offset, key=key, value=value, headers=headers)
 
 
@@ -165,7 +165,7 @@ class MemorySink:
         if self.fail_produces:
             self.fail_produces -= 1
             raise KafkaError(f"produce to {topic} failed: broker gone")
-        headers = tuple(self.signer.headers(topic, key, value)) if self.signer is not None else ()
+        headers = normalize_headers(self.signer.headers(topic, key, value)) if self.signer is not None else ()
         self.produced.append(Produced(topic, value, key, headers))
         if on_delivered is not None:
             self._callbacks.append(on_delivered)

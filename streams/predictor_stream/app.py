@@ -32,7 +32,7 @@ from gleaner import subjects
 from gleaner.couchdb import CouchDB
 from gleaner.errors import GleanerError
 from gleaner.settings import Settings
-from streams.kafka.signing import Signer, normalize_headers
+from streams.kafka.signing import SIGNATURE_HEADER, Signer, normalize_headers
 from streams.predictor_stream.events import PLANS, Gate, Where, dead_letter, plan_event
 from streams.predictor_stream.planner import RequestPlanner
 
@@ -102,12 +102,14 @@ def make_app(settings: Settings) -> faust.App:
             )
             if out.topic == PLANS:
                 try:
-                    signed = signer.headers(settings.dag_plans_topic, out.key, out.value)
+                    signed = {
+                        SIGNATURE_HEADER: signer.signature(settings.dag_plans_topic, out.key, out.value)
+                    }
                     await plans.send(key=out.key, value=out.value, headers=signed)
                     continue
                 except (KafkaError, GleanerError, ValueError) as exc:  # e.g. aiokafka's size check
                     out = dead_letter(event.key, event.value, where, f"the plan could not be produced: {exc}")
-            signed = signer.headers(settings.deadletter_topic, out.key, out.value)
+            signed = {SIGNATURE_HEADER: signer.signature(settings.deadletter_topic, out.key, out.value)}
             await deadletters.send(key=out.key, value=out.value, headers=signed)
 
     return app

@@ -9,14 +9,14 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-import confluent_kafka
 import orjson
 import pytest
 
 from composer import dag_document, parallel, sequence
 from gleaner.cli.client import ApiError, OpenWhiskClient
 from gleaner.records import annotation
-from tests.integration.conftest import TEST_NAMESPACE, stored_record
+from tests.integration import kafka_clients
+from tests.integration.conftest import TEST_AUTH, TEST_NAMESPACE, stored_record
 from tests.integration.test_kafka_path import _read_to_end, read_topic
 
 pytestmark = pytest.mark.integration
@@ -115,7 +115,7 @@ def test_every_composer_fixture_is_accepted_or_refused_clearly(ow, fixture):
 
 def test_a_plain_kafka_producer_can_request_a_dag(stack_up, ow, fns, couch, unique):
     put_dag(ow, f"kcalc-{unique}", dag_document(sequence("inc", "double")))
-    producer = confluent_kafka.Producer({"bootstrap.servers": stack_up.kafka_bootstrap})
+    producer = kafka_clients.tenant(stack_up, TEST_AUTH)
     with_id = uuid.uuid4().hex
     for request_id in (with_id, None):  # with an id and key, and with neither
         event: dict[str, Any] = {
@@ -137,9 +137,7 @@ def test_a_plain_kafka_producer_can_request_a_dag(stack_up, ow, fns, couch, uniq
 def test_a_2mb_inline_request_from_kafka_runs_through_every_stream(stack_up, ow, fns, couch, unique):
     """Every client agrees on one event limit (aiokafka's 1 MB default once dropped this)."""
     put_dag(ow, f"kbig-{unique}", dag_document(sequence("blobsize")))
-    producer = confluent_kafka.Producer(
-        {"bootstrap.servers": stack_up.kafka_bootstrap, "message.max.bytes": 4 * 2**20}
-    )
+    producer = kafka_clients.tenant(stack_up, TEST_AUTH, **{"message.max.bytes": 4 * 2**20})
     request_id = uuid.uuid4().hex
     event = {
         "type": "dag.request",
@@ -191,9 +189,8 @@ def test_a_duplicate_completion_does_not_advance_twice(stack_up, ow, fns, couch,
         found = _read_to_end(stack_up, stack_up.completed_topic, f'"caused_by":"{request_id}"'.encode())
         first = found[0] if found else None
     assert first is not None, "the first function never completed"
-    producer = confluent_kafka.Producer(
-        {"bootstrap.servers": stack_up.kafka_bootstrap, "partitioner": "murmur2_random"}
-    )
+    # Standing in for an invoker that delivers twice (only invokers write completions).
+    producer = kafka_clients.platform(stack_up, partitioner="murmur2_random")
     for _ in range(2):  # replay the first completion while the second function naps
         producer.produce(stack_up.completed_topic, orjson.dumps(first), key=request_id)
     producer.flush(10)
@@ -225,7 +222,7 @@ def test_bad_dags_and_requests_get_clear_errors(ow, fns, unique):
 
 
 def test_bad_dag_requests_on_kafka_are_dead_lettered(stack_up, couch, unique):
-    producer = confluent_kafka.Producer({"bootstrap.servers": stack_up.kafka_bootstrap})
+    producer = kafka_clients.tenant(stack_up, TEST_AUTH)
     marker = uuid.uuid4().hex
     producer.produce(stack_up.dag_requests_topic, f"garbage {marker}".encode())
     missing = uuid.uuid4().hex

@@ -22,6 +22,7 @@ from hypothesis import HealthCheck, given
 from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
+from tests.integration import kafka_clients
 from tests.integration.conftest import TEST_NAMESPACE, stored_record
 
 pytestmark = pytest.mark.integration
@@ -228,9 +229,9 @@ def read_letters(settings, markers: set[str], seconds: float = 90.0) -> dict[str
 
 
 def test_every_bad_event_on_every_topic_is_dead_lettered_with_its_reason(stack_up, couch, echo):
-    producer = confluent_kafka.Producer(
-        {"bootstrap.servers": stack_up.kafka_bootstrap, "message.max.bytes": 32 * 2**20}
-    )
+    # Signed as a component would: the events must reach the parsers behind the signature
+    # check (unsigned and forged events are test_security_kafka's).
+    producer = kafka_clients.platform(stack_up, **{"message.max.bytes": 32 * 2**20})
     sent: dict[str, tuple[str, str]] = {}  # marker -> (topic, what was done)
     for topic, what, raw in the_events(stack_up):
         marker = uuid.uuid4().hex

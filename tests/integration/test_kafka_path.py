@@ -1,4 +1,5 @@
-"""Requests produced straight to Kafka by any client; dead letters; duplicates."""
+"""Requests produced straight to Kafka by a tenant's own client (its key in a
+header); dead letters; duplicates."""
 
 from __future__ import annotations
 
@@ -10,14 +11,15 @@ import confluent_kafka
 import orjson
 import pytest
 
-from tests.integration.conftest import TEST_NAMESPACE, stored_record
+from tests.integration import kafka_clients
+from tests.integration.conftest import TEST_AUTH, TEST_NAMESPACE, stored_record
 
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(scope="module")
 def producer(stack_up):
-    p = confluent_kafka.Producer({"bootstrap.servers": stack_up.kafka_bootstrap})
+    p = kafka_clients.tenant(stack_up, TEST_AUTH)
     yield p
     p.flush(10)
 

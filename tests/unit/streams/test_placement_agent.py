@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import orjson
+import pytest
+
+from gleaner.kafka_auth import tenant_headers
 from gleaner.settings import Settings
 from streams.events import ActivationRequest, InvokerHealth
 from streams.kafka.deadletter import DeadLetters
 from streams.kafka.runner import ConsumeRunner, RunnerConfig
+from streams.kafka.signing import SIGNATURE_HEADER, Signer, normalize_headers
 from streams.kafka.testing import MemorySink, MemorySource
 from streams.placement.agent import NO_INVOKER_MSG, InvokerTable, PlacementAgent
 
@@ -120,3 +125,61 @@ def test_a_silent_invokers_unanswered_work_goes_to_a_healthy_one_marked_as_taken
     clock.now += 1
     runner.run_once()
     assert len(sink.on(SETTINGS.invoker_topic("i1"))) == 1  # sent once, not on every tick
+
+
+# --- tenants' own Kafka events --------------------------------------------------------------------
+
+SIGNER = Signer(b"s" * 32)
+KEYS = {"u:guest-key": "guest", "u:other-key": "other"}
+
+
+def make_gated():
+    source, sink, clock = MemorySource(), MemorySink(), Clock()
+    table = InvokerTable(unhealthy_after_s=1e9)
+    heartbeat(table)
+    agent = PlacementAgent(
+        SETTINGS, sink, table, "greedy-jsq", 30.0, clock, signer=SIGNER, authenticate=KEYS.get
+    )
+    config = RunnerConfig(commit_interval_s=0, signer=SIGNER, tenant_entry=True)
+    runner = ConsumeRunner("placement", source, sink, DeadLetters(SETTINGS, sink), agent, config, clock)
+    return runner, source, sink
+
+
+def test_a_tenants_keyed_event_runs_without_the_fields_only_the_platform_sets():
+    runner, source, sink = make_gated()
+    planned = {"cpu": 4.0, "memory": 8192, "source": "gleaner"}
+    raw = orjson.loads(invocation("a" * 32, caused_by="b" * 32))
+    raw.update(allocation=planned, redispatched_from="i9")
+    source.push(TOPIC, raw, headers=normalize_headers(tenant_headers("u:guest-key")))
+    runner.run_once()
+    (sent,) = sink.on(SETTINGS.invoker_topic("i0"))
+    assert sent["namespace"] == "guest" and sent["activation_id"] == "a" * 32
+    assert (sent["allocation"], sent["redispatched_from"], sent["caused_by"]) == (None, None, None)
+
+
+def test_the_platforms_signed_event_keeps_its_fields():
+    runner, source, sink = make_gated()
+    source.push(TOPIC, invocation("a" * 32, caused_by="b" * 32), signer=SIGNER)
+    runner.run_once()
+    assert sink.on(SETTINGS.invoker_topic("i0"))[0]["caused_by"] == "b" * 32
+
+
+@pytest.mark.parametrize(
+    ("headers", "why"),
+    [
+        ((), "namespace guest not proven: no credential"),
+        (
+            normalize_headers(tenant_headers("u:other-key")),
+            "the credential does not belong to namespace guest",
+        ),
+        (normalize_headers(tenant_headers("u:revoked")), "the credential is not a valid key"),
+        (((SIGNATURE_HEADER, b"0" * 64),), "forged event on"),
+    ],
+)
+def test_an_event_that_cannot_prove_its_namespace_is_dead_lettered_and_never_dispatched(headers, why):
+    runner, source, sink = make_gated()
+    source.push(TOPIC, invocation("a" * 32), headers=headers)
+    runner.run_once()
+    assert sink.on(SETTINGS.invoker_topic("i0")) == []
+    (letter,) = sink.on(SETTINGS.deadletter_topic)
+    assert why in letter["reason"] and source.committed(TP) == 1

@@ -8,8 +8,10 @@ from typing import Any
 import orjson
 
 from gleaner.errors import CouchDBError
+from gleaner.kafka_auth import tenant_headers
 from streams.events import DagPlan, DagRequest
-from streams.predictor_stream.events import DEADLETTERS, PLANS, Where, plan_event
+from streams.kafka.signing import Signer, normalize_headers
+from streams.predictor_stream.events import DEADLETTERS, PLANS, Gate, Where, plan_event
 
 WHERE = Where("dag.requests", 0, 7)
 LIMIT = 10_000
@@ -79,3 +81,38 @@ def test_a_store_error_in_the_planner_is_a_dead_letter_only_if_it_escapes():
     # The planner keeps user allocations on store trouble; if one escapes, the event is parked with why.
     got = letter(request(), EchoPlanner(CouchDBError("down")))
     assert "CouchDBError" in got["reason"]
+
+
+# --- who may write a request --------------------------------------------------------------------
+
+SIGNER = Signer(b"s" * 32)
+KEYS = {"u:guest-key": "guest", "u:other-key": "other"}
+GATE = Gate(SIGNER, KEYS.get)
+
+
+def gated(raw: bytes, headers: tuple[tuple[str, bytes], ...]) -> tuple[str, str]:
+    out = plan_event(EchoPlanner(), b"k", raw, WHERE, LIMIT, GATE, headers)
+    return out.topic, orjson.loads(out.value).get("reason", "")
+
+
+def test_the_gateways_signed_request_and_a_tenants_keyed_one_are_planned():
+    raw = request()
+    assert gated(raw, normalize_headers(SIGNER.headers(WHERE.topic, b"k", raw)))[0] == PLANS
+    assert gated(raw, normalize_headers(tenant_headers("u:guest-key")))[0] == PLANS
+
+
+def test_a_request_that_cannot_prove_its_namespace_is_dead_lettered_with_why():
+    raw = request()
+    assert gated(raw, ()) == (
+        DEADLETTERS,
+        "namespace guest not proven: no credential (a 'gleaner-auth' header with its uuid:key)",
+    )
+    assert gated(raw, normalize_headers(tenant_headers("u:other-key")))[1] == (
+        "namespace guest not proven: the credential does not belong to namespace guest"
+    )
+    assert (
+        gated(raw, normalize_headers(tenant_headers("u:wrong")))[1]
+        == "namespace guest not proven: the credential is not a valid key"
+    )
+    forged = normalize_headers(Signer(b"o" * 32).headers(WHERE.topic, b"k", raw))
+    assert gated(raw, forged)[1] == "forged event on dag.requests: its platform signature does not match"

@@ -11,6 +11,7 @@ from streams.events import ActivationRequest
 from streams.failures import failed_completion
 from streams.kafka.deadletter import DeadLetters
 from streams.kafka.runner import ConsumeRunner, RunnerConfig
+from streams.kafka.signing import Signer
 from streams.kafka.testing import MemorySink, MemorySource
 from streams.record_sink import RecordSink, batch_outcome
 
@@ -127,3 +128,19 @@ def test_stopping_writes_the_open_batch_first():
     runner.stop()
     runner.run()
     assert len(couch.docs) == 1 and source.committed(TP) == 1 and source.closed
+
+
+def test_only_an_invokers_signed_completion_becomes_a_record():
+    signer = Signer(b"s" * 32)
+    source, sink, couch, clock = MemorySource(), MemorySink(), MemoryCouch(), Clock()
+    source.push(TOPIC, completion("a" * 32), signer=signer)
+    source.push(TOPIC, completion("b" * 32))  # any Kafka client's, unsigned
+    source.push(TOPIC, completion("c" * 32), signer=Signer(b"o" * 32))  # signed with a guessed secret
+    config = RunnerConfig(commit_interval_s=0, signer=signer)
+    runner = ConsumeRunner(
+        "records", source, sink, DeadLetters(SETTINGS, sink), RecordSink(couch, 0.02, clock), config, clock
+    )
+    turns(runner, 10, clock)
+    assert list(couch.docs) == [f"guest/{'a' * 32}"]
+    reasons = [letter["reason"].split(":")[0] for letter in sink.on(SETTINGS.deadletter_topic)]
+    assert reasons == [f"unsigned event on {TOPIC}", f"forged event on {TOPIC}"]

@@ -132,8 +132,11 @@ def test_an_event_above_the_limit_is_dead_lettered_unread():
     assert source.committed(TP) == 2
 
 
-def test_the_event_limit_comes_from_the_kafka_setting():
-    assert RunnerConfig.for_settings(Settings(kafka_message_max_bytes=123)).max_event_bytes == 123
+def test_the_event_limit_comes_from_the_kafka_setting(tmp_path):
+    assert (
+        RunnerConfig.for_settings(Settings(kafka_message_max_bytes=123, state_dir=tmp_path)).max_event_bytes
+        == 123
+    )
 
 
 def test_a_transient_failure_is_retried_with_backoff_and_holds_later_records():
