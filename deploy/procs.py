@@ -28,6 +28,7 @@ from deploy.common import (
     spawn,
     stop_part,
 )
+from gleaner.credentials import admin_credential, guest_credential
 from gleaner.errors import StackError
 from gleaner.settings import PREFIX, Settings
 
@@ -126,7 +127,9 @@ def invokers_up(body: Any) -> list[str]:
 
 
 def _auth(settings: Settings) -> tuple[str, str] | None:
-    user, sep, key = settings.guest_auth.partition(":")
+    """`/invokers` needs a credential: the admin's, else the default namespace's."""
+    credential = admin_credential(settings) or guest_credential(settings) or ""
+    user, sep, key = credential.partition(":")
     return (user, key) if sep else None
 
 

@@ -7,6 +7,8 @@ localhost) is external: it is only health-checked, never started or stopped.
 
 from __future__ import annotations
 
+import json
+import os
 import shutil
 import time
 from collections.abc import Callable, Sequence
@@ -16,7 +18,6 @@ from urllib.parse import urlsplit
 
 import docker
 import httpx
-import redis
 from confluent_kafka import KafkaError as RdKafkaError
 from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient
@@ -34,7 +35,15 @@ from deploy.common import (
     stop_part,
     wait_healthy,
 )
+from gleaner.credentials import (
+    couchdb_login,
+    ensure_couchdb_login,
+    ensure_redis_password,
+    secrets_dir,
+    write_secret,
+)
 from gleaner.errors import StackError
+from gleaner.redis_store import connect
 from gleaner.settings import Settings
 
 SERVICES = ("docker", "kafka", "redis", "couchdb")
@@ -147,7 +156,7 @@ def ensure_topics(settings: Settings, names: Sequence[str], partitions: int) -> 
 
 
 def redis_check(settings: Settings) -> str | None:
-    client = redis.Redis.from_url(settings.redis_url, socket_connect_timeout=1, socket_timeout=2)
+    client = connect(settings, socket_connect_timeout=1, socket_timeout=2)
     try:
         client.ping()
         version = client.info("server").get("redis_version", "?")
@@ -163,8 +172,10 @@ def _redis_argv(settings: Settings) -> list[str]:
     url = urlsplit(settings.redis_url)
     data = settings.state_dir / "redis"
     data.mkdir(parents=True, exist_ok=True)
+    os.chmod(data, 0o700)  # its append-only file holds payloads
     return [
         binary,
+        str(_redis_auth_config(settings)),  # the password in a 0600 file, not in argv (ps shows argv)
         "--port",
         str(url.port or 6379),
         "--bind",
@@ -180,6 +191,14 @@ def _redis_argv(settings: Settings) -> list[str]:
         "--dir",
         str(data),  # keeps any dump out of the caller's cwd
     ]
+
+
+def _redis_auth_config(settings: Settings) -> Path:
+    """A config file naming the embedded Redis's password (generated once, kept)."""
+    password = ensure_redis_password(settings)
+    path = secrets_dir(settings) / "redis.conf"
+    write_secret(path, f"requirepass {password}\nprotected-mode yes")
+    return path
 
 
 def redis_service(settings: Settings) -> Service:
@@ -203,8 +222,7 @@ def couchdb_check(settings: Settings) -> str | None:
     url = urlsplit(settings.couchdb_url)
     if is_embedded_host(url.hostname) and not port_open(url.hostname or "", url.port or 5984):
         return None
-    auth = (settings.couchdb_user, settings.couchdb_password) if settings.couchdb_user else None
-    resp = httpx.get(settings.couchdb_url, auth=auth, timeout=3.0)
+    resp = httpx.get(settings.couchdb_url, auth=couchdb_login(settings), timeout=3.0)
     resp.raise_for_status()
     body = resp.json()
     if not isinstance(body, dict) or not ({"couchdb", "version", "pouchdb"} & body.keys()):
@@ -232,6 +250,8 @@ def _couchdb_argv(settings: Settings) -> list[str]:
     url = urlsplit(settings.couchdb_url)
     home = _couchdb_dir(settings)
     home.mkdir(parents=True, exist_ok=True)
+    os.chmod(home, 0o700)  # its config holds the admin's hash, its LevelDB every record
+    _write_couchdb_admin(home / "config.json", *ensure_couchdb_login(settings))
     return [
         binary,
         "--port",
@@ -246,6 +266,19 @@ def _couchdb_argv(settings: Settings) -> list[str]:
         "--dir",
         str(home) + "/",
     ]
+
+
+def _write_couchdb_admin(config: Path, user: str, password: str) -> None:
+    """End pouchdb-server's admin party: Gleaner's user is its one server admin. The plain
+    password written here is hashed by pouchdb-server when it starts."""
+    try:
+        data = json.loads(config.read_text())
+    except (FileNotFoundError, ValueError):
+        data = {}
+    if not isinstance(data, dict):
+        data = {}
+    data["admins"] = {user: password}
+    write_secret(config, json.dumps(data, indent=2))
 
 
 def couchdb_service(settings: Settings) -> Service:

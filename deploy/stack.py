@@ -19,9 +19,11 @@ import docker.errors
 
 from deploy import images, procs, services, supervisor
 from deploy.common import PartStatus
-from gleaner.couchdb import ensure_schema
+from gleaner.couchdb import CouchDB, ensure_schema
+from gleaner.credentials import ensure_admin_credential, ensure_guest_credential
 from gleaner.errors import GleanerError, StackError
 from gleaner.settings import Settings
+from gleaner.subjects import ensure_admin, ensure_subject
 from invoker_agent.docker_engine import INVOKER_LABEL, MANAGED_LABEL
 from streams.topics import all_topics
 
@@ -67,6 +69,20 @@ def write_wskprops(path: Path, apihost: str, auth: str) -> Path:
     return path
 
 
+def ensure_keys(settings: Settings) -> str:
+    """The default namespace's key and the admin's: generated once into the state directory
+    (0600), never rotated by a re-run, and stored hashed in CouchDB. Return the guest key."""
+    guest = ensure_guest_credential(settings)
+    admin = ensure_admin_credential(settings)
+    db = CouchDB(settings)
+    try:
+        ensure_subject(db, settings.guest_namespace, guest)
+        ensure_admin(db, admin)
+    finally:
+        db.close()
+    return guest
+
+
 def up(
     settings: Settings, *, demo: bool = False, progress: bool = True, components: bool = True
 ) -> list[PartStatus]:
@@ -78,15 +94,16 @@ def up(
     parts.append(services.start(settings, "couchdb"))
     try:
         ensure_schema(settings)
+        guest = ensure_keys(settings)
     except GleanerError as exc:
-        raise StackError("couchdb", f"cannot create databases and indexes: {exc}") from exc
+        raise StackError("couchdb", f"cannot create databases, indexes and keys: {exc}") from exc
     began = time.monotonic()
     tag = images.ensure_runtime_image(settings, progress=progress)
     parts.append(PartStatus("image", "up", tag, None, f"ready in {time.monotonic() - began:.1f} s"))
     if components:
         parts.extend(procs.start_components(settings))
         parts.append(procs.start_supervisor(settings))
-    write_wskprops(wskprops_path(), settings.api_host, settings.guest_auth)
+    write_wskprops(wskprops_path(), settings.api_host, guest)
     if demo:
         from gleaner.cli.demo import run_demo  # the CLI's demo: register, invoke, show
 

@@ -8,7 +8,7 @@ gateway) is the smallest honest choice, and it works unchanged against
 CouchDB 3 and pouchdb-server.
 
 Databases (names get ``settings.db_prefix``):
-  subjects     namespaces and their API keys       _id = namespace
+  subjects     namespaces and their hashed API keys  _id = namespace | "key/<uuid>"  (gleaner.subjects)
   whisks       actions (OpenWhisk's entity db)     _id = "<namespace>/<name>"
   activations  activation records                  _id = "<namespace>/<activationId>"
   dags         DAG definitions (compositions)      _id = "<namespace>/<name>"
@@ -23,6 +23,7 @@ from urllib.parse import quote
 import httpx
 import orjson
 
+from gleaner.credentials import couchdb_login
 from gleaner.errors import Conflict, CouchDBError
 from gleaner.settings import Settings
 
@@ -38,7 +39,7 @@ INDEXES: dict[str, list[tuple[str, list[str]]]] = {
         ("by-namespace-start", ["namespace", "start"]),
         ("by-name-start", ["namespace", "name", "start"]),
     ],
-    SUBJECTS: [("by-uuid", ["uuid"])],
+    SUBJECTS: [("by-type", ["type", "namespace"])],
     DAGS: [("by-namespace", ["namespace", "name"])],
 }
 
@@ -69,9 +70,8 @@ def _interpret(call: Call, status: int, content: bytes) -> Any:
 
 
 def _auth(settings: Settings) -> httpx.BasicAuth | None:
-    if settings.couchdb_user:
-        return httpx.BasicAuth(settings.couchdb_user, settings.couchdb_password)
-    return None
+    login = couchdb_login(settings)
+    return httpx.BasicAuth(*login) if login else None
 
 
 class _Calls:
@@ -195,26 +195,33 @@ class AsyncCouchDB(_Calls):
         await self._http.aclose()
 
 
+# Only server admins may read or write Gleaner's databases (CouchDB: members; pouchdb-server too).
+ADMINS_ONLY = {"admins": {"names": [], "roles": ["_admin"]}, "members": {"names": [], "roles": ["_admin"]}}
+
+
 def ensure_schema(settings: Settings) -> None:
-    """Create the databases and Mango indexes (idempotent)."""
+    """Create the databases and Mango indexes, close them to anyone but server admins, and
+    re-hash an earlier version's plain-text keys (idempotent)."""
+    from gleaner.subjects import migrate_plain_subjects  # subjects builds on this module
+
+    # The embedded server's own admin: lock its databases. An external CouchDB's access is the
+    # operator's (CouchDB 3 keeps new databases admin-only already).
+    embedded_admin = not settings.couchdb_user and couchdb_login(settings) is not None
     db = CouchDB(settings)
     try:
         for name, indexes in INDEXES.items():
             db.ensure_db(name)
+            if embedded_admin:
+                db.call(Call("PUT", f"/{db.db(name)}/_security", body=ADMINS_ONLY))
             for index_name, fields in indexes:
                 db.ensure_index(name, index_name, fields)
-        ensure_subject(db, settings.guest_namespace, settings.guest_auth)
+        migrate_plain_subjects(db)
     finally:
         db.close()
 
 
 def ensure_subject(db: CouchDB, namespace: str, auth: str) -> None:
-    """Make ``namespace`` exist with the API key ``uuid:key`` (idempotent)."""
-    uuid, _, key = auth.partition(":")
-    existing = db.get_doc(SUBJECTS, namespace)
-    doc = {"_id": namespace, "namespace": namespace, "uuid": uuid, "key": key}
-    if existing is not None:
-        if existing.get("uuid") == uuid and existing.get("key") == key:
-            return
-        doc["_rev"] = existing["_rev"]
-    db.call(db.put(SUBJECTS, doc))
+    """Make ``namespace`` exist with the API key ``uuid:key``, stored hashed (idempotent)."""
+    from gleaner.subjects import ensure_subject as ensure
+
+    ensure(db, namespace, auth)

@@ -3,17 +3,28 @@
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlsplit
 
 import redis
 
+from gleaner.credentials import redis_password
 from gleaner.errors import RedisError
 from gleaner.settings import Settings
+
+
+def connect(settings: Settings, **kwargs: Any) -> redis.Redis[bytes]:
+    """A client for ``settings.redis_url`` with its password (the URL's, the setting's, or the
+    embedded server's)."""
+    password = redis_password(settings)
+    if password is not None and not urlsplit(settings.redis_url).password:
+        kwargs["password"] = password
+    return redis.Redis.from_url(settings.redis_url, **kwargs)
 
 
 class RedisStore:
     def __init__(self, settings: Settings) -> None:
         self._url = settings.redis_url
-        self._redis = redis.Redis.from_url(settings.redis_url, socket_timeout=2, socket_connect_timeout=2)
+        self._redis = connect(settings, socket_timeout=2, socket_connect_timeout=2)
 
     def _wrap(self, exc: Exception) -> RedisError:
         return RedisError(f"Redis at {self._url} failed: {exc}")

@@ -23,7 +23,9 @@ GUEST_AUTH = (
     "23bc46b1-71f6-4ed5-8c54-816aa4f8c502:123zO3xZCLrMN6v2BKK1dXYFpXlPkccOFqm12CdAsMgRU4VrNZ9lyGVCGuMDGIwP"
 )
 
-_SECRET_FIELDS = frozenset({"couchdb_password", "guest_auth", "platform_secret"})
+_SECRET_FIELDS = frozenset(
+    {"couchdb_password", "redis_password", "guest_auth", "admin_auth", "platform_secret"}
+)
 
 # streams/placement/policies.py's POLICIES, by name (a test keeps the two in step).
 PLACEMENT_POLICIES = ("greedy-jsq", "jsq", "round-robin", "greedy-round-robin", "hash")
@@ -46,9 +48,11 @@ class Settings:
     # --- external systems -------------------------------------------------
     kafka_bootstrap: str = "127.0.0.1:9092"
     redis_url: str = "redis://127.0.0.1:6379/0"
+    # Empty: a password in redis_url, else the embedded Redis's (<state_dir>/secrets/redis.auth).
+    redis_password: str = ""
     couchdb_url: str = "http://127.0.0.1:5984"
     couchdb_user: str = ""
-    couchdb_password: str = ""
+    couchdb_password: str = ""  # both empty: the embedded server admin (<state_dir>/secrets/couchdb.auth)
     db_prefix: str = "gleaner_"
     docker_host: str = ""  # empty: the Docker SDK's own default (DOCKER_HOST or the local socket)
 
@@ -79,7 +83,12 @@ class Settings:
     blocking_wait_s: float = 60.0
     action_cache_ttl_s: float = 2.0
     guest_namespace: str = "guest"
-    guest_auth: str = GUEST_AUTH
+    # Empty: generated once by `gleaner up` into <state_dir>/secrets/guest.auth (and ~/.wskprops).
+    guest_auth: str = ""
+    # True: the default namespace uses OpenWhisk's published guest key (compatibility tests only).
+    public_guest_key: bool = False
+    # The platform admin's "uuid:key" (admin routes); empty: <state_dir>/secrets/admin.auth.
+    admin_auth: str = ""
     # Signs Gleaner's own Kafka events and keys payload references (HMAC); empty: generated once
     # into <state_dir>/secrets/platform.key (0600). Set the same value on every host of a cluster.
     platform_secret: str = ""
@@ -267,6 +276,13 @@ def _check(s: Settings) -> None:
         raise SettingsError("cpu_window_ms must be >= 100 (the CFS quota period)")
     if s.invoker_cpu_capacity <= 0 or s.invoker_memory_capacity_mb <= 0:
         raise SettingsError("invoker capacity must be positive")
+    if s.action_hardening and s.container_network in ("bridge", "host", "none", "default", ""):
+        raise SettingsError(
+            f"container_network={s.container_network!r}: hardened action containers need a network"
+            " of their own (a user-defined bridge the invoker creates), not Docker's built-in one"
+        )
+    if s.container_pids_limit < 16 or s.container_tmpfs_mb < 1:
+        raise SettingsError("container_pids_limit must be >= 16 and container_tmpfs_mb >= 1")
     if s.invokers < 1:
         raise SettingsError(f"invokers must be at least 1, got {s.invokers}")
     if s.harvest_policy not in ("thesis", "libra", "gleaner", "gleaner-idle"):
@@ -277,10 +293,3 @@ def _check(s: Settings) -> None:
         raise SettingsError(
             f"placement_policy must be one of {', '.join(PLACEMENT_POLICIES)}, got {s.placement_policy!r}"
         )
-    if s.action_hardening and s.container_network in ("bridge", "host", "none", "default", ""):
-        raise SettingsError(
-            f"container_network={s.container_network!r}: hardened action containers need a network"
-            " of their own (a user-defined bridge the invoker creates), not Docker's built-in one"
-        )
-    if s.container_pids_limit < 16 or s.container_tmpfs_mb < 1:
-        raise SettingsError("container_pids_limit must be >= 16 and container_tmpfs_mb >= 1")

@@ -21,6 +21,7 @@ unchanged). A revoked or rotated key therefore stops working within
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import re
@@ -32,8 +33,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from gleaner.couchdb import SUBJECTS, AsyncCouchDB, CouchDB
-from gleaner.errors import BadRequest
+from gleaner.couchdb import SUBJECTS, AsyncCouchDB, Call, CouchDB
+from gleaner.errors import BadRequest, Conflict, NotFound
 
 ALGO = "pbkdf2_sha256"
 # API keys are 256-bit random secrets, so the work factor guards only against
@@ -185,18 +186,32 @@ class CredentialCache:
             self._entries.clear()
 
 
-def _resolve(
-    cache: CredentialCache, digest: bytes, uuid: str, key: str, doc: dict[str, Any] | None
+def _is_key_doc(doc: dict[str, Any] | None, uuid: str) -> bool:
+    return doc is not None and doc.get("type") == "key" and doc.get("uuid") == uuid and "namespace" in doc
+
+
+def _unchanged(
+    cache: CredentialCache, digest: bytes, uuid: str, doc: dict[str, Any] | None
 ) -> Verified | None:
-    """Given the key document just read, the verified entry (cached) or None (dropped)."""
-    if doc is None or doc.get("type") != "key" or doc.get("uuid") != uuid:
+    """The cached entry refreshed, if ``doc`` is the very revision it was verified against."""
+    if doc is None or not _is_key_doc(doc, uuid):
         cache.drop(digest)
         return None
     known = cache.known(digest)
     if known is not None and known.rev == doc.get("_rev"):
         known.checked_at = cache.clock()  # same revision: no need to hash again
         return known
-    if not verify_key(doc, key):
+    return None
+
+
+def _resolve(
+    cache: CredentialCache, digest: bytes, uuid: str, key: str, doc: dict[str, Any] | None
+) -> Verified | None:
+    """Given the key document just read, the verified entry (cached) or None (dropped)."""
+    known = _unchanged(cache, digest, uuid, doc)
+    if known is not None:
+        return known
+    if doc is None or not _is_key_doc(doc, uuid) or not verify_key(doc, key):
         cache.drop(digest)
         return None
     entry = Verified(
@@ -241,7 +256,11 @@ async def verify_async(
     if hit is not None:
         return hit
     doc = await db.call(db.get(SUBJECTS, key_id(parsed[0])))
-    return _resolve(cache, digest, *parsed, doc)
+    known = _unchanged(cache, digest, parsed[0], doc)
+    if known is not None or doc is None:
+        return known
+    # Hashing takes tens of milliseconds: off the event loop.
+    return await asyncio.to_thread(_resolve, cache, digest, *parsed, doc)
 
 
 async def authenticate_async(
@@ -249,3 +268,165 @@ async def authenticate_async(
 ) -> str | None:
     entry = await verify_async(db, credential, cache)
     return entry.namespace if entry is not None and entry.role == TENANT else None
+
+
+# --- namespaces and keys (the admin's operations) ------------------------------------------------
+
+_ALL = 10_000  # subjects are few; one page holds them
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def _namespace_doc(namespace: str) -> dict[str, Any]:
+    return {"_id": namespace, "type": "namespace", "namespace": namespace, "created": _now_ms()}
+
+
+def _keys_of(db: CouchDB, namespace: str) -> list[dict[str, Any]]:
+    return db.find_docs(SUBJECTS, {"type": "key", "namespace": namespace}, limit=_ALL)
+
+
+def _namespace(db: CouchDB, namespace: str) -> dict[str, Any]:
+    doc = db.get_doc(SUBJECTS, check_namespace(namespace))
+    if doc is None or doc.get("type") != "namespace":
+        raise NotFound(f"namespace {namespace!r} does not exist")
+    return doc
+
+
+def _issue(db: CouchDB, namespace: str, uuid: str, *, rev: str | None = None, role: str = TENANT) -> str:
+    secret = new_secret()
+    doc = key_doc(namespace, uuid, secret, role=role)
+    if rev is not None:
+        doc["_rev"] = rev
+    db.call(db.put(SUBJECTS, doc))
+    return f"{uuid}:{secret}"
+
+
+def create_namespace(db: CouchDB, namespace: str) -> str:
+    """Create ``namespace`` with its first key; return that key (``uuid:key``), shown once."""
+    check_namespace(namespace)
+    try:
+        db.call(db.put(SUBJECTS, _namespace_doc(namespace)))
+    except Conflict as exc:
+        raise Conflict(f"namespace {namespace!r} already exists") from exc
+    return _issue(db, namespace, str(uuidlib.uuid4()))
+
+
+def list_namespaces(db: CouchDB) -> list[dict[str, Any]]:
+    """Every namespace with how many keys it has, by name."""
+    names = db.find_docs(SUBJECTS, {"type": "namespace"}, limit=_ALL, fields=["namespace", "created"])
+    keys = db.find_docs(SUBJECTS, {"type": "key", "role": TENANT}, limit=_ALL, fields=["namespace"])
+    counts: dict[str, int] = {}
+    for key in keys:
+        counts[str(key.get("namespace"))] = counts.get(str(key.get("namespace")), 0) + 1
+    out = [
+        {"namespace": d["namespace"], "keys": counts.get(d["namespace"], 0), "created": d.get("created")}
+        for d in names
+    ]
+    return sorted(out, key=lambda d: str(d["namespace"]))
+
+
+def delete_namespace(db: CouchDB, namespace: str) -> list[str]:
+    """Delete ``namespace`` and revoke its keys (its actions and records stay, unreachable);
+    return the revoked uuids."""
+    doc = _namespace(db, namespace)
+    keys = _keys_of(db, namespace)
+    gone = [{"_id": k["_id"], "_rev": k["_rev"], "_deleted": True} for k in keys]
+    db.bulk_docs(SUBJECTS, [*gone, {"_id": doc["_id"], "_rev": doc["_rev"], "_deleted": True}])
+    return [str(k["uuid"]) for k in keys]
+
+
+def list_keys(db: CouchDB, namespace: str) -> list[dict[str, Any]]:
+    """The keys of ``namespace`` (uuid and creation time; secrets are never stored)."""
+    _namespace(db, namespace)
+    keys = [{"uuid": k["uuid"], "created": k.get("created")} for k in _keys_of(db, namespace)]
+    return sorted(keys, key=lambda k: str(k["uuid"]))
+
+
+def create_key(db: CouchDB, namespace: str) -> str:
+    """A further key for ``namespace``; return it (``uuid:key``), shown once."""
+    _namespace(db, namespace)
+    return _issue(db, namespace, str(uuidlib.uuid4()))
+
+
+def _key_of(db: CouchDB, namespace: str, uuid: str) -> dict[str, Any]:
+    _namespace(db, namespace)
+    doc = db.get_doc(SUBJECTS, key_id(check_uuid(uuid)))
+    if not _is_key_doc(doc, check_uuid(uuid)) or doc is None or doc["namespace"] != namespace:
+        raise NotFound(f"namespace {namespace!r} has no key {uuid}")
+    return doc
+
+
+def rotate_key(db: CouchDB, namespace: str, uuid: str) -> str:
+    """A new secret for key ``uuid`` (the uuid stays); the old secret stops working."""
+    doc = _key_of(db, namespace, uuid)
+    return _issue(db, namespace, doc["uuid"], rev=doc["_rev"])
+
+
+def revoke_key(db: CouchDB, namespace: str, uuid: str) -> None:
+    doc = _key_of(db, namespace, uuid)
+    db.call(db.delete(SUBJECTS, doc["_id"], doc["_rev"]))
+
+
+# --- idempotent set-up (gleaner up, tests, benchmarks) -------------------------------------------
+
+
+def _ensure_key(db: CouchDB, namespace: str, credential: str, role: str) -> None:
+    parsed = parse_credential(credential)
+    if parsed is None:
+        raise BadRequest("a key must be 'uuid:key' with a UUID and a printable key")
+    uuid, key = parsed
+    existing = db.get_doc(SUBJECTS, key_id(uuid))
+    if (
+        _is_key_doc(existing, uuid)
+        and existing is not None
+        and existing["namespace"] == namespace
+        and existing.get("role", TENANT) == role
+        and verify_key(existing, key)
+    ):
+        return
+    doc = key_doc(namespace, uuid, key, role=role)
+    if existing is not None:
+        doc["_rev"] = existing["_rev"]
+    db.call(db.put(SUBJECTS, doc))
+
+
+def ensure_namespace(db: CouchDB, namespace: str) -> None:
+    existing = db.get_doc(SUBJECTS, check_namespace(namespace))
+    if existing is not None and existing.get("type") == "namespace":
+        return
+    doc = _namespace_doc(namespace)
+    if existing is not None:
+        doc["_rev"] = existing["_rev"]  # an earlier version's plain-text subject: replaced
+    db.call(db.put(SUBJECTS, doc))
+
+
+def ensure_subject(db: CouchDB, namespace: str, credential: str) -> None:
+    """Make ``namespace`` exist and accept the key ``uuid:key`` (stored hashed; idempotent)."""
+    ensure_namespace(db, namespace)
+    _ensure_key(db, namespace, credential, TENANT)
+
+
+def ensure_admin(db: CouchDB, credential: str) -> None:
+    """Make ``credential`` the platform admin's key (it is no tenant's)."""
+    _ensure_key(db, ADMIN_NAMESPACE, credential, ADMIN)
+
+
+def migrate_plain_subjects(db: CouchDB) -> list[str]:
+    """Re-hash an earlier version's subjects (``{"_id": ns, "uuid", "key"}`` in plain text):
+    each becomes a namespace and a hashed key, and the plain key is gone. Return the namespaces."""
+    legacy = db.find_docs(SUBJECTS, {"key": {"$exists": True}}, limit=_ALL)
+    moved: list[str] = []
+    for doc in legacy:
+        namespace, uuid, key = doc.get("namespace") or doc["_id"], doc.get("uuid"), doc.get("key")
+        credential = f"{uuid}:{key}"
+        new = _namespace_doc(str(namespace))
+        new["_id"], new["_rev"] = doc["_id"], doc["_rev"]
+        if _NAMESPACE_RE.match(str(namespace)) and parse_credential(credential) is not None:
+            _ensure_key(db, str(namespace), credential, TENANT)
+        db.call(db.put(SUBJECTS, new))  # the plain key is overwritten even when it was unusable
+        moved.append(str(namespace))
+    if moved:  # old revisions still hold the plain keys until compaction
+        db.call(Call("POST", f"/{db.db(SUBJECTS)}/_compact", body={}))
+    return moved

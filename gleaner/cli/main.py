@@ -8,7 +8,7 @@ import signal
 import sys
 from typing import TYPE_CHECKING
 
-from gleaner.cli import dag, predict, replay, wsk
+from gleaner.cli import admin, dag, predict, replay, wsk
 from gleaner.errors import GleanerError
 from gleaner.settings import PLACEMENT_POLICIES, load_settings
 
@@ -119,6 +119,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--log-level", default="info")
     p.set_defaults(func=_run_component)
     wsk.register(sub)
+    admin.register(sub)
     dag.register(sub)
     predict.register(sub)
     replay.register(sub)
