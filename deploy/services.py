@@ -239,6 +239,9 @@ def pouchdb_server_bin(settings: Settings) -> str | None:
     return shutil.which("pouchdb-server")
 
 
+POUCHDB_GUARD = Path(__file__).with_name("pouchdb_guard.js")
+
+
 def _couchdb_dir(settings: Settings) -> Path:
     return settings.state_dir / "couchdb"
 
@@ -252,8 +255,14 @@ def _couchdb_argv(settings: Settings) -> list[str]:
     home.mkdir(parents=True, exist_ok=True)
     os.chmod(home, 0o700)  # its config holds the admin's hash, its LevelDB every record
     _write_couchdb_admin(home / "config.json", *ensure_couchdb_login(settings))
+    node = shutil.which("node")
+    if node is None:
+        raise StackError("couchdb", f"node not installed; {SETUP_HINT}")
     return [
-        binary,
+        node,
+        "--require",
+        str(POUCHDB_GUARD),  # admins only: pouchdb-server 4.2 leaks and crashes for anyone else
+        str(Path(binary).resolve()),
         "--port",
         str(url.port or 5984),
         "--host",
