@@ -22,8 +22,8 @@ from deploy.common import PartStatus
 from gleaner.couchdb import CouchDB, ensure_schema
 from gleaner.credentials import ensure_admin_credential, ensure_guest_credential
 from gleaner.errors import GleanerError, StackError
-from gleaner.settings import Settings
-from gleaner.subjects import ensure_admin, ensure_subject
+from gleaner.settings import GUEST_AUTH, Settings
+from gleaner.subjects import ensure_admin, ensure_subject, revoke_uuid
 from invoker_agent.docker_engine import INVOKER_LABEL, MANAGED_LABEL
 from streams.topics import all_topics
 
@@ -76,6 +76,8 @@ def ensure_keys(settings: Settings) -> str:
     admin = ensure_admin_credential(settings)
     db = CouchDB(settings)
     try:
+        if guest != GUEST_AUTH:  # OpenWhisk's published key, from an earlier version, stops
+            revoke_uuid(db, GUEST_AUTH.partition(":")[0])
         ensure_subject(db, settings.guest_namespace, guest)
         ensure_admin(db, admin)
     finally:

@@ -409,8 +409,24 @@ def ensure_subject(db: CouchDB, namespace: str, credential: str) -> None:
 
 
 def ensure_admin(db: CouchDB, credential: str) -> None:
-    """Make ``credential`` the platform admin's key (it is no tenant's)."""
+    """Make ``credential`` the platform admin's one key (it is no tenant's): an earlier admin
+    key (a deleted or replaced secrets file) stops working."""
     _ensure_key(db, ADMIN_NAMESPACE, credential, ADMIN)
+    current = key_id(check_uuid(credential.partition(":")[0]))
+    others = [
+        d for d in db.find_docs(SUBJECTS, {"type": "key", "role": ADMIN}, limit=_ALL) if d["_id"] != current
+    ]
+    if others:
+        db.bulk_docs(SUBJECTS, [{"_id": d["_id"], "_rev": d["_rev"], "_deleted": True} for d in others])
+
+
+def revoke_uuid(db: CouchDB, uuid: str) -> bool:
+    """Revoke the key ``uuid`` in whatever namespace holds it; False when there is none."""
+    doc = db.get_doc(SUBJECTS, key_id(check_uuid(uuid)))
+    if doc is None:
+        return False
+    db.call(db.delete(SUBJECTS, doc["_id"], doc["_rev"]))
+    return True
 
 
 def migrate_plain_subjects(db: CouchDB) -> list[str]:

@@ -229,3 +229,18 @@ def test_the_cache_drops_a_uuid_at_once(db: FakeCouch, cache: subjects.Credentia
     subjects.revoke_key(db, "alice", uuid)
     cache.drop_uuid(uuid)  # what the revoking gateway does: no wait at all there
     assert subjects.authenticate(db, cred, cache) is None
+
+
+def test_only_the_latest_admin_key_works(db: FakeCouch) -> None:
+    old, new = subjects.new_credential(), subjects.new_credential()
+    subjects.ensure_admin(db, old)
+    subjects.ensure_admin(db, new)
+    assert subjects.verify(db, old, subjects.CredentialCache()) is None
+    assert subjects.verify(db, new, subjects.CredentialCache()) is not None
+
+
+def test_revoke_uuid_finds_the_key_in_any_namespace(db: FakeCouch) -> None:
+    cred = subjects.create_namespace(db, "alice")
+    assert subjects.revoke_uuid(db, cred.partition(":")[0])
+    assert not subjects.revoke_uuid(db, cred.partition(":")[0])
+    assert subjects.authenticate(db, cred, subjects.CredentialCache()) is None
