@@ -185,10 +185,9 @@ class PlacementAgent(Handler):
         self.redispatched = 0
 
     def handle(self, record: Record, ticket: Ticket) -> None:
-        req = ActivationRequest.from_dict(
-            decode(record.value),
-            fallback_id=derived_activation_id(record.topic, record.partition, record.offset),
-        )
+        where = (record.topic, record.partition, record.offset)
+        fallback = self.signer.position_id(*where) if self.signer else derived_activation_id(*where)
+        req = ActivationRequest.from_dict(decode(record.value), fallback_id=fallback)
         if self.signer is not None and signature_rejects(self.signer, record) is not None:
             req = self._tenant_request(record, req)
         if self._waiting or not self._dispatch(req):

@@ -104,9 +104,9 @@ def plan_event(
     if refused is not None:
         return dead_letter(key, raw, where, refused)
     try:
-        req = DagRequest.from_dict(
-            decode(raw), fallback_id=derived_activation_id(where.topic, where.partition, where.offset)
-        )
+        position = (where.topic, where.partition, where.offset)
+        fallback = gate.signer.position_id(*position) if gate else derived_activation_id(*position)
+        req = DagRequest.from_dict(decode(raw), fallback_id=fallback)
         refused = gate.tenant_refuses(req, key, raw, where, headers) if gate is not None else None
         if refused is not None:
             return dead_letter(key, raw, where, refused)

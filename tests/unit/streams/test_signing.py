@@ -146,3 +146,13 @@ def test_an_entry_topic_passes_unsigned_events_to_its_handler_but_never_a_bad_si
 def test_a_runner_for_the_settings_checks_signatures(tmp_path):
     config = RunnerConfig.for_settings(Settings(state_dir=tmp_path))
     assert config.signer is not None and not config.tenant_entry
+
+
+def test_an_id_derived_from_a_kafka_position_is_stable_but_not_the_public_uuid5():
+    from streams.events import derived_activation_id
+
+    first = SIGNER.position_id("invocations", 2, 17)
+    assert first == SIGNER.position_id("invocations", 2, 17) and len(first) == 32
+    assert first != SIGNER.position_id("invocations", 2, 18)
+    assert first != OTHER.position_id("invocations", 2, 17)
+    assert first != derived_activation_id("invocations", 2, 17)  # anyone could compute that one
