@@ -24,7 +24,14 @@ GUEST_AUTH = (
 )
 
 _SECRET_FIELDS = frozenset(
-    {"couchdb_password", "redis_password", "guest_auth", "admin_auth", "platform_secret"}
+    {
+        "couchdb_password",
+        "redis_password",
+        "guest_auth",
+        "admin_auth",
+        "platform_secret",
+        "kafka_sasl_password",
+    }
 )
 
 # streams/placement/policies.py's POLICIES, by name (a test keeps the two in step).
@@ -66,6 +73,13 @@ class Settings:
     # gets its partitions back without a rebalance on Apache Kafka. Off by default: Tansu 0.6
     # answers such a join in ~6 s instead of ~2 s.
     kafka_static_membership: bool = False
+    # Platform clients on an Apache Kafka with SASL (see README, "Who may write an event"):
+    # PLAINTEXT (the embedded broker), SASL_PLAINTEXT or SASL_SSL; SCRAM-SHA-512/256 or PLAIN.
+    kafka_security_protocol: str = "PLAINTEXT"
+    kafka_sasl_mechanism: str = "SCRAM-SHA-512"
+    kafka_sasl_username: str = ""
+    kafka_sasl_password: str = ""
+    kafka_ssl_ca_location: str = ""  # CA bundle for SASL_SSL; empty: the system's
     # Hot path (requests, plans, invocations, completions). Tansu answers a fetch
     # only when this wait ends, so it bounds each hop; 1 ms costs the broker and
     # the Faust stream ~0.9 core idle on a 2-core node, 5 ms ~0.4 (measured).

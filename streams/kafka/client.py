@@ -19,9 +19,35 @@ from typing import Any, Protocol
 import confluent_kafka
 from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 
-from gleaner.errors import EventTooLarge, KafkaError
+from gleaner.errors import EventTooLarge, KafkaError, SettingsError
 from gleaner.settings import Settings
 from streams.kafka.signing import Headers, Signer, normalize_headers
+
+PROTOCOLS = ("PLAINTEXT", "SASL_PLAINTEXT", "SASL_SSL")
+SASL_MECHANISMS = ("SCRAM-SHA-512", "SCRAM-SHA-256", "PLAIN")
+
+
+def security_config(settings: Settings) -> dict[str, Any]:
+    """librdkafka's SASL properties for a broker that wants them (empty for PLAINTEXT)."""
+    protocol = settings.kafka_security_protocol.upper()
+    if protocol not in PROTOCOLS:
+        raise SettingsError(f"GLEANER_KAFKA_SECURITY_PROTOCOL must be one of {', '.join(PROTOCOLS)}")
+    if protocol == "PLAINTEXT":
+        return {}
+    mechanism = settings.kafka_sasl_mechanism.upper()
+    if mechanism not in SASL_MECHANISMS:
+        raise SettingsError(f"GLEANER_KAFKA_SASL_MECHANISM must be one of {', '.join(SASL_MECHANISMS)}")
+    if not settings.kafka_sasl_username:
+        raise SettingsError(f"{protocol} needs GLEANER_KAFKA_SASL_USERNAME and _PASSWORD")
+    config = {
+        "security.protocol": protocol,
+        "sasl.mechanism": mechanism,
+        "sasl.username": settings.kafka_sasl_username,
+        "sasl.password": settings.kafka_sasl_password,
+    }
+    if protocol == "SASL_SSL" and settings.kafka_ssl_ca_location:
+        config["ssl.ca.location"] = settings.kafka_ssl_ca_location
+    return config
 
 
 def _common(settings: Settings) -> dict[str, Any]:
@@ -29,6 +55,7 @@ def _common(settings: Settings) -> dict[str, Any]:
         "bootstrap.servers": settings.kafka_bootstrap,
         "message.max.bytes": settings.kafka_message_max_bytes,
         "log_level": 3,
+        **security_config(settings),
     }
 
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import ssl
 from typing import Any
 
 import faust
@@ -32,6 +33,7 @@ from gleaner import subjects
 from gleaner.couchdb import CouchDB
 from gleaner.errors import GleanerError
 from gleaner.settings import Settings
+from streams.kafka.client import security_config
 from streams.kafka.signing import SIGNATURE_HEADER, Signer, normalize_headers
 from streams.predictor_stream.events import PLANS, Gate, Where, dead_letter, plan_event
 from streams.predictor_stream.planner import RequestPlanner
@@ -55,6 +57,22 @@ def _short_fetch_wait(wait_ms: int) -> None:
     AIOKafkaConsumerThread._create_worker_consumer = create  # type: ignore[method-assign]
 
 
+def broker_credentials(settings: Settings) -> faust.SASLCredentials | None:
+    """The same SASL login the confluent-kafka clients use (None for PLAINTEXT)."""
+    config = security_config(settings)
+    if not config:
+        return None
+    tls = None
+    if config["security.protocol"] == "SASL_SSL":
+        tls = ssl.create_default_context(cafile=settings.kafka_ssl_ca_location or None)
+    return faust.SASLCredentials(
+        username=config["sasl.username"],
+        password=config["sasl.password"],
+        mechanism=config["sasl.mechanism"],
+        ssl_context=tls,
+    )
+
+
 def make_app(settings: Settings) -> faust.App:
     _short_fetch_wait(settings.kafka_fetch_wait_max_ms)
     # The consumer group is the app id: one per topic set, so a second stream on
@@ -63,6 +81,7 @@ def make_app(settings: Settings) -> faust.App:
     app = faust.App(
         app_id,
         broker=f"kafka://{settings.kafka_bootstrap}",
+        broker_credentials=broker_credentials(settings),
         value_serializer="raw",
         key_serializer="raw",
         web_enabled=False,

@@ -156,3 +156,58 @@ def test_an_id_derived_from_a_kafka_position_is_stable_but_not_the_public_uuid5(
     assert first != SIGNER.position_id("invocations", 2, 18)
     assert first != OTHER.position_id("invocations", 2, 17)
     assert first != derived_activation_id("invocations", 2, 17)  # anyone could compute that one
+
+
+# --- SASL on an Apache Kafka ----------------------------------------------------------------------
+
+
+def test_plaintext_adds_nothing_and_sasl_adds_librdkafkas_login():
+    from streams.kafka.client import security_config
+
+    assert security_config(Settings()) == {}
+    login = Settings(
+        kafka_security_protocol="sasl_ssl",
+        kafka_sasl_username="gleaner",
+        kafka_sasl_password="pw",
+        kafka_ssl_ca_location="/ca.pem",
+    )
+    assert security_config(login) == {
+        "security.protocol": "SASL_SSL",
+        "sasl.mechanism": "SCRAM-SHA-512",
+        "sasl.username": "gleaner",
+        "sasl.password": "pw",
+        "ssl.ca.location": "/ca.pem",
+    }
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"kafka_security_protocol": "SSL-ISH"},
+        {"kafka_security_protocol": "SASL_PLAINTEXT"},  # no user
+        {
+            "kafka_security_protocol": "SASL_PLAINTEXT",
+            "kafka_sasl_username": "u",
+            "kafka_sasl_mechanism": "MD5",
+        },
+    ],
+)
+def test_a_wrong_sasl_setting_is_refused_with_what_to_set(bad):
+    from gleaner.errors import SettingsError
+    from streams.kafka.client import security_config
+
+    with pytest.raises(SettingsError, match="GLEANER_KAFKA_"):
+        security_config(Settings(**bad))
+
+
+def test_the_predictor_logs_in_as_the_other_clients_do():
+    from streams.predictor_stream.app import broker_credentials
+
+    assert broker_credentials(Settings()) is None
+    creds = broker_credentials(
+        Settings(
+            kafka_security_protocol="SASL_PLAINTEXT", kafka_sasl_username="gleaner", kafka_sasl_password="pw"
+        )
+    )
+    assert creds is not None and (creds.username, creds.password) == ("gleaner", "pw")
+    assert creds.mechanism.value == "SCRAM-SHA-512" and creds.protocol.value == "SASL_PLAINTEXT"
