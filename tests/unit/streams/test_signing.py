@@ -211,3 +211,16 @@ def test_the_predictor_logs_in_as_the_other_clients_do():
     )
     assert creds is not None and (creds.username, creds.password) == ("gleaner", "pw")
     assert creds.mechanism.value == "SCRAM-SHA-512" and creds.protocol.value == "SASL_PLAINTEXT"
+
+
+def test_a_replay_counts_only_signed_results():
+    from streams.replay.stack import SignedOnly
+
+    source = MemorySource()
+    source.push("dag.results", b"forged")
+    source.push("dag.results", b"real", signer=SIGNER)
+    listener = SignedOnly(source, SIGNER)  # type: ignore[arg-type]
+    got = [listener.poll(0), listener.poll(0)]
+    assert [r.value if r else None for r in got] == [None, b"real"]
+    listener.close()
+    assert source.closed
