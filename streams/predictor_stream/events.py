@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
-from gleaner.errors import MalformedEvent
+from gleaner.errors import MalformedEvent, ServiceError
 from streams.events import DagPlan, DagRequest, DeadLetter, decode, derived_activation_id, now_ms
 from streams.kafka.signing import (
     SIGNATURE_HEADER,
@@ -83,7 +83,11 @@ class Gate:
         if self.signer.signed(where.topic, key, raw, headers):
             return None
         credential = tenant_credential(headers)
-        owner = self.authenticate(credential) if credential is not None else None
+        try:
+            owner = self.authenticate(credential) if credential is not None else None
+        except ServiceError as exc:  # Faust cannot hold one event back: park it with why
+            why = f"the key store could not be read ({exc}); send it again"
+            return f"namespace {req.namespace} not proven: {why}"
         return namespace_not_proven(req.namespace, credential, owner)
 
 

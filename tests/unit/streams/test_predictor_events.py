@@ -116,3 +116,20 @@ def test_a_request_that_cannot_prove_its_namespace_is_dead_lettered_with_why():
     )
     forged = normalize_headers(Signer(b"o" * 32).headers(WHERE.topic, b"k", raw))
     assert gated(raw, forged)[1] == "forged event on dag.requests: its platform signature does not match"
+
+
+def test_a_key_store_outage_parks_a_tenants_request_with_why():
+    def down(_credential: str) -> str | None:
+        raise CouchDBError("connection refused")
+
+    out = plan_event(
+        EchoPlanner(),
+        b"k",
+        request(),
+        WHERE,
+        LIMIT,
+        Gate(SIGNER, down),
+        normalize_headers(tenant_headers("u:guest-key")),
+    )
+    reason = orjson.loads(out.value)["reason"]
+    assert out.topic == DEADLETTERS and "the key store could not be read (connection refused)" in reason
