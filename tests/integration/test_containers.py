@@ -311,3 +311,37 @@ def test_a_network_without_outbound_access_still_serves_its_invoker(
         eng.api.remove_network(net)
         HostFirewall().uninstall(bridge_of(attrs))
         eng.close()
+
+
+def test_an_invoker_taking_over_finds_each_containers_token(
+    engine: DockerEngine, pool_settings: Settings, runtime_image: str
+) -> None:
+    """A restarted invoker asks its predecessor's containers for finished answers: it
+    reads each container's proxy secret from Docker, and the proxy answers it."""
+    p = ContainerPool(engine, pool_settings, image=runtime_image, incarnation="before-crash")
+    try:
+        lease = p.acquire(key(), cpu=0.25, memory_mb=128, init=init_action)
+        activation = uuid.uuid4().hex
+        resp = lease.client.run(
+            args={},
+            namespace="gleaner-test",
+            action_name="/gleaner-test/itest",
+            activation_id=activation,
+            deadline_ms=0,
+            api_host="",
+            timeout_s=10,
+            log_limit_bytes=1000,
+        )
+        assert resp.ok
+        (found,) = engine.containers_of(pool_settings.invoker_id, "before-crash")
+        assert found.id == lease.container.id and found.token == lease.container.token
+        client = ActionProxyClient(found.ip, 8080, token=found.token)
+        try:
+            kept = client.finished_run(activation)
+        finally:
+            client.close()
+        assert kept is not None and kept.ok and kept.result == {"ok": True}
+        p.release(lease)
+    finally:
+        p.shutdown()
+        engine.remove_managed(pool_settings.invoker_id)
