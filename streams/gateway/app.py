@@ -25,6 +25,7 @@ from gleaner.redis_store import RedisStore
 from gleaner.settings import Settings
 from gleaner.ttlcache import TTLCache
 from streams.events import ActivationRequest, new_activation_id, now_ms
+from streams.gateway.admin import AdminRoutes
 from streams.gateway.auth import Authenticator
 from streams.gateway.completions import CompletionWaiter
 from streams.gateway.dags import DagRoutes
@@ -83,6 +84,7 @@ class Gateway:
         self.invokers = InvokerTable(settings.invoker_unhealthy_after_s)
         self.data: DataStore | None = None
         self.dags = DagRoutes(self)
+        self.admin = AdminRoutes(self)
         self._actions: TTLCache[tuple[str, str], dict[str, Any]] = TTLCache(settings.action_cache_ttl_s)
         self._health_stop = threading.Event()
         self._openapi = json_response(openapi_document(settings)).body
@@ -113,6 +115,7 @@ class Gateway:
         app.router.add_get(ns + "/activations/{id}/result", self.get_activation_result)
         app.router.add_get(ns + "/activations/{id}/logs", self.get_activation_logs)
         self.dags.register(app, ns)
+        self.admin.register(app)
         app.on_startup.append(self._startup)
         app.on_cleanup.append(self._cleanup)
         return app
@@ -136,6 +139,7 @@ class Gateway:
             self.waiter.stop()
         if self.producer:
             self.producer.close()
+        self.admin.close()
         await self.db.aclose()
 
     async def _namespace(self, request: web.Request) -> str:
@@ -162,10 +166,13 @@ class Gateway:
         # No key needed: the document describes the API and holds no user data.
         return web.Response(body=self._openapi, content_type="application/json")
 
-    async def list_invokers(self, _request: web.Request) -> web.Response:
+    # Operational routes: any valid key (tenant or admin); they show no tenant's data.
+    async def list_invokers(self, request: web.Request) -> web.Response:
+        await self.auth.require_any(request.headers.get("Authorization"))
         return json_response(self.invokers.states())
 
-    async def invoker_health(self, _request: web.Request) -> web.Response:
+    async def invoker_health(self, request: web.Request) -> web.Response:
+        await self.auth.require_any(request.headers.get("Authorization"))
         return json_response(self.invokers.heartbeats())
 
     async def list_namespaces(self, request: web.Request) -> web.Response:

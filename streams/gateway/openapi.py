@@ -20,6 +20,7 @@ NS = "/api/v1/namespaces/{ns}"
 # OpenWhisk's entity name rule (gleaner.actions._ENTITY_NAME; \w is ASCII in both dialects).
 ENTITY_NAME_PATTERN = r"^(\w|\w[\w@ .\-]*[\w@.\-]+)$"
 MAX_NAME = 256
+NAMESPACE_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_@.\-]*$"  # gleaner.subjects._NAMESPACE_RE
 
 ANY_REQUEST = (414, 431)  # the error middleware answers these for every route
 AUTHENTICATED = (401, 403, 503)
@@ -133,8 +134,10 @@ def _paths(settings: Settings) -> dict[str, Schema]:
                 "listInvokers",
                 "Each invoker's health, as OpenWhisk's controller answers it.",
                 "invokers",
-                {"200": returns(ref("InvokerStates"), "Invoker id to `up` or `down`."), **_errors()},
-                authenticated=False,
+                {
+                    "200": returns(ref("InvokerStates"), "Invoker id to `up` or `down`."),
+                    **_errors(*AUTHENTICATED),
+                },
             )
         },
         "/invokers/health": {
@@ -144,9 +147,8 @@ def _paths(settings: Settings) -> dict[str, Schema]:
                 "invokers",
                 {
                     "200": returns({"type": "array", "items": ref("Heartbeat")}, "Heartbeats."),
-                    **_errors(),
+                    **_errors(*AUTHENTICATED),
                 },
-                authenticated=False,
             )
         },
         "/api/v1": {
@@ -318,6 +320,78 @@ def _paths(settings: Settings) -> dict[str, Schema]:
     }
 
 
+ADMIN = "/api/v1/admin/namespaces"
+NAMESPACE_PARAM = _path(
+    "namespace",
+    {"type": "string", "minLength": 1, "maxLength": MAX_NAME, "pattern": NAMESPACE_PATTERN},
+    "The namespace name.",
+)
+UUID_PARAM = _path("uuid", {"type": "string", "format": "uuid"}, "The key's uuid (the part before `:`).")
+
+
+def _admin_op(operation_id: str, summary: str, ok: Schema, *codes: int, params: list[Schema]) -> Schema:
+    """An admin route: the admin key only (a tenant key gets 403)."""
+    responses = {"200": ok, **_errors(*codes, *AUTHENTICATED)}
+    return _operation(operation_id, summary, "admin", responses, params)
+
+
+def _admin_paths() -> dict[str, Schema]:
+    issued = returns(ref("IssuedKey"), "The new key; its secret is shown only this once.")
+    one, key = [NAMESPACE_PARAM], [NAMESPACE_PARAM, UUID_PARAM]
+    return {
+        ADMIN: {
+            "get": _admin_op(
+                "adminListNamespaces",
+                "Every namespace and how many keys it has.",
+                returns({"type": "array", "items": ref("NamespaceSummary")}, "Namespaces."),
+                params=[],
+            )
+        },
+        ADMIN + "/{namespace}": {
+            "put": _admin_op(
+                "adminCreateNamespace", "Create a namespace with its first key.", issued, 400, 409, params=one
+            ),
+            "delete": _admin_op(
+                "adminDeleteNamespace",
+                "Delete a namespace and revoke its keys (its entities stay, unreachable).",
+                returns(ref("NamespaceDeleted"), "The revoked keys."),
+                400,
+                404,
+                params=one,
+            ),
+        },
+        ADMIN + "/{namespace}/keys": {
+            "get": _admin_op(
+                "adminListKeys",
+                "A namespace's keys (uuids; secrets are stored hashed only).",
+                returns({"type": "array", "items": ref("KeySummary")}, "Keys."),
+                400,
+                404,
+                params=one,
+            ),
+            "post": _admin_op("adminCreateKey", "Issue a further key.", issued, 400, 404, params=one),
+        },
+        ADMIN + "/{namespace}/keys/{uuid}": {
+            "put": _admin_op(
+                "adminRotateKey",
+                "A new secret for the key (same uuid); the old one stops.",
+                issued,
+                400,
+                404,
+                params=key,
+            ),
+            "delete": _admin_op(
+                "adminRevokeKey",
+                "Revoke a key: refused on every gateway within a second.",
+                returns(ref("KeyRevoked"), "Revoked."),
+                400,
+                404,
+                params=key,
+            ),
+        },
+    }
+
+
 def openapi_document(settings: Settings) -> dict[str, Any]:
     return {
         "openapi": "3.0.3",
@@ -330,10 +404,14 @@ def openapi_document(settings: Settings) -> dict[str, Any]:
         },
         "servers": [{"url": settings.api_host}],
         "security": [{"basicAuth": []}],
-        "paths": _paths(settings),
+        "paths": {**_paths(settings), **_admin_paths()},
         "components": {
             "securitySchemes": {
-                "basicAuth": {"type": "http", "scheme": "basic", "description": "An API key `uuid:key`."}
+                "basicAuth": {
+                    "type": "http",
+                    "scheme": "basic",
+                    "description": "An API key `uuid:key`: a tenant's, or the admin's for `/api/v1/admin`.",
+                }
             },
             "schemas": component_schemas(settings),
             "responses": error_responses(),

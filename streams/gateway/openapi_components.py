@@ -13,7 +13,7 @@ Schema = dict[str, Any]
 ERROR_DESCRIPTIONS = {
     400: "Malformed or out-of-range input (query parameter, body, name or limits).",
     401: "The API key is missing or invalid.",
-    403: "The API key is not authorized for this namespace.",
+    403: "The API key is not authorized for this namespace (or, a tenant key, for an admin route).",
     404: "The entity does not exist.",
     409: "The entity exists and `overwrite=true` was not asked (or a DAG would share an action's name).",
     413: "The request body is above the allowed size.",
@@ -85,6 +85,39 @@ def component_schemas(settings: Settings) -> dict[str, Schema]:
             "additionalProperties": {"type": "string", "enum": ["up", "down"]},
         },
         "Heartbeat": {"type": "object", "required": ["invoker", "healthy"]},
+        "NamespaceSummary": {
+            "type": "object",
+            "required": ["namespace", "keys"],
+            "properties": {"namespace": string, "keys": integer, "created": integer},
+        },
+        "KeySummary": {
+            "type": "object",
+            "required": ["uuid"],
+            "properties": {"uuid": string, "created": integer},
+        },
+        "IssuedKey": {
+            "type": "object",
+            "required": ["namespace", "uuid", "auth"],
+            "properties": {
+                "namespace": string,
+                "uuid": string,
+                "auth": {**string, "description": "The key `uuid:secret`, for ~/.wskprops' AUTH."},
+            },
+        },
+        "NamespaceDeleted": {
+            "type": "object",
+            "required": ["namespace", "deleted", "revoked"],
+            "properties": {
+                "namespace": string,
+                "deleted": {"type": "boolean"},
+                "revoked": {"type": "array", "items": string},
+            },
+        },
+        "KeyRevoked": {
+            "type": "object",
+            "required": ["namespace", "uuid", "revoked"],
+            "properties": {"namespace": string, "uuid": string, "revoked": {"type": "boolean"}},
+        },
         "ActionPut": {
             "type": "object",
             "description": "`exec` is required to create; an update keeps what it does not name.",

@@ -242,3 +242,23 @@ def test_the_admin_cli_creates_rotates_revokes_and_deletes(
     assert actions_status(stack_up, rotated) == 401
     assert name not in run("namespace", "list")
     assert gleaner_main(["namespace", "create", "_bad/name", "--apihost", stack_up.api_host]) == 1
+
+
+def test_admin_routes_answer_bad_input_with_openwhisk_errors(
+    stack_up: Settings, admin: httpx.Client, tenant: tuple[str, str]
+) -> None:
+    name, key = tenant
+    cases = [
+        (admin.put(f"{ADMIN}/_admin"), 400),  # the admin's own pseudo-namespace is no name
+        (admin.put(f"{ADMIN}/{'x' * 300}"), 400),
+        (admin.put(f"{ADMIN}/{name}"), 409),
+        (admin.delete(f"{ADMIN}/sec-absent-{uuid.uuid4().hex[:6]}"), 404),
+        (admin.post(f"{ADMIN}/sec-absent-{uuid.uuid4().hex[:6]}/keys"), 404),
+        (admin.delete(f"{ADMIN}/{name}/keys/not-a-uuid"), 400),
+        (admin.put(f"{ADMIN}/{name}/keys/{uuid.uuid4()}"), 404),
+        (admin.delete(f"{ADMIN}/{TEST_NAMESPACE}/keys/{key.partition(':')[0]}"), 404),  # not that ns's key
+    ]
+    for resp, status in cases:
+        assert resp.status_code == status, (resp.request.method, resp.request.url, resp.text)
+        assert set(resp.json()) == {"error", "code"}
+    assert actions_status(stack_up, key) == 200  # none of it touched the tenant

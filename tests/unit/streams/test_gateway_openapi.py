@@ -57,7 +57,7 @@ def test_document_survives_json_and_states_the_settings_bounds() -> None:
 def test_only_the_public_routes_skip_authentication() -> None:
     doc = openapi_document(Settings())
     public = {path for path, item in doc["paths"].items() for op in item.values() if op.get("security") == []}
-    assert public == {"/ping", "/invokers", "/invokers/health", "/api/v1", OPENAPI_PATH}
+    assert public == {"/ping", "/api/v1", OPENAPI_PATH}  # /invokers needs a key (issue 10)
 
 
 def test_name_pattern_is_the_entity_name_rule() -> None:
