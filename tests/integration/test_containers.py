@@ -345,3 +345,24 @@ def test_an_invoker_taking_over_finds_each_containers_token(
     finally:
         p.shutdown()
         engine.remove_managed(pool_settings.invoker_id)
+
+
+def test_without_hardening_containers_run_as_before_for_the_benchmark(
+    settings: Settings, runtime_image: str
+) -> None:
+    """GLEANER_ACTION_HARDENING=false (the "before" of the benchmark): Docker's defaults on
+    its default bridge; the proxy still answers only its invoker."""
+    s = dataclasses.replace(settings, action_hardening=False, invoker_id=f"itest-{uuid.uuid4().hex[:8]}")
+    eng = DockerEngine(s)
+    p = ContainerPool(eng, s, image=runtime_image)
+    try:
+        lease = p.acquire(key(), cpu=0.25, memory_mb=128, init=init_action)
+        assert run(lease).ok
+        host = eng.inspect(lease.container.id)["HostConfig"]
+        assert host["NetworkMode"] == "bridge" and not host["ReadonlyRootfs"] and not host["CapDrop"]
+        assert host["Memory"] == host["MemorySwap"]
+        p.release(lease)
+    finally:
+        p.shutdown()
+        eng.remove_managed(s.invoker_id)
+        eng.close()

@@ -4,14 +4,19 @@ rules, as pure data (the real containers: tests/integration/test_security_contai
 from __future__ import annotations
 
 import dataclasses
+import threading
+from typing import Any
 
+import docker.errors
 import pytest
 
+from gleaner.errors import DockerError
 from gleaner.settings import Settings, SettingsError, load_settings
 from invoker_agent import host_firewall
 from invoker_agent.docker_engine import (
     ACTION_USER,
     PROXY_TOKEN_ENV,
+    DockerEngine,
     bridge_name,
     bridge_of,
     container_options,
@@ -140,3 +145,62 @@ def test_firewall_rules_let_answers_in_and_reject_the_rest() -> None:
     assert text.endswith("COMMIT\n")
     assert host_firewall.input_jump("gl-abc") == ["-i", "gl-abc", "-j", host_firewall.CHAIN]
     assert host_firewall.allow_rule(4242) == ["-p", "tcp", "--dport", "4242", "-j", "ACCEPT"]
+
+
+class FakeNetworkApi:
+    """The three network calls of the Docker API that ensure_network makes."""
+
+    def __init__(self, existing: dict[str, object] | None) -> None:
+        self.existing = existing
+        self.calls: list[str] = []
+
+    def inspect_network(self, name: str) -> dict[str, object]:
+        self.calls.append("inspect")
+        if self.existing is None:
+            raise docker.errors.NotFound("no such network")
+        return self.existing
+
+    def remove_network(self, net_id: str) -> None:
+        self.calls.append("remove")
+        self.existing = None
+
+    def create_network(self, **kwargs: Any) -> None:
+        self.calls.append("create")
+        self.existing = _attrs(Internal=kwargs["internal"], Options=kwargs["options"])
+
+
+def _engine(api: FakeNetworkApi, **settings: Any) -> DockerEngine:
+    engine = DockerEngine.__new__(DockerEngine)  # no Docker connection: only the network logic
+    engine.settings = dataclasses.replace(SETTINGS, action_host_firewall=False, **settings)
+    engine.api = api  # type: ignore[assignment]
+    engine._network_lock = threading.Lock()
+    engine._network_ready = False
+    return engine
+
+
+def test_ensure_network_creates_it_once() -> None:
+    api = FakeNetworkApi(None)
+    engine = _engine(api)
+    engine.ensure_network()
+    engine.ensure_network()
+    assert api.calls == ["inspect", "create", "inspect"]
+
+
+def test_a_network_that_no_longer_matches_is_made_again_when_unused() -> None:
+    api = FakeNetworkApi(_attrs(Internal=False))
+    _engine(api, action_outbound=False).ensure_network()
+    assert api.calls == ["inspect", "remove", "create", "inspect"]
+    assert api.existing is not None and api.existing["Internal"] is True
+
+
+def test_a_network_that_no_longer_matches_but_is_in_use_is_an_error() -> None:
+    api = FakeNetworkApi(_attrs(Options={}, Containers={"abc": {}}))
+    with pytest.raises(DockerError, match="docker network rm gleaner-actions"):
+        _engine(api).ensure_network()
+    assert "remove" not in api.calls
+
+
+def test_without_hardening_no_network_is_made() -> None:
+    api = FakeNetworkApi(None)
+    _engine(api, action_hardening=False, container_network="bridge").ensure_network()
+    assert api.calls == []
