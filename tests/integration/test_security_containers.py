@@ -102,6 +102,7 @@ def test_a_fork_bomb_fails_inside_its_own_container(ow, dockerc, stack_up: Setti
     deploy(ow, name, FORK_BOMB_CODE, memory=512)
     record = call(ow, name, {"n": FORK_BOMB})
     out = record["response"]["result"]
+    print("fork bomb:", out)
     assert out["spawned"] < stack_up.container_pids_limit < FORK_BOMB, out
     assert out["refused"] and "Resource temporarily unavailable" in out["refused"], out
     assert container_of(dockerc, record)["HostConfig"]["PidsLimit"] == stack_up.container_pids_limit
@@ -149,6 +150,7 @@ def test_a_disk_filler_stops_at_the_tmpfs_and_never_reaches_the_host_disk(
     record = call(ow, name, {"mb": DISK_FILL_MB})
     out = record["response"]["result"]
     free_after = shutil.disk_usage(root).free
+    print("disk filler:", out, f"host disk free before/after: {free_before >> 20} / {free_after >> 20} MB")
     tmpfs = stack_up.container_tmpfs_mb
     assert out["/tmp/fill"]["error"] == "ENOSPC" and out["/tmp/fill"]["mb"] <= tmpfs, out
     for place in ("/fill", "/action/fill", "/var/tmp/fill", "/etc/fill", "/usr/fill", "/etc/hosts.fill"):
@@ -201,6 +203,7 @@ def test_functions_run_unprivileged(ow, dockerc, unique) -> None:
     deploy(ow, name, PRIVILEGES_CODE)
     record = call(ow, name)
     out = record["response"]["result"]
+    print("privileges:", out)
     uid, gid = (int(x) for x in ACTION_USER.split(":"))
     assert (out["uid"], out["euid"], out["gid"]) == (uid, uid, gid), out
     for cap in ("CapEff", "CapPrm", "CapBnd", "CapAmb"):
@@ -304,6 +307,7 @@ def test_a_function_reaches_nothing_on_this_host(ow, stack_up: Settings, unique,
     out = result(ow, name, params)
     assert out["gateway"], out
     attempts = out["attempts"]
+    print("host probe:", out)
     assert attempts and "connected" not in attempts.values(), {
         k: v for k, v in attempts.items() if v == "connected"
     }
@@ -384,6 +388,7 @@ def test_a_neighbours_container_is_out_of_reach(ow, dockerc, stack_up: Settings,
     assert vic["ip"] == victim_ip
 
     out = result(ow, attacker, {"victim": victim_ip})
+    print("neighbour:", out)
     assert not any(v.startswith("answered") for v in out.values()), out  # not even /ping
 
     # From this host, without the victim's token (as any other local user would try): 403.
