@@ -30,7 +30,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import confluent_kafka
-import docker
 import httpx
 import orjson
 
@@ -38,6 +37,8 @@ from deploy import procs, services
 from deploy.common import read_pid
 from gleaner.couchdb import ACTIVATIONS, CouchDB
 from gleaner.settings import Settings
+from invoker_agent.docker_engine import DockerEngine, network_name
+from invoker_agent.host_firewall import HostFirewall
 from streams.kafka.signing import Signer
 
 REPORT = """
@@ -87,17 +88,23 @@ class RunCounter:
         self._server = socketserver.ThreadingTCPServer(("0.0.0.0", 0), Handler)
         self._server.daemon_threads = True
         self.port = self._server.server_address[1]
+        self._firewall: HostFirewall | None = None
         threading.Thread(target=self._server.serve_forever, name="run-counter", daemon=True).start()
 
     def address(self, settings: Settings) -> str:
-        """How a function container reaches this host: the default bridge's gateway."""
-        client = docker.DockerClient(base_url=settings.docker_host)
+        """How a function container reaches this host: its network's gateway, through a
+        hole in the host firewall for this port alone (closed again by :meth:`close`)."""
+        engine = DockerEngine(settings)
         try:
-            config = client.networks.get("bridge").attrs["IPAM"]["Config"][0]
-            # Docker leaves out "Gateway" when it picked the default: the subnet's first host.
-            gateway = config.get("Gateway") or str(next(ipaddress.ip_network(config["Subnet"]).hosts()))
+            engine.ensure_network()  # the actions network and its firewall exist before any function
+            config = engine.api.inspect_network(network_name(settings))["IPAM"]["Config"][0]
         finally:
-            client.close()
+            engine.close()
+        # Docker leaves out "Gateway" when it picked the default: the subnet's first host.
+        gateway = config.get("Gateway") or str(next(ipaddress.ip_network(config["Subnet"]).hosts()))
+        if settings.action_hardening and settings.action_host_firewall:
+            self._firewall = HostFirewall()
+            self._firewall.allow_port(self.port)
         return f"{gateway}:{self.port}"
 
     def snapshot(self) -> Counter[str]:
@@ -105,6 +112,8 @@ class RunCounter:
             return Counter(self.runs)
 
     def close(self) -> None:
+        if self._firewall is not None:
+            self._firewall.revoke_port(self.port)
         self._server.shutdown()
         self._server.server_close()
 

@@ -22,7 +22,7 @@ from tqdm import tqdm
 from benchmarks.report import percentile, write_section
 from gleaner.cli.client import OpenWhiskClient, Target
 from gleaner.records import annotation
-from gleaner.settings import Settings, load_settings
+from gleaner.settings import load_settings
 
 NOOP = "def main(args):\n    return {'ok': True}\n"
 
@@ -133,46 +133,34 @@ def main(args: argparse.Namespace) -> int:
     return 0
 
 
-DURABLE_ENV = "GLEANER_EMBEDDED_DURABLE"
+Measures = tuple[dict[str, float], dict[str, float], dict[str, float]]
 
 
-def _restart(durable: bool) -> Settings:
-    """The embedded stack again, with its stores on disk or in memory. Components
-    and the supervisor inherit the variable, so a restarted store keeps the mode."""
+def measure_both_ways(args: argparse.Namespace, env: str, what: tuple[str, str]) -> tuple[Measures, Measures]:
+    """The invoke measures with ``env`` off, then on, restarting the embedded stack
+    before each (components and the supervisor inherit the variable). Ends on."""
     from deploy import stack  # the bench drives the stack only here
 
-    os.environ[DURABLE_ENV] = "1" if durable else "0"
-    settings = load_settings()
-    stack.down(settings)
-    stack.up(settings, progress=False)
-    return settings
-
-
-def durability(args: argparse.Namespace) -> int:
-    """The cost of durable stores (pouchdb-server on LevelDB, Redis AOF every
-    second), side by side with in-memory stores, in one run. It ends durable."""
-    results: dict[bool, tuple[dict[str, float], dict[str, float], dict[str, float]]] = {}
-    for durable in (False, True):
-        print(f"stack with {'durable' if durable else 'in-memory'} stores ...", flush=True)
-        settings = _restart(durable)
+    results: dict[bool, Measures] = {}
+    for on in (False, True):
+        print(f"stack with {what[on]} ...", flush=True)
+        os.environ[env] = "1" if on else "0"
+        settings = load_settings()
+        stack.down(settings)
+        stack.up(settings, progress=False)
         target = Target.resolve(None, None)
         client = OpenWhiskClient(target)
         w = warm(client, args.invocations)
         c = cold(client, args.cold)
         clients = int(settings.invoker_cpu_capacity / 0.25)
-        results[durable] = (w, c, throughput(target, args.throughput_seconds, clients))
+        results[on] = (w, c, throughput(target, args.throughput_seconds, clients))
         client.close()
-    text = durability_table(results[False], results[True], args)
-    print(text)
-    write_section(Path(args.out), "invoke-durability", text)
-    print(f"\nwritten to {args.out}")
-    return 0
+    return results[False], results[True]
 
 
-Measures = tuple[dict[str, float], dict[str, float], dict[str, float]]
-
-
-def durability_table(memory: Measures, durable: Measures, args: argparse.Namespace) -> str:
+def comparison_table(
+    title: str, intro: str, columns: tuple[str, str], off: Measures, on: Measures, args: argparse.Namespace
+) -> str:
     rows = [
         ("warm overhead p50 (ms)", 0, "over_p50"),
         ("warm overhead p99 (ms)", 0, "over_p99"),
@@ -182,17 +170,15 @@ def durability_table(memory: Measures, durable: Measures, args: argparse.Namespa
         ("throughput (invocations/s)", 2, "per_s"),
     ]
     lines = [
-        "## Cost of durable embedded stores",
+        f"## {title}",
         "",
-        "The same `gleaner bench invoke` measures on the embedded stack twice in one run: stores in memory,"
-        " then durable (pouchdb-server on LevelDB, Redis with an append-only file fsynced every second)."
-        " Kafka (Tansu) is memory-only in both.",
+        intro,
         "",
-        "| measure | in memory | durable | durable / in memory |",
+        f"| measure | {columns[0]} | {columns[1]} | {columns[1]} / {columns[0]} |",
         "|---|---|---|---|",
     ]
     for label, part, key in rows:
-        a, b = memory[part][key], durable[part][key]
+        a, b = off[part][key], on[part][key]
         ratio = f"{b / a:.2f}" if a else "-"
         lines.append(f"| {label} | {a:.1f} | {b:.1f} | {ratio} |")
     lines += [
@@ -201,3 +187,44 @@ def durability_table(memory: Measures, durable: Measures, args: argparse.Namespa
         f" throughput: {args.throughput_seconds:.0f} s each.",
     ]
     return "\n".join(lines)
+
+
+def _report(args: argparse.Namespace, section: str, text: str) -> int:
+    print(text)
+    write_section(Path(args.out), section, text)
+    print(f"\nwritten to {args.out}")
+    return 0
+
+
+def durability(args: argparse.Namespace) -> int:
+    """The cost of durable stores (pouchdb-server on LevelDB, Redis AOF every second)."""
+    off, on = measure_both_ways(args, "GLEANER_EMBEDDED_DURABLE", ("in-memory stores", "durable stores"))
+    return _report(args, "invoke-durability", durability_table(off, on, args))
+
+
+def durability_table(memory: Measures, durable: Measures, args: argparse.Namespace) -> str:
+    intro = (
+        "The same `gleaner bench invoke` measures on the embedded stack twice in one run: stores in memory,"
+        " then durable (pouchdb-server on LevelDB, Redis with an append-only file fsynced every second)."
+        " Kafka (Tansu) is memory-only in both."
+    )
+    title = "Cost of durable embedded stores"
+    return comparison_table(title, intro, ("in memory", "durable"), memory, durable, args)
+
+
+def hardening(args: argparse.Namespace) -> int:
+    """The cost of hardened action containers, against Docker's defaults on the default bridge."""
+    what = ("default action containers", "hardened action containers")
+    off, on = measure_both_ways(args, "GLEANER_ACTION_HARDENING", what)
+    return _report(args, "invoke-hardening", hardening_table(off, on, args))
+
+
+def hardening_table(before: Measures, after: Measures, args: argparse.Namespace) -> str:
+    intro = (
+        "The same `gleaner bench invoke` measures on the embedded stack twice in one run: action containers"
+        " with Docker's defaults on the default bridge (`GLEANER_ACTION_HARDENING=false`), then hardened"
+        " (non-root, every capability dropped, no-new-privileges, pids limit, read-only root with a tmpfs"
+        " /tmp, their own network without inter-container traffic, the host behind an iptables chain)."
+    )
+    title = "Cost of hardened action containers"
+    return comparison_table(title, intro, ("Docker defaults", "hardened"), before, after, args)

@@ -19,10 +19,17 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         action="store_true",
         help="restart the embedded stack with in-memory, then durable stores, and compare (ends durable)",
     )
+    p.add_argument(
+        "--hardening",
+        action="store_true",
+        help="restart the embedded stack with default, then hardened action containers, and compare",
+    )
 
     def run(args: argparse.Namespace) -> int:
-        from benchmarks.invoke import durability, main
+        from benchmarks.invoke import durability, hardening, main
 
+        if args.hardening:
+            return int(hardening(args))
         return int(durability(args) if args.durability else main(args))
 
     p.set_defaults(func=run)
