@@ -77,7 +77,9 @@ class FakeData:
     def resolve(self, params: dict[str, Any], namespace: str) -> dict[str, Any]:
         return params
 
-    def offload(self, result: dict[str, Any], namespace: str, stable_key: str | None = None) -> dict[str, Any]:
+    def offload(
+        self, result: dict[str, Any], namespace: str, stable_key: str | None = None
+    ) -> dict[str, Any]:
         return result
 
 
