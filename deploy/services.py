@@ -40,11 +40,12 @@ from gleaner.credentials import (
     ensure_couchdb_login,
     ensure_redis_password,
     secrets_dir,
-    write_secret,
 )
 from gleaner.errors import StackError
 from gleaner.redis_store import connect
+from gleaner.secrets_file import write_secret
 from gleaner.settings import Settings
+from streams.kafka.client import security_config
 
 SERVICES = ("docker", "kafka", "redis", "couchdb")
 
@@ -76,7 +77,9 @@ def _kafka_addresses(settings: Settings) -> list[tuple[str, int]]:
 
 def _admin(settings: Settings) -> AdminClient:
     # log_level 0 keeps librdkafka from printing connect retries to stderr.
-    return AdminClient({"bootstrap.servers": settings.kafka_bootstrap, "log_level": 0})
+    return AdminClient(
+        {"bootstrap.servers": settings.kafka_bootstrap, "log_level": 0, **security_config(settings)}
+    )
 
 
 def kafka_check(settings: Settings) -> str | None:

@@ -14,12 +14,11 @@ credentials); a file is read only for a service at an embedded address.
 
 from __future__ import annotations
 
-import os
 import secrets
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
-from gleaner.errors import SettingsError
+from gleaner.secrets_file import ensure_secret, read_secret
 from gleaner.settings import GUEST_AUTH, Settings
 
 COUCHDB_USER = "gleaner"
@@ -32,38 +31,6 @@ def secrets_dir(settings: Settings) -> Path:
 
 def secret_file(settings: Settings, name: str) -> Path:
     return secrets_dir(settings) / f"{name}.auth"
-
-
-def read_secret(path: Path) -> str | None:
-    try:
-        value = path.read_text().strip()
-    except FileNotFoundError:
-        return None
-    except OSError as exc:
-        raise SettingsError(f"cannot read {path}: {exc}") from exc
-    return value or None
-
-
-def write_secret(path: Path, value: str) -> None:
-    """Write ``value`` readable by its owner only (the directory too)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    os.chmod(path.parent, 0o700)
-    tmp = path.with_name(f".{path.name}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as fh:
-        fh.write(value + "\n")
-    tmp.replace(path)
-
-
-def ensure_secret(path: Path, make: str) -> str:
-    """The secret in ``path``; ``make`` is written first when there is none (never rotated)."""
-    existing = read_secret(path)
-    if existing is not None:
-        if path.stat().st_mode & 0o077:
-            os.chmod(path, 0o600)
-        return existing
-    write_secret(path, make)
-    return make
 
 
 def _embedded(host: str | None) -> bool:

@@ -29,7 +29,7 @@ def platform_secret_path(settings: Settings) -> Path:
     return settings.state_dir / "secrets" / "platform.key"
 
 
-def _read(path: Path) -> str | None:
+def read_secret(path: Path) -> str | None:
     try:
         value = path.read_text().strip()
     except FileNotFoundError:
@@ -39,10 +39,21 @@ def _read(path: Path) -> str | None:
     return value or None
 
 
-def load_or_create(path: Path, nbytes: int = PLATFORM_SECRET_BYTES) -> str:
-    """The secret in ``path`` (hex); a fresh ``nbytes`` random one is written first when
-    there is none. Safe when several processes call it at once: all get the same value."""
-    existing = _read(path)
+def write_secret(path: Path, value: str) -> None:
+    """Write (or replace) ``value`` readable by its owner only (the directory too)."""
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    os.chmod(path.parent, 0o700)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(value + "\n")
+    tmp.replace(path)
+
+
+def ensure_secret(path: Path, make: str) -> str:
+    """The secret in ``path``; ``make`` is written first when there is none (never
+    rotated). Safe when several processes call it at once: all get the same value."""
+    existing = read_secret(path)
     if existing is not None:
         if path.stat().st_mode & 0o077:
             os.chmod(path, 0o600)
@@ -53,15 +64,20 @@ def load_or_create(path: Path, nbytes: int = PLATFORM_SECRET_BYTES) -> str:
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:
         with os.fdopen(fd, "w") as fh:
-            fh.write(secrets.token_hex(nbytes) + "\n")
+            fh.write(make + "\n")
         with contextlib.suppress(FileExistsError):  # another process won: use its value
             os.link(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
-    value = _read(path)
+    value = read_secret(path)
     if value is None:
         raise SettingsError(f"{path} is empty")
     return value
+
+
+def load_or_create(path: Path, nbytes: int = PLATFORM_SECRET_BYTES) -> str:
+    """A random hex secret of ``nbytes`` in ``path``, created once."""
+    return ensure_secret(path, secrets.token_hex(nbytes))
 
 
 def platform_secret(settings: Settings) -> bytes:

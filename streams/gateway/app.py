@@ -32,7 +32,7 @@ from streams.gateway.dags import DagRoutes
 from streams.gateway.http import MAX_LIST, error_response, flag, int_param, json_body, json_response
 from streams.gateway.openapi import OPENAPI_PATH, openapi_document
 from streams.kafka.client import EventProducer
-from streams.payloads import DataStore
+from streams.payloads import DataStore, ForeignReference, refs_in
 from streams.placement.agent import InvokerTable, follow_health
 
 log = logging.getLogger(__name__)
@@ -245,6 +245,12 @@ class Gateway:
         params = await json_body(request, self.settings.max_payload_bytes)
         if not isinstance(params, dict):
             raise BadRequest("The request content was malformed: parameters must be a JSON object.")
+        if refs_in(params):  # a reference must be this namespace's own value (nothing of it is read)
+            assert self.data is not None
+            try:
+                await asyncio.to_thread(self.data.owned, params, ns)
+            except ForeignReference as exc:
+                raise Forbidden(str(exc)) from exc
         activation_id = new_activation_id()
         event = ActivationRequest(
             activation_id=activation_id,
