@@ -30,6 +30,7 @@ from deploy.common import (
 )
 from gleaner.credentials import admin_credential, guest_credential
 from gleaner.errors import StackError
+from gleaner.metrics import metrics_address
 from gleaner.settings import PREFIX, Settings
 
 # Start order: consumers of a topic before its producers; the gateway last (it gates readiness).
@@ -234,6 +235,9 @@ def component_status(settings: Settings, name: str, restarts: dict[str, Any] | N
             detail = gateway_check(settings) or "running; no invoker up"
         except (httpx.HTTPError, ValueError) as exc:
             detail = f"running; not answering ({type(exc).__name__})"
+    metrics = metrics_address(settings, name)
+    if metrics:
+        detail += f"; metrics {metrics}"
     return PartStatus(name, "up", address, pid, detail)
 
 

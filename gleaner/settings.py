@@ -107,6 +107,11 @@ class Settings:
     # into <state_dir>/secrets/platform.key (0600). Set the same value on every host of a cluster.
     platform_secret: str = ""
 
+    # --- Prometheus metrics (gleaner/metrics.py) ------------------------------
+    # Each component at a fixed offset from the base (invokers at +10+index); 0: off.
+    metrics_port_base: int = 9400
+    metrics_bind: str = "127.0.0.1"
+
     # --- resource model (allowed allocations) -------------------------------
     cpu_min: float = 0.25
     cpu_max: float = field(default_factory=_default_cores)

@@ -23,6 +23,7 @@ from typing import Any
 
 from gleaner.couchdb import CouchDB
 from gleaner.errors import GleanerError, ServiceError
+from gleaner.metrics import PERMITS_FREE_CORES, PERMITS_WAITING
 from gleaner.records import DEVELOPER_ERROR, INTERNAL_ERROR
 from gleaner.redis_store import RedisStore
 from gleaner.settings import Settings
@@ -222,7 +223,9 @@ class InvokerAgent(Handler):
 
     # -- background ------------------------------------------------------------
     def _publish_health(self, status: str = "up") -> None:
-        cpu_free, mem_free, _waiting = self.permits.snapshot()
+        cpu_free, mem_free, waiting = self.permits.snapshot()
+        PERMITS_FREE_CORES.labels(self.id).set(cpu_free)
+        PERMITS_WAITING.labels(self.id).set(waiting)
         with self._count_lock:
             queued = self._in_flight
         health = InvokerHealth(

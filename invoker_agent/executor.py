@@ -17,6 +17,7 @@ from typing import Any
 from gleaner.actions import Limits
 from gleaner.allocation import Allocation
 from gleaner.errors import ContainerError, DockerError, GleanerError, InvalidLimits
+from gleaner.metrics import COLD_STARTS
 from gleaner.records import DEVELOPER_ERROR, INTERNAL_ERROR, RecordDraft, build_record, status_of
 from gleaner.settings import Settings
 from invoker_agent.action_store import ActionStore
@@ -283,6 +284,7 @@ class ActivationExecutor:
             return
         if lease.cold:
             draft.init_ms = round(lease.init_ms or 0)
+            COLD_STARTS.labels(self.settings.invoker_id).inc()
         draft.gleaner["container"] = lease.container.name
         draft.gleaner["cold"] = lease.cold
         done: list[bool] = []  # set once the lease went back to the pool or was destroyed

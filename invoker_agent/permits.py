@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 
 from gleaner.allocation import AllocationChange, ChangeReason
 from gleaner.errors import DockerError
+from gleaner.metrics import RESIZES
 from invoker_agent.ledger import CapacityLedger, Claim, Resize
 from streams.events import now_ms
 
@@ -115,6 +116,7 @@ class ResourcePermits:
                 changes.append(AllocationChange(at, r.cpu, r.memory_mb, r.reason, note))
             if not r.start:
                 keys.append(r.key)
+                RESIZES.labels(r.reason).inc()
         return keys
 
     def _apply(self, keys: list[str]) -> None:

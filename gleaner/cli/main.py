@@ -24,6 +24,10 @@ def _run_component(args: argparse.Namespace) -> int:
         level=args.log_level.upper(),
         format=f"%(asctime)s {args.component} %(levelname)s %(name)s: %(message)s",
     )
+    from gleaner.metrics import serve_metrics
+
+    # An invoker's settings carry its id (invoker0, invoker1...), which sets its port.
+    serve_metrics(settings, settings.invoker_id if args.component == "invoker" else args.component)
     if args.component == "predictor":
         from streams.predictor_stream.app import run
 

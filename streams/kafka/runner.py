@@ -37,6 +37,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from gleaner.errors import MalformedEvent, ServiceError
+from gleaner.metrics import DEADLETTERS
 from gleaner.settings import Settings
 from streams.kafka.checkpoint import Checkpoint
 from streams.kafka.client import RebalanceListener, Record, signature_rejects
@@ -314,6 +315,7 @@ class ConsumeRunner:
 
     def _dead_letter(self, record: Record, reason: str) -> None:
         self.dead_lettered += 1
+        DEADLETTERS.labels(record.topic).inc()
         try:
             self.deadletters.send(record, reason)
         except Exception as exc:

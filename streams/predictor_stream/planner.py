@@ -18,6 +18,7 @@ from composer import Analysis, analyze, from_json
 from gleaner.allocation import Allocation
 from gleaner.couchdb import DAGS, WHISKS, CouchDB
 from gleaner.errors import GleanerError
+from gleaner.metrics import HARVEST_DECISIONS
 from gleaner.settings import Settings
 from gleaner.ttlcache import TTLCache
 from predictor.allocation import AllowedValues
@@ -79,6 +80,12 @@ class RequestPlanner:
         self._analyses: dict[str, Analysis] = {}
 
     def plan(self, req: DagRequest) -> DagPlan:
+        plan = self._plan_request(req)
+        mode = "profile" if req.profile else plan.policy
+        HARVEST_DECISIONS.labels(mode, "yes" if plan.harvest else "no").inc()
+        return plan
+
+    def _plan_request(self, req: DagRequest) -> DagPlan:
         start = time.perf_counter()
         reasons: list[str] = []
         plan: Plan | None = None

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from prometheus_client import REGISTRY
+
 from gleaner.errors import CouchDBError
 from gleaner.records import INTERNAL_ERROR
 from gleaner.settings import Settings
@@ -144,3 +146,24 @@ def test_only_an_invokers_signed_completion_becomes_a_record():
     assert list(couch.docs) == [f"guest/{'a' * 32}"]
     reasons = [letter["reason"].split(":")[0] for letter in sink.on(SETTINGS.deadletter_topic)]
     assert reasons == [f"unsigned event on {TOPIC}", f"forged event on {TOPIC}"]
+
+
+def _sample(name: str, labels: dict[str, str]) -> float:
+    return REGISTRY.get_sample_value(name, labels) or 0.0
+
+
+def test_a_written_completion_counts_as_an_activation_by_status_and_origin() -> None:
+    labels = {"status": "internal_error", "origin": "direct"}
+    before = _sample("gleaner_activations_total", labels)
+    durations = _sample("gleaner_activation_duration_seconds_count", {})
+    runner, _, _, _, clock = make([completion("m1"), completion("m2")])
+    turns(runner, 5, clock)
+    assert _sample("gleaner_activations_total", labels) == before + 2
+    assert _sample("gleaner_activation_duration_seconds_count", {}) == durations + 2
+
+
+def test_a_malformed_completion_counts_as_a_dead_letter() -> None:
+    before = _sample("gleaner_deadletters_total", {"topic": TOPIC})
+    runner, _, _, _, clock = make([b"not json"])
+    turns(runner, 3, clock)
+    assert _sample("gleaner_deadletters_total", {"topic": TOPIC}) == before + 1
