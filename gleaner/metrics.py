@@ -62,6 +62,11 @@ PERMITS_WAITING = Gauge(
     "gleaner_permits_waiting", "Activations waiting for an invoker's permits.", ("invoker",)
 )
 COLD_STARTS = Counter("gleaner_cold_starts", "Activations that started a new container.", ("invoker",))
+HTTP_REQUESTS = Counter(
+    "gleaner_http_requests",
+    "Gateway requests, by route template, method and status.",
+    ("route", "method", "status"),
+)
 DEADLETTERS = Counter(
     "gleaner_deadletters", "Records parked on a dead-letter topic, by source topic.", ("topic",)
 )

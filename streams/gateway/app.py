@@ -20,6 +20,7 @@ from aiohttp import web
 from gleaner.actions import MAX_CODE_BYTES, action_doc, action_view, check_name
 from gleaner.couchdb import ACTIVATIONS, WHISKS, AsyncCouchDB
 from gleaner.errors import BadRequest, Conflict, Forbidden, GleanerError, NotFound
+from gleaner.metrics import HTTP_REQUESTS
 from gleaner.records import INTERNAL_ERROR, SUCCESS, public_view, summary_view
 from gleaner.redis_store import RedisStore
 from gleaner.settings import Settings
@@ -74,6 +75,23 @@ async def openwhisk_errors(request: web.Request, handler: Handler) -> web.Stream
         return error_response("The server encountered an internal error.", 500, code)
 
 
+@web.middleware
+async def count_requests(request: web.Request, handler: Handler) -> web.StreamResponse:
+    # The route's template, not its path: one series per route, whatever the names in it.
+    resource = request.match_info.route.resource
+    route = resource.canonical if resource is not None else "unmatched"
+    status = 500
+    try:
+        response = await handler(request)
+        status = response.status
+        return response
+    except web.HTTPException as exc:
+        status = exc.status
+        raise
+    finally:
+        HTTP_REQUESTS.labels(route, request.method, str(status)).inc()
+
+
 class Gateway:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -92,7 +110,7 @@ class Gateway:
     # -- app wiring -------------------------------------------------------------
     def app(self) -> web.Application:
         app = web.Application(
-            middlewares=[openwhisk_errors],
+            middlewares=[count_requests, openwhisk_errors],
             client_max_size=MAX_CODE_BYTES * 2,
             # Read long lines ourselves, so the middleware answers them in OpenWhisk's JSON. Only the
             # Application passes these to aiohttp's request handler (run_app's kwargs do not reach it).

@@ -57,3 +57,5 @@ def test_an_activation_moves_the_activation_counter(
     wait_for(lambda: successes(scrape(url)) > before, timeout_s=30, what="gleaner_activations_total to move")
     invoker = scrape(metrics_address(stack_up, "invoker0") or "")
     assert any(k.startswith("gleaner_permits_free_cores") for k in invoker)
+    gateway = scrape(metrics_address(stack_up, "gateway") or "")
+    assert any(k.startswith("gleaner_http_requests_total") and "'200'" in k for k in gateway)

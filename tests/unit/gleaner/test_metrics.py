@@ -29,6 +29,7 @@ def test_every_metric_is_named_gleaner_and_documented() -> None:
         "gleaner_permits_waiting",
         "gleaner_cold_starts",
         "gleaner_deadletters",
+        "gleaner_http_requests",
     }
     assert all(m._documentation for m in names.values())
 

@@ -7,6 +7,7 @@ from typing import Any
 
 import httpx
 from aiohttp import web
+from prometheus_client import REGISTRY
 
 from gleaner.settings import Settings
 from streams.gateway.app import Gateway
@@ -48,3 +49,13 @@ def test_openapi_document_is_served_without_a_key() -> None:
     (doc,) = asyncio.run(ask([("GET", OPENAPI_PATH, {})]))
     assert doc.status_code == 200 and doc.headers["content-type"].startswith("application/json")
     assert doc.json()["paths"].keys() == openapi_document(Settings())["paths"].keys()
+
+
+def test_requests_are_counted_by_route_template_method_and_status() -> None:
+    def count(route: str, status: str) -> float:
+        labels = {"route": route, "method": "GET", "status": status}
+        return REGISTRY.get_sample_value("gleaner_http_requests_total", labels) or 0.0
+
+    before = count(OPENAPI_PATH, "200"), count("unmatched", "404")
+    asyncio.run(ask([("GET", OPENAPI_PATH, {}), ("GET", "/no/such/route", {})]))
+    assert (count(OPENAPI_PATH, "200"), count("unmatched", "404")) == (before[0] + 1, before[1] + 1)
