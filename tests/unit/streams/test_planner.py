@@ -141,3 +141,16 @@ def test_profile_requests_get_the_maximum_for_every_function(settings):
     assert len(written) == 6  # split, 4 parallel, merge
     assert all(a.cpu == 2.0 and a.origin == "profile" for a in written)
     assert not plan.harvest
+
+
+def test_each_plan_counts_as_a_harvest_decision_by_mode(settings, trained):
+    from prometheus_client import REGISTRY
+
+    def count(mode: str, harvest: str) -> float:
+        labels = {"mode": mode, "harvest": harvest}
+        return REGISTRY.get_sample_value("gleaner_harvest_decisions_total", labels) or 0.0
+
+    before = count("off", "no")
+    plan = planner(settings).plan(request(harvest=False))
+    assert plan.policy == "off" and not plan.harvest
+    assert count("off", "no") == before + 1
