@@ -100,7 +100,9 @@ class InvokerAgent(Handler):
     def handle(self, record: Record, ticket: Ticket) -> None:
         req = ActivationRequest.from_dict(
             decode(record.value),
-            fallback_id=derived_activation_id(record.topic, record.partition, record.offset),
+            fallback_id=derived_activation_id(
+                record.topic, record.partition, record.offset, record.timestamp_ms
+            ),
         )
         with self._count_lock:
             self._in_flight += 1

@@ -47,10 +47,13 @@ def new_activation_id() -> str:
     return uuid.uuid4().hex
 
 
-def derived_activation_id(topic: str, partition: int, offset: int) -> str:
+def derived_activation_id(topic: str, partition: int, offset: int, timestamp_ms: int | None = None) -> str:
     """A stable id for a request produced without one: a redelivery of the
-    same Kafka record yields the same id, so consumers stay idempotent."""
-    return uuid.uuid5(uuid.NAMESPACE_URL, f"kafka://{topic}/{partition}/{offset}").hex
+    same Kafka record yields the same id, so consumers stay idempotent. The
+    record's timestamp is part of it: a memory-only broker starts offsets at 0
+    again after a restart, while Redis remembers the ids it has seen."""
+    stamp = "" if timestamp_ms is None else f"@{timestamp_ms}"
+    return uuid.uuid5(uuid.NAMESPACE_URL, f"kafka://{topic}/{partition}/{offset}{stamp}").hex
 
 
 def now_ms() -> int:

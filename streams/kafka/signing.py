@@ -111,11 +111,13 @@ class Signer:
     def signed(self, topic: str, key: str | bytes | None, value: bytes | None, headers: Headers) -> bool:
         return self.rejects(topic, key, value, headers) is None
 
-    def position_id(self, topic: str, partition: int, offset: int) -> str:
+    def position_id(self, topic: str, partition: int, offset: int, timestamp_ms: int | None = None) -> str:
         """The activation id of an event produced without one: stable for the record's
-        Kafka position (a redelivery keeps it), yet not derivable by another tenant, who
+        Kafka position and timestamp (a redelivery keeps both; a broker restarted from
+        memory reuses offsets, not timestamps), yet not derivable by another tenant, who
         could otherwise pre-empt the id (and the DAG function ids derived from it)."""
-        return self.derive("activation-id", topic, str(partition), str(offset))[:32]
+        stamp = "" if timestamp_ms is None else str(timestamp_ms)
+        return self.derive("activation-id", topic, str(partition), str(offset), stamp)[:32]
 
     def derive(self, purpose: str, *parts: str) -> str:
         """A stable id no one can guess without the secret (e.g. a payload reference

@@ -185,7 +185,7 @@ class PlacementAgent(Handler):
         self.redispatched = 0
 
     def handle(self, record: Record, ticket: Ticket) -> None:
-        where = (record.topic, record.partition, record.offset)
+        where = (record.topic, record.partition, record.offset, record.timestamp_ms)
         fallback = self.signer.position_id(*where) if self.signer else derived_activation_id(*where)
         req = ActivationRequest.from_dict(decode(record.value), fallback_id=fallback)
         if self.signer is not None and signature_rejects(self.signer, record) is not None:

@@ -112,7 +112,8 @@ def make_app(settings: Settings) -> faust.App:
     async def predict(stream: Any) -> None:
         async for event in stream.events():
             msg = event.message
-            where = Where(msg.topic, msg.partition, msg.offset)
+            stamp = round(msg.timestamp * 1000) if msg.timestamp else None  # Faust keeps seconds
+            where = Where(msg.topic, msg.partition, msg.offset, stamp)
             headers = normalize_headers(msg.headers)
             # Off the event loop: the planner reads CouchDB synchronously, and a
             # blocked loop misses Kafka heartbeats and leaves the group.

@@ -41,6 +41,7 @@ class Where:
     topic: str
     partition: int
     offset: int
+    timestamp_ms: int | None = None  # the record's: part of ids derived from its position
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,7 +109,7 @@ def plan_event(
     if refused is not None:
         return dead_letter(key, raw, where, refused)
     try:
-        position = (where.topic, where.partition, where.offset)
+        position = (where.topic, where.partition, where.offset, where.timestamp_ms)
         fallback = gate.signer.position_id(*position) if gate else derived_activation_id(*position)
         req = DagRequest.from_dict(decode(raw), fallback_id=fallback)
         refused = gate.tenant_refuses(req, key, raw, where, headers) if gate is not None else None

@@ -95,3 +95,10 @@ def test_completion_and_health_round_trip():
     assert InvokerHealth.from_dict(orjson.loads(health.to_bytes())) == health
     with pytest.raises(MalformedEvent):
         InvokerHealth.from_dict({**orjson.loads(health.to_bytes()), "queue_length": "many"})
+
+
+def test_a_derived_id_tells_apart_records_at_an_offset_reused_after_a_broker_restart():
+    # A memory-only broker starts offsets at 0 again; Redis still remembers the old ids.
+    before = derived_activation_id("dag.requests", 0, 5, 1_700_000_000_000)
+    assert derived_activation_id("dag.requests", 0, 5, 1_700_000_000_000) == before  # a redelivery
+    assert derived_activation_id("dag.requests", 0, 5, 1_700_000_360_000) != before

@@ -154,6 +154,9 @@ def test_an_id_derived_from_a_kafka_position_is_stable_but_not_the_public_uuid5(
     first = SIGNER.position_id("invocations", 2, 17)
     assert first == SIGNER.position_id("invocations", 2, 17) and len(first) == 32
     assert first != SIGNER.position_id("invocations", 2, 18)
+    stamped = SIGNER.position_id("invocations", 2, 17, 1_700_000_000_000)
+    assert stamped == SIGNER.position_id("invocations", 2, 17, 1_700_000_000_000)  # a redelivery
+    assert stamped != SIGNER.position_id("invocations", 2, 17, 1_700_000_360_000)  # offset reused
     assert first != OTHER.position_id("invocations", 2, 17)
     assert first != derived_activation_id("invocations", 2, 17)  # anyone could compute that one
 
