@@ -225,15 +225,29 @@ def _resolve(
 DEFAULT_CACHE = CredentialCache()
 
 
-def verify(db: CouchDB, credential: str, cache: CredentialCache = DEFAULT_CACHE) -> Verified | None:
+def _look_up(
+    cache: CredentialCache, credential: str
+) -> tuple[tuple[str, str], bytes, Verified | None] | None:
+    """(uuid and key, the cache digest, a fresh cached entry) of a well-formed credential."""
     parsed = parse_credential(credential)
     if parsed is None:
         return None
     digest = credential_digest(credential)
-    hit = cache.fresh(digest)
+    return parsed, digest, cache.fresh(digest)
+
+
+def _tenant_namespace(entry: Verified | None) -> str | None:
+    return entry.namespace if entry is not None and entry.role == TENANT else None
+
+
+def verify(db: CouchDB, credential: str, cache: CredentialCache = DEFAULT_CACHE) -> Verified | None:
+    looked = _look_up(cache, credential)
+    if looked is None:
+        return None
+    (uuid, key), digest, hit = looked
     if hit is not None:
         return hit
-    return _resolve(cache, digest, *parsed, db.get_doc(SUBJECTS, key_id(parsed[0])))
+    return _resolve(cache, digest, uuid, key, db.get_doc(SUBJECTS, key_id(uuid)))
 
 
 def authenticate(db: CouchDB, credential: str, cache: CredentialCache = DEFAULT_CACHE) -> str | None:
@@ -241,33 +255,30 @@ def authenticate(db: CouchDB, credential: str, cache: CredentialCache = DEFAULT_
 
     Raises CouchDBError when the subjects database cannot be read.
     """
-    entry = verify(db, credential, cache)
-    return entry.namespace if entry is not None and entry.role == TENANT else None
+    return _tenant_namespace(verify(db, credential, cache))
 
 
 async def verify_async(
     db: AsyncCouchDB, credential: str, cache: CredentialCache = DEFAULT_CACHE
 ) -> Verified | None:
-    parsed = parse_credential(credential)
-    if parsed is None:
+    looked = _look_up(cache, credential)
+    if looked is None:
         return None
-    digest = credential_digest(credential)
-    hit = cache.fresh(digest)
+    (uuid, key), digest, hit = looked
     if hit is not None:
         return hit
-    doc = await db.call(db.get(SUBJECTS, key_id(parsed[0])))
-    known = _unchanged(cache, digest, parsed[0], doc)
+    doc = await db.call(db.get(SUBJECTS, key_id(uuid)))
+    known = _unchanged(cache, digest, uuid, doc)
     if known is not None or doc is None:
         return known
     # Hashing takes tens of milliseconds: off the event loop.
-    return await asyncio.to_thread(_resolve, cache, digest, *parsed, doc)
+    return await asyncio.to_thread(_resolve, cache, digest, uuid, key, doc)
 
 
 async def authenticate_async(
     db: AsyncCouchDB, credential: str, cache: CredentialCache = DEFAULT_CACHE
 ) -> str | None:
-    entry = await verify_async(db, credential, cache)
-    return entry.namespace if entry is not None and entry.role == TENANT else None
+    return _tenant_namespace(await verify_async(db, credential, cache))
 
 
 # --- namespaces and keys (the admin's operations) ------------------------------------------------

@@ -112,6 +112,14 @@ class Record:
     headers: Headers = ()  # (name, value) pairs: the platform signature or a tenant's credential
 
 
+def oversize(value: bytes | None, limit: int | None) -> str | None:
+    """Why an event is too large to read on, or None: every first consumer's one size rule."""
+    size = len(value or b"")
+    if limit is None or size <= limit:
+        return None
+    return f"an event of {size} bytes is above the limit of {limit} bytes"
+
+
 def signature_rejects(signer: Signer, record: Record) -> str | None:
     """Why ``record`` was not written by a Gleaner component, or None when it was."""
     return signer.rejects(record.topic, record.key, record.value, record.headers)

@@ -12,20 +12,29 @@ from streams.kafka.client import EventProducer, Record
 log = logging.getLogger(__name__)
 
 
+PAYLOAD_CHARS = 65536  # enough to recognise the event, never too large to produce
+
+
+def dead_letter_event(
+    topic: str, partition: int, offset: int, value: bytes | None, reason: str
+) -> DeadLetter:
+    """The dead letter of one source event (its payload cut to :data:`PAYLOAD_CHARS`)."""
+    log.warning("dead letter from %s[%d]@%d: %s", topic, partition, offset, reason)
+    return DeadLetter(
+        reason=reason,
+        source_topic=topic,
+        partition=partition,
+        offset=offset,
+        payload=(value or b"").decode("utf-8", errors="replace")[:PAYLOAD_CHARS],
+        ts_ms=now_ms(),
+    )
+
+
 class DeadLetters:
     def __init__(self, settings: Settings, producer: EventProducer) -> None:
         self._topic = settings.deadletter_topic
         self._producer = producer
 
     def send(self, record: Record, reason: str) -> None:
-        payload = (record.value or b"").decode("utf-8", errors="replace")
-        letter = DeadLetter(
-            reason=reason,
-            source_topic=record.topic,
-            partition=record.partition,
-            offset=record.offset,
-            payload=payload[:65536],
-            ts_ms=now_ms(),
-        )
-        log.warning("dead letter from %s[%d]@%d: %s", record.topic, record.partition, record.offset, reason)
+        letter = dead_letter_event(record.topic, record.partition, record.offset, record.value, reason)
         self._producer.produce(self._topic, letter.to_bytes(), key=record.key)

@@ -40,7 +40,7 @@ from gleaner.errors import MalformedEvent, ServiceError
 from gleaner.metrics import DEADLETTERS
 from gleaner.settings import Settings
 from streams.kafka.checkpoint import Checkpoint
-from streams.kafka.client import RebalanceListener, Record, signature_rejects
+from streams.kafka.client import RebalanceListener, Record, oversize, signature_rejects
 from streams.kafka.offsets import TopicPartition
 from streams.kafka.signing import SIGNATURE_HEADER, Signer, has_header
 
@@ -254,12 +254,7 @@ class ConsumeRunner:
         if attempts == 0:
             self.checkpoint.started(tp, record.offset)
         ticket = Ticket(record, self)
-        limit = self.config.max_event_bytes
-        size = len(record.value or b"")
-        if limit is not None and size > limit:
-            ticket.dead_letter(f"an event of {size} bytes is above the limit of {limit} bytes")
-            return
-        reason = self._forged(record)
+        reason = oversize(record.value, self.config.max_event_bytes) or self._forged(record)
         if reason is not None:
             ticket.dead_letter(reason)
             return

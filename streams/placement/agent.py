@@ -42,7 +42,7 @@ from streams.events import (
     derived_activation_id,
 )
 from streams.failures import completion_key, failed_completion
-from streams.kafka.client import EventConsumer, EventProducer, Record, member_id, signature_rejects
+from streams.kafka.client import EventConsumer, EventProducer, Record, member_id, oversize, signature_rejects
 from streams.kafka.deadletter import DeadLetters
 from streams.kafka.runner import ConsumeRunner, DeadLetterSink, Handler, RunnerConfig, Sink, Ticket
 from streams.kafka.signing import Signer, namespace_not_proven, tenant_credential
@@ -120,14 +120,11 @@ def follow_health(
             if rec is None:
                 continue
             try:
-                size = len(rec.value or b"")
-                if size > settings.kafka_message_max_bytes:
-                    limit = settings.kafka_message_max_bytes
-                    raise MalformedEvent(f"an event of {size} bytes is above the limit of {limit} bytes")
                 # Only invokers beat: a forged heartbeat would steer work to no one.
-                forged = signature_rejects(signer, rec)
-                if forged is not None:
-                    raise MalformedEvent(forged)
+                limit = settings.kafka_message_max_bytes
+                refused = oversize(rec.value, limit) or signature_rejects(signer, rec)
+                if refused is not None:
+                    raise MalformedEvent(refused)
                 table.update(InvokerHealth.from_dict(decode(rec.value)))
             except MalformedEvent as exc:
                 if deadletters is None:

@@ -16,7 +16,9 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from gleaner.errors import MalformedEvent, ServiceError
-from streams.events import DagPlan, DagRequest, DeadLetter, decode, derived_activation_id, now_ms
+from streams.events import DagPlan, DagRequest, decode, derived_activation_id
+from streams.kafka.client import oversize
+from streams.kafka.deadletter import dead_letter_event
 from streams.kafka.signing import (
     SIGNATURE_HEADER,
     Headers,
@@ -29,7 +31,6 @@ from streams.kafka.signing import (
 log = logging.getLogger(__name__)
 PLANS = "plans"
 DEADLETTERS = "deadletters"
-DEAD_LETTER_PAYLOAD_CHARS = 65536  # enough to recognise the event, never too large to produce
 
 
 class Planner(Protocol):
@@ -52,15 +53,7 @@ class Outgoing:
 
 
 def dead_letter(key: bytes | None, raw: bytes | None, where: Where, reason: str) -> Outgoing:
-    log.warning("dead letter from %s[%d]@%d: %s", where.topic, where.partition, where.offset, reason)
-    letter = DeadLetter(
-        reason=reason,
-        source_topic=where.topic,
-        partition=where.partition,
-        offset=where.offset,
-        payload=(raw or b"").decode("utf-8", "replace")[:DEAD_LETTER_PAYLOAD_CHARS],
-        ts_ms=now_ms(),
-    )
+    letter = dead_letter_event(where.topic, where.partition, where.offset, raw, reason)
     return Outgoing(DEADLETTERS, key, letter.to_bytes())
 
 
@@ -102,9 +95,9 @@ def plan_event(
     headers: Headers = (),
 ) -> Outgoing:
     """The plan of one request event, or why it has none."""
-    size = len(raw or b"")
-    if size > limit:
-        return dead_letter(key, raw, where, f"an event of {size} bytes is above the limit of {limit} bytes")
+    too_large = oversize(raw, limit)
+    if too_large is not None:
+        return dead_letter(key, raw, where, too_large)
     refused = gate.refuses(where, key, raw, headers) if gate is not None else None
     if refused is not None:
         return dead_letter(key, raw, where, refused)
