@@ -26,6 +26,7 @@ declare -A wanted=(
     [docker.io]=dockerd
     [redis-server]=redis-server
     [debootstrap]=debootstrap
+    [chromium]=chromium  # the dashboard's browser test (tests/integration/test_dashboard.py)
 )
 missing=()
 for pkg in "${!wanted[@]}"; do

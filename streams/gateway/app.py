@@ -30,6 +30,7 @@ from streams.gateway.admin import AdminRoutes
 from streams.gateway.auth import Authenticator
 from streams.gateway.completions import CompletionWaiter
 from streams.gateway.dags import DagRoutes
+from streams.gateway.dashboard import DashboardRoutes
 from streams.gateway.http import MAX_LIST, error_response, flag, int_param, json_body, json_response
 from streams.gateway.openapi import OPENAPI_PATH, openapi_document
 from streams.kafka.client import EventProducer
@@ -103,6 +104,7 @@ class Gateway:
         self.data: DataStore | None = None
         self.dags = DagRoutes(self)
         self.admin = AdminRoutes(self)
+        self.dashboard = DashboardRoutes(self)
         self._actions: TTLCache[tuple[str, str], dict[str, Any]] = TTLCache(settings.action_cache_ttl_s)
         self._health_stop = threading.Event()
         self._openapi = json_response(openapi_document(settings)).body
@@ -134,6 +136,7 @@ class Gateway:
         app.router.add_get(ns + "/activations/{id}/logs", self.get_activation_logs)
         self.dags.register(app, ns)
         self.admin.register(app)
+        self.dashboard.register(app, ns)
         app.on_startup.append(self._startup)
         app.on_cleanup.append(self._cleanup)
         return app

@@ -12,6 +12,7 @@ from typing import Any
 
 from gleaner.settings import Settings
 from predictor.policies import HARVEST_POLICIES
+from streams.gateway.dashboard import ASSETS, DEFAULT_REQUESTS, MAX_REQUESTS
 from streams.gateway.http import MAX_INT, MAX_LIST
 from streams.gateway.openapi_components import Schema, component_schemas, error_responses, ref, returns
 
@@ -317,7 +318,45 @@ def _paths(settings: Settings) -> dict[str, Schema]:
                 dag_input,
             ),
         },
+        **_dashboard_paths(),
     }
+
+
+def _dashboard_paths() -> dict[str, Schema]:
+    """The live dashboard: its page and files (no key: they hold no data) and its JSON view."""
+    paths: dict[str, Schema] = {}
+    for route, (name, kind) in ASSETS.items():
+        ok = {"description": f"The dashboard's {name}.", "content": {kind: {"schema": {"type": "string"}}}}
+        op = _operation(
+            "dashboard" if name == "index.html" else f"dashboardFile_{name.replace('.', '_')}",
+            f"The live dashboard's {name} (no key: the page asks for one).",
+            "dashboard",
+            {"200": ok, **_errors()},
+            authenticated=False,
+        )
+        paths[route] = {"get": op}
+    paths[f"{NS}/dashboard"] = {
+        "get": _operation(
+            "dashboardView",
+            "The dashboard's view: invokers and the last finished DAG requests with their stage "
+            "timelines, allocations, harvest decisions and measured speedups. A tenant key sees its "
+            "namespace; the admin key any namespace by name, or every namespace with `_`.",
+            "dashboard",
+            {"200": returns(ref("Dashboard"), "The view."), **_errors(400, *AUTHENTICATED)},
+            [
+                NS_PARAM,
+                _query(
+                    "limit",
+                    {"type": "integer", "minimum": 1, "maximum": MAX_REQUESTS},
+                    f"At most this many requests, newest first (default {DEFAULT_REQUESTS}).",
+                ),
+                _int_query(
+                    "since", MAX_INT, "Only requests started at or after this (ms; default: an hour ago)."
+                ),
+            ],
+        )
+    }
+    return paths
 
 
 ADMIN = "/api/v1/admin/namespaces"

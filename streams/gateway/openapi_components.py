@@ -85,6 +85,16 @@ def component_schemas(settings: Settings) -> dict[str, Schema]:
             "additionalProperties": {"type": "string", "enum": ["up", "down"]},
         },
         "Heartbeat": {"type": "object", "required": ["invoker", "healthy"]},
+        "Dashboard": {
+            "type": "object",
+            "required": ["scope", "generated_ms", "invokers", "requests"],
+            "properties": {
+                "scope": {**string, "description": "The namespace shown, or `*` for every namespace."},
+                "generated_ms": integer,
+                "invokers": {"type": "array", "items": obj},
+                "requests": {"type": "array", "items": obj},
+            },
+        },
         "NamespaceSummary": {
             "type": "object",
             "required": ["namespace", "keys"],

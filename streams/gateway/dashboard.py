@@ -1,0 +1,320 @@
+"""The live dashboard at ``/dashboard``: a static page (``static/``, no build step, no outside
+network) that polls one JSON view, ``GET /api/v1/namespaces/{ns}/dashboard``.
+
+The view holds the invokers as their heartbeats describe them (capacity, used, waiting) and
+the last finished DAG requests, each with its stage timeline (its functions' records),
+allocations and their origin, the plan's harvest decision, and a measured speedup where a
+baseline exists: the latest earlier request of the same DAG with the same input size that ran
+without harvesting, so ``(L_off - L_on) / L_off`` as in the evaluation (monitor.evaluation).
+
+Who sees what: a tenant key its own namespace; the admin key (an operator) any one namespace
+by name, or with ``_`` every namespace. The view carries names, times and allocations only,
+never parameters, results or logs. The page itself needs no key: it asks for one and keeps it
+in the tab's sessionStorage.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from importlib import resources
+from typing import TYPE_CHECKING, Any
+
+from aiohttp import web
+
+from gleaner.couchdb import ACTIVATIONS, SUBJECTS, Call
+from gleaner.errors import Forbidden
+from gleaner.records import annotation
+from gleaner.subjects import ADMIN, check_namespace
+from streams.events import now_ms
+from streams.gateway.auth import NOT_ALLOWED
+from streams.gateway.http import int_param, json_response
+
+if TYPE_CHECKING:
+    from streams.gateway.app import Gateway
+
+PAGE_PATH = "/dashboard"
+# Route -> (file in streams/gateway/static, content type). Fixed routes: nothing else is served.
+ASSETS = {
+    PAGE_PATH: ("index.html", "text/html"),
+    PAGE_PATH + "/dashboard.js": ("dashboard.js", "application/javascript"),
+    PAGE_PATH + "/dashboard.css": ("dashboard.css", "text/css"),
+}
+DEFAULT_REQUESTS, MAX_REQUESTS = 10, 50
+DEFAULT_WINDOW_MS = 3_600_000  # requests of the last hour, unless ``since`` says otherwise
+MAX_NAMESPACES = 100  # the admin's all-namespaces view reads at most this many
+# What the view reads of a DAG record: never its result.
+DAG_FIELDS = ["activationId", "namespace", "name", "start", "end", "duration", "statusCode", "gleaner"]
+
+
+# --- pure: records -> view model ---------------------------------------------------------------
+
+
+def _number(value: Any) -> float | None:
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+
+def invoker_rows(heartbeats: list[dict[str, Any]], now: int) -> list[dict[str, Any]]:
+    """One row per invoker: capacity, used (capacity - free), running and waiting, by id."""
+    rows = []
+    for beat in heartbeats:
+        cpu_cap = _number(beat.get("cpu_capacity")) or 0.0
+        mem_cap = int(_number(beat.get("memory_capacity_mb")) or 0)
+        cpu_free = _number(beat.get("cpu_free")) or 0.0
+        mem_free = int(_number(beat.get("memory_free_mb")) or 0)
+        ts = _number(beat.get("ts_ms"))
+        rows.append(
+            {
+                "id": str(beat.get("invoker", "")),
+                "healthy": bool(beat.get("healthy")),
+                "status": str(beat.get("status", "up")),
+                "cpu_capacity": cpu_cap,
+                "cpu_used": round(max(0.0, cpu_cap - cpu_free), 3),
+                "memory_capacity_mb": mem_cap,
+                "memory_used_mb": max(0, mem_cap - mem_free),
+                "running": int(_number(beat.get("running")) or 0),
+                "waiting": int(_number(beat.get("queue_length")) or 0),
+                "age_ms": None if ts is None else max(0, now - int(ts)),
+            }
+        )
+    return sorted(rows, key=lambda r: r["id"])
+
+
+def _function_view(
+    entry: dict[str, Any], child: dict[str, Any] | None, planned: Any, t0: int
+) -> dict[str, Any]:
+    view: dict[str, Any] = {
+        "activation_id": entry.get("activation_id"),
+        "action": entry.get("action"),
+        "index": entry.get("index"),
+        "origin": planned.get("origin", "user") if isinstance(planned, dict) else "user",
+        "allocation": None,
+        "user_allocation": None,
+        "invoker": None,
+        "status_code": None,
+        "from_ms": None,
+        "to_ms": None,
+        "cold": None,
+    }
+    if child is None:
+        return view  # its record is not stored (yet): listed, without a bar
+    g = child.get("gleaner") if isinstance(child.get("gleaner"), dict) else {}
+    start, end = _number(child.get("start")), _number(child.get("end"))
+    view.update(
+        origin=g.get("origin") or view["origin"],
+        allocation=g.get("allocation"),
+        user_allocation=g.get("user_allocation"),
+        allocation_peak=g.get("allocation_peak"),
+        invoker=g.get("invoker"),
+        status_code=child.get("statusCode"),
+        from_ms=None if start is None else int(start) - t0,
+        to_ms=None if end is None else int(end) - t0,
+        cold=annotation(child, "initTime") is not None,
+        wait_ms=annotation(child, "waitTime"),
+    )
+    return view
+
+
+def _harvest_view(harvest: Any) -> dict[str, Any]:
+    """The plan's decision: ``none`` (no plan), ``off`` (planned, not applied) or ``on``."""
+    if not isinstance(harvest, dict):
+        return {"decision": "none", "policy": None, "stages": [], "reasons": [], "model_version": None}
+    stages = [
+        {
+            "stage": s.get("stage"),
+            "cpu_mode": s.get("cpu_mode"),
+            "mem_mode": s.get("mem_mode"),
+            "reason": s.get("reason"),
+            "makespan_s": s.get("makespan_s"),
+        }
+        for s in harvest.get("stages") or []
+        if isinstance(s, dict)
+    ]
+    return {
+        "decision": "on" if harvest.get("applied") else "off",
+        "policy": harvest.get("policy"),
+        "stages": stages,
+        "reasons": [str(r) for r in harvest.get("reasons") or []],
+        "model_version": harvest.get("model_version"),
+        "inference_ms": harvest.get("inference_ms"),
+    }
+
+
+def request_view(record: dict[str, Any], children: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """One DAG request: its stages on a timeline that starts at the request's start (ms)."""
+    g = record.get("gleaner") if isinstance(record.get("gleaner"), dict) else {}
+    dag = g.get("dag") if isinstance(g.get("dag"), dict) else {}
+    harvest = g.get("harvest") if isinstance(g.get("harvest"), dict) else None
+    planned = (harvest or {}).get("allocations") or {}
+    t0 = int(_number(record.get("start")) or 0)
+    end = int(_number(record.get("end")) or t0)
+    stages = []
+    for stage in dag.get("stages") or []:
+        if not isinstance(stage, dict):
+            continue
+        s_start, s_end = _number(stage.get("start")), _number(stage.get("end"))
+        functions = [
+            _function_view(
+                f,
+                children.get(str(f.get("activation_id"))),
+                planned.get(f"{stage.get('index')}.{f.get('index')}"),
+                t0,
+            )
+            for f in stage.get("functions") or []
+            if isinstance(f, dict)
+        ]
+        stages.append(
+            {
+                "index": stage.get("index"),
+                "kind": stage.get("kind"),
+                "from_ms": None if s_start is None else int(s_start) - t0,
+                "to_ms": None if s_end is None else int(s_end) - t0,
+                "functions": functions,
+            }
+        )
+    return {
+        "id": record.get("activationId"),
+        "namespace": record.get("namespace"),
+        "dag": record.get("name"),
+        "start": t0,
+        "duration_ms": max(0, end - t0),
+        "status": dag.get("status"),
+        "status_code": record.get("statusCode"),
+        "input_size": dag.get("input_size"),
+        "harvest": _harvest_view(harvest),
+        "stages": stages,
+        "speedup": None,
+    }
+
+
+def with_speedups(requests: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Give each successful harvested request its measured speedup over the latest earlier
+    successful request of the same DAG and input size that did not harvest (if any)."""
+    done = [r for r in requests if r["status"] == "success" and r["duration_ms"] > 0]
+    done_ids = {r["id"] for r in done}
+    out = []
+    for r in requests:
+        baseline = None
+        if r["id"] in done_ids and r["harvest"]["decision"] == "on":
+            earlier = [
+                b
+                for b in done
+                if b["harvest"]["decision"] != "on"
+                and (b["namespace"], b["dag"], b["input_size"]) == (r["namespace"], r["dag"], r["input_size"])
+                and b["start"] <= r["start"]
+            ]
+            baseline = max(earlier, key=lambda b: b["start"], default=None)
+        if baseline is None:
+            out.append(r)
+            continue
+        off, on = baseline["duration_ms"], r["duration_ms"]
+        speedup = {"value": round((off - on) / off, 4), "baseline": baseline["id"], "baseline_ms": off}
+        out.append({**r, "speedup": speedup})
+    return out
+
+
+def dashboard_view(
+    records: list[dict[str, Any]],
+    children: dict[str, dict[str, Any]],
+    heartbeats: list[dict[str, Any]],
+    *,
+    scope: str,
+    limit: int,
+    now: int,
+) -> dict[str, Any]:
+    """The page's whole model: newest request first, at most ``limit`` of them (the records
+    beyond the limit only serve as speedup baselines)."""
+    views = with_speedups([request_view(r, children) for r in records if isinstance(r, dict)])
+    views.sort(key=lambda v: v["start"], reverse=True)
+    return {
+        "scope": scope,
+        "generated_ms": now,
+        "invokers": invoker_rows(heartbeats, now),
+        "requests": views[:limit],
+    }
+
+
+def child_ids(records: list[dict[str, Any]]) -> list[str]:
+    """The CouchDB ids of the records' functions' records."""
+    ids = []
+    for r in records:
+        stages = ((r.get("gleaner") or {}).get("dag") or {}).get("stages") or []
+        for stage in stages:
+            for f in stage.get("functions") or []:
+                ids.append(f"{r.get('namespace')}/{f.get('activation_id')}")
+    return ids
+
+
+# --- I/O: the routes ------------------------------------------------------------------------------
+
+
+class DashboardRoutes:
+    def __init__(self, gateway: Gateway) -> None:
+        self.gw = gateway
+        static = resources.files("streams.gateway") / "static"
+        self._assets = {
+            route: (static.joinpath(name).read_bytes(), kind) for route, (name, kind) in ASSETS.items()
+        }
+
+    def register(self, app: web.Application, ns: str) -> None:
+        for route in ASSETS:
+            app.router.add_get(route, self.asset)
+        app.router.add_get(ns + "/dashboard", self.data)
+
+    async def asset(self, request: web.Request) -> web.Response:
+        # No key: the page holds no data; it asks for a key and sends it on its fetches.
+        body, kind = self._assets[request.path]
+        return web.Response(body=body, content_type=kind, headers={"Cache-Control": "no-cache"})
+
+    async def _scope(self, request: web.Request) -> list[str] | None:
+        """The namespaces this key may see here; None for every namespace (admin with ``_``)."""
+        header = request.headers.get("Authorization")
+        asked = request.match_info["ns"]
+        if await self.gw.auth.require_any(header) == ADMIN:
+            return None if asked == "_" else [check_namespace(asked)]
+        own = await self.gw.auth.namespace_for(header)
+        if asked not in ("_", own):
+            raise Forbidden(NOT_ALLOWED)
+        return [own]
+
+    async def _namespaces(self) -> list[str]:
+        db = self.gw.db
+        found = await db.call(
+            db.find(SUBJECTS, {"type": "namespace"}, limit=MAX_NAMESPACES, fields=["namespace"])
+        )
+        return [str(d["namespace"]) for d in found["docs"] if isinstance(d.get("namespace"), str)]
+
+    async def _dag_records(self, ns: str, since: int, limit: int) -> list[dict[str, Any]]:
+        db = self.gw.db
+        selector = {"namespace": ns, "start": {"$gte": since}, "gleaner.dag": {"$exists": True}}
+        sort = [{"namespace": "desc"}, {"start": "desc"}]
+        found = await db.call(db.find(ACTIVATIONS, selector, sort=sort, limit=limit, fields=DAG_FIELDS))
+        docs: list[dict[str, Any]] = found["docs"]
+        return docs
+
+    async def _children(self, records: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+        ids = child_ids(records)
+        if not ids:
+            return {}
+        db = self.gw.db
+        path = f"/{db.db(ACTIVATIONS)}/_all_docs"
+        found = await db.call(Call("POST", path, body={"keys": ids}, params={"include_docs": "true"}))
+        docs = [row.get("doc") for row in found.get("rows", [])]
+        return {str(d["activationId"]): d for d in docs if isinstance(d, dict) and "activationId" in d}
+
+    async def data(self, request: web.Request) -> web.Response:
+        namespaces = await self._scope(request)
+        limit = int_param(request, "limit", DEFAULT_REQUESTS, 1, MAX_REQUESTS)
+        now = now_ms()
+        since = int_param(request, "since", max(0, now - DEFAULT_WINDOW_MS))
+        scope = "*" if namespaces is None else namespaces[0]
+        if namespaces is None:
+            namespaces = await self._namespaces()
+        # Twice the limit: the older ones are baselines for the newer ones' speedups.
+        found = await asyncio.gather(*(self._dag_records(ns, since, 2 * limit) for ns in namespaces))
+        records = sorted((r for docs in found for r in docs), key=lambda r: -int(r.get("start") or 0))
+        records = records[: 2 * limit]
+        children = await self._children(records[:limit])
+        view = dashboard_view(
+            records, children, self.gw.invokers.heartbeats(), scope=scope, limit=limit, now=now
+        )
+        return json_response(view)
