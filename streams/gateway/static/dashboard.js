@@ -121,7 +121,7 @@ function timeline(req) {
   const axis = svg("g", { class: "axis" });
   for (const t of ticks(span)) {
     axis.append(svg("line", { x1: x(t), x2: x(t), y1: top - 4, y2: height }));
-    axis.append(svg("text", { x: x(t) + 2, y: 11 }, ms(t)));
+    if (x(t) < width - 40) axis.append(svg("text", { x: x(t) + 2, y: 11 }, ms(t)));
   }
   root.append(axis);
   let y = top;
@@ -190,6 +190,7 @@ function allocationTable(req) {
 
 function harvestText(h) {
   if (h.decision === "none") return "no plan";
+  if (h.decision === "off") return "harvest off" + (h.policy ? ` (${h.policy})` : "");
   const modes = h.stages.filter((s) => s.cpu_mode && s.cpu_mode !== "rejected").map((s) => `stage ${s.stage}: cpu ${s.cpu_mode}, mem ${s.mem_mode}`);
   return `harvest ${h.decision}` + (h.policy ? ` (${h.policy})` : "") + (modes.length ? " · " + modes.join("; ") : "");
 }
