@@ -20,11 +20,17 @@ file system whose one writable place is a size-limited tmpfs ``/tmp``, and a net
 their own (:func:`network_options`: no traffic between containers, the host behind
 :mod:`invoker_agent.host_firewall`). Each container gets a fresh secret for its action
 proxy, in its environment at creation; only the invoker (and Docker's API) knows it.
+
+Besides that secret (wiped by the proxy before user code runs), a container's environment
+holds ``HOME``/``TMPDIR`` and OpenWhisk's ``__OW_API_HOST`` (:func:`bridge_api_host`: this
+host's gateway as seen from the actions network, or ``settings.action_api_host``), and
+nothing else of the platform. The other ``__OW_*`` variables come per run (the action proxy).
 """
 
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import logging
 import secrets
 import threading
@@ -52,6 +58,7 @@ INVOKER_LABEL = "gleaner.invoker"
 INCARNATION_LABEL = "gleaner.incarnation"  # which run of the invoker started it
 NETWORK_LABEL = "gleaner.network"
 PROXY_TOKEN_ENV = "__GLEANER_PROXY_TOKEN"  # read and wiped by invoker_agent/runtime/actionproxy.py
+API_HOST_ENV = "__OW_API_HOST"  # as OpenWhisk's invoker sets it at container creation
 # The runtime image's "gleaner" user (deploy/images/python3/Dockerfile); numeric, so any
 # image works, with or without a passwd entry for it.
 ACTION_USER = "65532:65532"
@@ -77,7 +84,9 @@ class ContainerOptions:
     user: str | None
 
 
-def container_options(settings: Settings, *, cpu: float, memory_mb: int, token: str) -> ContainerOptions:
+def container_options(
+    settings: Settings, *, cpu: float, memory_mb: int, token: str, api_host: str = ""
+) -> ContainerOptions:
     """The create arguments of an action container, hardened unless the settings say not."""
     memory = _mib(memory_mb)
     host_config: dict[str, Any] = {
@@ -89,6 +98,8 @@ def container_options(settings: Settings, *, cpu: float, memory_mb: int, token: 
         "init": False,  # the action proxy is its own init (it reaps orphans as PID 1)
     }
     environment = {PROXY_TOKEN_ENV: token}
+    if api_host:
+        environment[API_HOST_ENV] = api_host
     if not settings.action_hardening:
         return ContainerOptions(host_config, environment, None)
     host_config.update(
@@ -140,6 +151,22 @@ def network_mismatch(attrs: dict[str, Any], settings: Settings) -> str | None:
     return None
 
 
+def bridge_api_host(attrs: dict[str, Any], settings: Settings) -> str:
+    """The gateway's URL as a container on the network ``attrs`` describes reaches it: the
+    bridge's own address (the network's gateway) and the gateway's port, unless the settings
+    name another (``action_api_host``)."""
+    if settings.action_api_host:
+        return settings.action_api_host
+    for config in (attrs.get("IPAM") or {}).get("Config") or []:
+        address = str(config.get("Gateway") or "")
+        if not address and config.get("Subnet"):
+            with suppress(ValueError):  # Docker gives a bridge the subnet's first address
+                address = str(ipaddress.ip_network(str(config["Subnet"]), strict=False)[1])
+        if address and ":" not in address:  # IPv4: what the action proxy's network uses
+            return f"http://{address}:{settings.gateway_port}"
+    return settings.api_host
+
+
 def bridge_of(attrs: dict[str, Any]) -> str:
     """The Linux bridge interface of a Docker bridge network."""
     options = attrs.get("Options") or {}
@@ -170,6 +197,7 @@ class DockerEngine:
         self.resizer = CgroupResizer()
         self._network_lock = threading.Lock()
         self._network_ready = False
+        self._api_host: str | None = None
 
     def ping(self) -> None:
         with _wrapped("ping"):
@@ -181,9 +209,11 @@ class DockerEngine:
         """Create and start a detached, resource-limited container; return its address,
         pid and the secret its action proxy answers to."""
         token = secrets.token_urlsafe(32)
-        options = container_options(self.settings, cpu=cpu, memory_mb=memory_mb, token=token)
-        all_labels = {MANAGED_LABEL: "true", **labels}
         self.ensure_network()
+        options = container_options(
+            self.settings, cpu=cpu, memory_mb=memory_mb, token=token, api_host=self.action_api_host()
+        )
+        all_labels = {MANAGED_LABEL: "true", **labels}
         with _wrapped(f"start {name} from {image}"):
             # The low-level API: the high-level run() inspects twice more than needed.
             host_config = self.api.create_host_config(**options.host_config)
@@ -227,14 +257,26 @@ class DockerEngine:
             if self._network_ready:
                 return
             attrs = self._network()
+            self._api_host = bridge_api_host(attrs, self.settings)
             if self.settings.action_host_firewall and self._engine_is_local():
-                HostFirewall().install(bridge_of(attrs))
+                # The gateway's port alone stays open: actions call the platform with __OW_API_KEY.
+                HostFirewall().install(bridge_of(attrs), open_ports=[self.settings.gateway_port])
             elif self.settings.action_host_firewall:
                 log.warning(
                     "the Docker engine is not on this machine: its host must keep functions off "
                     "its own services (see invoker_agent/host_firewall.py)"
                 )
             self._network_ready = True
+
+    def action_api_host(self) -> str:
+        """``__OW_API_HOST`` of this engine's action containers (looked up once)."""
+        if self._api_host is None:
+            attrs: dict[str, Any] | None = None
+            if not self.settings.action_api_host:
+                with _wrapped("inspect the actions network"):
+                    attrs = self._inspect_network(network_name(self.settings))
+            self._api_host = bridge_api_host(attrs or {}, self.settings)
+        return self._api_host
 
     def _network(self) -> dict[str, Any]:
         name = self.settings.container_network

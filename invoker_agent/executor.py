@@ -4,6 +4,9 @@ Every outcome, good or bad, ends in an activation record: a raised error or
 a failed init (statusCode 2), a timeout (statusCode 2 plus the ``timeout``
 annotation), an OOM kill (statusCode 2, ``gleaner.oom_killed``), a request
 the invoker cannot serve (statusCode 3).
+
+Each run gets OpenWhisk's ``__OW_*`` environment; its ``__OW_API_KEY`` is a key minted
+for this activation's namespace (:mod:`gleaner.activation_keys`), revoked when the run ends.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from gleaner.actions import Limits
+from gleaner.activation_keys import ActivationKeys, MintedKey
 from gleaner.allocation import Allocation
 from gleaner.errors import ContainerError, DockerError, GleanerError, InvalidLimits
 from gleaner.metrics import COLD_STARTS
@@ -45,6 +49,18 @@ class ActionMissing(GleanerError):
     pass
 
 
+PROVIDE_API_KEY = "provide-api-key"
+
+
+def provides_api_key(doc: dict[str, Any]) -> bool:
+    """OpenWhisk's rule: the key is given unless the action's ``provide-api-key``
+    annotation says false (a missing annotation gives it)."""
+    for item in doc.get("annotations") or []:
+        if isinstance(item, dict) and item.get("key") == PROVIDE_API_KEY:
+            return item.get("value") is not False
+    return True
+
+
 @dataclass(frozen=True, slots=True)
 class _Job:
     """What one activation runs, whichever attempt it is."""
@@ -67,8 +83,10 @@ class ActivationExecutor:
         permits: ResourcePermits,
         data: DataStore,
         safeguards: SafeguardWatch | None = None,
+        keys: ActivationKeys | None = None,
     ) -> None:
         self.settings = settings
+        self.keys = keys if keys is not None else ActivationKeys.for_settings(settings)
         self.data = data
         self.actions = actions
         self.pool = pool
@@ -317,25 +335,31 @@ class ActivationExecutor:
                 # Work-aware: at its cap is expected; beyond its predicted work is a misprediction.
                 claim.work if self.settings.harvest_work_aware_safeguard and claim.work > 0 else None,
             )
+        deadline_ms = now_ms() + limits.timeout_ms
+        key = self._mint(job, deadline_ms, draft)
         run_start = time.monotonic()
         try:
             resp = lease.client.run(
                 args=params,
                 namespace=req.namespace,
                 action_name=f"/{req.namespace}/{req.action}",
+                action_version=job.doc.get("version"),
                 activation_id=req.activation_id,
-                deadline_ms=now_ms() + limits.timeout_ms,
-                api_host=self.settings.api_host,
+                deadline_ms=deadline_ms,
+                api_key=key.credential if key is not None else None,
                 timeout_s=limits.timeout_ms / 1000,
                 log_limit_bytes=limits.logs_mb * 2**20,
             )
         except ContainerError as exc:
             done.append(True)
+            self._revoke(key)
             self._failed(lease, draft, exc, self._stop(sampler), limits)
             return
         except BaseException:
+            self._revoke(key)
             self._stop(sampler)
             raise
+        self._revoke(key)
         usage = self._stop(sampler)
         done.append(True)
         self.pool.release(lease)
@@ -360,6 +384,26 @@ class ActivationExecutor:
             self._finish(draft, status, result)
             return
         self._finish(draft, DEVELOPER_ERROR, {"error": resp.error or CRASH_MSG})
+
+    def _mint(self, job: _Job, deadline_ms: int, draft: RecordDraft) -> MintedKey | None:
+        """The run's ``__OW_API_KEY``: None when the action opted out (OpenWhisk's
+        ``provide-api-key: false``) or Redis failed (the run goes on without one)."""
+        if not provides_api_key(job.doc):
+            return None
+        try:
+            return self.keys.mint(job.req.namespace, job.req.activation_id, deadline_ms)
+        except GleanerError as exc:
+            log.warning("activation %s runs without __OW_API_KEY: %s", job.req.activation_id, exc)
+            draft.gleaner["api_key_error"] = str(exc)
+            return None
+
+    def _revoke(self, key: MintedKey | None) -> None:
+        if key is None:
+            return
+        try:
+            self.keys.revoke(key)
+        except GleanerError as exc:  # it still expires with the activation's deadline
+            log.warning("cannot revoke the key of activation %s: %s", key.activation_id, exc)
 
     def _resizer(self, lease: Lease) -> Resizer:
         """Apply a live change to ``lease``'s container: CPU alone by a cgroup write,

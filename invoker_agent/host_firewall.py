@@ -5,6 +5,8 @@ dockerd, anything else listening) is reached from a container through the bridge
 own address, i.e. the host's INPUT chain with the bridge as in-interface. One jump
 from INPUT sends such traffic to :data:`CHAIN`, which lets through only answers to
 connections the host opened (the invoker's calls to each container's proxy) and
+lets through new connections to the ports the platform opens to functions on purpose
+(the gateway's, so an action can call the platform with its ``__OW_API_KEY``), and
 rejects the rest at once (a TCP reset: a function gets "connection refused", not a
 hang). Traffic between containers is Docker's ``enable_icc=false``; traffic out to
 other machines (FORWARD) is the ``action_outbound`` setting's.
@@ -26,21 +28,23 @@ ALLOW_CHAIN = "GLEANER-ACTIONS-ALLOW"
 _TIMEOUT_S = 30.0
 
 
-def chain_rules() -> list[list[str]]:
-    """The rules of :data:`CHAIN`, in order (arguments after ``-A CHAIN``)."""
+def chain_rules(open_ports: Sequence[int] = ()) -> list[list[str]]:
+    """The rules of :data:`CHAIN`, in order (arguments after ``-A CHAIN``); ``open_ports``
+    are TCP ports of this host that functions may connect to (the gateway's)."""
     return [
         ["-m", "conntrack", "--ctstate", "ESTABLISHED,RELATED", "-j", "RETURN"],
+        *(["-p", "tcp", "--dport", str(int(port)), "-j", "RETURN"] for port in sorted(set(open_ports))),
         ["-j", ALLOW_CHAIN],
         ["-p", "tcp", "-j", "REJECT", "--reject-with", "tcp-reset"],
         ["-j", "REJECT", "--reject-with", "icmp-port-unreachable"],
     ]
 
 
-def restore_text() -> str:
+def restore_text(open_ports: Sequence[int] = ()) -> str:
     """``iptables-restore --noflush`` input that (re)defines :data:`CHAIN` in one commit:
     declaring a chain flushes it, so a re-install never leaves it empty or doubled."""
     lines = ["*filter", f":{CHAIN} - [0:0]"]
-    lines += [" ".join(["-A", CHAIN, *rule]) for rule in chain_rules()]
+    lines += [" ".join(["-A", CHAIN, *rule]) for rule in chain_rules(open_ports)]
     lines += ["COMMIT", ""]
     return "\n".join(lines)
 
@@ -59,10 +63,11 @@ class HostFirewall:
         self.iptables = iptables or _which("iptables")
         self.restore = _which("iptables-restore") if iptables is None else f"{iptables}-restore"
 
-    def install(self, bridge: str) -> None:
-        """Reject traffic from ``bridge`` to this host (idempotent; several invokers may race)."""
+    def install(self, bridge: str, open_ports: Sequence[int] = ()) -> None:
+        """Reject traffic from ``bridge`` to this host but for new TCP connections to
+        ``open_ports`` (idempotent; several invokers may race)."""
         self._ensure_chain(ALLOW_CHAIN)
-        self._run([self.restore, "-w", "--noflush"], stdin=restore_text())
+        self._run([self.restore, "-w", "--noflush"], stdin=restore_text(open_ports))
         if not self._ok(["-C", "INPUT", *input_jump(bridge)]):
             self._run([self.iptables, "-w", "-I", "INPUT", "1", *input_jump(bridge)])
 

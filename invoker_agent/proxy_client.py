@@ -97,22 +97,25 @@ class ActionProxyClient:
         action_name: str,
         activation_id: str,
         deadline_ms: int,
-        api_host: str,
         timeout_s: float,
         log_limit_bytes: int,
+        api_host: str | None = None,
         api_key: str | None = None,
+        action_version: str | None = None,
     ) -> RunResponse:
+        """Run the action once. Besides ``value``, the body carries what the proxy puts into
+        the action's environment for this run as ``__OW_<KEY>`` (OpenWhisk's ``/run``
+        fields); ``api_host`` only to override the container's own ``__OW_API_HOST``."""
         body: dict[str, Any] = {
             "value": args,
             "namespace": namespace,
             "action_name": action_name,
             "activation_id": activation_id,
             "deadline": str(deadline_ms),
-            "api_host": api_host,
             "log_limit_bytes": log_limit_bytes,
         }
-        if api_key:
-            body["api_key"] = api_key
+        optional = {"api_host": api_host, "api_key": api_key, "action_version": action_version}
+        body.update((k, v) for k, v in optional.items() if v)
         started = time.perf_counter()
         try:
             # Never resend a /run once it may have reached the action: it could run twice.

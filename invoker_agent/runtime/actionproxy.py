@@ -50,8 +50,10 @@ MAX_HEADER_BYTES = 64 * 1024
 DRAIN_TIMEOUT_S = 10.0
 REASONS = {200: "OK", 400: "Bad Request", 403: "Forbidden", 404: "Not Found", 502: "Bad Gateway"}
 TOKEN_ENV = "__GLEANER_PROXY_TOKEN"  # invoker_agent/docker_engine.py sets it
-# Run-time metadata passed as __OW_<KEY> environment variables (OpenWhisk's names).
-OW_KEYS = ("namespace", "action_name", "activation_id", "deadline", "api_host", "api_key")
+# Run-time metadata passed as __OW_<KEY> environment variables for one run (OpenWhisk's
+# /run fields; its Python launcher copies them the same way). __OW_API_HOST is in the
+# container's environment from its creation; a run may still override it.
+OW_KEYS = ("namespace", "action_name", "action_version", "activation_id", "deadline", "api_host", "api_key")
 
 
 # --------------------------------------------------------------------------- log capture

@@ -1,14 +1,18 @@
 """Basic auth with OpenWhisk API keys (``uuid:key``): tenant keys own one namespace each; the
-admin key owns none and alone may use the admin routes (see gleaner.subjects)."""
+admin key owns none and alone may use the admin routes (see gleaner.subjects). A key an
+invoker minted for one activation (``__OW_API_KEY``, gleaner.activation_keys) is a tenant
+key of that activation's namespace while the activation runs."""
 
 from __future__ import annotations
 
 import base64
 import binascii
 
+from gleaner.activation_keys import AsyncActivationKeys, MintedKeyVerifier, is_minted
 from gleaner.couchdb import AsyncCouchDB
 from gleaner.errors import Forbidden, Unauthorized
-from gleaner.subjects import ADMIN, TENANT, CredentialCache, Verified, verify_async
+from gleaner.settings import Settings
+from gleaner.subjects import ADMIN, TENANT, CredentialCache, Verified, parse_credential, verify_async
 
 MISSING = "The resource requires authentication, which was not supplied with the request"
 INVALID = "The supplied authentication is invalid"
@@ -31,16 +35,39 @@ class Authenticator:
     """Maps a request's key to who it is. Verified keys are cached by digest and re-read
     every ``subjects.REVALIDATE_S``, so a revoked key stops within that time here too."""
 
-    def __init__(self, db: AsyncCouchDB, cache: CredentialCache | None = None) -> None:
+    def __init__(
+        self,
+        db: AsyncCouchDB,
+        cache: CredentialCache | None = None,
+        minted: MintedKeyVerifier | None = None,
+    ) -> None:
         self._db = db
         self.cache = cache or CredentialCache()
+        # Minted keys live in Redis; the gateway's CouchDB client carries the settings to reach it.
+        settings = getattr(db, "settings", None)
+        if minted is None and isinstance(settings, Settings):
+            minted = AsyncActivationKeys(settings)
+        self.minted = minted
 
     async def _verified(self, header: str | None) -> Verified:
         user, key = parse_basic(header)
-        entry = await verify_async(self._db, f"{user}:{key}", self.cache)
+        credential = f"{user}:{key}"
+        entry = await self._minted(credential)
+        if entry is None:
+            entry = await verify_async(self._db, credential, self.cache)
         if entry is None:
             raise Unauthorized(INVALID)
         return entry
+
+    async def _minted(self, credential: str) -> Verified | None:
+        """A live per-activation key as a tenant entry; None for any other key (checked
+        against CouchDB next, so a stored key that happens to look minted still works)."""
+        parsed = parse_credential(credential)
+        if self.minted is None or parsed is None or not is_minted(parsed[0]):
+            return None
+        uuid, secret = parsed
+        namespace = await self.minted.namespace_for(uuid, secret)
+        return Verified(uuid, namespace, TENANT, "", 0.0) if namespace is not None else None
 
     async def namespace_for(self, header: str | None) -> str:
         """The tenant's namespace; the admin key owns none (403)."""

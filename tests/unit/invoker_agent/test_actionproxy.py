@@ -35,10 +35,11 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _start(port: int, token: str | None = TOKEN) -> subprocess.Popen[bytes]:
+def _start(port: int, token: str | None = TOKEN, **extra_env: str) -> subprocess.Popen[bytes]:
     env = {k: v for k, v in os.environ.items() if k != PROXY_TOKEN_ENV}
     if token is not None:
         env[PROXY_TOKEN_ENV] = token
+    env.update(extra_env)
     return subprocess.Popen(
         [sys.executable, "-u", str(PROXY), "--host", "127.0.0.1", "--port", str(port)],
         stdout=subprocess.DEVNULL,
@@ -115,14 +116,15 @@ def test_ow_environment_is_set_for_the_call(proxy: ActionProxyClient) -> None:
         import os
         def main(args):
             return {k: os.environ.get(k) for k in (
-                "__OW_NAMESPACE", "__OW_ACTION_NAME", "__OW_ACTIVATION_ID",
+                "__OW_NAMESPACE", "__OW_ACTION_NAME", "__OW_ACTION_VERSION", "__OW_ACTIVATION_ID",
                 "__OW_DEADLINE", "__OW_API_HOST", "__OW_API_KEY")}
     """
     init_source(proxy, source)
-    result = run(proxy, api_key="secret").result
+    result = run(proxy, api_key="secret", action_version="0.0.3").result
     assert result == {
         "__OW_NAMESPACE": "guest",
         "__OW_ACTION_NAME": "/guest/test",
+        "__OW_ACTION_VERSION": "0.0.3",
         "__OW_ACTIVATION_ID": "a1b2c3",
         "__OW_DEADLINE": "1700000000000",
         "__OW_API_HOST": "http://gw:3233",
@@ -130,6 +132,42 @@ def test_ow_environment_is_set_for_the_call(proxy: ActionProxyClient) -> None:
     }
     # The key is not left behind for the next call.
     assert (run(proxy).result or {})["__OW_API_KEY"] is None
+
+
+def test_the_api_host_comes_from_the_containers_environment_and_the_key_only_per_run() -> None:
+    """As in OpenWhisk: __OW_API_HOST is set at container creation (seen at /init too);
+    the rest, the key included, only while a run lasts."""
+    port = _free_port()
+    proc = _start(port, __OW_API_HOST="http://172.30.0.1:3233")
+    client = ActionProxyClient("127.0.0.1", port, token=TOKEN)
+    source = """
+        import os
+        AT_INIT = {k: v for k, v in os.environ.items() if k.startswith("__OW_")}
+        def main(args):
+            return {"init": AT_INIT, "run": {k: v for k, v in os.environ.items() if k.startswith("__OW_")}}
+    """
+    try:
+        client.wait_ready(10)
+        init_source(client, source)
+        out = run(client, api_host=None, api_key="u:k").result or {}
+        assert out["init"] == {"__OW_API_HOST": "http://172.30.0.1:3233"}
+        assert out["run"] == {
+            "__OW_API_HOST": "http://172.30.0.1:3233",
+            "__OW_API_KEY": "u:k",
+            "__OW_NAMESPACE": "guest",
+            "__OW_ACTION_NAME": "/guest/test",
+            "__OW_ACTIVATION_ID": "a1b2c3",
+            "__OW_DEADLINE": "1700000000000",
+        }
+        # A run may override the host; the container's own comes back after it.
+        assert (run(client, api_host="http://elsewhere").result or {})["run"][
+            "__OW_API_HOST"
+        ] == "http://elsewhere"
+        after = (run(client, api_host=None).result or {})["run"]
+        assert after["__OW_API_HOST"] == "http://172.30.0.1:3233" and "__OW_API_KEY" not in after
+    finally:
+        client.close()
+        _stop(proc)
 
 
 def test_zip_with_main_module_helpers_and_virtualenv(proxy: ActionProxyClient) -> None:
@@ -386,7 +424,6 @@ def test_a_finished_answer_is_kept_for_an_invoker_that_takes_over(proxy: ActionP
         action_name="/guest/f",
         activation_id="b" * 32,
         deadline_ms=0,
-        api_host="",
         timeout_s=10,
         log_limit_bytes=1000,
     )

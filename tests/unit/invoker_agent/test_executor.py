@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from gleaner.activation_keys import ActivationKeys
 from gleaner.allocation import Allocation
 from gleaner.errors import ContainerError
 from gleaner.settings import Settings
@@ -19,6 +20,7 @@ from invoker_agent.ledger import Claim
 from invoker_agent.permits import ResourcePermits
 from invoker_agent.proxy_client import RunResponse
 from streams.events import ActivationRequest
+from tests.unit.fakes import MemoryRedis
 
 USER = {"cpu": 0.5, "memory": 512, "timeout": 60000, "logs": 10, "concurrency": 1}
 NO_PID = 2**30  # no such process: the sampler is skipped, the run goes on
@@ -87,7 +89,14 @@ class FakeData:
 def parts(tmp_path: Path) -> tuple[ActivationExecutor, FakePool, ResourcePermits]:
     settings = Settings(state_dir=tmp_path, cpu_max=2.0, invoker_cpu_capacity=1.0)
     pool, permits = FakePool(), ResourcePermits(1.0, 4096)
-    executor = ActivationExecutor(settings, FakeActions(), pool, permits, FakeData())  # type: ignore[arg-type]
+    executor = ActivationExecutor(
+        settings,
+        FakeActions(),  # type: ignore[arg-type]
+        pool,  # type: ignore[arg-type]
+        permits,
+        FakeData(),  # type: ignore[arg-type]
+        keys=ActivationKeys(MemoryRedis()),
+    )
     return executor, pool, permits
 
 
@@ -164,3 +173,99 @@ def test_a_platform_failure_after_the_container_started_ends_in_a_record_and_fre
     )
     assert pool.destroyed == 1  # a container in an unknown state is never reused
     assert permits.snapshot() == (1.0, 4096, 0) and executor.running == 0
+
+
+# --------------------------------------------------------------------------- __OW_* of a run
+
+
+class EnvClient:
+    """Answers with what the run was given, and whether its key worked while it ran."""
+
+    def __init__(self, keys: ActivationKeys) -> None:
+        self.keys = keys
+        self.runs: list[dict[str, Any]] = []
+
+    def run(self, **kw: Any) -> RunResponse:
+        self.runs.append(kw)
+        key = kw.get("api_key")
+        return RunResponse(
+            ok=True, result={"key_ns": self.keys.namespace_for(key) if key else None}, error=None
+        )
+
+
+class EnvPool(FakePool):
+    def __init__(self, client: EnvClient) -> None:
+        super().__init__()
+        self.client = client
+
+    def acquire(self, key: str, *, cpu: float, memory_mb: int, init: Any) -> Lease:
+        info = ContainerInfo("c" * 64, "fake", "127.0.0.1", NO_PID)
+        return Lease(info, self.client, False, None, False, cpu, memory_mb)  # type: ignore[arg-type]
+
+
+class AnnotatedActions(FakeActions):
+    def __init__(self, annotations: list[dict[str, Any]]) -> None:
+        self.annotations = annotations
+
+    def get(self, namespace: str, action: str, rev: str | None = None) -> dict[str, Any]:
+        return {**super().get(namespace, action, rev), "version": "0.0.7", "annotations": self.annotations}
+
+
+def env_parts(
+    tmp_path: Path, annotations: list[dict[str, Any]] | None = None
+) -> tuple[ActivationExecutor, EnvClient, MemoryRedis]:
+    redis = MemoryRedis()
+    keys = ActivationKeys(redis)
+    client = EnvClient(keys)
+    executor = ActivationExecutor(
+        Settings(state_dir=tmp_path),
+        AnnotatedActions(annotations or []),  # type: ignore[arg-type]
+        EnvPool(client),  # type: ignore[arg-type]
+        ResourcePermits(1.0, 4096),
+        FakeData(),  # type: ignore[arg-type]
+        keys=keys,
+    )
+    return executor, client, redis
+
+
+def test_a_run_gets_openwhisks_metadata_and_a_key_of_its_namespace_for_its_duration(tmp_path: Path) -> None:
+    executor, client, redis = env_parts(tmp_path)
+    record = executor.execute(request(None, None))
+    assert record["response"]["result"] == {"key_ns": "guest"}  # the key worked while it ran
+    (run,) = client.runs
+    assert run["namespace"] == "guest" and run["action_name"] == "/guest/f"
+    assert run["activation_id"] == "a" * 32 and run["action_version"] == "0.0.7"
+    assert run["deadline_ms"] >= record["start"] + USER["timeout"] - 1000
+    assert "api_host" not in run  # the container has its own __OW_API_HOST
+    assert executor.keys.namespace_for(run["api_key"]) is None  # revoked once the run ended
+    assert redis.values == {}
+    # Every activation gets a key of its own.
+    executor.execute(request(None, None))
+    assert client.runs[1]["api_key"] != run["api_key"]
+
+
+def test_an_action_that_declines_the_key_gets_none(tmp_path: Path) -> None:
+    executor, client, redis = env_parts(tmp_path, [{"key": "provide-api-key", "value": False}])
+    executor.execute(request(None, None))
+    assert client.runs[0]["api_key"] is None and redis.values == {}
+
+
+def test_without_redis_the_run_goes_on_without_a_key_and_says_why(tmp_path: Path) -> None:
+    executor, client, redis = env_parts(tmp_path)
+    redis.down = 1
+    record = executor.execute(request(None, None))
+    assert record["response"]["success"] and client.runs[0]["api_key"] is None
+    assert "Connection refused" in record["gleaner"]["api_key_error"]
+
+
+def test_a_failed_run_revokes_its_key_too(tmp_path: Path) -> None:
+    executor, client, redis = env_parts(tmp_path)
+
+    def crash(**kw: Any) -> RunResponse:
+        client.runs.append(kw)
+        raise ContainerError("gone")
+
+    client.run = crash  # type: ignore[method-assign]
+    record = executor.execute(request(None, None))
+    assert not record["response"]["success"] and client.runs[0]["api_key"]
+    assert redis.values == {}
