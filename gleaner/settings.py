@@ -165,6 +165,10 @@ class Settings:
     # Reject everything a function sends to this host (stores, gateway, dockerd) with an
     # iptables chain on the actions bridge; false where iptables cannot be used (rootless).
     action_host_firewall: bool = True
+    # The __OW_API_HOST actions get (a URL they can reach). Empty: this host's gateway at the
+    # actions bridge's address (http://<bridge gateway IP>:<gateway_port>), whose port alone
+    # the host firewall lets functions reach.
+    action_api_host: str = ""
     container_pids_limit: int = 512  # processes and threads per container
     container_tmpfs_mb: int = 64  # the writable /tmp of a container (its only writable place)
     runtime_image: str = "gleaner/python:3"
