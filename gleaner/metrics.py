@@ -62,6 +62,11 @@ PERMITS_WAITING = Gauge(
     "gleaner_permits_waiting", "Activations waiting for an invoker's permits.", ("invoker",)
 )
 COLD_STARTS = Counter("gleaner_cold_starts", "Activations that started a new container.", ("invoker",))
+PREWARMS = Counter(
+    "gleaner_prewarms",
+    "Pre-warm decisions for a DAG's later functions, by outcome (started, warm, duplicate, ...).",
+    ("outcome",),
+)
 HTTP_REQUESTS = Counter(
     "gleaner_http_requests",
     "Gateway requests, by route template, method and status.",

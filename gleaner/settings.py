@@ -154,6 +154,10 @@ class Settings:
     invoker_cpu_capacity: float = field(default_factory=_default_cores)
     invoker_memory_capacity_mb: int = field(default_factory=_default_memory_mb)
     container_keepalive_s: float = 600.0
+    # Pre-warm along the DAG: when a DAG request starts, its later stages' invokers start
+    # containers for functions with none warm (idle, no permits; the keep-alive reaps unused ones).
+    prewarm: bool = True
+    prewarm_max_starting: int = 2  # pre-warm container starts at once per invoker; more wait or drop
     # Hardened action containers (non-root, no capabilities, no-new-privileges, pids limit,
     # read-only root with a tmpfs /tmp, own network with no inter-container traffic and the
     # host firewalled off). False: Docker's defaults on the default bridge, for the
@@ -200,6 +204,10 @@ class Settings:
     @property
     def completed_topic(self) -> str:
         return self.topic("activations.completed")
+
+    @property
+    def prewarm_topic(self) -> str:
+        return self.topic("prewarm")
 
     @property
     def health_topic(self) -> str:
@@ -306,6 +314,8 @@ def _check(s: Settings) -> None:
         )
     if s.container_pids_limit < 16 or s.container_tmpfs_mb < 1:
         raise SettingsError("container_pids_limit must be >= 16 and container_tmpfs_mb >= 1")
+    if s.prewarm_max_starting < 1:
+        raise SettingsError(f"prewarm_max_starting must be at least 1, got {s.prewarm_max_starting}")
     if s.invokers < 1:
         raise SettingsError(f"invokers must be at least 1, got {s.invokers}")
     if s.harvest_policy not in ("thesis", "libra", "gleaner", "gleaner-idle"):

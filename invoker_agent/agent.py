@@ -33,10 +33,13 @@ from invoker_agent.dedupe import ActivationClaims, Claim
 from invoker_agent.docker_engine import DockerEngine
 from invoker_agent.executor import ActionMissing, ActivationExecutor
 from invoker_agent.permits import ResourcePermits
+from invoker_agent.prewarm import Prewarmer
 from streams.events import (
+    PREWARM_HINT,
     ActivationCompleted,
     ActivationRequest,
     InvokerHealth,
+    PrewarmHint,
     decode,
     derived_activation_id,
     now_ms,
@@ -64,6 +67,7 @@ class InvokerAgent(Handler):
         claims: ActivationClaims,
         engine: Any,
         incarnation: str,
+        prewarmer: Prewarmer | None = None,
     ) -> None:
         self.settings = settings
         self.id = settings.invoker_id
@@ -75,6 +79,7 @@ class InvokerAgent(Handler):
         self.pool: ContainerPool = executor.pool
         self.engine = engine
         self.claims = claims
+        self.prewarmer = prewarmer
         self.workers = ThreadPoolExecutor(max_workers=64, thread_name_prefix="activation")
         self._in_flight = 0
         self._count_lock = threading.Lock()
@@ -98,8 +103,15 @@ class InvokerAgent(Handler):
         self._publish_health()
 
     def handle(self, record: Record, ticket: Ticket) -> None:
+        data = decode(record.value)
+        if data.get("type") == PREWARM_HINT:
+            # Not an activation: no claim, no completion; starts in the background.
+            hint = PrewarmHint.from_dict(data)
+            if self.prewarmer is not None:
+                self.prewarmer.hint(hint)
+            return
         req = ActivationRequest.from_dict(
-            decode(record.value),
+            data,
             fallback_id=derived_activation_id(
                 record.topic, record.partition, record.offset, record.timestamp_ms
             ),
@@ -117,6 +129,8 @@ class InvokerAgent(Handler):
 
     def close(self) -> None:
         self._stop.set()
+        if self.prewarmer is not None:
+            self.prewarmer.close()
         self.workers.shutdown(wait=True)
         try:
             self._publish_health("draining")
@@ -264,7 +278,9 @@ class InvokerAgent(Handler):
                 log.warning("heartbeat failed: %s", exc)
 
     def _reap(self) -> None:
-        while not self._stop.wait(5.0):
+        # Every 5 s, or more often under a short keep-alive (pre-warm benchmarks shorten it).
+        period = min(5.0, max(0.5, self.settings.container_keepalive_s / 2))
+        while not self._stop.wait(period):
             try:
                 self.pool.reap_idle()
             except GleanerError as exc:
@@ -285,15 +301,18 @@ def build(settings: Settings) -> ConsumeRunner:
     db = CouchDB(settings)
     redis = RedisStore(settings)
     incarnation = uuid.uuid4().hex[:12]
+    actions = ActionStore(db, settings.action_cache_ttl_s)
+    pool = ContainerPool(engine, settings, incarnation=incarnation)
     executor = ActivationExecutor(
         settings,
-        ActionStore(db, settings.action_cache_ttl_s),
-        ContainerPool(engine, settings, incarnation=incarnation),
+        actions,
+        pool,
         permits,
         DataStore(redis, settings.inline_payload_bytes, settings.data_ttl_s, Signer.for_settings(settings)),
     )
     claims = ActivationClaims(redis, settings.invoker_id, incarnation)
-    agent = InvokerAgent(settings, producer, deadletters, executor, claims, engine, incarnation)
+    prewarmer = Prewarmer(settings, pool, actions, permits)
+    agent = InvokerAgent(settings, producer, deadletters, executor, claims, engine, incarnation, prewarmer)
     consumer = EventConsumer(
         settings,
         f"gleaner-invoker-{settings.invoker_id}",

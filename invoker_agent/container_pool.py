@@ -3,6 +3,12 @@
 A warm hit costs a dict pop (plus a ``docker update`` when the allocation changed, as
 harvesting does); a miss costs ``docker run`` (~0.3-0.5 s), proxy start-up and ``/init``.
 Docker calls happen outside the lock, so a cold start never blocks other acquires.
+
+Pre-warm (:mod:`invoker_agent.prewarm`) starts containers ahead of need with
+:meth:`ContainerPool.reserve_warming` and :meth:`ContainerPool.warm`; they park idle
+like any released container and go with the same keep-alive. An acquire that
+finds no idle container while one for its key is warming waits for it rather
+than start a second one; the wait is reported as its cold start (``init_ms``).
 """
 
 from __future__ import annotations
@@ -49,7 +55,9 @@ class ContainerPool:
         self.image = image or settings.runtime_image
         self.incarnation = incarnation
         self._lock = threading.Lock()
+        self._warmed = threading.Condition(self._lock)  # a pre-warmed container parked
         self._idle: dict[str, list[Lease]] = {}  # key -> LIFO stack
+        self._warming: dict[str, int] = {}  # key -> pre-warm starts under way
         self._busy: dict[str, Lease] = {}  # container id -> lease
         self._closed = False
 
@@ -58,11 +66,64 @@ class ContainerPool:
         self, key: str, *, cpu: float, memory_mb: int, init: Callable[[ActionProxyClient], None]
     ) -> Lease:
         """A container for action version ``key`` with the given allocation, ready to /run."""
-        while (warm := self._take_idle(key)) is not None:
-            lease = self._reuse(warm, cpu, memory_mb)
-            if lease is not None:
-                return lease
-        return self._cold_start(key, cpu, memory_mb, init)
+        started = time.perf_counter()
+        waited = False
+        while True:
+            while (warm := self._take_idle(key)) is not None:
+                lease = self._reuse(warm, cpu, memory_mb)
+                if lease is not None:
+                    if waited:  # it waited for a pre-warm start: that part of a cold start it saw
+                        lease.cold, lease.init_ms = True, (time.perf_counter() - started) * 1000.0
+                    return lease
+            if not self._wait_for_warming(key, started + READY_TIMEOUT_S):
+                return self._cold_start(key, cpu, memory_mb, init)
+            waited = True
+
+    # ------------------------------------------------------------------ pre-warm
+    def reserve_warming(self, key: str, wanted: int, room: int) -> int:
+        """How many containers to pre-warm for ``key`` so that ``wanted`` are idle or
+        warming (at most ``room``), counted as warming at once: two hints for one key
+        never start more than it needs. Call :meth:`warm` that many times."""
+        with self._lock:
+            if self._closed:
+                return 0
+            idle = len(self._idle.get(key, ()))
+            count = containers_to_start(wanted, idle, self._warming.get(key, 0), room)
+            if count:
+                self._warming[key] = self._warming.get(key, 0) + count
+            return count
+
+    def warm(
+        self, key: str, *, cpu: float, memory_mb: int, init: Callable[[ActionProxyClient], None]
+    ) -> Lease:
+        """Start one reserved container for ``key`` and park it idle (raises like a cold start)."""
+        try:
+            lease = self._cold_start(key, cpu, memory_mb, init)
+            self.release(lease)
+            return lease
+        finally:
+            with self._lock:
+                left = self._warming.get(key, 0) - 1
+                if left > 0:
+                    self._warming[key] = left
+                else:
+                    self._warming.pop(key, None)
+                self._warmed.notify_all()
+
+    def idle_count(self, key: str) -> int:
+        with self._lock:
+            return len(self._idle.get(key, ()))
+
+    def _wait_for_warming(self, key: str, deadline: float) -> bool:
+        """Wait while a container for ``key`` is being pre-warmed; False when none is
+        (or the wait ran out): then the caller starts its own."""
+        with self._lock:
+            while self._warming.get(key, 0) > 0 and not self._idle.get(key):
+                remaining = deadline - time.perf_counter()
+                if remaining <= 0 or self._closed:
+                    return False
+                self._warmed.wait(remaining)
+            return bool(self._idle.get(key))
 
     def release(self, lease: Lease) -> None:
         """Back to the idle pool, ready for the next activation of the same key."""
@@ -119,12 +180,19 @@ class ContainerPool:
 
     def stats(self) -> dict[str, int]:
         with self._lock:
-            return {"idle": sum(len(s) for s in self._idle.values()), "busy": len(self._busy)}
+            return {
+                "idle": sum(len(s) for s in self._idle.values()),
+                "busy": len(self._busy),
+                "warming": sum(self._warming.values()),
+                "memory_mb": sum(lease.memory_mb for lease in self._busy.values())
+                + sum(lease.memory_mb for s in self._idle.values() for lease in s),
+            }
 
     def shutdown(self) -> None:
         """Remove every container of this pool, idle or leased."""
         with self._lock:
             self._closed = True
+            self._warmed.notify_all()
             everything = [lease for stack in self._idle.values() for lease in stack]
             everything += self._busy.values()
             self._idle.clear()
@@ -195,3 +263,9 @@ class ContainerPool:
             self.engine.remove(lease.container.id)
         except DockerError as exc:
             log.warning("could not remove container %s: %s", lease.container.name, exc)
+
+
+def containers_to_start(wanted: int, idle: int, warming: int, room: int) -> int:
+    """Pre-warm decision, pure: what is missing of ``wanted`` beyond the idle and warming
+    containers of a key, at most ``room`` (starts this invoker may still begin)."""
+    return max(0, min(wanted - idle - warming, room))

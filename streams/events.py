@@ -20,6 +20,12 @@ Schemas (version 1)::
       {"type": "activation.completed", "version": 1, "activation_id": ...,
        "namespace": ..., "action": ..., "invoker": ..., "record": {OpenWhisk record}}
 
+    prewarm / invoker.<id>          PrewarmHint (platform-signed only)
+      {"type": "prewarm.hint", "version": 1, "hint_id": "32 hex chars",
+       "namespace": "guest", "composition": "<request id>:root" | null,
+       "functions": [{"action": "b", "count": 1, "stage": 1,
+                      "allocation": {...} | null}]}
+
     invokers.health                 InvokerHealth
     deadletter                      DeadLetter
 """
@@ -331,6 +337,91 @@ class DagResult(Event):
     duration_ms: int
     type: str = "dag.result"
     version: int = VERSION
+
+
+MAX_PREWARM_COUNT = 64  # containers one hint may ask for, per function
+PREWARM_HINT = "prewarm.hint"  # the hint's ``type``: consumers of its topics branch on it
+
+
+@dataclass(frozen=True, slots=True)
+class PrewarmFunction:
+    """One function a DAG request will run later: start ``count`` containers for it."""
+
+    action: str
+    count: int = 1
+    stage: int | None = None  # the first later stage it runs in, for logs
+    allocation: Allocation | None = None  # planned; None: the action's own limits
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "action": self.action,
+            "count": self.count,
+            "stage": self.stage,
+            "allocation": None if self.allocation is None else self.allocation.to_dict(),
+        }
+
+    @classmethod
+    def from_dict(cls, data: Any) -> PrewarmFunction:
+        if not isinstance(data, dict):
+            raise MalformedEvent(f"a pre-warm function must be an object, got {type(data).__name__}")
+        count: int | None = _field(data, "count", int, required=False)
+        count = 1 if count is None else count
+        if not 1 <= count <= MAX_PREWARM_COUNT:
+            raise MalformedEvent(f"field 'count' must be 1..{MAX_PREWARM_COUNT}, got {count}")
+        return cls(
+            action=_name(data, "action"),
+            count=count,
+            stage=_field(data, "stage", int, required=False),
+            allocation=_allocation(data),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class PrewarmHint(Event):
+    """Start containers now for functions a DAG request runs later (topic ``prewarm``,
+    then ``invoker.<id>``). Only the platform sends it; it never runs anything."""
+
+    hint_id: str  # the DAG request's id: a redelivered hint is recognised
+    namespace: str
+    functions: tuple[PrewarmFunction, ...]
+    composition: str | None = None  # placement key of the request's top-level stages
+    submitted_ms: int = 0
+    type: str = PREWARM_HINT
+    version: int = VERSION
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "hint_id": self.hint_id,
+            "namespace": self.namespace,
+            "functions": [f.to_dict() for f in self.functions],
+            "composition": self.composition,
+            "submitted_ms": self.submitted_ms,
+            "type": self.type,
+            "version": self.version,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> PrewarmHint:
+        _check_type(data, PREWARM_HINT)
+        hint_id: str = _field(data, "hint_id", str)
+        if not _ACTIVATION_ID.match(hint_id):
+            raise MalformedEvent(f"hint_id must be 32 lowercase hex characters, got {hint_id!r}")
+        raw: list[Any] = _field(data, "functions", list)
+        if not raw:
+            raise MalformedEvent("field 'functions' is empty: a hint names at least one function")
+        functions = []
+        for k, item in enumerate(raw):
+            try:
+                functions.append(PrewarmFunction.from_dict(item))
+            except MalformedEvent as exc:
+                raise MalformedEvent(f"field 'functions[{k}]': {exc}") from exc
+        return cls(
+            hint_id=hint_id,
+            namespace=_name(data, "namespace"),
+            functions=tuple(functions),
+            composition=_field(data, "composition", str, required=False),
+            submitted_ms=_field(data, "submitted_ms", int, required=False) or now_ms(),
+        )
 
 
 @dataclass(frozen=True, slots=True)

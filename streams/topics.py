@@ -10,6 +10,7 @@ def all_topics(settings: Settings, invoker_ids: tuple[str, ...] = ()) -> list[st
     ids = {settings.invoker_id, *invoker_ids, *(f"invoker{k}" for k in range(settings.invokers))}
     return [
         settings.invocations_topic,
+        settings.prewarm_topic,
         settings.dag_requests_topic,
         settings.dag_plans_topic,
         settings.dag_results_topic,

@@ -24,6 +24,7 @@ from gleaner.errors import GleanerError, MalformedEvent
 from gleaner.redis_store import RedisStore
 from gleaner.settings import Settings
 from gleaner.ttlcache import TTLCache
+from streams.composition.prewarm import prewarm_hint
 from streams.composition.records import dag_record
 from streams.composition.state import CompositionStore
 from streams.events import (
@@ -136,8 +137,25 @@ class CompositionAgent(Handler):
             "input_size": size_of(req.input),
             "harvest": plan.summary(),
         }
-        commands = self._machine(dag, state.namespace).start(state, req.input)
+        machine = self._machine(dag, state.namespace)
+        if self.settings.prewarm:
+            self._prewarm(req.request_id, req.namespace, machine.root, dag)
+        commands = machine.start(state, req.input)
         self._carry_out(state, dag, commands, rec.partition)
+
+    def _prewarm(self, request_id: str, namespace: str, tree: Node, dag: dict[str, Any]) -> None:
+        """Ask placement to start the later stages' containers while the first stage runs.
+        Flushed with the first stage's invocations; a replay sends the same hint id again."""
+        allocations = (dag.get("harvest") or {}).get("allocations") or {}
+        hint = prewarm_hint(
+            request_id,
+            namespace,
+            tree,
+            lambda stage, index: planned_allocation(dag, stage, index),
+            allocations,
+        )
+        if hint is not None:
+            self.producer.produce(self.settings.prewarm_topic, hint.to_bytes(), key=request_id)
 
     def _on_completion(self, rec: Record) -> None:
         event = ActivationCompleted.from_dict(decode(rec.value))

@@ -16,6 +16,10 @@ the gateway or the composition stream) or a tenant's, carrying its
 the key is valid and its namespace is the event's, and without the fields
 only the platform sets; anything else is dead-lettered with the reason.
 Heartbeats and completions count only when platform-signed.
+
+Placement also reads ``prewarm``: the composition stream's pre-warm hints
+(platform-signed only), forwarded to the invokers that will run the
+functions they name (:mod:`streams.placement.prewarm`).
 """
 
 from __future__ import annotations
@@ -32,12 +36,14 @@ from dataclasses import dataclass
 from gleaner import subjects
 from gleaner.couchdb import CouchDB
 from gleaner.errors import MalformedEvent
+from gleaner.metrics import PREWARMS
 from gleaner.records import INTERNAL_ERROR
 from gleaner.settings import Settings
 from streams.events import (
     ActivationCompleted,
     ActivationRequest,
     InvokerHealth,
+    PrewarmHint,
     decode,
     derived_activation_id,
 )
@@ -48,6 +54,7 @@ from streams.kafka.runner import ConsumeRunner, DeadLetterSink, Handler, RunnerC
 from streams.kafka.signing import Signer, namespace_not_proven, tenant_credential
 from streams.placement.acks import Unacknowledged
 from streams.placement.policies import POLICIES, InvokerView, Policy
+from streams.placement.prewarm import route_hint
 
 log = logging.getLogger(__name__)
 GROUP = "gleaner-placement"
@@ -182,9 +189,13 @@ class PlacementAgent(Handler):
         self.redispatched = 0
 
     def handle(self, record: Record, ticket: Ticket) -> None:
+        data = decode(record.value)
+        if record.topic == self.settings.prewarm_topic:
+            self._prewarm(record, PrewarmHint.from_dict(data))
+            return
         where = (record.topic, record.partition, record.offset, record.timestamp_ms)
         fallback = self.signer.position_id(*where) if self.signer else derived_activation_id(*where)
-        req = ActivationRequest.from_dict(decode(record.value), fallback_id=fallback)
+        req = ActivationRequest.from_dict(data, fallback_id=fallback)
         if self.signer is not None and signature_rejects(self.signer, record) is not None:
             req = self._tenant_request(record, req)
         if self._waiting or not self._dispatch(req):
@@ -217,6 +228,17 @@ class PlacementAgent(Handler):
             raise MalformedEvent(reason)
         # A tenant names its action and input; what runs it, where and as part of what is ours.
         return dataclasses.replace(req, allocation=None, redispatched_from=None, caused_by=None)
+
+    def _prewarm(self, record: Record, hint: PrewarmHint) -> None:
+        """Forward the hint to the invokers that will run its functions. Only the platform
+        asks for containers (a tenant's hint is dead-lettered); no invoker: dropped."""
+        if self.signer is not None and signature_rejects(self.signer, record) is not None:
+            raise MalformedEvent("a pre-warm hint is the platform's own: it must be platform-signed")
+        routed = route_hint(hint, self.policy, self.table.views())
+        if not routed:
+            PREWARMS.labels("no_invoker").inc()
+        for invoker, part in routed.items():
+            self.producer.produce(self.settings.invoker_topic(invoker), part.to_bytes(), key=hint.hint_id)
 
     @property
     def waiting(self) -> int:
@@ -281,7 +303,10 @@ def build(settings: Settings, policy: str = "greedy-jsq", no_invoker_wait_s: flo
         authenticate=lambda credential: subjects.authenticate(db, credential),
     )
     consumer = EventConsumer(
-        settings, GROUP, [settings.invocations_topic], instance_id=member_id("placement")
+        settings,
+        GROUP,
+        [settings.invocations_topic, settings.prewarm_topic],
+        instance_id=member_id("placement"),
     )
     runner = ConsumeRunner(
         "placement",

@@ -1,0 +1,249 @@
+"""Pre-warm on the invoker: start or skip, duplicates, no effect on real work.
+
+The real ContainerPool over a fake Docker engine and a fake action proxy (no
+containers, no HTTP); the starter pool runs hints inline so outcomes are
+deterministic.
+"""
+
+from __future__ import annotations
+
+import threading
+from concurrent.futures import Future
+from typing import Any
+
+import pytest
+
+from gleaner.allocation import Allocation
+from gleaner.errors import DockerError
+from gleaner.metrics import PREWARMS
+from gleaner.settings import Settings
+from invoker_agent import container_pool
+from invoker_agent.container_pool import ContainerPool, containers_to_start
+from invoker_agent.docker_engine import ContainerInfo
+from invoker_agent.permits import ResourcePermits
+from invoker_agent.prewarm import Prewarmer, SeenHints, container_key
+from streams.events import PrewarmFunction, PrewarmHint
+
+REV = "1-abc"
+DOC = {
+    "_rev": REV,
+    "exec": {"kind": "python:3", "code": "def main(a): return a", "main": "main"},
+    "limits": {"cpu": 0.5, "memory": 256, "timeout": 60000, "logs": 10},
+}
+HINT_ID = "a" * 32
+
+
+class FakeEngine:
+    def __init__(self, fail: bool = False) -> None:
+        self.started: list[tuple[float, int]] = []
+        self.removed: list[str] = []
+        self.fail = fail
+        self.gate: threading.Event | None = None  # when set: start() waits for it
+
+    def start(
+        self, *, image: str, name: str, cpu: float, memory_mb: int, labels: dict[str, str]
+    ) -> ContainerInfo:
+        if self.gate is not None:
+            self.gate.wait(5)
+        if self.fail:
+            raise DockerError("no docker")
+        self.started.append((cpu, memory_mb))
+        return ContainerInfo(id=f"c{len(self.started)}", name=name, ip="10.0.0.1", pid=1)
+
+    def remove(self, container_id: str) -> None:
+        self.removed.append(container_id)
+
+    def update(self, container_id: str, *, cpu: float, memory_mb: int) -> None:
+        pass
+
+
+class FakeProxy:
+    inits: list[str] = []
+
+    def __init__(self, host: str, port: int = 8080, *, token: str = "") -> None:
+        pass
+
+    def wait_ready(self, timeout_s: float) -> None:
+        pass
+
+    def init(self, *, name: str, main: str, code: str, binary: bool, env: dict[str, str]) -> None:
+        FakeProxy.inits.append(name)
+
+    def close(self) -> None:
+        pass
+
+
+class FakeActions:
+    def __init__(self, docs: dict[str, dict[str, Any]]) -> None:
+        self.docs = docs
+
+    def get(self, namespace: str, name: str, rev: str | None) -> dict[str, Any] | None:
+        return self.docs.get(name)
+
+
+class Inline:
+    """A ThreadPoolExecutor stand-in that runs each task at once."""
+
+    def submit(self, fn: Any, *args: Any) -> Future[None]:
+        fn(*args)
+        done: Future[None] = Future()
+        done.set_result(None)
+        return done
+
+    def shutdown(self, wait: bool = True, cancel_futures: bool = False) -> None:
+        pass
+
+
+@pytest.fixture(autouse=True)
+def fake_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
+    FakeProxy.inits = []
+    monkeypatch.setattr(container_pool, "ActionProxyClient", FakeProxy)
+
+
+def build(
+    settings: Settings | None = None, engine: FakeEngine | None = None, memory_mb: int = 4096
+) -> tuple[Prewarmer, ContainerPool, FakeEngine]:
+    settings = settings or Settings(invoker_id="invoker0")
+    engine = engine or FakeEngine()
+    pool = ContainerPool(engine, settings)  # type: ignore[arg-type]
+    permits = ResourcePermits(4.0, memory_mb, settings.cpu_step)
+    prewarmer = Prewarmer(settings, pool, FakeActions({"b": DOC, "c": DOC}), permits, starter=Inline())  # type: ignore[arg-type]
+    return prewarmer, pool, engine
+
+
+def hint(*functions: PrewarmFunction, hint_id: str = HINT_ID) -> PrewarmHint:
+    return PrewarmHint(hint_id=hint_id, namespace="guest", functions=functions)
+
+
+def outcome(label: str) -> float:
+    return PREWARMS.labels(label)._value.get()
+
+
+KEY = container_key("guest", "b", DOC)
+
+
+def test_the_decision_starts_only_what_is_missing_and_at_most_the_room() -> None:
+    assert containers_to_start(wanted=1, idle=0, warming=0, room=2) == 1
+    assert containers_to_start(wanted=1, idle=1, warming=0, room=2) == 0
+    assert containers_to_start(wanted=1, idle=0, warming=1, room=2) == 0
+    assert containers_to_start(wanted=4, idle=1, warming=0, room=2) == 2
+    assert containers_to_start(wanted=4, idle=0, warming=0, room=0) == 0
+
+
+def test_a_function_without_a_warm_container_gets_one_at_the_planned_allocation_parked_idle() -> None:
+    prewarmer, pool, engine = build()
+    planned = Allocation(0.75, 512, "harvest")
+    prewarmer.hint(hint(PrewarmFunction("b", 1, 1, planned)))
+    assert engine.started == [(0.75, 512)]
+    assert FakeProxy.inits == ["b"]
+    assert pool.idle_count(KEY) == 1
+    assert pool.stats()["busy"] == 0 and pool.stats()["warming"] == 0
+
+
+def test_the_user_allocation_when_the_plan_does_not_fit_or_there_is_none() -> None:
+    prewarmer, _, engine = build(memory_mb=1024)
+    prewarmer.hint(hint(PrewarmFunction("b", 1, 1, Allocation(16.0, 512, "harvest"))))
+    assert engine.started == [(0.5, 256)]
+
+
+def test_a_function_with_an_idle_warm_container_is_skipped() -> None:
+    prewarmer, pool, engine = build()
+    lease = pool.acquire(KEY, cpu=0.5, memory_mb=256, init=lambda c: None)
+    pool.release(lease)
+    before = outcome("warm")
+    prewarmer.hint(hint(PrewarmFunction("b")))
+    assert len(engine.started) == 1  # only the run's own
+    assert outcome("warm") == before + 1
+
+
+def test_a_duplicate_hint_changes_nothing() -> None:
+    prewarmer, pool, engine = build()
+    prewarmer.hint(hint(PrewarmFunction("b")))
+    pool.evict_idle(10)  # even with the container gone, the same hint starts nothing
+    before = outcome("duplicate")
+    prewarmer.hint(hint(PrewarmFunction("b")))
+    assert len(engine.started) == 1
+    assert outcome("duplicate") == before + 1
+
+
+def test_a_second_hint_for_the_same_action_does_not_start_a_second_container() -> None:
+    prewarmer, pool, engine = build()
+    prewarmer.hint(hint(PrewarmFunction("b")))
+    prewarmer.hint(hint(PrewarmFunction("b"), hint_id="b" * 32))
+    assert len(engine.started) == 1 and pool.idle_count(KEY) == 1
+
+
+def test_a_parallel_stage_gets_as_many_containers_as_it_runs_at_once() -> None:
+    prewarmer, pool, engine = build()
+    prewarmer.hint(hint(PrewarmFunction("b", 3, 1)))
+    assert len(engine.started) == 3 and pool.idle_count(KEY) == 3
+
+
+def test_switched_off_it_starts_nothing() -> None:
+    prewarmer, _, engine = build(Settings(invoker_id="invoker0", prewarm=False))
+    prewarmer.hint(hint(PrewarmFunction("b")))
+    assert engine.started == []
+
+
+def test_an_unknown_action_or_a_failing_start_is_counted_and_never_raised() -> None:
+    prewarmer, pool, _ = build(engine=FakeEngine(fail=True))
+    unknown, failed = outcome("unknown_action"), outcome("failed")
+    prewarmer.hint(hint(PrewarmFunction("nope"), PrewarmFunction("b")))
+    assert outcome("unknown_action") == unknown + 1
+    assert outcome("failed") == failed + 1
+    assert pool.stats() == {"idle": 0, "busy": 0, "warming": 0, "memory_mb": 0}
+
+
+def test_no_start_beyond_the_invokers_memory() -> None:
+    prewarmer, _, engine = build(memory_mb=300)
+    prewarmer.hint(hint(PrewarmFunction("b", 2, 1)))
+    assert len(engine.started) == 1  # 256 MB fits once in 300
+
+
+def test_an_unused_prewarmed_container_goes_with_the_keep_alive() -> None:
+    prewarmer, pool, engine = build(Settings(invoker_id="invoker0", container_keepalive_s=10))
+    prewarmer.hint(hint(PrewarmFunction("b")))
+    assert pool.reap_idle(now=10**9) == 1
+    assert engine.removed == ["c1"] and pool.idle_count(KEY) == 0
+
+
+def test_a_run_takes_the_prewarmed_container_warm() -> None:
+    prewarmer, pool, engine = build()
+    prewarmer.hint(hint(PrewarmFunction("b")))
+    lease = pool.acquire(KEY, cpu=0.5, memory_mb=256, init=lambda c: None)
+    assert lease.cold is False and len(engine.started) == 1
+
+
+def test_a_run_that_arrives_while_its_container_is_warming_waits_for_it_and_says_so() -> None:
+    engine = FakeEngine()
+    engine.gate = threading.Event()
+    settings = Settings(invoker_id="invoker0")
+    pool = ContainerPool(engine, settings)  # type: ignore[arg-type]
+    assert pool.reserve_warming(KEY, 1, room=1) == 1
+    warming = threading.Thread(target=lambda: pool.warm(KEY, cpu=0.5, memory_mb=256, init=lambda c: None))
+    warming.start()
+    waiting = threading.Event()
+    wait_for_warming = pool._wait_for_warming
+
+    def spy(key: str, deadline: float) -> bool:
+        waiting.set()
+        return wait_for_warming(key, deadline)
+
+    pool._wait_for_warming = spy  # type: ignore[method-assign]
+    got: list[Any] = []
+    run = threading.Thread(
+        target=lambda: got.append(pool.acquire(KEY, cpu=0.5, memory_mb=256, init=lambda c: None))
+    )
+    run.start()
+    assert waiting.wait(5)  # the run found no idle container while one was warming
+    engine.gate.set()
+    warming.join(5)
+    run.join(5)
+    assert len(engine.started) == 1  # one container, not two
+    assert got[0].cold is True and got[0].init_ms is not None  # the wait is its (partial) cold start
+
+
+def test_seen_hints_forget_the_oldest() -> None:
+    seen = SeenHints(size=2)
+    assert seen.first_time("a") and seen.first_time("b") and not seen.first_time("a")
+    assert seen.first_time("c") and seen.first_time("a")  # "a" was dropped for "c"
