@@ -6,6 +6,7 @@ import argparse
 import logging
 import signal
 import sys
+import time
 from typing import TYPE_CHECKING
 
 from gleaner.cli import admin, dag, predict, replay, wsk
@@ -70,12 +71,18 @@ def _up(args: argparse.Namespace) -> int:
     import deploy.stack as stack
 
     settings = load_settings(**({"invokers": args.invokers} if args.invokers else {}))
+    began = time.monotonic()
     parts = stack.up(settings, progress=not args.quiet)
     print(stack.format_status(parts))
     if args.demo:
         from gleaner.cli.demo import run_demo
 
-        return run_demo(settings)
+        return run_demo(
+            settings,
+            stack_s=time.monotonic() - began,
+            profile_inputs=args.demo_profile,
+            run_inputs=args.demo_requests,
+        )
     return 0
 
 
@@ -104,7 +111,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="gleaner", description="Serverless DAG workflows over Kafka.")
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("up", help="start the embedded stack (Kafka, Redis, CouchDB, Docker, Gleaner)")
-    p.add_argument("--demo", action="store_true", help="then register and invoke a demo action")
+    p.add_argument(
+        "--demo",
+        action="store_true",
+        help="then deploy, profile and train a skewed DAG; run it harvesting off/on",
+    )
+    p.add_argument("--demo-profile", type=int, default=20, metavar="N", help="demo: inputs to profile (20)")
+    p.add_argument("--demo-requests", type=int, default=5, metavar="N", help="demo: requests each way (5)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     p.add_argument("--invokers", type=int, help="invoker agents on this machine, sharing its capacity")
     p.set_defaults(func=_up)
