@@ -19,7 +19,7 @@ def test_the_demo_profiles_trains_and_shows_one_request_off_and_on(stack_up, ow,
         ow, stack_up, profile_inputs=5, run_inputs=1, out_dir=tmp_path, progress=False, say=said.append
     )
     assert [d[0] for d in result.durations] == ["deploy", "profile", "train", "off", "on", "timeline"]
-    assert any(line.startswith("== profile it on 5 inputs") for line in said)
+    assert any("== profile it on 5 inputs" in line for line in said)
     [pair] = result.pairs
     assert math.isfinite(pair.off_ms) and math.isfinite(pair.on_ms), pair
     assert result.applied and result.policy == stack_up.harvest_policy, said[-1]
