@@ -45,6 +45,21 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
     p.set_defaults(func=run_orchestration)
 
+    p = verbs.add_parser(
+        "prewarm", help="the first DAG request after idle: cold starts and latency, pre-warm off vs on"
+    )
+    p.add_argument("-n", "--rounds", type=int, default=5, help="first-requests-after-idle per mode and pass")
+    p.add_argument("--passes", type=int, default=1, help="off/on passes (each restarts the stack twice)")
+    p.add_argument(
+        "--keepalive",
+        type=float,
+        default=5.0,
+        help="container keep-alive during the bench (s); above stage 1",
+    )
+    p.add_argument("--work", type=float, default=0.5, help="seconds the first stage works")
+    p.add_argument("--out", default="docs/benchmarks.md")
+    p.set_defaults(func=lambda a: int(__import__("benchmarks.prewarm", fromlist=["main"]).main(a)))
+
     p = verbs.add_parser("skew", help="skew of each built-in workload's parallel stage; timeline PNGs")
     p.add_argument("--inputs", type=int, default=5)
     p.add_argument("--seed", type=int, default=3)
