@@ -15,6 +15,9 @@ is revoked. The secret is 64 random letters and digits (~380 bits): a plain SHA-
 is enough to keep a Redis dump from holding usable keys, and costs microseconds
 (the gateway checks it on every request; PBKDF2 would cost tens of milliseconds).
 
+Only the gateway accepts them (functions reach nothing else of the platform: not Kafka,
+whose consumers check namespace keys only).
+
 Minted uuids are version-8 UUIDs (RFC 9562 "custom"), so the gateway sends only them
 to Redis: other keys never pay for the look-up. ``uuid4`` namespace keys never collide
 with them.
