@@ -2,7 +2,7 @@
 
 The sample DAG workloads and their inputs:
 
-- ``demo/``: a one-function demo action (``gleaner up --demo``);
+- ``demo/``: the small skewed DAG of ``make demo`` (``gleaner up --demo``), pure Python;
 - the three skew-aware workloads of the thesis (Table 3.1, Appendix A), each a folder
   with its functions (one directory per function, ``__main__.py`` inside), the DAG as
   Composer JavaScript (``DAG.js``) and as ``compose`` wrote it (``DAG.json``), and a
