@@ -113,9 +113,11 @@ def speedup_table(pairs: Sequence[Pair]) -> str:
     return "\n".join(lines)
 
 
-def timing_table(durations: Sequence[tuple[str, float]]) -> str:
-    """Each step's wall time and the total."""
+def timing_table(durations: Sequence[tuple[str, float]], total_s: float | None = None) -> str:
+    """Each step's wall time and the total: ``total_s`` when measured (it also
+    counts what runs between steps), else the steps' sum."""
     width = max([len(name) for name, _ in durations] + [len("total")])
     lines = [f"  {name.ljust(width)}  {seconds:6.1f} s" for name, seconds in durations]
-    lines.append(f"  {'total'.ljust(width)}  {sum(s for _, s in durations):6.1f} s")
+    total = sum(s for _, s in durations) if total_s is None else total_s
+    lines.append(f"  {'total'.ljust(width)}  {total:6.1f} s")
     return "\n".join(lines)

@@ -78,6 +78,8 @@ def test_a_table_where_nothing_ran_both_ways_has_no_mean():
 def test_the_timing_table_ends_with_the_total():
     lines = timing_table([("stack", 10.0), ("profile", 20.5)]).splitlines()
     assert lines[0].split() == ["stack", "10.0", "s"] and lines[-1].split() == ["total", "30.5", "s"]
+    measured = timing_table([("stack", 10.0)], total_s=12.34).splitlines()  # time between steps counts
+    assert measured[-1].split() == ["total", "12.3", "s"]
 
 
 def test_the_stage_cores_come_from_the_plan_in_slot_order():
