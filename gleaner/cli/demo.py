@@ -193,7 +193,10 @@ def run_demo(
     print("speedup = (L_off - L_on) / L_off, as in docs/benchmarks.md:\n")
     print(result.table)
     print(f"\nTimeline of a harvested request: {result.timeline}")
-    print(f"Live view:                       {settings.api_host.rstrip('/')}/dashboard")
+    print(
+        f"Live view:                       {settings.api_host.rstrip('/')}/dashboard"
+        "  (key: AUTH in ~/.wskprops)"
+    )
     print("\nTime per step:")
     print(timing_table(durations, (stack_s or 0.0) + time.monotonic() - began))
     return 0

@@ -71,6 +71,10 @@ def _up(args: argparse.Namespace) -> int:
     import deploy.stack as stack
 
     settings = load_settings(**({"invokers": args.invokers} if args.invokers else {}))
+    if args.demo:
+        from gleaner.cli.demo_report import plan_steps
+
+        plan_steps(args.demo_profile, args.demo_requests)  # bad counts fail before the stack starts
     began = time.monotonic()
     parts = stack.up(settings, progress=not args.quiet)
     print(stack.format_status(parts))

@@ -127,3 +127,10 @@ def test_the_functions_answer_bad_input_with_an_error_not_a_crash():
     assert "error" in _main("demo-checksum1")({"segments": ["a"], "segment": 3})
     assert "error" in _main("demo-merge")({"value": []})
     assert "error" in _main("demo-merge")({"value": [{"segment": 0}]})
+
+
+def test_gleaner_up_refuses_bad_demo_counts_before_starting_anything(capsys):
+    from gleaner.cli.main import main
+
+    assert main(["up", "--demo", "--demo-profile", "2"]) == 1
+    assert "the demo profiles 5 to 200 inputs" in capsys.readouterr().err
