@@ -18,11 +18,18 @@ from gleaner.errors import DockerError
 from gleaner.metrics import PREWARMS
 from gleaner.settings import Settings
 from invoker_agent import container_pool
+from invoker_agent.agent import InvokerAgent
 from invoker_agent.container_pool import ContainerPool, containers_to_start
+from invoker_agent.dedupe import ActivationClaims
 from invoker_agent.docker_engine import ContainerInfo
 from invoker_agent.permits import ResourcePermits
 from invoker_agent.prewarm import Prewarmer, SeenHints, container_key
 from streams.events import PrewarmFunction, PrewarmHint
+from streams.kafka.deadletter import DeadLetters
+from streams.kafka.runner import ConsumeRunner, RunnerConfig
+from streams.kafka.testing import MemorySink, MemorySource
+from tests.unit.fakes import MemoryRedis
+from tests.unit.invoker_agent.test_agent import FakeExecutor
 
 REV = "1-abc"
 DOC = {
@@ -247,3 +254,28 @@ def test_seen_hints_forget_the_oldest() -> None:
     seen = SeenHints(size=2)
     assert seen.first_time("a") and seen.first_time("b") and not seen.first_time("a")
     assert seen.first_time("c") and seen.first_time("a")  # "a" was dropped for "c"
+
+
+# --- behind the invoker's consume loop -------------------------------------------------------------
+
+
+def test_the_invoker_hands_a_hint_to_the_prewarmer_runs_nothing_and_dead_letters_a_bad_one() -> None:
+    settings = Settings(invoker_id="i0")
+    topic = settings.invoker_topic("i0")
+    prewarmer, pool, _ = build(settings)
+    executor = FakeExecutor()
+    source, sink = MemorySource(), MemorySink()
+    deadletters = DeadLetters(settings, sink)
+    claims = ActivationClaims(MemoryRedis(), "i0", "inc")  # type: ignore[arg-type]
+    agent = InvokerAgent(settings, sink, deadletters, executor, claims, None, "inc", prewarmer)  # type: ignore[arg-type]
+    runner = ConsumeRunner("invoker", source, sink, deadletters, agent, RunnerConfig(commit_interval_s=0))
+    source.push(topic, hint(PrewarmFunction("b")).to_bytes())
+    source.push(topic, b'{"type": "prewarm.hint", "hint_id": "' + b"c" * 32 + b'", "functions": []}')
+    runner.run_once()
+    runner.run_once()
+    assert pool.idle_count(KEY) == 1 and executor.runs == []
+    assert sink.on(settings.completed_topic) == []  # a hint is not an activation: no record
+    (letter,) = sink.on(settings.deadletter_topic)
+    assert "field 'functions' is empty" in letter["reason"]
+    assert source.committed((topic, 0)) == 2
+    agent.close()
