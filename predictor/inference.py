@@ -3,7 +3,9 @@ each function's input size -> ML2 -> each function's CPU and memory demand
 (and, with a work model, its duration at the maximum allocation).
 
 One batched predict call per model for all requested functions: four calls per
-request (three without a duration model) however wide its stages are.
+request (three without a duration model) however wide its stages are, and
+:meth:`Predictor.predict_many` makes those four calls for a whole batch of
+requests of one DAG (the predictor stream plans a batch at a time).
 """
 
 from __future__ import annotations
@@ -42,29 +44,42 @@ class Predictor:
 
     def predict(self, dag_input_size: int | float, slots: Sequence[tuple[int, int]]) -> list[Prediction]:
         """Predictions for the functions at ``slots`` ((stage, index) pairs), in order."""
-        if not slots:
-            return []
-        identity = np.asarray(slots, dtype=np.float64).reshape(len(slots), 2)
-        x1 = np.empty((len(slots), 3))
-        x1[:, 0] = dag_input_size
+        return self.predict_many([(dag_input_size, slots)])[0]
+
+    def predict_many(
+        self, requests: Sequence[tuple[int | float, Sequence[tuple[int, int]]]]
+    ) -> list[list[Prediction]]:
+        """:meth:`predict` for each (DAG input size, slots) request, in order, with one
+        predict call per model for all of them: the models are row-wise, so a row's
+        numbers do not depend on the rows batched with it."""
+        widths = [len(slots) for _, slots in requests]
+        rows = sum(widths)
+        if rows == 0:
+            return [[] for _ in requests]
+        identity = np.asarray([slot for _, slots in requests for slot in slots], dtype=np.float64).reshape(
+            rows, 2
+        )
+        x1 = np.empty((rows, 3))
+        x1[:, 0] = np.repeat(np.asarray([size for size, _ in requests], dtype=np.float64), widths)
         x1[:, 1:] = identity
         sizes = self._ml1(x1)
         sizes = np.where(sizes < 0, 0.0, sizes)  # a negative size is meaningless
         # A non-finite size cannot feed ML2 (sklearn rejects it); its demands become
         # NaN, which the planner rejects with a reason.
         bad = ~np.isfinite(sizes)
-        x2 = np.empty((len(slots), 3))
+        x2 = np.empty((rows, 3))
         x2[:, 0] = np.where(bad, 0.0, sizes)
         x2[:, 1:] = identity
-        cpu = np.where(bad, np.nan, self._cpu(x2))
-        mem = np.where(bad, np.nan, self._mem(x2))
-        if self._dur is None:
-            return [
-                Prediction(float(s), float(c), float(m))
-                for s, c, m in zip(sizes.tolist(), cpu.tolist(), mem.tolist(), strict=True)
-            ]
-        dur = np.where(bad, np.nan, self._dur(x2))
-        return [
-            Prediction(float(s), float(c), float(m), float(d))
-            for s, c, m, d in zip(sizes.tolist(), cpu.tolist(), mem.tolist(), dur.tolist(), strict=True)
+        cpu = np.where(bad, np.nan, self._cpu(x2)).tolist()
+        mem = np.where(bad, np.nan, self._mem(x2)).tolist()
+        dur = np.where(bad, np.nan, self._dur(x2)).tolist() if self._dur is not None else None
+        flat = [
+            Prediction(s, c, m, None if dur is None else dur[i])
+            for i, (s, c, m) in enumerate(zip(sizes.tolist(), cpu, mem, strict=True))
         ]
+        out: list[list[Prediction]] = []
+        start = 0
+        for width in widths:
+            out.append(flat[start : start + width])
+            start += width
+        return out

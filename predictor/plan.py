@@ -231,6 +231,38 @@ def _allocations(stage: StageInfo, sp: StagePlan, allowed: AllowedValues) -> dic
     return out
 
 
+@dataclass(frozen=True, slots=True)
+class Selection:
+    """The stages of one request that get planned, and the functions to predict for them."""
+
+    stages: list[StageInfo]
+    slots: list[Slot]  # every function of ``stages``, in order: one predict batch
+    reasons: list[str]  # why other stages are not planned
+
+
+def select_stages(analysis: Analysis, user: Mapping[Slot, Demand]) -> Selection:
+    """The parallel stages whose every function has a user allocation."""
+    reasons: list[str] = []
+    planned: list[StageInfo] = []
+    for stage in analysis.stages:
+        if stage.kind == "map":
+            reasons.append(f"stage {stage.index} (map): skipped, its functions are known only at run time")
+        elif stage.kind == "parallel":
+            missing = [s.index for s in stage.slots if (s.stage, s.index) not in user]
+            if missing:
+                reasons.append(f"stage {stage.index}: no user allocation for functions {missing}, skipped")
+            else:
+                planned.append(stage)
+    slots = [(s.stage, s.index) for stage in planned for s in stage.slots]
+    return Selection(planned, slots, reasons)
+
+
+def check_policy(policy: str) -> None:
+    """ValueError for an unknown ``policy``."""
+    if policy not in POLICIES:
+        raise ValueError(f"unknown planning policy {policy!r} (known: {', '.join(POLICIES)})")
+
+
 def plan_request(
     predictor: Predictor,
     analysis: Analysis,
@@ -248,30 +280,45 @@ def plan_request(
     ``capacity`` is one invoker's (cores, MB); only ``libra`` needs it (no budget
     bounds its sizes). ValueError for an unknown ``policy``.
     """
-    if policy not in POLICIES:
-        raise ValueError(f"unknown planning policy {policy!r} (known: {', '.join(POLICIES)})")
-    reasons: list[str] = []
-    planned: list[StageInfo] = []
-    for stage in analysis.stages:
-        if stage.kind == "map":
-            reasons.append(f"stage {stage.index} (map): skipped, its functions are known only at run time")
-        elif stage.kind == "parallel":
-            missing = [s.index for s in stage.slots if (s.stage, s.index) not in user]
-            if missing:
-                reasons.append(f"stage {stage.index}: no user allocation for functions {missing}, skipped")
-            else:
-                planned.append(stage)
-    slots = [(s.stage, s.index) for stage in planned for s in stage.slots]
-    predictions = predictor.predict(dag_input_size, slots)  # one batch for the whole request
+    check_policy(policy)
+    selection = select_stages(analysis, user)
+    predictions = predictor.predict(dag_input_size, selection.slots)  # one batch for the whole request
+    return plan_predicted(
+        selection,
+        predictions,
+        user,
+        allowed,
+        memory_margin=memory_margin,
+        policy=policy,
+        capacity=capacity,
+    )
+
+
+def plan_predicted(
+    selection: Selection,
+    predictions: Sequence[Prediction],
+    user: Mapping[Slot, Demand],
+    allowed: AllowedValues,
+    *,
+    memory_margin: float = 0.0,
+    policy: str = "thesis",
+    capacity: Demand | None = None,
+) -> Plan:
+    """:func:`plan_request` from the predictions of ``selection.slots`` (made
+    elsewhere, e.g. with a batch of requests: :meth:`Predictor.predict_many`)."""
+    check_policy(policy)
+    if len(predictions) != len(selection.slots):
+        raise ValueError(f"{len(predictions)} predictions for {len(selection.slots)} functions")
+    reasons = list(selection.reasons)
     allocations: dict[Slot, Allocation] = {}
     stage_plans: list[StagePlan] = []
     start = 0
-    for stage in planned:
+    for stage in selection.stages:
         width = len(stage.slots)
         stage_user = [
             (float(user[s.stage, s.index][0]), float(user[s.stage, s.index][1])) for s in stage.slots
         ]
-        inputs = _Stage(stage, predictions[start : start + width], stage_user, allowed, memory_margin)
+        inputs = _Stage(stage, list(predictions[start : start + width]), stage_user, allowed, memory_margin)
         start += width
         sp = _decide(inputs, policy, reasons, capacity)
         stage_plans.append(sp)

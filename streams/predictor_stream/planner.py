@@ -5,12 +5,18 @@ reference counts as the size it names) and passed through ML1 -> ML2 ->
 normalizer -> validator. Every way this can go wrong ends in the same place:
 the request runs at the user allocations, with the reason in its plan. It
 never fails because of prediction.
+
+The plan goes on in ``dag.plans``; the allocations travel on it and then on each
+function's invocation event (nothing is written to Redis here).
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -22,10 +28,11 @@ from gleaner.metrics import HARVEST_DECISIONS
 from gleaner.settings import Settings
 from gleaner.ttlcache import TTLCache
 from predictor.allocation import AllowedValues
-from predictor.inference import Predictor
-from predictor.plan import Plan, plan_request
+from predictor.inference import Prediction, Predictor
+from predictor.plan import Selection, Slot, check_policy, plan_predicted, select_stages
 from predictor.policies import GLEANER, GLEANER_IDLE, OFF, resolve_policy
 from predictor.store import ModelLoadError, dag_dir, load_current
+from predictor.validator import Demand
 from streams.events import DagPlan, DagRequest
 from streams.payloads import size_of
 
@@ -48,9 +55,9 @@ class _Models:
         key = (namespace, dag)
         now = time.monotonic()
         hit = self._loaded.get(key)
-        pointer = dag_dir(self.root, namespace, dag) / "current"
         if hit and now - hit[0] < RELOAD_CHECK_S:
             return hit[2], hit[3], hit[4]
+        pointer = dag_dir(self.root, namespace, dag) / "current"
         mtime = pointer.stat().st_mtime if pointer.exists() else -1.0
         if hit and hit[1] == mtime:
             self._loaded[key] = (now, *hit[1:])
@@ -70,7 +77,52 @@ class _Models:
         return predictor, error, version
 
 
+@dataclass(slots=True)
+class _Draft:
+    """One request on its way to a plan. ``spent_s`` is its share of the
+    planning time: its own steps, plus an even share of the predict calls it
+    was batched into."""
+
+    req: DagRequest
+    policy: str
+    reasons: list[str]
+    spent_s: float = 0.0
+    done: DagPlan | None = None  # decided without the models (profile, off, a fallback)
+    predictor: Predictor | None = None
+    version: int | None = None
+    input_size: int = 0
+    selection: Selection | None = None
+    user: dict[Slot, Demand] = field(default_factory=dict)
+    predictions: list[Prediction] | None = None
+
+
+def _request_dict(req: DagRequest) -> dict[str, Any]:
+    """The request as produced (``req.to_dict()`` without its deep copy, which cost
+    more than the models' arithmetic: the plan is serialized right away)."""
+    return {f.name: getattr(req, f.name) for f in fields(req)}
+
+
+def _kept(exc: Exception) -> str:
+    """Why a request keeps its user allocations after ``exc``."""
+    if isinstance(exc, GleanerError):  # CouchDB trouble
+        return f"user allocations kept: {exc}"
+    return f"user allocations kept: prediction failed: {type(exc).__name__}: {exc}"
+
+
+# A model that cannot predict an input, or a store that cannot be read, costs the
+# request its harvest; anything else is a bug, and the event goes to the dead letters.
+_KEPT = (GleanerError, ValueError, TypeError, KeyError)
+
+
 class RequestPlanner:
+    """Plans DAG requests a batch at a time: each request's own steps (documents,
+    stages, policy) one by one, the models once per DAG for the whole batch.
+
+    ``inference_ms`` of a plan is the request's share of the planning time: its
+    own steps plus the predict calls of its DAG's group divided evenly among the
+    group's requests (a lone request: its whole planning time, as before).
+    """
+
     def __init__(self, settings: Settings, db: CouchDB) -> None:
         self.settings = settings
         self.db = db
@@ -80,61 +132,138 @@ class RequestPlanner:
         self._analyses: dict[str, Analysis] = {}
 
     def plan(self, req: DagRequest) -> DagPlan:
-        plan = self._plan_request(req)
-        mode = "profile" if req.profile else plan.policy
-        HARVEST_DECISIONS.labels(mode, "yes" if plan.harvest else "no").inc()
-        return plan
+        """The plan of one request; an exception is a bug (the caller parks the event)."""
+        out = self.plan_batch([req])[0]
+        if isinstance(out, Exception):
+            raise out
+        return out
 
-    def _plan_request(self, req: DagRequest) -> DagPlan:
+    def plan_batch(self, reqs: Sequence[DagRequest]) -> list[DagPlan | Exception]:
+        """The plan of each request, in order, or the exception (a bug) that stopped
+        it; one request's failure never touches another's plan."""
+        out: list[DagPlan | Exception | None] = [None] * len(reqs)
+        drafts: dict[int, _Draft] = {}
+        for i, req in enumerate(reqs):
+            try:
+                drafts[i] = self._draft(req)
+            except Exception as exc:
+                out[i] = exc
+        self._predict(drafts, out)
+        for i, draft in drafts.items():
+            if out[i] is not None:
+                continue
+            try:
+                plan = self._finish(draft)
+            except Exception as exc:
+                out[i] = exc
+                continue
+            mode = "profile" if draft.req.profile else plan.policy
+            HARVEST_DECISIONS.labels(mode, "yes" if plan.harvest else "no").inc()
+            out[i] = plan
+        return [o if o is not None else RuntimeError("not planned") for o in out]
+
+    def _draft(self, req: DagRequest) -> _Draft:
         start = time.perf_counter()
-        reasons: list[str] = []
-        plan: Plan | None = None
-        version: int | None = None
         policy = resolve_policy(
             req.policy, req.harvest, self.settings.harvest_enabled, self.settings.harvest_policy
         )
+        draft = _Draft(req, policy, [])
         if req.profile:
             try:
-                profiled = self._profile(req, reasons)
+                profiled = self._profile(req, draft.reasons)
             except GleanerError as exc:
-                reasons.append(f"profile allocations not written: {exc}")
+                draft.reasons.append(f"profile allocations not written: {exc}")
                 profiled = {}
-            elapsed = (time.perf_counter() - start) * 1000
-            return DagPlan(
-                request=req.to_dict(),
-                harvest=False,
-                allocations=profiled,
-                reasons=reasons,
-                inference_ms=round(elapsed, 3),
+            draft.done = DagPlan(
+                request=_request_dict(req), harvest=False, allocations=profiled, reasons=draft.reasons
             )
-        try:
-            plan, version = self._plan(req, policy, reasons)
-        except GleanerError as exc:  # CouchDB or Redis trouble
-            reasons.append(f"user allocations kept: {exc}")
-            plan = None
-        except (ValueError, TypeError, KeyError) as exc:  # a model that cannot predict this input
-            reasons.append(f"user allocations kept: prediction failed: {type(exc).__name__}: {exc}")
-            plan = None
-        elapsed = (time.perf_counter() - start) * 1000
-        if plan is None:
-            return DagPlan(
-                request=req.to_dict(),
-                harvest=False,
-                reasons=reasons,
-                inference_ms=round(elapsed, 3),
-                policy=policy,
-            )
-        summary = plan.to_dict()
+        else:
+            try:
+                self._prepare(draft)
+            except _KEPT as exc:
+                draft.reasons.append(_kept(exc))
+                draft.predictor = None
+            if draft.predictor is None:
+                draft.done = self._kept_plan(draft)
+        draft.spent_s += time.perf_counter() - start
+        return draft
+
+    def _kept_plan(self, draft: _Draft) -> DagPlan:
+        """The request runs at its user allocations, with the reasons."""
         return DagPlan(
-            request=req.to_dict(),
-            harvest=bool(plan.allocations),
-            allocations=summary["allocations"],
-            stages=summary["stages"],
-            reasons=reasons + summary["reasons"],
-            model_version=f"v{version}" if version is not None else None,
-            inference_ms=round(elapsed, 3),
-            policy=policy,
+            request=_request_dict(draft.req), harvest=False, reasons=draft.reasons, policy=draft.policy
         )
+
+    def _predict(self, drafts: dict[int, _Draft], out: list[DagPlan | Exception | None]) -> None:
+        """One predict call per model for each DAG's requests of the batch. If a
+        group's call fails, each of its requests predicts alone, so only the
+        requests the model cannot predict lose their harvest."""
+        groups: dict[int, list[tuple[int, _Draft]]] = {}
+        for i, draft in drafts.items():
+            if draft.done is None and draft.predictor is not None:
+                groups.setdefault(id(draft.predictor), []).append((i, draft))
+        for group in groups.values():
+            predictor = group[0][1].predictor
+            assert predictor is not None
+            start = time.perf_counter()
+            batch: list[list[Prediction] | None] = [None] * len(group)
+            with contextlib.suppress(Exception):  # sorted out request by request below
+                batch = list(
+                    predictor.predict_many(
+                        [(d.input_size, d.selection.slots if d.selection else []) for _, d in group]
+                    )
+                )
+            share = (time.perf_counter() - start) / len(group)
+            for (i, draft), predictions in zip(group, batch, strict=True):
+                draft.spent_s += share
+                if predictions is not None:
+                    draft.predictions = predictions
+                    continue
+                alone = time.perf_counter()
+                try:
+                    slots = draft.selection.slots if draft.selection else []
+                    draft.predictions = predictor.predict(draft.input_size, slots)
+                except _KEPT as exc:
+                    draft.reasons.append(_kept(exc))
+                    draft.done = self._kept_plan(draft)
+                except Exception as exc:
+                    out[i] = exc
+                draft.spent_s += time.perf_counter() - alone
+
+    def _finish(self, draft: _Draft) -> DagPlan:
+        start = time.perf_counter()
+        if draft.done is None:
+            try:
+                assert draft.selection is not None and draft.predictions is not None
+                plan = plan_predicted(
+                    draft.selection,
+                    draft.predictions,
+                    draft.user,
+                    self.allowed,
+                    memory_margin=self.settings.harvest_memory_margin,
+                    # gleaner-idle plans as gleaner: its borrowing happens live, in the invoker.
+                    policy=GLEANER if draft.policy == GLEANER_IDLE else draft.policy,
+                    capacity=(
+                        self.settings.invoker_cpu_capacity,
+                        float(self.settings.invoker_memory_capacity_mb),
+                    ),
+                )
+            except _KEPT as exc:
+                draft.reasons.append(_kept(exc))
+                draft.done = self._kept_plan(draft)
+            else:
+                summary = plan.to_dict()
+                draft.done = DagPlan(
+                    request=_request_dict(draft.req),
+                    harvest=bool(plan.allocations),
+                    allocations=summary["allocations"],
+                    stages=summary["stages"],
+                    reasons=draft.reasons + summary["reasons"],
+                    model_version=f"v{draft.version}" if draft.version is not None else None,
+                    policy=draft.policy,
+                )
+        draft.spent_s += time.perf_counter() - start
+        return replace(draft.done, inference_ms=round(draft.spent_s * 1000, 3))
 
     def _profile(self, req: DagRequest, reasons: list[str]) -> dict[str, Any]:
         """Every function at the maximum allowed allocation, bounded by an
@@ -150,26 +279,28 @@ class RequestPlanner:
         reasons.append(f"profile: every function at {cpu} cores / {memory} MB")
         return {f"{f.stage}.{f.index}": profile.to_dict() for f in self._analysis(dag).functions}
 
-    def _plan(self, req: DagRequest, policy: str, reasons: list[str]) -> tuple[Plan | None, int | None]:
-        if policy == OFF:
+    def _prepare(self, draft: _Draft) -> None:
+        """Everything a request needs before the models; sets ``draft.predictor``
+        only when the request is to be predicted."""
+        req, reasons = draft.req, draft.reasons
+        if draft.policy == OFF:
             asked = req.policy is not None or req.harvest is not None
             reasons.append("harvesting is off " + ("for this request" if asked else "(setting)"))
-            return None, None
-        reasons.append(f"policy {policy}")
-        input_size = size_of(req.input)
-        if input_size < MIN_MEASURABLE_BYTES:
+            return
+        reasons.append(f"policy {draft.policy}")
+        draft.input_size = size_of(req.input)
+        if draft.input_size < MIN_MEASURABLE_BYTES:
             reasons.append("user allocations kept: the request has no measurable input size")
-            return None, None
+            return
         dag = self._doc(DAGS, f"{req.namespace}/{req.dag}")
         if dag is None:
             reasons.append(f"user allocations kept: DAG {req.dag} does not exist")
-            return None, None
+            return
         predictor, error, version = self.models.get(req.namespace, req.dag)
         if predictor is None:
             reasons.append(f"user allocations kept: {error}")
-            return None, None
+            return
         analysis = self._analysis(dag)
-        user: dict[tuple[int, int], tuple[float, float]] = {}
         for stage in analysis.stages:
             if stage.kind != "parallel":
                 continue
@@ -177,23 +308,14 @@ class RequestPlanner:
                 action = self._doc(WHISKS, f"{req.namespace}/{slot.action}")
                 if action is None:
                     reasons.append(f"user allocations kept: action {slot.action} does not exist")
-                    return None, None
-                user[(slot.stage, slot.index)] = (
+                    return
+                draft.user[(slot.stage, slot.index)] = (
                     float(action["limits"]["cpu"]),
                     float(action["limits"]["memory"]),
                 )
-        plan = plan_request(
-            predictor,
-            analysis,
-            input_size,
-            user,
-            self.allowed,
-            memory_margin=self.settings.harvest_memory_margin,
-            # gleaner-idle plans as gleaner: its borrowing happens live, in the invoker.
-            policy=GLEANER if policy == GLEANER_IDLE else policy,
-            capacity=(self.settings.invoker_cpu_capacity, float(self.settings.invoker_memory_capacity_mb)),
-        )
-        return plan, version
+        check_policy(GLEANER if draft.policy == GLEANER_IDLE else draft.policy)
+        draft.selection = select_stages(analysis, draft.user)
+        draft.predictor, draft.version = predictor, version
 
     def _doc(self, db: str, doc_id: str) -> dict[str, Any] | None:
         return self._docs.get_or_load(f"{db}/{doc_id}", lambda: self.db.get_doc(db, doc_id))

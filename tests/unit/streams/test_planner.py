@@ -11,9 +11,9 @@ import pytest
 from composer import normalize, to_json
 from gleaner.allocation import Allocation
 from gleaner.settings import Settings
-from predictor.inference import Prediction
+from predictor.inference import Prediction, Predictor
 from predictor.store import save_models
-from streams.events import DagRequest
+from streams.events import DagPlan, DagRequest
 from streams.predictor_stream.planner import RequestPlanner
 from tests.unit.predictor import AES, synthetic_comparison
 
@@ -154,3 +154,94 @@ def test_each_plan_counts_as_a_harvest_decision_by_mode(settings, trained):
     plan = planner(settings).plan(request(harvest=False))
     assert plan.policy == "off" and not plan.harvest
     assert count("off", "no") == before + 1
+
+
+# --- a batch of requests --------------------------------------------------------------------------
+
+
+def comparable(plan: DagPlan) -> dict[str, Any]:
+    out = plan.to_dict()
+    out.pop("inference_ms")  # timing
+    return out
+
+
+def test_a_batch_plans_each_request_as_it_would_be_planned_alone(settings, trained):
+    reqs = [
+        request(request_id=f"{i:032x}", input={"text": "x" * (1_000_000 * i)}, policy=policy)
+        for i, policy in enumerate(["thesis", "gleaner", "libra", "thesis"], start=1)
+    ]
+    reqs += [request(request_id="e" * 32, harvest=False), request(request_id="f" * 32, dag="unknown")]
+    batch = planner(settings).plan_batch(reqs)
+    alone = [planner(settings).plan(r) for r in reqs]
+    assert all(isinstance(p, DagPlan) for p in batch)
+    assert [comparable(p) for p in batch if isinstance(p, DagPlan)] == [comparable(p) for p in alone]
+    assert [p.harvest for p in alone] == [True, True, True, True, False, False]
+    assert all(p.inference_ms > 0 for p in batch if isinstance(p, DagPlan))
+
+
+class CountingPredictor:
+    def __init__(self, inner: Predictor) -> None:
+        self.inner = inner
+        self.batches: list[int] = []
+
+    def predict_many(self, requests: Any) -> list[list[Prediction]]:
+        self.batches.append(len(requests))
+        return self.inner.predict_many(requests)
+
+    def predict(self, size: float, slots: Any) -> list[Prediction]:
+        raise AssertionError("a batch that predicts does not predict request by request")
+
+
+def test_a_batch_predicts_once_per_dag(settings, trained):
+    p = planner(settings)
+    real, _error, version = p.models.get("guest", "aes")
+    assert real is not None
+    counting = CountingPredictor(real)
+    p.models.get = lambda ns, dag: (counting, None, version)  # type: ignore[method-assign,assignment]
+    plans = p.plan_batch([request(request_id=f"{i:032x}") for i in range(5)])
+    assert counting.batches == [5] and all(isinstance(x, DagPlan) and x.harvest for x in plans)
+
+
+class BrokenPredictor:
+    """Cannot predict a batch, nor a request alone."""
+
+    def predict_many(self, requests: Any) -> list[list[Prediction]]:
+        raise ValueError("Input contains NaN")
+
+    def predict(self, size: float, slots: Any) -> list[Prediction]:
+        raise ValueError("Input contains NaN")
+
+
+def test_a_model_that_fails_for_one_dag_does_not_sink_the_others(settings, trained):
+    p = planner(settings)
+    p.db.docs["dags/guest/broken"] = p.db.docs["dags/guest/aes"]  # type: ignore[attr-defined]
+    get = p.models.get
+    p.models.get = lambda ns, dag: (BrokenPredictor(), None, 1) if dag == "broken" else get(ns, dag)  # type: ignore[method-assign,assignment]
+    plans = p.plan_batch(
+        [request(request_id=f"{i:032x}", dag="broken" if i % 2 else "aes") for i in range(4)]
+    )
+    assert all(isinstance(x, DagPlan) for x in plans)
+    harvested = [x.harvest for x in plans if isinstance(x, DagPlan)]
+    assert harvested == [True, False, True, False]
+    kept = plans[1]
+    assert isinstance(kept, DagPlan) and any(
+        r == "user allocations kept: prediction failed: ValueError: Input contains NaN" for r in kept.reasons
+    )
+
+
+def test_a_bug_in_one_request_is_its_exception_alone(settings, trained):
+    p = planner(settings)
+    get = p.models.get
+
+    def models(ns: str, dag: str) -> Any:
+        if dag == "buggy":
+            raise RuntimeError("a bug")
+        return get(ns, dag)
+
+    p.db.docs["dags/guest/buggy"] = p.db.docs["dags/guest/aes"]  # type: ignore[attr-defined]
+    p.models.get = models  # type: ignore[method-assign]
+    plans = p.plan_batch([request(request_id="1" * 32), request(request_id="2" * 32, dag="buggy")])
+    assert isinstance(plans[0], DagPlan) and plans[0].harvest
+    assert isinstance(plans[1], RuntimeError) and str(plans[1]) == "a bug"
+    with pytest.raises(RuntimeError, match="a bug"):
+        p.plan(request(dag="buggy"))

@@ -3,6 +3,7 @@ reason, for every event a Kafka client can produce."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import orjson
@@ -11,7 +12,16 @@ from gleaner.errors import CouchDBError
 from gleaner.kafka_auth import tenant_headers
 from streams.events import DagPlan, DagRequest
 from streams.kafka.signing import Signer, normalize_headers
-from streams.predictor_stream.events import DEADLETTERS, PLANS, Gate, Where, plan_event
+from streams.predictor_stream.events import (
+    DEADLETTERS,
+    PLANS,
+    Gate,
+    Incoming,
+    Outgoing,
+    Where,
+    plan_event,
+    plan_events,
+)
 
 WHERE = Where("dag.requests", 0, 7)
 LIMIT = 10_000
@@ -22,10 +32,10 @@ class EchoPlanner:
     def __init__(self, error: Exception | None = None) -> None:
         self.error = error
 
-    def plan(self, req: DagRequest) -> DagPlan:
+    def plan_batch(self, reqs: Sequence[DagRequest]) -> list[DagPlan | Exception]:
         if self.error is not None:
             raise self.error
-        return DagPlan(request=req.to_dict(), harvest=False)
+        return [DagPlan(request=req.to_dict(), harvest=False) for req in reqs]
 
 
 def request(**kw: Any) -> bytes:
@@ -133,3 +143,118 @@ def test_a_key_store_outage_parks_a_tenants_request_with_why():
     )
     reason = orjson.loads(out.value)["reason"]
     assert out.topic == DEADLETTERS and "the key store could not be read (connection refused)" in reason
+
+
+# --- a batch of events ----------------------------------------------------------------------------
+
+
+def at(offset: int) -> Where:
+    return Where("dag.requests", 0, offset, 1_700_000_000_000)
+
+
+def signed(raw: bytes, where: Where) -> Incoming:
+    return Incoming(b"k", raw, where, normalize_headers(SIGNER.headers(where.topic, b"k", raw)))
+
+
+def rid(n: int) -> str:
+    return f"{n:032x}"
+
+
+def test_a_batch_yields_one_outcome_per_event_in_order():
+    good = [request(request_id=rid(i)) for i in range(3)]
+    batch = [
+        signed(good[0], at(0)),
+        signed(request(input={"blob": "x" * LIMIT}), at(1)),  # too large
+        signed(good[1], at(2)),
+        signed(b"{not json", at(3)),
+        Incoming(
+            b"k", good[2], at(4), normalize_headers(Signer(b"o" * 32).headers("dag.requests", b"k", good[2]))
+        ),
+        Incoming(b"k", request(request_id=rid(5)), at(5), ()),  # no credential
+        signed(good[2], at(6)),
+    ]
+    outs = plan_events(EchoPlanner(), batch, LIMIT, GATE)
+    assert [o.topic for o in outs] == [
+        PLANS,
+        DEADLETTERS,
+        PLANS,
+        DEADLETTERS,
+        DEADLETTERS,
+        DEADLETTERS,
+        PLANS,
+    ]
+    assert [o.key for o in outs if o.topic == PLANS] == [rid(0).encode(), rid(1).encode(), rid(2).encode()]
+    reasons = [orjson.loads(o.value)["reason"] for o in outs if o.topic == DEADLETTERS]
+    assert "above the limit" in reasons[0] and reasons[1].startswith("not valid JSON")
+    assert "forged event" in reasons[2] and "not proven: no credential" in reasons[3]
+    offsets = [orjson.loads(o.value)["offset"] for o in outs if o.topic == DEADLETTERS]
+    assert offsets == [1, 3, 4, 5]
+
+
+def comparable(out: Outgoing) -> tuple[str, bytes | None, dict[str, Any]]:
+    value = orjson.loads(out.value)
+    value.pop("ts_ms", None)  # when the dead letter was written
+    return out.topic, out.key, value
+
+
+def test_a_batch_has_the_outcomes_of_its_events_one_by_one():
+    batch = [signed(request(request_id=rid(i), submitted_ms=1), at(i)) for i in range(4)]
+    batch.append(signed(b"[]", at(9)))
+    together = plan_events(EchoPlanner(), batch, LIMIT, GATE)
+    alone = [plan_event(EchoPlanner(), e.key, e.raw, e.where, LIMIT, GATE, e.headers) for e in batch]
+    assert [comparable(o) for o in together] == [comparable(o) for o in alone]
+
+
+def test_a_plan_is_written_as_the_event_writes_itself():
+    plan = DagPlan(request={"request_id": RID, "input": {"n": [1, 2.5, None]}}, harvest=True, reasons=["r"])
+
+    class Fixed:
+        def plan_batch(self, reqs: Sequence[DagRequest]) -> list[DagPlan | Exception]:
+            return [plan for _ in reqs]
+
+    out = plan_event(Fixed(), b"k", request(), WHERE, LIMIT)
+    assert out.value == plan.to_bytes()
+
+
+def test_a_redelivered_request_without_an_id_gets_the_same_plan_id_in_any_batch():
+    raw = orjson.dumps({"type": "dag.request", "namespace": "guest", "dag": "d", "input": {"n": 1}})
+    first = plan_events(EchoPlanner(), [signed(raw, at(7))], LIMIT, GATE)[0]
+    again = plan_events(EchoPlanner(), [signed(request(), at(3)), signed(raw, at(7))], LIMIT, GATE)[1]
+    assert first.topic == again.topic == PLANS and first.key == again.key
+    assert first.key == SIGNER.position_id("dag.requests", 0, 7, 1_700_000_000_000).encode()
+
+
+class PartlyFailing:
+    """Fails the request for DAG ``bad``: alone with its own exception, or the whole batch."""
+
+    def __init__(self, whole_batch: bool) -> None:
+        self.whole_batch = whole_batch
+        self.batches: list[int] = []
+
+    def plan_batch(self, reqs: Sequence[DagRequest]) -> list[DagPlan | Exception]:
+        self.batches.append(len(reqs))
+        if self.whole_batch and len(reqs) > 1 and any(r.dag == "bad" for r in reqs):
+            raise RuntimeError("a bug in batching")
+        return [
+            RuntimeError("the model exploded")
+            if r.dag == "bad"
+            else DagPlan(request=r.to_dict(), harvest=False)
+            for r in reqs
+        ]
+
+
+def test_a_request_that_fails_to_plan_does_not_sink_the_others():
+    for whole_batch in (False, True):
+        planner = PartlyFailing(whole_batch)
+        batch = [signed(request(request_id=rid(i), dag="bad" if i == 1 else "d"), at(i)) for i in range(3)]
+        outs = plan_events(planner, batch, LIMIT, GATE)
+        assert [o.topic for o in outs] == [PLANS, DEADLETTERS, PLANS]
+        assert orjson.loads(outs[1].value)["reason"] == "planning failed: RuntimeError: the model exploded"
+        # a bug in the batch itself: each request is planned alone
+        assert planner.batches == ([3, 1, 1, 1] if whole_batch else [3])
+
+
+def test_a_batch_of_dead_letters_never_calls_the_planner():
+    planner = PartlyFailing(False)
+    outs = plan_events(planner, [signed(b"{", at(0)), Incoming(b"k", None, at(1))], LIMIT, GATE)
+    assert [o.topic for o in outs] == [DEADLETTERS, DEADLETTERS] and planner.batches == []
