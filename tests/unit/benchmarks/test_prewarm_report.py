@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
-from benchmarks.prewarm import summary, table
+from benchmarks.prewarm import figure, summary, table
 
 
 def test_the_table_puts_both_modes_side_by_side_with_their_ratio() -> None:
@@ -15,3 +16,9 @@ def test_the_table_puts_both_modes_side_by_side_with_their_ratio() -> None:
     text = table(off, on, args)
     assert "| cold starts per request, mean | 3.00 | 1.00 | 0.33 |" in text
     assert "| end-to-end latency p50 (ms) | 3000 | 1500 | 0.50 |" in text
+
+
+def test_the_figure_is_a_png(tmp_path: Path) -> None:
+    row = {"e2e": 2000.0, "cold": 1.0, "init": 700.0, "functions": 3.0}
+    path = figure({"off": [row], "on": [row]}, tmp_path / "img" / "prewarm.png")
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
