@@ -129,10 +129,13 @@ class Browser:
     def page_errors(self) -> list[dict[str, Any]]:
         return [e for e in self.events if e.get("method") == "Runtime.exceptionThrown"]
 
-    async def screenshot(self, path: Path) -> None:
+    async def screenshot(self, path: Path, max_height: float | None = None) -> None:
+        """The page as a PNG: the whole of it, or its top ``max_height`` CSS pixels."""
         metrics = await self.send("Page.getLayoutMetrics")
-        size = metrics["cssContentSize"]
-        clip = {"x": 0, "y": 0, "width": self.width, "height": max(self.height, size["height"]), "scale": 1}
+        height = max(self.height, metrics["cssContentSize"]["height"])
+        if max_height is not None:
+            height = min(height, max_height)
+        clip = {"x": 0, "y": 0, "width": self.width, "height": height, "scale": 1}
         shot = await self.send("Page.captureScreenshot", format="png", captureBeyondViewport=True, clip=clip)
         path.write_bytes(base64.b64decode(shot["data"]))
 

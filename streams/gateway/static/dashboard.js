@@ -190,7 +190,7 @@ function allocationTable(req) {
 
 function harvestText(h) {
   if (h.decision === "none") return "no plan";
-  if (h.decision === "off") return "harvest off" + (h.policy ? ` (${h.policy})` : "");
+  if (h.decision === "off") return "harvest off" + (h.policy && h.policy !== "off" ? ` (${h.policy})` : "");
   const modes = h.stages.filter((s) => s.cpu_mode && s.cpu_mode !== "rejected").map((s) => `stage ${s.stage}: cpu ${s.cpu_mode}, mem ${s.mem_mode}`);
   return `harvest ${h.decision}` + (h.policy ? ` (${h.policy})` : "") + (modes.length ? " · " + modes.join("; ") : "");
 }

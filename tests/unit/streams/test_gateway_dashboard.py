@@ -199,22 +199,26 @@ def basic(user: str, key: str) -> str:
 
 
 class FakeCouch:
-    """Answers the two reads the view makes: DAG records by namespace, children by id."""
+    """Answers the reads the view makes: DAG names, DAG records by name, children by id."""
 
     def __init__(self, records: dict[str, list[dict[str, Any]]], children: dict[str, dict[str, Any]]) -> None:
         self.records, self.children = records, children
         self.finds: list[dict[str, Any]] = []
 
     async def call(self, call: Call) -> Any:
-        if call.path.endswith("/_find") and call.body["selector"].get("type") == "namespace":
-            return {"docs": [{"namespace": ns} for ns in self.records]}
-        if call.path.endswith("/_find"):
-            self.finds.append(call.body)
-            return {"docs": self.records.get(call.body["selector"]["namespace"], [])}
         if call.path.endswith("/_all_docs"):
             rows = [{"key": k, "doc": self.children.get(k.split("/", 1)[1])} for k in call.body["keys"]]
             return {"rows": rows}
-        raise AssertionError(call)
+        assert call.path.endswith("/_find"), call
+        selector = call.body["selector"]
+        if "name" not in selector:  # the DAGs in view
+            wanted = selector["namespace"]
+            dags = {(ns, r["name"]) for ns, recs in self.records.items() for r in recs}
+            docs = [{"namespace": ns, "name": n} for ns, n in sorted(dags) if wanted in (ns, {"$gt": None})]
+            return {"docs": docs}
+        self.finds.append(call.body)
+        recs = self.records.get(selector["namespace"], [])
+        return {"docs": [r for r in recs if r["name"] == selector["name"]]}
 
 
 async def ask(requests: list[tuple[str, dict[str, Any]]], couch: FakeCouch) -> list[httpx.Response]:
@@ -263,6 +267,9 @@ def test_a_tenant_key_sees_its_own_namespace_with_timelines() -> None:
     assert view["scope"] == "ns1" and [r["id"] for r in view["requests"]] == ["r1"]
     assert view["requests"][0]["stages"][1]["functions"][0]["to_ms"] == 95
     assert [f["selector"]["namespace"] for f in couch.finds] == ["ns1"]
+    # Every selected field is on the by-name-start index: CouchDB reads only `limit` records.
+    assert set(couch.finds[0]["selector"]) == {"namespace", "name", "start"}
+    assert [next(iter(s)) for s in couch.finds[0]["sort"]] == ["namespace", "name", "start"]
 
 
 def test_a_tenant_key_may_not_name_another_namespace() -> None:
