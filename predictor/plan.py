@@ -217,6 +217,7 @@ def _decide(s: _Stage, policy: str, reasons: list[str], capacity: Demand | None)
 
 def _allocations(stage: StageInfo, sp: StagePlan, allowed: AllowedValues) -> dict[Slot, Allocation]:
     out: dict[Slot, Allocation] = {}
+    grid = allowed.cpu  # built (and checked) once, not per function: the planner's hot path
     for slot, p, (cpu, mem), (user_cpu, _) in zip(
         stage.slots, sp.predicted, sp.decision.allocations, sp.user, strict=True
     ):
@@ -226,7 +227,7 @@ def _allocations(stage: StageInfo, sp: StagePlan, allowed: AllowedValues) -> dic
             round(mem),
             _origin(sp.decision, cpu, user_cpu),
             predicted=_predicted(p) if finite else None,
-            cap=allowed.cpu.at_least(p.cpu) if finite else None,
+            cap=grid.at_least(p.cpu) if finite else None,
         )
     return out
 
