@@ -15,16 +15,17 @@ Requests are planned in batches: the agent reads events into an
 :class:`~streams.predictor_stream.inbox.Inbox` and a worker takes whatever
 has arrived while it was busy, plans it in one thread hop (the models run
 once per DAG for the batch) and hands the plans to the producer. A lone
-request is planned at once; an idle stream waits on no timer. Events are
+request is planned at once. Events are
 acked by hand after their batch's plans and dead letters are handed to the
 producer, and Faust flushes its producer before committing offsets, so a crash
 replays requests, never loses them; a replayed request yields the same plan
 for the same request id.
 
 Faust's aiokafka consumer is created with ``fetch_max_wait_ms=1500`` fixed
-in its code. Tansu answers a fetch only when that wait ends, so every request
-would sit ~750 ms in this stream (measured: p50 734 ms through one agent); the
-patch below sets the wait from ``kafka_fetch_wait_max_ms`` (p50 7.8 ms).
+in its code, and Tansu holds its fetches for the whole wait, so every request
+would sit ~750 ms in this stream (measured: p50 734 ms through one agent).
+:mod:`streams.predictor_stream.fetch_wait` sets the wait by the traffic: 5 ms
+while requests flow, longer when idle (one timer checks twice a second).
 """
 
 from __future__ import annotations
@@ -36,7 +37,6 @@ from typing import Any
 
 import faust
 from aiokafka.errors import KafkaError
-from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
 
 from gleaner import subjects
 from gleaner.couchdb import CouchDB
@@ -53,6 +53,7 @@ from streams.predictor_stream.events import (
     dead_letter,
     plan_events,
 )
+from streams.predictor_stream.fetch_wait import AdaptiveFetchWait, install
 from streams.predictor_stream.inbox import Inbox
 from streams.predictor_stream.planner import RequestPlanner
 
@@ -62,20 +63,7 @@ PLANNER_STORE_TIMEOUT_S = 2.0
 # Requests planned in one thread hop at most: a full batch plans in ~10-20 ms on
 # this 2-core box, so a request that arrives behind one waits no longer than that.
 MAX_BATCH = 32
-
-
-def _short_fetch_wait(wait_ms: int) -> None:
-    original = AIOKafkaConsumerThread._create_worker_consumer
-    if getattr(original, "_gleaner_wait", None) == wait_ms:
-        return
-
-    def create(self: AIOKafkaConsumerThread, transport: Any) -> Any:
-        consumer = original(self, transport)
-        consumer._fetch_max_wait_ms = wait_ms
-        return consumer
-
-    create._gleaner_wait = wait_ms  # type: ignore[attr-defined]
-    AIOKafkaConsumerThread._create_worker_consumer = create  # type: ignore[method-assign]
+FETCH_WAIT_CHECK_S = 0.5
 
 
 def broker_credentials(settings: Settings) -> faust.SASLCredentials | None:
@@ -95,7 +83,12 @@ def broker_credentials(settings: Settings) -> faust.SASLCredentials | None:
 
 
 def make_app(settings: Settings) -> faust.App:
-    _short_fetch_wait(settings.kafka_fetch_wait_max_ms)
+    fetch_wait = AdaptiveFetchWait(
+        settings.kafka_stream_fetch_wait_ms,
+        settings.kafka_stream_fetch_wait_idle_ms,
+        settings.kafka_fetch_idle_after_ms / 1000,
+    )
+    install(fetch_wait)
     # The consumer group is the app id: one per topic set, so a second stream on
     # other topics (e.g. a benchmark's) never joins the production group.
     app_id = APP_ID + (f"-{settings.topic_prefix.strip('.')}" if settings.topic_prefix else "")
@@ -150,6 +143,7 @@ def make_app(settings: Settings) -> faust.App:
 
     async def read(stream: Any, inbox: Inbox[Any]) -> None:
         async for event in stream.events():
+            fetch_wait.request_seen()
             await inbox.put(event)
 
     async def plan_batches(stream: Any, inbox: Inbox[Any]) -> None:
@@ -163,6 +157,10 @@ def make_app(settings: Settings) -> faust.App:
                 await publish(one, out, signed)
             for event in events:  # committable once handed over: the commit flushes the producer first
                 await stream.ack(event)
+
+    @app.timer(FETCH_WAIT_CHECK_S)
+    async def follow_traffic() -> None:
+        fetch_wait.tick()
 
     @app.agent(requests)
     async def predict(stream: Any) -> None:
