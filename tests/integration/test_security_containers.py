@@ -270,7 +270,9 @@ def _host_addresses() -> list[str]:
 def _platform_ports(settings: Settings) -> list[int]:
     from urllib.parse import urlsplit
 
-    ports = {9092, 6379, 5984, 2375, 2376, settings.gateway_port}
+    # Not the gateway's: functions call the platform there with their __OW_API_KEY (on purpose,
+    # tests/integration/test_action_env.py).
+    ports = {9092, 6379, 5984, 2375, 2376}
     ports |= {int(b.rsplit(":", 1)[1]) for b in settings.kafka_bootstrap.split(",") if ":" in b}
     ports |= {urlsplit(settings.redis_url).port or 6379, urlsplit(settings.couchdb_url).port or 5984}
     return sorted(ports)
@@ -312,7 +314,7 @@ def test_a_function_reaches_nothing_on_this_host(ow, stack_up: Settings, unique,
         k: v for k, v in attempts.items() if v == "connected"
     }
     gw = out["gateway"]
-    assert attempts[f"{gw}:{stack_up.gateway_port}"] == "ConnectionRefusedError"  # rejected at once, not hung
+    assert attempts[f"{gw}:{host_listener}"] == "ConnectionRefusedError"  # rejected at once, not hung
     # dockerd's socket is not in the container at all.
     assert attempts["/var/run/docker.sock"] == attempts["/run/docker.sock"] == "FileNotFoundError"
 
@@ -324,6 +326,9 @@ def test_a_function_reaches_nothing_on_this_host(ow, stack_up: Settings, unique,
     finally:
         firewall.revoke_port(host_listener)
     assert again[f"{gw}:{host_listener}"] == "connected", again
+    # The one port open to functions without a test's say-so: the gateway's (OpenWhisk's __OW_API_HOST).
+    opened = result(ow, name, {"hosts": [], "ports": [stack_up.gateway_port]})["attempts"]
+    assert opened[f"{gw}:{stack_up.gateway_port}"] == "connected", opened
     # The gateway still answers its clients on this host.
     assert ow.request("GET", "/actions")[0] == 200
 
