@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Iterator
+from typing import Any
 
 from prometheus_client import Counter, Gauge, Histogram, start_http_server
 
@@ -72,6 +74,17 @@ HTTP_REQUESTS = Counter(
     "Gateway requests, by route template, method and status.",
     ("route", "method", "status"),
 )
+KAFKA_HOP_SECONDS = Histogram(
+    "gleaner_kafka_hop_seconds",
+    "From a record's timestamp (its producer's clock) to its first handling, by topic.",
+    ("topic",),
+    buckets=LATENCY_BUCKETS,
+)
+CONSUMER_LAG = Gauge(
+    "gleaner_consumer_lag",
+    "Records behind the partition's end, per consumer group (librdkafka's statistics).",
+    ("group", "topic", "partition"),
+)
 DEADLETTERS = Counter(
     "gleaner_deadletters", "Records parked on a dead-letter topic, by source topic.", ("topic",)
 )
@@ -82,6 +95,16 @@ def status_label(status_code: object) -> str:
     if isinstance(status_code, int) and 0 <= status_code < len(STATUS_LABELS):
         return STATUS_LABELS[status_code]
     return "internal_error"
+
+
+def consumer_lags(stats: dict[str, Any]) -> Iterator[tuple[str, str, int]]:
+    """(topic, partition, lag) of each assigned partition in one librdkafka
+    statistics document; partitions whose lag is not known yet (-1) are left out."""
+    for topic, t in (stats.get("topics") or {}).items():
+        for partition, p in (t.get("partitions") or {}).items():
+            lag = p.get("consumer_lag", -1)
+            if partition != "-1" and isinstance(lag, int) and lag >= 0:
+                yield topic, partition, lag
 
 
 def metrics_port(settings: Settings, component: str) -> int | None:

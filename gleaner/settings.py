@@ -73,6 +73,8 @@ class Settings:
     # gets its partitions back without a rebalance on Apache Kafka. Off by default: Tansu 0.6
     # answers such a join in ~6 s instead of ~2 s.
     kafka_static_membership: bool = False
+    # librdkafka statistics (consumer lag for the metrics) every this many ms; 0 off.
+    kafka_stats_interval_ms: int = 5000
     # Platform clients on an Apache Kafka with SASL (see README, "Who may write an event"):
     # PLAINTEXT (the embedded broker), SASL_PLAINTEXT or SASL_SSL; SCRAM-SHA-512/256 or PLAIN.
     kafka_security_protocol: str = "PLAINTEXT"

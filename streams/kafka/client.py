@@ -9,6 +9,7 @@ changes nothing.
 
 from __future__ import annotations
 
+import functools
 import socket
 import threading
 import time
@@ -17,9 +18,11 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 import confluent_kafka
+import orjson
 from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 
 from gleaner.errors import EventTooLarge, KafkaError, SettingsError
+from gleaner.metrics import CONSUMER_LAG, consumer_lags
 from gleaner.settings import Settings
 from streams.kafka.signing import Headers, Signer, normalize_headers
 
@@ -86,6 +89,15 @@ def consumer_config(settings: Settings, group_id: str, *, from_beginning: bool =
         "fetch.max.bytes": settings.kafka_message_max_bytes * 2,
         "max.partition.fetch.bytes": settings.kafka_message_max_bytes,
     }
+
+
+def _record_lag(group: str, raw: str) -> None:
+    try:
+        stats = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return
+    for topic, partition, lag in consumer_lags(stats):
+        CONSUMER_LAG.labels(group, topic, partition).set(lag)
 
 
 def member_id(component: str) -> str:
@@ -234,6 +246,10 @@ class EventConsumer:
             # Static membership (KIP-345): a restarted member with the same id gets its
             # partitions back at once instead of waiting out the dead member's session.
             config["group.instance.id"] = instance_id
+        if settings.kafka_stats_interval_ms > 0 and not assign_latest:
+            # Consumer lag per partition for the metrics (a few KB of JSON per interval).
+            config["statistics.interval.ms"] = settings.kafka_stats_interval_ms
+            config["stats_cb"] = functools.partial(_record_lag, group_id)
         if co_partitioned:
             # range gives a member the same partition numbers of every topic it reads
             config["partition.assignment.strategy"] = "range"

@@ -37,7 +37,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from gleaner.errors import MalformedEvent, ServiceError
-from gleaner.metrics import DEADLETTERS
+from gleaner.metrics import DEADLETTERS, KAFKA_HOP_SECONDS
 from gleaner.settings import Settings
 from streams.kafka.checkpoint import Checkpoint
 from streams.kafka.client import RebalanceListener, Record, oversize, signature_rejects
@@ -253,6 +253,10 @@ class ConsumeRunner:
         tp = (record.topic, record.partition)
         if attempts == 0:
             self.checkpoint.started(tp, record.offset)
+            if record.timestamp_ms is not None:  # producer's clock: skewed across hosts
+                KAFKA_HOP_SECONDS.labels(record.topic).observe(
+                    max(0.0, time.time() - record.timestamp_ms / 1000)
+                )
         ticket = Ticket(record, self)
         reason = oversize(record.value, self.config.max_event_bytes) or self._forged(record)
         if reason is not None:

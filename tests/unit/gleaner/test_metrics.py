@@ -86,3 +86,34 @@ def test_a_port_in_use_is_not_fatal() -> None:
         port = busy.getsockname()[1]
         s = Settings(metrics_port_base=port)
         assert metrics.serve_metrics(s, "gateway") is None
+
+
+def test_consumer_lag_is_read_from_librdkafka_statistics() -> None:
+    stats = {
+        "topics": {
+            "invocations": {
+                "partitions": {
+                    "0": {"consumer_lag": 3},
+                    "1": {"consumer_lag": -1},  # not known yet
+                    "-1": {"consumer_lag": 0},  # librdkafka's internal UA partition
+                }
+            },
+            "activations.completed": {"partitions": {"2": {"consumer_lag": 0}}},
+        }
+    }
+    assert sorted(metrics.consumer_lags(stats)) == [
+        ("activations.completed", "2", 0),
+        ("invocations", "0", 3),
+    ]
+    assert list(metrics.consumer_lags({})) == []
+
+
+def test_a_statistics_document_sets_the_lag_gauge() -> None:
+    from prometheus_client import REGISTRY
+
+    from streams.kafka.client import _record_lag
+
+    _record_lag("g-test", '{"topics": {"t-lag": {"partitions": {"0": {"consumer_lag": 7}}}}}')
+    _record_lag("g-test", "not json")  # ignored, never raised into librdkafka's poll
+    labels = {"group": "g-test", "topic": "t-lag", "partition": "0"}
+    assert REGISTRY.get_sample_value("gleaner_consumer_lag", labels) == 7

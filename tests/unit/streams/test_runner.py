@@ -269,3 +269,19 @@ def test_dead_letters_carry_the_source_position():
     (letter,) = sink.on(SETTINGS.deadletter_topic)
     assert (letter["source_topic"], letter["partition"], letter["offset"]) == (TOPIC, 3, 1)
     assert orjson.loads(sink.produced[0].value)["reason"] == "why"
+
+
+def test_the_kafka_hop_of_each_new_record_is_observed_by_topic():
+    import time
+
+    from prometheus_client import REGISTRY
+
+    labels = {"topic": "hop-topic"}
+    before = REGISTRY.get_sample_value("gleaner_kafka_hop_seconds_count", labels) or 0.0
+    source = MemorySource()
+    source.add(Record("hop-topic", 0, 0, None, b"a", int(time.time() * 1000) - 20))
+    source.add(Record("hop-topic", 0, 1, None, b"b", None))  # no timestamp: not observed
+    runner = ConsumeRunner("test", source, MemorySink(), DeadLetters(SETTINGS, MemorySink()), Recorder())
+    turns(runner, 3)
+    assert REGISTRY.get_sample_value("gleaner_kafka_hop_seconds_count", labels) == before + 1
+    assert (REGISTRY.get_sample_value("gleaner_kafka_hop_seconds_sum", labels) or 0.0) >= 0.02
