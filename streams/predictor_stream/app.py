@@ -158,7 +158,7 @@ def make_app(settings: Settings) -> faust.App:
             for event in events:  # committable once handed over: the commit flushes the producer first
                 await stream.ack(event)
 
-    @app.timer(FETCH_WAIT_CHECK_S)
+    @app.timer(FETCH_WAIT_CHECK_S)  # type: ignore[untyped-decorator]
     async def follow_traffic() -> None:
         fetch_wait.tick()
 
