@@ -359,12 +359,14 @@ class ActivationExecutor:
             self._revoke(key)
             self._stop(sampler)
             raise
+        # The /run round trip alone: what follows (revoke, sampling, pool) is the invoker's.
+        run_ms = round((time.monotonic() - run_start) * 1000, 3)
         self._revoke(key)
         usage = self._stop(sampler)
         done.append(True)
         self.pool.release(lease)
         draft.logs = resp.logs
-        draft.gleaner["run_ms"] = round((time.monotonic() - run_start) * 1000, 3)
+        draft.gleaner["run_ms"] = run_ms
         self._usage(draft, usage)
         if usage.oom_kills:
             # The proxy survived, but a process of the action (a child, say) was killed
