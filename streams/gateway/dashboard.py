@@ -2,10 +2,12 @@
 network) that polls one JSON view, ``GET /api/v1/namespaces/{ns}/dashboard``.
 
 The view holds the invokers as their heartbeats describe them (capacity, used, waiting) and
-the last finished DAG requests, each with its stage timeline (its functions' records),
-allocations and their origin, the plan's harvest decision, and a measured speedup where a
-baseline exists: the latest earlier request of the same DAG with the same input size that ran
-without harvesting, so ``(L_off - L_on) / L_off`` as in the evaluation (monitor.evaluation).
+the last finished DAG requests (found among the namespace's last ``SCAN`` activations, so one
+indexed query serves a poll however many activations and DAGs the namespace has), each with
+its stage timeline (its functions' records), allocations and their origin, the plan's
+harvest decision, and a measured speedup where a baseline exists: the latest earlier request
+of the same DAG with the same input size that ran without harvesting, so
+``(L_off - L_on) / L_off`` as in the evaluation (monitor.evaluation).
 
 Who sees what: a tenant key its own namespace; the admin key (an operator) any one namespace
 by name, or with ``_`` every namespace. The view carries names, times and allocations only,
@@ -21,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
-from gleaner.couchdb import ACTIVATIONS, DAGS, Call
+from gleaner.couchdb import ACTIVATIONS, SUBJECTS, Call
 from gleaner.errors import Forbidden
 from gleaner.records import annotation
 from gleaner.subjects import ADMIN, check_namespace
@@ -41,9 +43,9 @@ ASSETS = {
 }
 DEFAULT_REQUESTS, MAX_REQUESTS = 10, 50
 DEFAULT_WINDOW_MS = 3_600_000  # requests of the last hour, unless ``since`` says otherwise
-MAX_DAGS = 200  # DAGs read per view (one indexed query each); the admin's view of all namespaces too
-# What the view reads of a DAG record: never its result.
-DAG_FIELDS = ["activationId", "namespace", "name", "start", "end", "duration", "statusCode", "gleaner"]
+MAX_NAMESPACES = 50  # the admin's view of every namespace reads at most this many
+SCAN = 200  # the last activations of a namespace the view looks through for DAG requests
+SCAN_FIELDS = ["activationId", "gleaner.dag.name", "gleaner.dag_request"]
 
 
 # --- pure: records -> view model ---------------------------------------------------------------
@@ -237,6 +239,18 @@ def dashboard_view(
     }
 
 
+def request_ids(recent: list[dict[str, Any]]) -> list[str]:
+    """The DAG requests that recent activations (newest first) belong to, newest first: a
+    DAG record names itself, a function's record its request (``gleaner.dag_request``)."""
+    seen: dict[str, None] = {}
+    for doc in recent:
+        g = _dict(doc.get("gleaner"))
+        rid = doc.get("activationId") if isinstance(g.get("dag"), dict) else g.get("dag_request")
+        if isinstance(rid, str) and rid:
+            seen.setdefault(rid, None)
+    return list(seen)
+
+
 def child_ids(records: list[dict[str, Any]]) -> list[str]:
     """The CouchDB ids of the records' functions' records."""
     ids = []
@@ -280,36 +294,36 @@ class DashboardRoutes:
             raise Forbidden(NOT_ALLOWED)
         return [own]
 
-    async def _dags(self, namespaces: list[str] | None) -> list[tuple[str, str]]:
-        """(namespace, DAG name) of the DAGs in view, by the DAGs' namespace index."""
+    async def _namespaces(self) -> list[str]:
         db = self.gw.db
-        selector: dict[str, Any] = {"namespace": namespaces[0] if namespaces else {"$gt": None}}
-        sort = [{"namespace": "asc"}, {"name": "asc"}]
         found = await db.call(
-            db.find(DAGS, selector, sort=sort, limit=MAX_DAGS, fields=["namespace", "name"])
+            db.find(SUBJECTS, {"type": "namespace"}, limit=MAX_NAMESPACES, fields=["namespace"])
         )
-        return [
-            (str(d["namespace"]), str(d["name"])) for d in found["docs"] if "namespace" in d and "name" in d
-        ]
+        return [str(d["namespace"]) for d in found["docs"] if isinstance(d.get("namespace"), str)]
 
-    async def _dag_records(self, ns: str, dag: str, since: int, limit: int) -> list[dict[str, Any]]:
-        # All on the by-name-start index, so CouchDB reads only ``limit`` records however many
-        # activations the namespace holds (a DAG's records carry its name; no action shares it).
+    async def _dag_records(self, ns: str, since: int, wanted: int) -> list[dict[str, Any]]:
+        """The namespace's last ``wanted`` finished DAG requests among its last ``SCAN``
+        activations: one query on the by-namespace-start index (its limit reaches CouchDB,
+        as no selected field is off the index), then the DAG records by id."""
         db = self.gw.db
-        selector = {"namespace": ns, "name": dag, "start": {"$gte": since}}
-        sort = [{"namespace": "desc"}, {"name": "desc"}, {"start": "desc"}]
-        found = await db.call(db.find(ACTIVATIONS, selector, sort=sort, limit=limit, fields=DAG_FIELDS))
-        return [d for d in found["docs"] if isinstance((d.get("gleaner") or {}).get("dag"), dict)]
+        selector = {"namespace": ns, "start": {"$gte": since}}
+        sort = [{"namespace": "desc"}, {"start": "desc"}]
+        recent = await db.call(db.find(ACTIVATIONS, selector, sort=sort, limit=SCAN, fields=SCAN_FIELDS))
+        ids = request_ids(recent["docs"])[:wanted]
+        docs = await self._by_id([f"{ns}/{i}" for i in ids])
+        return [d for d in docs if isinstance(_dict(d.get("gleaner")).get("dag"), dict)]
 
-    async def _children(self, records: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
-        ids = child_ids(records)
+    async def _by_id(self, ids: list[str]) -> list[dict[str, Any]]:
         if not ids:
-            return {}
+            return []
         db = self.gw.db
         path = f"/{db.db(ACTIVATIONS)}/_all_docs"
         found = await db.call(Call("POST", path, body={"keys": ids}, params={"include_docs": "true"}))
         docs = [row.get("doc") for row in found.get("rows", [])]
-        return {str(d["activationId"]): d for d in docs if isinstance(d, dict) and "activationId" in d}
+        return [d for d in docs if isinstance(d, dict) and "activationId" in d]
+
+    async def _children(self, records: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+        return {str(d["activationId"]): d for d in await self._by_id(child_ids(records))}
 
     async def data(self, request: web.Request) -> web.Response:
         namespaces = await self._scope(request)
@@ -317,9 +331,10 @@ class DashboardRoutes:
         now = now_ms()
         since = int_param(request, "since", max(0, now - DEFAULT_WINDOW_MS))
         scope = "*" if namespaces is None else namespaces[0]
-        dags = await self._dags(namespaces)
+        if namespaces is None:
+            namespaces = await self._namespaces()
         # Twice the limit: the older ones are baselines for the newer ones' speedups.
-        found = await asyncio.gather(*(self._dag_records(ns, dag, since, 2 * limit) for ns, dag in dags))
+        found = await asyncio.gather(*(self._dag_records(ns, since, 2 * limit) for ns in namespaces))
         records = sorted((r for docs in found for r in docs), key=lambda r: -int(r.get("start") or 0))
         records = records[: 2 * limit]
         children = await self._children(records[:limit])

@@ -21,6 +21,7 @@ from streams.gateway.dashboard import (
     child_ids,
     dashboard_view,
     invoker_rows,
+    request_ids,
     request_view,
     with_speedups,
 )
@@ -28,8 +29,10 @@ from streams.gateway.dashboard import (
 T0 = 1_700_000_000_000
 
 
-def child(aid: str, action: str, stage: int, index: int, start: int, end: int, **g: Any) -> dict[str, Any]:
-    draft = RecordDraft(aid, "ns1", action, "0.0.1", "python:3", T0 + start, T0 + end, 0, {"big": "x"})
+def child(
+    aid: str, action: str, stage: int, index: int, start: int, end: int, ns: str = "ns1", **g: Any
+) -> dict[str, Any]:
+    draft = RecordDraft(aid, ns, action, "0.0.1", "python:3", T0 + start, T0 + end, 0, {"big": "x"})
     draft.init_ms = g.pop("init_ms", None)
     draft.gleaner = {
         "allocation": {"cpu": 0.5, "memory": 256},
@@ -38,13 +41,20 @@ def child(aid: str, action: str, stage: int, index: int, start: int, end: int, *
         "invoker": "invoker0",
         "stage": stage,
         "index": index,
+        "dag_request": aid.rsplit("-", 1)[0],
         **g,
     }
     return build_record(draft)
 
 
 def dag_rec(
-    rid: str, *, start: int = 0, duration: int = 100, applied: bool | None = None, input_size: int = 7
+    rid: str,
+    *,
+    start: int = 0,
+    duration: int = 100,
+    applied: bool | None = None,
+    input_size: int = 7,
+    ns: str = "ns1",
 ) -> dict[str, Any]:
     stages = [
         {
@@ -78,9 +88,7 @@ def dag_rec(
             "inference_ms": 1.5,
             "policy": "gleaner",
         }
-    draft = RecordDraft(
-        rid, "ns1", "skewed", "0.0.1", "composition", T0 + start, T0 + start + duration, 0, {}
-    )
+    draft = RecordDraft(rid, ns, "skewed", "0.0.1", "composition", T0 + start, T0 + start + duration, 0, {})
     draft.gleaner = {
         "dag": {"name": "skewed", "input_size": input_size, "status": "success", "stages": stages},
         "harvest": harvest,
@@ -88,11 +96,11 @@ def dag_rec(
     return build_record(draft)
 
 
-def children_of(rid: str, start: int = 0) -> dict[str, dict[str, Any]]:
+def children_of(rid: str, start: int = 0, ns: str = "ns1") -> dict[str, dict[str, Any]]:
     recs = [
-        child(f"{rid}-a", "split", 0, 0, start + 2, start + 28, init_ms=300),
-        child(f"{rid}-b", "work", 1, 0, start + 32, start + 95, origin="harvest"),
-        child(f"{rid}-c", "work", 1, 1, start + 33, start + 60),
+        child(f"{rid}-a", "split", 0, 0, start + 2, start + 28, ns, init_ms=300),
+        child(f"{rid}-b", "work", 1, 0, start + 32, start + 95, ns, origin="harvest"),
+        child(f"{rid}-c", "work", 1, 1, start + 33, start + 60, ns),
     ]
     return {r["activationId"]: r for r in recs}
 
@@ -170,6 +178,18 @@ def test_dashboard_view_lists_the_newest_first_up_to_the_limit() -> None:
     assert view["scope"] == "ns1" and view["invokers"] == []
 
 
+def test_request_ids_name_each_dag_request_once_newest_first() -> None:
+    recent = [
+        {"activationId": "c2", "gleaner": {"dag_request": "r2"}},
+        {"activationId": "r1", "gleaner": {"dag": {"name": "skewed"}}},
+        {"activationId": "c1", "gleaner": {"dag_request": "r1"}},
+        {"activationId": "single", "gleaner": {"dag_request": None}},
+        {"activationId": "odd", "gleaner": "not a dict"},
+        {"activationId": "c3", "gleaner": {"dag_request": "r2"}},
+    ]
+    assert request_ids(recent) == ["r2", "r1"]
+
+
 def test_child_ids_are_the_couchdb_ids_of_every_function() -> None:
     assert child_ids([dag_rec("r1")]) == ["ns1/r1-a", "ns1/r1-b", "ns1/r1-c"]
 
@@ -199,26 +219,25 @@ def basic(user: str, key: str) -> str:
 
 
 class FakeCouch:
-    """Answers the reads the view makes: DAG names, DAG records by name, children by id."""
+    """Answers the reads the view makes: namespaces, a namespace's recent activations, records by id."""
 
     def __init__(self, records: dict[str, list[dict[str, Any]]], children: dict[str, dict[str, Any]]) -> None:
-        self.records, self.children = records, children
+        self.records = records
+        self.by_id = {r["_id"]: r for r in [*children.values(), *(r for rs in records.values() for r in rs)]}
         self.finds: list[dict[str, Any]] = []
 
     async def call(self, call: Call) -> Any:
         if call.path.endswith("/_all_docs"):
-            rows = [{"key": k, "doc": self.children.get(k.split("/", 1)[1])} for k in call.body["keys"]]
-            return {"rows": rows}
+            return {"rows": [{"key": k, "doc": self.by_id.get(k)} for k in call.body["keys"]]}
         assert call.path.endswith("/_find"), call
         selector = call.body["selector"]
-        if "name" not in selector:  # the DAGs in view
-            wanted = selector["namespace"]
-            dags = {(ns, r["name"]) for ns, recs in self.records.items() for r in recs}
-            docs = [{"namespace": ns, "name": n} for ns, n in sorted(dags) if wanted in (ns, {"$gt": None})]
-            return {"docs": docs}
+        if selector.get("type") == "namespace":
+            return {"docs": [{"namespace": ns} for ns in self.records]}
         self.finds.append(call.body)
-        recs = self.records.get(selector["namespace"], [])
-        return {"docs": [r for r in recs if r["name"] == selector["name"]]}
+        ns = selector["namespace"]
+        recent = [d for d in self.by_id.values() if d["_id"].startswith(f"{ns}/")]
+        recent.sort(key=lambda d: -d["start"])
+        return {"docs": recent[: call.body["limit"]]}
 
 
 async def ask(requests: list[tuple[str, dict[str, Any]]], couch: FakeCouch) -> list[httpx.Response]:
@@ -243,8 +262,8 @@ async def ask(requests: list[tuple[str, dict[str, Any]]], couch: FakeCouch) -> l
 
 
 def fake_couch() -> FakeCouch:
-    records = {"ns1": [dag_rec("r1", applied=True)], "ns2": [dag_rec("r2", start=50)]}
-    return FakeCouch(records, {**children_of("r1"), **children_of("r2")})
+    records = {"ns1": [dag_rec("r1", applied=True)], "ns2": [dag_rec("r2", start=50, ns="ns2")]}
+    return FakeCouch(records, {**children_of("r1"), **children_of("r2", 50, "ns2")})
 
 
 def test_page_and_its_files_are_served_without_a_key() -> None:
@@ -267,9 +286,9 @@ def test_a_tenant_key_sees_its_own_namespace_with_timelines() -> None:
     assert view["scope"] == "ns1" and [r["id"] for r in view["requests"]] == ["r1"]
     assert view["requests"][0]["stages"][1]["functions"][0]["to_ms"] == 95
     assert [f["selector"]["namespace"] for f in couch.finds] == ["ns1"]
-    # Every selected field is on the by-name-start index: CouchDB reads only `limit` records.
-    assert set(couch.finds[0]["selector"]) == {"namespace", "name", "start"}
-    assert [next(iter(s)) for s in couch.finds[0]["sort"]] == ["namespace", "name", "start"]
+    # Every selected field is on the by-namespace-start index: CouchDB reads only `limit` records.
+    assert set(couch.finds[0]["selector"]) == {"namespace", "start"}
+    assert [next(iter(s)) for s in couch.finds[0]["sort"]] == ["namespace", "start"]
 
 
 def test_a_tenant_key_may_not_name_another_namespace() -> None:
