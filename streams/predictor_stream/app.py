@@ -33,6 +33,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import ssl
+import sys
 from typing import Any
 
 import faust
@@ -189,7 +190,15 @@ def incoming(event: Any) -> Incoming:
     return Incoming(event.key, event.value, where, normalize_headers(msg.headers))
 
 
+# The planner thread and Faust's loop (and aiokafka's thread) share one GIL. At the
+# default 5 ms switch interval a request being planned waits up to 5 ms each time the
+# loop takes the GIL; offline, with a busy loop beside the planner, 1 ms took the
+# per-request p99 from 8-29 ms to about 6 ms and planning from ~300-650 to ~1,000/s.
+GIL_SWITCH_INTERVAL_S = 0.001
+
+
 def run(settings: Settings, log_level: str = "info") -> None:
+    sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
     app = make_app(settings)
     worker = faust.Worker(app, loglevel=log_level.upper(), quiet=True)
     # Faust's start-up spinner sets the root logger to DEBUG for good (it spins once per
