@@ -1,1 +1,1 @@
-"""Predictor/validator stream (Faust): dag.requests -> dag.plans, allocations to Redis."""
+"""Predictor/validator stream (Faust): dag.requests -> dag.plans, the allocations on the plan."""
