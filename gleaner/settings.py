@@ -82,15 +82,17 @@ class Settings:
     kafka_sasl_username: str = ""
     kafka_sasl_password: str = ""
     kafka_ssl_ca_location: str = ""  # CA bundle for SASL_SSL; empty: the system's
-    # librdkafka consumers (read_committed): Tansu answers such a fetch as soon as
-    # a record arrives, so the wait bounds only idle polling, not a hop (measured
-    # on Tansu 0.6: hop p50 0.5 ms at a 500 ms wait, 2.5 ms at 5 ms). Short waits
-    # only burn the broker: ~200 fetches/s per consumer at 5 ms.
-    kafka_fetch_wait_max_ms: int = 500
-    # The Faust predictor's aiokafka consumer: Tansu holds its fetches for the
-    # whole wait whatever arrives, so the wait bounds the hop into the predictor.
-    # Short while requests flow; after ``kafka_fetch_idle_after_ms`` without one,
-    # the idle wait (a lone request after a quiet spell pays up to that much).
+    # Hot path (requests, plans, invocations, completions). Tansu answers a fetch
+    # only when this wait ends (measured again: a 500 ms wait made every hop ~250
+    # ms), so it bounds each hop; 1 ms costs the broker ~0.9 core idle on a 2-core
+    # node, 5 ms ~0.4.
+    kafka_fetch_wait_max_ms: int = 5
+    # Off the hot path (heartbeats, the record sink): every idle consumer at 1 ms
+    # sends ~1,000 fetches/s, which keeps the embedded broker busy for nothing.
+    kafka_fetch_wait_idle_ms: int = 100
+    # The Faust predictor's aiokafka consumer, likewise: short while requests
+    # flow; after ``kafka_fetch_idle_after_ms`` without one, the idle wait (a lone
+    # request after a quiet spell pays up to that much more).
     kafka_stream_fetch_wait_ms: int = 5
     kafka_stream_fetch_wait_idle_ms: int = 50
     kafka_fetch_idle_after_ms: int = 2000

@@ -131,7 +131,7 @@ class RecordSink(Handler):
 def build(settings: Settings) -> ConsumeRunner:
     producer = EventProducer(settings)
     consumer = EventConsumer(
-        settings, GROUP, [settings.completed_topic], instance_id=member_id("records")
+        settings, GROUP, [settings.completed_topic], hot=False, instance_id=member_id("records")
     )
     sink = RecordSink(CouchDB(settings), settings.record_batch_ms / 1000)
     # A whole batch may wait on CouchDB.

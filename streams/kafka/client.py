@@ -74,7 +74,9 @@ def producer_config(settings: Settings) -> dict[str, Any]:
     }
 
 
-def consumer_config(settings: Settings, group_id: str, *, from_beginning: bool = True) -> dict[str, Any]:
+def consumer_config(
+    settings: Settings, group_id: str, *, from_beginning: bool = True, hot: bool = True
+) -> dict[str, Any]:
     return {
         **_common(settings),
         "group.id": group_id,
@@ -82,10 +84,8 @@ def consumer_config(settings: Settings, group_id: str, *, from_beginning: bool =
         "auto.offset.reset": "earliest" if from_beginning else "latest",
         "session.timeout.ms": settings.kafka_session_timeout_ms,
         "heartbeat.interval.ms": settings.kafka_heartbeat_interval_ms,
-        # read_committed (librdkafka's default, pinned): Tansu answers these fetches
-        # when a record arrives, so a long wait costs no latency (settings.py).
-        "isolation.level": "read_committed",
-        "fetch.wait.max.ms": settings.kafka_fetch_wait_max_ms,
+        # Long fetch waits are the usual cause of slow hops (DESIGN.md).
+        "fetch.wait.max.ms": settings.kafka_fetch_wait_max_ms if hot else settings.kafka_fetch_wait_idle_ms,
         "fetch.max.bytes": settings.kafka_message_max_bytes * 2,
         "max.partition.fetch.bytes": settings.kafka_message_max_bytes,
     }
@@ -236,12 +236,13 @@ class EventConsumer:
         *,
         from_beginning: bool = True,
         assign_latest: bool = False,
+        hot: bool = True,
         co_partitioned: bool = False,
         instance_id: str | None = None,
     ) -> None:
         self.topics = list(topics)
         self._listener: RebalanceListener | None = None
-        config = consumer_config(settings, group_id, from_beginning=from_beginning)
+        config = consumer_config(settings, group_id, from_beginning=from_beginning, hot=hot)
         if instance_id and settings.kafka_static_membership:
             # Static membership (KIP-345): a restarted member with the same id gets its
             # partitions back at once instead of waiting out the dead member's session.
@@ -342,7 +343,7 @@ def read_topic(settings: Settings, topic: str, *, timeout_s: float = 30.0) -> li
     """Every record of ``topic`` present now, from the beginning of each
     partition up to its end when called, without joining a group."""
     try:
-        consumer = confluent_kafka.Consumer(consumer_config(settings, "gleaner-reader"))
+        consumer = confluent_kafka.Consumer(consumer_config(settings, "gleaner-reader", hot=True))
     except confluent_kafka.KafkaException as exc:
         raise KafkaError(f"cannot read {topic}: {exc}") from exc
     try:

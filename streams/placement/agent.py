@@ -120,7 +120,7 @@ def follow_health(
     """Feed ``table`` from the health topic; every reader sees every heartbeat.
     One reader (placement's) dead-letters malformed heartbeats, so each is parked once."""
     signer = Signer.for_settings(settings)
-    consumer = EventConsumer(settings, group, [settings.health_topic], assign_latest=True)
+    consumer = EventConsumer(settings, group, [settings.health_topic], assign_latest=True, hot=False)
     try:
         while not stop.is_set():
             rec = consumer.poll(0.2)
@@ -146,7 +146,7 @@ def follow_completions(settings: Settings, unacked: Unacknowledged, stop: thread
     """Acknowledge dispatched activations as their (platform-signed) completions appear."""
     signer = Signer.for_settings(settings)
     consumer = EventConsumer(
-        settings, "gleaner-placement-acks", [settings.completed_topic], assign_latest=True
+        settings, "gleaner-placement-acks", [settings.completed_topic], assign_latest=True, hot=False
     )
     try:
         while not stop.is_set():

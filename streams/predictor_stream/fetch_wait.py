@@ -1,9 +1,8 @@
 """The predictor's fetch wait, short while requests flow and long when idle.
 
 Faust's aiokafka consumer hard-codes ``fetch_max_wait_ms=1500``, and Tansu
-holds an aiokafka fetch for the whole wait whatever arrives (unlike
-librdkafka's read_committed fetches, which it answers at once). So the wait
-bounds the hop into the predictor: 1500 ms would cost ~750 ms a request. A
+holds a fetch for the whole wait whatever arrives. So the wait bounds the hop
+into the predictor: 1500 ms would cost ~750 ms a request. A
 5 ms wait keeps the hop short but has the broker and this process answer
 ~200 empty fetches a second when nothing happens. The wait therefore follows
 the traffic: ``busy_ms`` from the first request on, ``idle_ms`` once none has
