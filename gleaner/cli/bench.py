@@ -45,6 +45,18 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
     p.set_defaults(func=run_orchestration)
 
+    p = verbs.add_parser("idle", help="CPU each part of the running stack burns with no requests")
+    p.add_argument("--seconds", type=float, default=30.0, help="the quiet window")
+    p.add_argument("--settle", type=float, default=5.0, help="seconds to wait before it")
+    p.add_argument("--out", default="docs/benchmarks.md")
+
+    def run_idle(args: argparse.Namespace) -> int:
+        from benchmarks.idle import main
+
+        return int(main(args))
+
+    p.set_defaults(func=run_idle)
+
     p = verbs.add_parser(
         "prewarm", help="the first DAG request after idle: cold starts and latency, pre-warm off vs on"
     )
