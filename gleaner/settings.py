@@ -90,12 +90,15 @@ class Settings:
     # Off the hot path (heartbeats, the record sink): every idle consumer at 1 ms
     # sends ~1,000 fetches/s, which keeps the embedded broker busy for nothing.
     kafka_fetch_wait_idle_ms: int = 100
-    # The Faust predictor's aiokafka consumer, likewise: short while requests
-    # flow; after ``kafka_fetch_idle_after_ms`` without one, the idle wait (a lone
-    # request after a quiet spell pays up to that much more).
+    # At idle (no record for ``kafka_idle_after_ms``; 0: never) a librdkafka
+    # consumer dozes: paused, with a short fetch probe every
+    # ``kafka_doze_probe_every_ms`` (streams/kafka/doze.py). The Faust predictor's
+    # aiokafka consumer switches to ``kafka_stream_fetch_wait_idle_ms`` instead.
+    # Either way a lone record after a quiet spell pays about half that more.
+    kafka_idle_after_ms: int = 10_000
+    kafka_doze_probe_every_ms: int = 100
     kafka_stream_fetch_wait_ms: int = 5
     kafka_stream_fetch_wait_idle_ms: int = 50
-    kafka_fetch_idle_after_ms: int = 2000
     kafka_message_max_bytes: int = 8 * 2**20
 
     # --- HTTP gateway --------------------------------------------------------

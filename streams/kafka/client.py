@@ -10,6 +10,7 @@ changes nothing.
 from __future__ import annotations
 
 import functools
+import logging
 import socket
 import threading
 import time
@@ -24,7 +25,10 @@ from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-def
 from gleaner.errors import EventTooLarge, KafkaError, SettingsError
 from gleaner.metrics import CONSUMER_LAG, consumer_lags
 from gleaner.settings import Settings
+from streams.kafka.doze import PAUSE, Doze
 from streams.kafka.signing import Headers, Signer, normalize_headers
+
+log = logging.getLogger(__name__)
 
 PROTOCOLS = ("PLAINTEXT", "SASL_PLAINTEXT", "SASL_SSL")
 SASL_MECHANISMS = ("SCRAM-SHA-512", "SCRAM-SHA-256", "PLAIN")
@@ -242,6 +246,17 @@ class EventConsumer:
     ) -> None:
         self.topics = list(topics)
         self._listener: RebalanceListener | None = None
+        self._held = False  # paused by the caller (a retry hold): never resumed by dozing
+        self._doze: Doze | None = None
+        if settings.kafka_idle_after_ms > 0:
+            wait_s = (settings.kafka_fetch_wait_max_ms if hot else settings.kafka_fetch_wait_idle_ms) / 1000
+            self._doze = Doze(
+                idle_after_s=settings.kafka_idle_after_ms / 1000,
+                probe_every_s=settings.kafka_doze_probe_every_ms / 1000,
+                # Long enough for the resumed fetcher to send a fetch and get its answer.
+                probe_for_s=3 * wait_s + 0.005,
+                last_record=time.monotonic(),
+            )
         config = consumer_config(settings, group_id, from_beginning=from_beginning, hot=hot)
         if instance_id and settings.kafka_static_membership:
             # Static membership (KIP-345): a restarted member with the same id gets its
@@ -289,18 +304,27 @@ class EventConsumer:
 
     def pause(self) -> None:
         """Stop fetching (polls keep the membership alive) until :meth:`resume`."""
+        self._held = True
         try:
             self._consumer.pause(self._consumer.assignment())
         except confluent_kafka.KafkaException as exc:
             raise KafkaError(f"pause failed: {exc}") from exc
 
     def resume(self) -> None:
+        self._held = False
+        if self._doze is not None:
+            self._doze.wake(time.monotonic())
         try:
             self._consumer.resume(self._consumer.assignment())
         except confluent_kafka.KafkaException as exc:
             raise KafkaError(f"resume failed: {exc}") from exc
 
     def poll(self, timeout_s: float) -> Record | None:
+        doze = None if self._held else self._doze
+        if doze is not None:
+            now = time.monotonic()
+            self._apply(doze.step(now))
+            timeout_s = doze.wait_s(now, timeout_s)
         msg = self._consumer.poll(timeout_s)
         if msg is None:
             return None
@@ -311,7 +335,22 @@ class EventConsumer:
             if err.retriable() or not err.fatal():
                 return None
             raise KafkaError(f"consume failed: {err}")
+        if doze is not None:
+            self._apply(doze.seen(time.monotonic()))
         return _record(msg)
+
+    def _apply(self, change: str | None) -> None:
+        """Pause or resume for dozing; a failure only costs the idle saving."""
+        if change is None:
+            return
+        try:
+            parts = self._consumer.assignment()
+            if change == PAUSE:
+                self._consumer.pause(parts)
+            else:
+                self._consumer.resume(parts)
+        except confluent_kafka.KafkaException as exc:
+            log.debug("doze %s failed: %s", change, exc)
 
     def assigned_partitions(self) -> set[int]:
         try:

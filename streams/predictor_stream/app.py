@@ -87,7 +87,7 @@ def make_app(settings: Settings) -> faust.App:
     fetch_wait = AdaptiveFetchWait(
         settings.kafka_stream_fetch_wait_ms,
         settings.kafka_stream_fetch_wait_idle_ms,
-        settings.kafka_fetch_idle_after_ms / 1000,
+        settings.kafka_idle_after_ms / 1000,
     )
     install(fetch_wait)
     # The consumer group is the app id: one per topic set, so a second stream on
