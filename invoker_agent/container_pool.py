@@ -24,6 +24,7 @@ from gleaner.errors import DockerError
 from gleaner.settings import Settings
 from invoker_agent.docker_engine import INCARNATION_LABEL, INVOKER_LABEL, ContainerInfo, DockerEngine
 from invoker_agent.proxy_client import ActionProxyClient
+from monitor.cgroups import CgroupPaths
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +45,8 @@ class Lease:
     memory_mb: int
     key: str = ""
     idle_since: float = field(default=0.0, repr=False)
+    # The container's cgroup directories, found on its first run (they last as long as it).
+    cgroup: CgroupPaths | None = field(default=None, repr=False)
 
 
 class ContainerPool:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,7 +32,7 @@ from invoker_agent.ledger import Claim
 from invoker_agent.permits import Resizer, ResourcePermits
 from invoker_agent.proxy_client import ActionProxyClient, InitError
 from invoker_agent.safeguard import SafeguardWatch
-from monitor.cgroups import CgroupNotFound, CgroupSampler, UsageSummary
+from monitor.cgroups import CgroupNotFound, CgroupSampler, UsageSummary, find_cgroup
 from predictor.policies import BORROWING_POLICIES, LIVE_POLICIES, SAFEGUARD_POLICIES
 from streams.events import ActivationRequest, now_ms
 from streams.payloads import DataStore, ForeignReference, size_of
@@ -87,6 +88,9 @@ class ActivationExecutor:
     ) -> None:
         self.settings = settings
         self.keys = keys if keys is not None else ActivationKeys.for_settings(settings)
+        # Revoking is off the activation's way (a Redis round trip it need not wait for);
+        # a key whose revoke is lost still expires with its deadline.
+        self._revoker = ThreadPoolExecutor(1, thread_name_prefix="key-revoke")
         self.data = data
         self.actions = actions
         self.pool = pool
@@ -320,8 +324,13 @@ class ActivationExecutor:
         req, params, limits = job.req, job.params, job.limits
         self.permits.attach(claim.key, self._resizer(lease), (lease.cpu, lease.memory_mb))
         try:
+            if lease.cgroup is None:
+                lease.cgroup = find_cgroup(lease.container.pid, container_id=lease.container.id)
             sampler: CgroupSampler | None = CgroupSampler(
-                lease.container.pid, self.settings.monitor_interval_ms, self.settings.cpu_window_ms
+                lease.container.pid,
+                self.settings.monitor_interval_ms,
+                self.settings.cpu_window_ms,
+                paths=lease.cgroup,
             ).start()
         except (CgroupNotFound, OSError) as exc:  # measure nothing rather than lose the run
             log.warning("no cgroup sampling for %s: %s", req.activation_id, exc)
@@ -400,8 +409,14 @@ class ActivationExecutor:
             return None
 
     def _revoke(self, key: MintedKey | None) -> None:
-        if key is None:
-            return
+        if key is not None:
+            self._revoker.submit(self._revoke_now, key)
+
+    def revokes_done(self, timeout_s: float = 5.0) -> None:
+        """Wait for the revokes queued so far (one worker, in order)."""
+        self._revoker.submit(lambda: None).result(timeout_s)
+
+    def _revoke_now(self, key: MintedKey) -> None:
         try:
             self.keys.revoke(key)
         except GleanerError as exc:  # it still expires with the activation's deadline

@@ -198,8 +198,6 @@ class CgroupSampler:
         self.ended = False  # the cgroup went away
         self.cpu_limit: float | None = None  # highest CFS limit seen, in cores
         self._unlimited = False
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
         self._fds: list[int] = []
         self._oom_kills_at_start: int | None = None
 
@@ -217,8 +215,7 @@ class CgroupSampler:
         # The counter is the container's, across runs: only its growth belongs to this run.
         self._oom_kills_at_start = self._oom_kills()
         self.sample()  # a first sample before returning: a run of any length has two
-        self._thread = threading.Thread(target=self._loop, name="cgroup-sampler", daemon=True)
-        self._thread.start()
+        _TICKER.add(self)
         return self
 
     def sample(self) -> bool:
@@ -256,21 +253,8 @@ class CgroupSampler:
         elif self.cpu_limit is None or limit > self.cpu_limit:
             self.cpu_limit = limit
 
-    def _loop(self) -> None:
-        next_at = time.monotonic() + self.interval_s
-        while not self._stop.wait(max(0.0, next_at - time.monotonic())):
-            if not self.sample():
-                return
-            next_at += self.interval_s
-            now = time.monotonic()
-            if next_at < now:  # fell behind (a busy host): do not burst to catch up
-                next_at = now + self.interval_s
-
     def stop(self) -> UsageSummary:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join()
-            self._thread = None
+        _TICKER.remove(self)  # after this the ticker never touches it again
         self.sample()  # the end of the run
         for fd in self._fds:
             os.close(fd)
@@ -287,5 +271,48 @@ class CgroupSampler:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
-        if self._thread is not None or self._fds:
+        if self._fds:
             self.stop()
+
+
+class _Ticker:
+    """One thread samples every running container at its interval: a thread per
+    activation cost a warm invoke more than its own /run (py-spy)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._due: dict[CgroupSampler, float] = {}  # sampler -> monotonic time of its next sample
+        self._changed = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def add(self, sampler: CgroupSampler) -> None:
+        with self._lock:
+            self._due[sampler] = time.monotonic() + sampler.interval_s
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._loop, name="cgroup-sampler", daemon=True)
+                self._thread.start()
+        self._changed.set()
+
+    def remove(self, sampler: CgroupSampler) -> None:
+        with self._lock:  # waits for a sample in progress: stop() then owns the files
+            self._due.pop(sampler, None)
+
+    def _loop(self) -> None:
+        while True:
+            with self._lock:
+                now = time.monotonic()
+                for sampler, at in list(self._due.items()):
+                    if at > now:
+                        continue
+                    if not sampler.sample():
+                        del self._due[sampler]  # the cgroup is gone
+                        continue
+                    # fell behind (a busy host): do not burst to catch up
+                    nxt = at + sampler.interval_s
+                    self._due[sampler] = nxt if nxt > now else now + sampler.interval_s
+                wait = min(self._due.values(), default=now + 1.0) - now
+            self._changed.wait(max(0.0, wait))
+            self._changed.clear()
+
+
+_TICKER = _Ticker()

@@ -35,7 +35,7 @@ from __future__ import annotations
 import re
 import time
 import uuid
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields, is_dataclass
 from typing import Any, TypeVar
 
 import orjson
@@ -124,10 +124,22 @@ def _policy(data: dict[str, Any]) -> str | None:
 E = TypeVar("E", bound="Event")
 
 
+def _plain(value: Any) -> Any:
+    """A nested dataclass (or a list of them) as JSON-ready values; anything else as is."""
+    if is_dataclass(value) and not isinstance(value, type):
+        to_dict = getattr(value, "to_dict", None)
+        return to_dict() if callable(to_dict) else asdict(value)
+    if isinstance(value, list) and value and is_dataclass(value[0]):
+        return [_plain(v) for v in value]
+    return value
+
+
 @dataclass(frozen=True, slots=True)
 class Event:
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        # Shallow: asdict's deep copy of a completion's record cost the invoker more than
+        # the whole /run of a warm no-op (py-spy); orjson reads the values as they are.
+        return {f.name: _plain(getattr(self, f.name)) for f in fields(self)}
 
     def to_bytes(self) -> bytes:
         try:
@@ -157,7 +169,7 @@ class ActivationRequest(Event):
     version: int = VERSION
 
     def to_dict(self) -> dict[str, Any]:
-        out = asdict(self)
+        out = Event.to_dict(self)
         out["allocation"] = None if self.allocation is None else self.allocation.to_dict()
         return out
 

@@ -237,6 +237,7 @@ def test_a_run_gets_openwhisks_metadata_and_a_key_of_its_namespace_for_its_durat
     assert run["activation_id"] == "a" * 32 and run["action_version"] == "0.0.7"
     assert run["deadline_ms"] >= record["start"] + USER["timeout"] - 1000
     assert "api_host" not in run  # the container has its own __OW_API_HOST
+    executor.revokes_done()  # revoked off the activation's way, right after the run
     assert executor.keys.namespace_for(run["api_key"]) is None  # revoked once the run ended
     assert redis.values == {}
     # Every activation gets a key of its own.
@@ -268,4 +269,5 @@ def test_a_failed_run_revokes_its_key_too(tmp_path: Path) -> None:
     client.run = crash  # type: ignore[method-assign]
     record = executor.execute(request(None, None))
     assert not record["response"]["success"] and client.runs[0]["api_key"]
+    executor.revokes_done()
     assert redis.values == {}
