@@ -95,7 +95,18 @@ def plan(marker: str) -> dict[str, Any]:
     }
 
 
-TEXT, INT, NUM, DICT, BOOL = "text", "int", "num", "dict", "bool"
+def prewarm_hint(marker: str) -> dict[str, Any]:
+    return {
+        "type": "prewarm.hint",
+        "version": 1,
+        "hint_id": ID,
+        "namespace": TEST_NAMESPACE,
+        "functions": [{"action": ECHO, "count": 1, "stage": 1, "allocation": None}],
+        "fuzz": marker,
+    }
+
+
+TEXT, INT, NUM, DICT, BOOL, LIST = "text", "int", "num", "dict", "bool", "list"
 # topic attribute -> (a good event, its required fields and their types, the id a consumer checks)
 SHAPES: dict[str, tuple[Callable[[str], dict[str, Any]], dict[str, str], str | None]] = {
     "invocations_topic": (activation_request, {"namespace": TEXT, "action": TEXT}, "activation_id"),
@@ -106,6 +117,7 @@ SHAPES: dict[str, tuple[Callable[[str], dict[str, Any]], dict[str, str], str | N
         {"activation_id": TEXT, "namespace": TEXT, "action": TEXT, "invoker": TEXT, "record": DICT},
         None,
     ),
+    "prewarm_topic": (prewarm_hint, {"namespace": TEXT, "functions": LIST}, "hint_id"),
     "health_topic": (
         heartbeat,
         {"invoker": TEXT, "incarnation": TEXT, "ts_ms": INT, "cpu_capacity": NUM, "queue_length": INT},
@@ -119,6 +131,7 @@ WRONG: dict[str, st.SearchStrategy[Any]] = {
     NUM: st.one_of(st.text(max_size=8), LISTS, st.booleans()),
     DICT: st.one_of(st.text(max_size=8), st.integers(), LISTS),
     BOOL: st.one_of(st.integers(), st.text(max_size=8), LISTS),
+    LIST: st.one_of(st.text(max_size=8), st.integers(), st.just([]), st.just([1]), st.just([{}])),
 }
 NOT_AN_ID = st.text(min_size=1, max_size=40).filter(
     lambda s: len(s) != 32 or any(c not in "0123456789abcdef" for c in s)
