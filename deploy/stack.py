@@ -89,7 +89,7 @@ def up(
     settings: Settings, *, demo: bool = False, progress: bool = True, components: bool = True
 ) -> list[PartStatus]:
     """Start (or reuse) every part; raise :class:`StackError` naming the first
-    part that cannot be made healthy. ``demo`` also runs the demo action once."""
+    part that cannot be made healthy. ``demo`` also runs the demo (a skewed DAG, harvesting off then on)."""
     parts = [services.start(settings, "docker"), services.start(settings, "kafka")]
     services.ensure_topics(settings, all_topics(settings), settings.topic_partitions)
     parts.append(services.start(settings, "redis"))
@@ -107,7 +107,7 @@ def up(
         parts.append(procs.start_supervisor(settings))
     write_wskprops(wskprops_path(), settings.api_host, guest)
     if demo:
-        from gleaner.cli.demo import run_demo  # the CLI's demo: register, invoke, show
+        from gleaner.cli.demo import run_demo  # the CLI's demo: deploy, profile, train, compare
 
         if run_demo(settings) != 0:
             raise StackError("demo", "the demo action did not succeed")

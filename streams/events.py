@@ -290,8 +290,8 @@ class DagRequest(Event):
 class DagPlan(Event):
     """A DAG request with the predictor's harvesting decision (topic ``dag.plans``).
 
-    ``allocations`` (``"stage.index" -> {cpu, memory, origin}``) are also in
-    Redis, where the invoker reads them; here they are for the record.
+    ``allocations`` (``"stage.index" -> {cpu, memory, origin}``) travel on: the
+    composition stream puts each function's on its invocation event.
     """
 
     request: dict[str, Any]  # the DagRequest, as produced
