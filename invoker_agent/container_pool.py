@@ -166,11 +166,13 @@ class ContainerPool:
             self._remove(lease)
         return len(expired)
 
-    def evict_idle(self, count: int = 1) -> int:
-        """Remove up to ``count`` least recently used idle containers (to free memory)."""
+    def evict_idle(self, count: int = 1, *, keep: str | None = None) -> int:
+        """Remove up to ``count`` least recently used idle containers (to free memory),
+        none of action version ``keep``."""
         with self._lock:
             idle = sorted(
-                (lease for stack in self._idle.values() for lease in stack), key=lambda x: x.idle_since
+                (lease for key, stack in self._idle.items() if key != keep for lease in stack),
+                key=lambda x: x.idle_since,
             )
             victims = idle[:count]
             for lease in victims:

@@ -13,8 +13,9 @@ code, and parks it idle. Nothing here can delay or fail a real activation:
 - starts run on their own small thread pool, at most
   ``prewarm_max_starting`` at once, and a hint that finds them all busy with
   more queued is dropped (``busy``) rather than start containers late;
-- a start is skipped (``no_memory``) when the pool's containers would hold
-  more memory than the invoker has;
+- while the pool's containers would hold more memory than the invoker has, a
+  start evicts the least recently used idle container of another action, and is skipped
+  (``no_memory``) when the busy ones alone leave no room;
 - a failure is logged and counted, never raised to the consume loop;
 - an unused container goes with the keep-alive like any idle one.
 
@@ -53,6 +54,8 @@ class Pool(Protocol):
     ) -> Lease: ...
 
     def stats(self) -> dict[str, int]: ...
+
+    def evict_idle(self, count: int = 1, *, keep: str | None = None) -> int: ...
 
 
 class Actions(Protocol):
@@ -184,7 +187,7 @@ class Prewarmer:
         # One at a time, each re-checked: a run may have left one warm meanwhile, and a
         # hint's other functions take the other start slots.
         while started < function.count:
-            if self.pool.stats().get("memory_mb", 0) + memory_mb > self.capacity.memory_capacity_mb:
+            if not self._room_for(memory_mb, key):
                 return "no_memory" if started == 0 else "started"
             if self.pool.reserve_warming(key, function.count, room=1) == 0:
                 break
@@ -199,3 +202,12 @@ class Prewarmer:
             started += 1
             log.info("pre-warmed %s (stage %s) at %.2f cores / %d MB", key, function.stage, cpu, memory_mb)
         return "started" if started else "warm"
+
+    def _room_for(self, memory_mb: int, key: str) -> bool:
+        """Room in the pool's memory for one more container, evicting the least
+        recently used idle ones first (as OpenWhisk's ContainerPool does): idle
+        containers left by earlier work must not block pre-warm for good."""
+        while self.pool.stats().get("memory_mb", 0) + memory_mb > self.capacity.memory_capacity_mb:
+            if self.pool.evict_idle(1, keep=key) == 0:
+                return False
+        return True

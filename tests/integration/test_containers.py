@@ -118,7 +118,7 @@ def test_cold_start_then_warm_reuse(pool: ContainerPool, engine: DockerEngine) -
     assert third.cold and third.container.id != second.container.id
     pool.release(second)
     pool.release(third)
-    assert pool.stats() == {"idle": 2, "busy": 0}
+    assert pool.stats() == {"idle": 2, "busy": 0, "warming": 0, "memory_mb": 256}
     assert pool.reap_idle(now=time.monotonic() + pool.settings.container_keepalive_s + 1) == 2
     assert pool.stats()["idle"] == 0
 
@@ -155,7 +155,7 @@ def test_refused_shrink_replaces_the_container(pool: ContainerPool, engine: Dock
     fresh = pool.acquire(k, cpu=1, memory_mb=128, init=init_action)
     assert fresh.cold and not fresh.resized
     assert fresh.container.id != lease.container.id
-    assert pool.stats() == {"idle": 0, "busy": 1}
+    assert pool.stats() == {"idle": 0, "busy": 1, "warming": 0, "memory_mb": 128}
 
 
 def _busy_peak(pool: ContainerPool, settings: Settings, cpu: float, procs: int) -> tuple[float, float]:

@@ -279,3 +279,14 @@ def test_the_invoker_hands_a_hint_to_the_prewarmer_runs_nothing_and_dead_letters
     assert "field 'functions' is empty" in letter["reason"]
     assert source.committed((topic, 0)) == 2
     agent.close()
+
+
+def test_idle_containers_of_other_actions_make_room_least_recently_used_first() -> None:
+    prewarmer, pool, engine = build(memory_mb=600)
+    other = container_key("guest", "c", DOC)
+    held = [pool.acquire(other, cpu=0.5, memory_mb=256, init=lambda c: None) for _ in range(2)]
+    for lease in held:  # two idle containers of another action fill the memory
+        pool.release(lease)
+    prewarmer.hint(hint(PrewarmFunction("b", 2, 1)))
+    assert pool.idle_count(KEY) == 2  # both started: the other action's idle containers went
+    assert engine.removed == [held[0].container.id, held[1].container.id]  # least recently used first
