@@ -27,7 +27,7 @@ from tests.integration.conftest import wait_for
 pytestmark = pytest.mark.integration
 
 # The first stage works a while, as a real first stage does; the pre-warms run meanwhile.
-WORK = "import time\ndef main(args):\n    time.sleep(1.0)\n    return {'n': 1}\n"
+WORK = "import time\ndef main(args):\n    time.sleep(3.0)\n    return {'n': 1}\n"
 STEP = "def main(args):\n    return {'n': args.get('n', 0) + 1}\n"
 
 

@@ -36,6 +36,10 @@ def test_workload_runs_end_to_end_with_a_skewed_parallel_stage(name, workload_im
         params={"blocking": "true", "harvest": "false"},
         ok=(200, 202, 500, 502),
     )
+    if status == 202:  # still running when the gateway's blocking wait ended (a loaded box):
+        # read its record when it ends, as a client does; how long it takes is not the point here
+        rec = stored_record(couch, rec["activationId"], timeout_s=300)
+        status = 200 if rec["response"]["success"] else rec["response"]["statusCode"]
     assert status == 200, rec
     assert rec["response"]["success"] and rec["response"]["result"]
     stage = next(s for s in rec["gleaner"]["dag"]["stages"] if s["kind"] == "parallel")
