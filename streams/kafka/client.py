@@ -9,6 +9,7 @@ changes nothing.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import socket
@@ -25,7 +26,7 @@ from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-def
 from gleaner.errors import EventTooLarge, KafkaError, SettingsError
 from gleaner.metrics import CONSUMER_LAG, consumer_lags
 from gleaner.settings import Settings
-from streams.kafka.doze import PAUSE, Doze
+from streams.kafka.doze import PAUSE, RESUME, Doze, DozeState
 from streams.kafka.signing import Headers, Signer, normalize_headers
 
 log = logging.getLogger(__name__)
@@ -294,7 +295,13 @@ class EventConsumer:
         (called from inside :meth:`poll`, on the polling thread)."""
         self._listener = listener
 
-    def _assigned(self, _consumer: Any, parts: list[Any]) -> None:
+    def _assigned(self, consumer: Any, parts: list[Any]) -> None:
+        if self._doze is not None and not self._held:
+            # A partition paused while this member dozed may come back still paused:
+            # a new assignment fetches, and counts as fresh traffic.
+            self._doze.wake(time.monotonic())
+            with contextlib.suppress(confluent_kafka.KafkaException):
+                consumer.resume(parts)
         if self._listener is not None:
             self._listener.assigned([(tp.topic, tp.partition) for tp in parts])
 
@@ -335,8 +342,11 @@ class EventConsumer:
             if err.retriable() or not err.fatal():
                 return None
             raise KafkaError(f"consume failed: {err}")
-        if doze is not None:
-            self._apply(doze.seen(time.monotonic()))
+        if doze is not None and doze.state is not DozeState.AWAKE:
+            doze.seen(time.monotonic())
+            self._apply(RESUME)  # every assigned partition, whichever one the record came from
+        elif doze is not None:
+            doze.seen(time.monotonic())
         return _record(msg)
 
     def _apply(self, change: str | None) -> None:
