@@ -9,7 +9,6 @@ for every function) and the records come back from ``/activations``.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,7 +18,6 @@ import orjson
 from tqdm import tqdm
 
 from gleaner.cli.client import OpenWhiskClient
-from gleaner.errors import GleanerError
 from predictor.dataset import ProfileRow, Skipped, collect_rows, write_csv
 
 RECORD_WAIT_S = 30.0
@@ -32,18 +30,6 @@ class ProfileResult:
     requests: int
     failed: int
     skipped: str
-
-
-def _record(client: OpenWhiskClient, activation_id: str) -> dict[str, Any]:
-    """A record, waiting briefly for the record sink to write it."""
-    deadline = time.monotonic() + RECORD_WAIT_S
-    while True:
-        status, body = client.request("GET", f"/activations/{activation_id}", ok=(200, 404))
-        if status == 200:
-            return body  # type: ignore[no-any-return]
-        if time.monotonic() > deadline:
-            raise GleanerError(f"the record of {activation_id} never appeared")
-        time.sleep(0.2)
 
 
 def profile_dag(
@@ -61,10 +47,10 @@ def profile_dag(
             params={"blocking": "true", "profile": "true", "harvest": "false"},
         )
         if status == 202:  # still running after the blocking wait: wait for its record
-            rec = _record(client, rec["activationId"])
+            rec = client.record(rec["activationId"], RECORD_WAIT_S)
         if not rec.get("response", {}).get("success"):
             failed += 1
-        children = [_record(client, aid) for aid in rec.get("logs", [])]
+        children = [client.record(aid, RECORD_WAIT_S) for aid in rec.get("logs", [])]
         requests.append((rec, children))
     rows, skipped = collect_rows(requests)
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -103,6 +104,17 @@ class OpenWhiskClient:
             ok=(200, 202, 502),
             params={"blocking": str(blocking).lower(), "result": str(result).lower()},
         )
+
+    def record(self, activation_id: str, timeout_s: float = 30.0) -> dict[str, Any]:
+        """An activation's record, waiting up to ``timeout_s`` for the record sink to write it."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            status, body = self.request("GET", f"/activations/{activation_id}", ok=(200, 404))
+            if status == 200:
+                return body  # type: ignore[no-any-return]
+            if time.monotonic() > deadline:
+                raise GleanerError(f"the record of {activation_id} never appeared")
+            time.sleep(0.2)
 
     def dag_names(self) -> list[str]:
         """The DAGs deployed in the key's namespace."""

@@ -46,18 +46,6 @@ class _Request:
     record: dict[str, Any] | None
 
 
-def _record(client: OpenWhiskClient, activation_id: str) -> dict[str, Any]:
-    """A stored record, waiting for the record sink to write it."""
-    deadline = time.monotonic() + RECORD_WAIT_S
-    while True:
-        status, body = client.request("GET", f"/activations/{activation_id}", ok=(200, 404))
-        if status == 200:
-            return body  # type: ignore[no-any-return]
-        if time.monotonic() > deadline:
-            raise GleanerError(f"the record of {activation_id} never appeared")
-        time.sleep(0.2)
-
-
 def _invoke(client: OpenWhiskClient, dag: str, path: Path, harvest: bool) -> _Request:
     status, rec = client.request(
         "POST",
@@ -67,7 +55,7 @@ def _invoke(client: OpenWhiskClient, dag: str, path: Path, harvest: bool) -> _Re
         ok=(200, 202, 500, 502),
     )
     if status == 202:  # still running after the blocking wait
-        rec = _record(client, rec["activationId"])
+        rec = client.record(rec["activationId"], RECORD_WAIT_S)
     if not rec.get("response", {}).get("success"):
         return _Request(float("nan"), rec)
     return _Request(float(rec["duration"]), rec)
@@ -153,8 +141,8 @@ def demo_flow(
     assert last is not None
     plan = (last.get("gleaner") or {}).get("harvest") or {}
     with step("timeline"):
-        dag_record = _record(client, last["activationId"])
-        children = [_record(client, cid) for cid in dag_record.get("logs", [])]
+        dag_record = client.record(last["activationId"], RECORD_WAIT_S)
+        children = [client.record(cid, RECORD_WAIT_S) for cid in dag_record.get("logs", [])]
         png = draw_timeline(dag_record, children, out / f"timeline-{last['activationId'][:8]}.png")
     user_cpu = "/".join(f"{f.cpu:g}" for f in DEMO_SKEW.functions[1:4])
     result = DemoResult(

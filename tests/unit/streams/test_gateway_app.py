@@ -3,33 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any
 
-import httpx
-from aiohttp import web
 from prometheus_client import REGISTRY
 
 from gleaner.settings import Settings
-from streams.gateway.app import Gateway
 from streams.gateway.openapi import OPENAPI_PATH, openapi_document
-
-
-async def ask(requests: list[tuple[str, str, dict[str, Any]]]) -> list[httpx.Response]:
-    gateway = Gateway(Settings())
-    app = gateway.app()
-    app.on_startup.clear()  # no Kafka, Redis or health thread: these answers need none
-    app.on_cleanup.clear()
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    host, port = runner.addresses[0][:2]
-    try:
-        async with httpx.AsyncClient(base_url=f"http://{host}:{port}", timeout=10) as client:
-            return [await client.request(method, path, **kwargs) for method, path, kwargs in requests]
-    finally:
-        await runner.cleanup()
-        await gateway.db.aclose()
+from tests.unit.streams.gateway_server import ask
 
 
 def test_urls_and_headers_over_8kb_answer_in_openwhisk_json_not_aiohttp_text() -> None:

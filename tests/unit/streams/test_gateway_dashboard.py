@@ -8,7 +8,6 @@ import base64
 from typing import Any
 
 import httpx
-from aiohttp import web
 
 from gleaner.couchdb import Call
 from gleaner.errors import Forbidden, Unauthorized
@@ -25,6 +24,7 @@ from streams.gateway.dashboard import (
     request_view,
     with_speedups,
 )
+from tests.unit.streams.gateway_server import ask as serve
 
 T0 = 1_700_000_000_000
 
@@ -243,22 +243,8 @@ class FakeCouch:
 async def ask(requests: list[tuple[str, dict[str, Any]]], couch: FakeCouch) -> list[httpx.Response]:
     gateway = Gateway(Settings())
     gateway.auth = FakeAuth()  # type: ignore[assignment]
-    real_db = gateway.db
     gateway.db.call = couch.call  # type: ignore[method-assign]
-    app = gateway.app()
-    app.on_startup.clear()
-    app.on_cleanup.clear()
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    host, port = runner.addresses[0][:2]
-    try:
-        async with httpx.AsyncClient(base_url=f"http://{host}:{port}", timeout=10) as client:
-            return [await client.get(path, **kwargs) for path, kwargs in requests]
-    finally:
-        await runner.cleanup()
-        await real_db.aclose()
+    return await serve([("GET", path, kwargs) for path, kwargs in requests], gateway)
 
 
 def fake_couch() -> FakeCouch:
