@@ -26,7 +26,7 @@ from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-def
 from gleaner.errors import EventTooLarge, KafkaError, SettingsError
 from gleaner.metrics import CONSUMER_LAG, consumer_lags
 from gleaner.settings import Settings
-from streams.kafka.doze import PAUSE, RESUME, Doze, DozeState
+from streams.kafka.doze import PAUSE, Doze
 from streams.kafka.signing import Headers, Signer, normalize_headers
 
 log = logging.getLogger(__name__)
@@ -342,11 +342,8 @@ class EventConsumer:
             if err.retriable() or not err.fatal():
                 return None
             raise KafkaError(f"consume failed: {err}")
-        if doze is not None and doze.state is not DozeState.AWAKE:
-            doze.seen(time.monotonic())
-            self._apply(RESUME)  # every assigned partition, whichever one the record came from
-        elif doze is not None:
-            doze.seen(time.monotonic())
+        if doze is not None:  # a probe's partitions are already resumed; a new assignment's too
+            self._apply(doze.seen(time.monotonic()))
         return _record(msg)
 
     def _apply(self, change: str | None) -> None:
