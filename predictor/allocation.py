@@ -12,13 +12,16 @@ prediction *up* with it (2.78 cores -> 3, 234.32 MB -> 256 MB).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from typing import Any, Protocol
 
 from gleaner.errors import SettingsError
 
 # Float slack, in grid steps: 0.75000000001 with step 0.25 is 0.75, not 1.0.
 EPS_STEPS = 1e-6
+# Grids up to this many steps keep their values in a table (the planner reads them per
+# function); a finer grid computes each value when asked.
+TABLE_UNITS = 4096
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,6 +31,10 @@ class Grid:
     minimum: float
     maximum: float
     step: float
+    # Derived once (the grid is immutable): the planner asks for them per function.
+    units: int = field(init=False, repr=False, compare=False)  # steps from the minimum to the top
+    top: float = field(init=False, repr=False, compare=False)  # the largest allowed value
+    _values: tuple[float, ...] = field(init=False, repr=False, compare=False)  # value(k), k <= units
 
     def __post_init__(self) -> None:
         values = (self.minimum, self.maximum, self.step)
@@ -38,28 +45,31 @@ class Grid:
                 f"allocation grid needs 0 < min <= max and step > 0, got "
                 f"min={self.minimum} max={self.maximum} step={self.step}"
             )
+        units = math.floor((self.maximum - self.minimum) / self.step + EPS_STEPS)
+        object.__setattr__(self, "units", units)
+        table = tuple(self._computed(k) for k in range(units + 1)) if units <= TABLE_UNITS else ()
+        object.__setattr__(self, "_values", table)
+        object.__setattr__(self, "top", self.value(units))
 
-    @property
-    def units(self) -> int:
-        """Steps from the minimum to the largest allowed value."""
-        return math.floor((self.maximum - self.minimum) / self.step + EPS_STEPS)
-
-    @property
-    def top(self) -> float:
-        return self.value(self.units)
-
-    def value(self, units: int) -> float:
+    def _computed(self, units: int) -> float:
         # Rounded so that 0.25 * 3 prints as 0.75, not 0.7500000000000001.
         return round(self.minimum + units * self.step, 9)
 
+    def value(self, units: int) -> float:
+        if type(units) is int and 0 <= units < len(self._values):
+            return self._values[units]
+        return self._computed(units)
+
     def ceil_units(self, value: float) -> int:
         """Units of A(value), clamped into the grid; NaN counts as the minimum."""
-        if math.isnan(value):
+        if value != value:  # NaN
+            return 0
+        if value <= self.minimum:
             return 0
         if value == math.inf:
             return self.units
-        raw = math.ceil((value - self.minimum) / self.step - EPS_STEPS) if value > self.minimum else 0
-        return min(max(raw, 0), self.units)
+        raw = math.ceil((value - self.minimum) / self.step - EPS_STEPS)
+        return raw if 0 <= raw <= self.units else min(max(raw, 0), self.units)
 
     def floor_units(self, value: float) -> int:
         """Units of the largest allowed value <= value, clamped into the grid."""
@@ -108,9 +118,13 @@ class AllowedValues:
     mem_min: float
     mem_max: float
     mem_step: float
+    # Built once, so bad settings fail here and the planner's hot path reads them as they are.
+    cpu: Grid = field(init=False, repr=False, compare=False)
+    mem: Grid = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        _ = (self.cpu, self.mem)  # builds both grids, so bad settings fail here
+        object.__setattr__(self, "cpu", Grid(self.cpu_min, self.cpu_max, self.cpu_step))
+        object.__setattr__(self, "mem", Grid(self.mem_min, self.mem_max, self.mem_step))
 
     @classmethod
     def from_settings(cls, settings: _ResourceSettings) -> AllowedValues:
@@ -122,14 +136,6 @@ class AllowedValues:
             float(settings.memory_max_mb),
             float(settings.memory_step_mb),
         )
-
-    @property
-    def cpu(self) -> Grid:
-        return Grid(self.cpu_min, self.cpu_max, self.cpu_step)
-
-    @property
-    def mem(self) -> Grid:
-        return Grid(self.mem_min, self.mem_max, self.mem_step)
 
     def as_dict(self) -> dict[str, float]:
         return {
@@ -143,7 +149,7 @@ class AllowedValues:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> AllowedValues:
-        return cls(**{f.name: float(data[f.name]) for f in fields(cls)})
+        return cls(**{f.name: float(data[f.name]) for f in fields(cls) if f.init})
 
 
 # Thesis Table 3.2.

@@ -58,6 +58,38 @@ def test_bad_grids_are_settings_errors(bad: tuple[float, float, float]) -> None:
         Grid(*bad)
 
 
+@given(
+    st.floats(0.01, 10.0),
+    st.floats(0.01, 10.0),
+    st.floats(0.01, 2.0),
+    st.one_of(st.floats(allow_nan=True, allow_infinity=True), st.integers(-3, 40)),
+)
+def test_the_grids_table_is_the_computed_grid(lo: float, span: float, step: float, probe: float) -> None:
+    """The values kept at construction are the ones computed on demand, and A(P) is
+    the formula's however the probe falls (NaN, infinities, off the grid)."""
+    g = Grid(lo, lo + span, step)
+    assert [g.value(k) for k in range(g.units + 1)] == [round(lo + k * step, 9) for k in range(g.units + 1)]
+    assert g.value(g.units + 1) == round(lo + (g.units + 1) * step, 9)  # past the table: computed
+    value = float(probe) if isinstance(probe, float) else probe * step + lo
+    if math.isnan(value) or value <= lo:
+        expected = 0
+    elif value == math.inf:
+        expected = g.units
+    else:
+        expected = min(max(math.ceil((value - lo) / step - 1e-6), 0), g.units)
+    assert g.ceil_units(value) == expected
+
+
+def test_allowed_values_build_their_grids_once() -> None:
+    import pickle
+
+    a = AllowedValues(0.25, 2.0, 0.25, 128.0, 8192.0, 128.0)
+    assert a.cpu is a.cpu and a.mem is a.mem
+    assert a.cpu == Grid(0.25, 2.0, 0.25) and a.mem.top == 8192.0
+    assert pickle.loads(pickle.dumps(a)) == a and pickle.loads(pickle.dumps(a)).cpu.units == 7
+    assert hash(a) == hash(AllowedValues(0.25, 2.0, 0.25, 128.0, 8192.0, 128.0))
+
+
 def test_allowed_values_from_settings() -> None:
     s = load_settings(env={}, cpu_max=2.0)
     a = AllowedValues.from_settings(s)
