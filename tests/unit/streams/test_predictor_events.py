@@ -258,3 +258,29 @@ def test_a_batch_of_dead_letters_never_calls_the_planner():
     planner = PartlyFailing(False)
     outs = plan_events(planner, [signed(b"{", at(0)), Incoming(b"k", None, at(1))], LIMIT, GATE)
     assert [o.topic for o in outs] == [DEADLETTERS, DEADLETTERS] and planner.batches == []
+
+
+class CountingSigner(Signer):
+    """Counts the HMACs the gate computes."""
+
+    def __init__(self, secret: bytes) -> None:
+        super().__init__(secret)
+        self.hmacs = 0
+
+    def signature(self, topic: str, key: str | bytes | None, value: bytes | None) -> bytes:
+        self.hmacs += 1
+        return super().signature(topic, key, value)
+
+    def derive(self, purpose: str, *parts: str) -> str:
+        self.hmacs += 1
+        return super().derive(purpose, *parts)
+
+
+def test_a_signed_request_with_its_id_costs_one_hmac():
+    signer = CountingSigner(b"s" * 32)
+    raw = request()
+    headers = normalize_headers(signer.headers(WHERE.topic, b"k", raw))
+    signer.hmacs = 0
+    out = plan_event(EchoPlanner(), b"k", raw, WHERE, LIMIT, Gate(signer, KEYS.get), headers)
+    assert out.topic == PLANS and out.key == RID.encode()
+    assert signer.hmacs == 1  # the signature check; no position id (it has an id), no second check
