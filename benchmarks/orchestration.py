@@ -5,6 +5,9 @@ width 4. For each blocking request: overhead = client end-to-end latency minus
 the critical path's function run time (the sum over the sequence; the longest
 branch of the parallel stage), where a function's run time is the invoker's
 /run round trip into its container (``run_ms`` in its record).
+
+The overhead is split along the path from the records' clock marks (one host,
+one clock), so a reader sees which hop to work on: see :data:`SEGMENTS`.
 """
 
 from __future__ import annotations
@@ -38,21 +41,59 @@ def _setup(client: OpenWhiskClient) -> None:
         client.request("PUT", f"/dags/{name}", json=dag_document(dag), params={"overwrite": "true"})
 
 
+# Where a DAG request's overhead goes. "to the plan": client -> gateway -> requests ->
+# predictor -> plans -> the composition's start mark. "stage start": per stage, from the
+# stage's go (the request's start, or the previous stage's last function end) to its
+# last-ending function's start: composition, placement, the invoker's intake. "invoker
+# around /run": that function's record span minus its /run. "fan-out spread": last
+# minus first function start within a stage. "last end to answer": composition's finish,
+# the results hop, the gateway's answer.
+SEGMENTS = ("to the plan", "stage start", "invoker around /run", "fan-out spread", "last end to answer")
+
+
+def segments(
+    sent_ms: float, answered_ms: float, dag: dict[str, Any], children: list[dict[str, Any]]
+) -> tuple[float, ...]:
+    """The overhead parts of one request (ms, summed over its stages), by :data:`SEGMENTS`."""
+    by_id = {c["activationId"]: c for c in children}
+    go = float(dag["start"])
+    to_plan = go - sent_ms
+    stage_start = around = spread = 0.0
+    last_end = go
+    for stage in dag["gleaner"]["dag"]["stages"]:
+        recs = [by_id[f["activation_id"]] for f in stage["functions"] if f.get("activation_id") in by_id]
+        if not recs:
+            continue
+        last = max(recs, key=lambda r: float(r["end"]))
+        starts = [float(r["start"]) for r in recs]
+        stage_start += float(last["start"]) - last_end
+        around += float(last["end"]) - float(last["start"]) - float(last["gleaner"].get("run_ms", 0.0))
+        spread += max(starts) - min(starts)
+        last_end = float(last["end"])
+    return (to_plan, stage_start, around, spread, answered_ms - last_end)
+
+
 def _measure(client: OpenWhiskClient, dag: str, n: int, critical: str) -> dict[str, float]:
     for _ in range(5):  # warm every container
         client.request("POST", f"/dags/{dag}", json={}, params={"blocking": "true"})
     e2e, overhead, stages = [], [], 1
+    parts: list[list[float]] = [[] for _ in SEGMENTS]
     for _ in tqdm(range(n), desc=dag, unit="req"):
+        sent_ms = time.time() * 1000
         start = time.perf_counter()
         _, rec = client.request("POST", f"/dags/{dag}", json={}, params={"blocking": "true"})
         ms = (time.perf_counter() - start) * 1000
-        runs = [_run_ms(client, aid) for aid in rec["logs"]]
+        children = [_record(client, aid) for aid in rec["logs"]]
+        runs = [float(c["gleaner"]["run_ms"]) for c in children]
         path = sum(runs) if critical == "sum" else max(runs)
         stages = len(rec["gleaner"]["dag"]["stages"])
         e2e.append(ms)
         overhead.append(ms - path)
+        for i, value in enumerate(segments(sent_ms, sent_ms + ms, rec, children)):
+            parts[i].append(value)
     per_stage = [o / stages for o in overhead]
     return {
+        **{f"seg{i}_p50": percentile(values, 50) for i, values in enumerate(parts)},
         "n": n,
         "stages": stages,
         "e2e_p50": percentile(e2e, 50),
@@ -63,9 +104,9 @@ def _measure(client: OpenWhiskClient, dag: str, n: int, critical: str) -> dict[s
     }
 
 
-def _run_ms(client: OpenWhiskClient, activation_id: str) -> float:
+def _record(client: OpenWhiskClient, activation_id: str) -> dict[str, Any]:
     rec: dict[str, Any] = client.request("GET", f"/activations/{activation_id}")[1]
-    return float(rec["gleaner"]["run_ms"])
+    return rec
 
 
 def main(args: argparse.Namespace) -> int:
@@ -99,6 +140,16 @@ def main(args: argparse.Namespace) -> int:
         f"Floor, same run: one Kafka hop p50 {floor.hop_p50_ms:.2f} ms, p99 {floor.hop_p99_ms:.2f} ms"
         f" ({floor.n} events with the platform's client settings); a stage crosses three hops"
         f" ({floor.path_ms:.1f} ms at the median).",
+        "",
+        "Where the overhead goes (p50 of each part, ms, summed over a request's stages; the parts'"
+        " medians need not add up to the overhead's):",
+        "",
+        "| DAG | " + " | ".join(SEGMENTS) + " |",
+        "|---|" + "---|" * len(SEGMENTS),
+        *(
+            f"| {label} | " + " | ".join(f"{r[f'seg{i}_p50']:.1f}" for i in range(len(SEGMENTS))) + " |"
+            for label, r in rows
+        ),
         "",
         "Targets: per sequence stage p50 <= 15 ms; a parallel stage of width 4 <= 20 ms.",
     ]
