@@ -114,8 +114,6 @@ def make_app(settings: Settings) -> faust.App:
         consumer_max_fetch_size=settings.kafka_message_max_bytes,
     )
     requests = app.topic(settings.dag_requests_topic, value_serializer="raw", key_serializer="raw")
-    plans = app.topic(settings.dag_plans_topic, value_serializer="raw", key_serializer="raw")
-    deadletters = app.topic(settings.deadletter_topic, value_serializer="raw", key_serializer="raw")
     # A short CouchDB timeout: a stalled store costs a plan its harvest, not the stream its pace.
     planner = RequestPlanner(settings, CouchDB(settings, timeout_s=PLANNER_STORE_TIMEOUT_S))
     limit = settings.kafka_message_max_bytes
@@ -123,24 +121,33 @@ def make_app(settings: Settings) -> faust.App:
     subjects_db = CouchDB(settings, timeout_s=PLANNER_STORE_TIMEOUT_S)
     gate = Gate(signer, lambda credential: subjects.authenticate(subjects_db, credential))
 
-    def plan_and_sign(batch: list[Incoming]) -> list[tuple[Outgoing, dict[str, bytes]]]:
+    def plan_and_sign(batch: list[Incoming]) -> list[tuple[Outgoing, bytes]]:
         signed = []
         for out in plan_events(planner, batch, limit, gate):
             topic = settings.dag_plans_topic if out.topic == PLANS else settings.deadletter_topic
-            signed.append((out, {SIGNATURE_HEADER: signer.signature(topic, out.key, out.value)}))
+            signed.append((out, signer.signature(topic, out.key, out.value)))
         return signed
 
-    async def publish(event: Incoming, out: Outgoing, signed: dict[str, bytes]) -> None:
-        """Hands ``out`` to the producer (delivery is awaited by the commit's flush)."""
+    async def publish(event: Incoming, out: Outgoing, signature: bytes) -> None:
+        """Hands ``out`` to the producer (delivery is awaited by the commit's flush).
+
+        Straight to Faust's producer: ``Topic.send`` wraps each record in a future
+        message, codecs and sensor callbacks (~25 us a plan) that a raw, pre-signed
+        record does not need; the record lands in the same aiokafka producer, which
+        Faust flushes before it commits offsets."""
         if out.topic == PLANS:
             try:
-                await plans.send(key=out.key, value=out.value, headers=signed)
+                await send(settings.dag_plans_topic, out.key, out.value, signature)
                 return
             except (KafkaError, GleanerError, ValueError) as exc:  # e.g. aiokafka's size check
                 reason = f"the plan could not be produced: {exc}"
                 out = dead_letter(event.key, event.raw, event.where, reason)
-                signed = {SIGNATURE_HEADER: signer.signature(settings.deadletter_topic, out.key, out.value)}
-        await deadletters.send(key=out.key, value=out.value, headers=signed)
+                signature = signer.signature(settings.deadletter_topic, out.key, out.value)
+        await send(settings.deadletter_topic, out.key, out.value, signature)
+
+    async def send(topic: str, key: bytes | None, value: bytes, signature: bytes) -> None:
+        producer = await app.maybe_start_producer()  # as Topic.send does; a no-op once started
+        await producer.send(topic, key, value, None, None, [(SIGNATURE_HEADER, signature)])
 
     async def read(stream: Any, inbox: Inbox[Any]) -> None:
         async for event in stream.events():
