@@ -90,6 +90,9 @@ class Settings:
     # Off the hot path (heartbeats, the record sink): every idle consumer at 1 ms
     # sends ~1,000 fetches/s, which keeps the embedded broker busy for nothing.
     kafka_fetch_wait_idle_ms: int = 100
+    # Heartbeat readers (placement, gateway): a beat a second never lets them doze,
+    # and a view of capacity that is half a second older changes no decision.
+    kafka_fetch_wait_health_ms: int = 500
     # At idle (no record for ``kafka_idle_after_ms``; 0: never) a librdkafka
     # consumer dozes: paused, with a short fetch probe every
     # ``kafka_doze_probe_every_ms`` (streams/kafka/doze.py). The Faust predictor's
@@ -97,6 +100,11 @@ class Settings:
     # Either way a lone record after a quiet spell pays about half that more.
     kafka_idle_after_ms: int = 10_000
     kafka_doze_probe_every_ms: int = 100
+    # The doorbell (streams/kafka/doorbell.py, Redis pub/sub): our producers ring a
+    # topic before writing to it and its dozing consumers resume at once, so they
+    # probe only every ``kafka_doorbell_probe_every_ms``, for outside producers.
+    kafka_doorbell: bool = True
+    kafka_doorbell_probe_every_ms: int = 2000
     kafka_stream_fetch_wait_ms: int = 5
     kafka_stream_fetch_wait_idle_ms: int = 50
     kafka_message_max_bytes: int = 8 * 2**20

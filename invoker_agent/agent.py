@@ -47,6 +47,7 @@ from streams.events import (
 from streams.failures import completion_key, failed_completion
 from streams.kafka.client import EventConsumer, EventProducer, Record, ensure_topics, member_id
 from streams.kafka.deadletter import DeadLetters
+from streams.kafka.doorbell import process_bell
 from streams.kafka.runner import ConsumeRunner, DeadLetterSink, Handler, RunnerConfig, Sink, Ticket
 from streams.kafka.signing import Signer
 from streams.payloads import DataStore
@@ -289,7 +290,8 @@ class InvokerAgent(Handler):
 
 def build(settings: Settings) -> ConsumeRunner:
     ensure_topics(settings, [settings.invoker_topic(settings.invoker_id)])  # a new invoker's own topic
-    producer = EventProducer(settings)
+    bell = process_bell(settings)
+    producer = EventProducer(settings, bell)
     deadletters = DeadLetters(settings, producer)
     engine = DockerEngine(settings)
     permits = ResourcePermits(
@@ -318,6 +320,7 @@ def build(settings: Settings) -> ConsumeRunner:
         f"gleaner-invoker-{settings.invoker_id}",
         [settings.invoker_topic(settings.invoker_id)],
         instance_id=member_id(f"invoker-{settings.invoker_id}"),
+        bell=bell,
     )
     return ConsumeRunner(
         f"invoker-{settings.invoker_id}",

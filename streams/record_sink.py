@@ -24,6 +24,7 @@ from gleaner.settings import Settings
 from streams.events import ActivationCompleted, decode
 from streams.kafka.client import EventConsumer, EventProducer, Record, member_id
 from streams.kafka.deadletter import DeadLetters
+from streams.kafka.doorbell import process_bell
 from streams.kafka.runner import ConsumeRunner, Handler, RunnerConfig, Ticket
 
 log = logging.getLogger(__name__)
@@ -129,9 +130,10 @@ class RecordSink(Handler):
 
 
 def build(settings: Settings) -> ConsumeRunner:
-    producer = EventProducer(settings)
+    bell = process_bell(settings)
+    producer = EventProducer(settings, bell)
     consumer = EventConsumer(
-        settings, GROUP, [settings.completed_topic], hot=False, instance_id=member_id("records")
+        settings, GROUP, [settings.completed_topic], hot=False, instance_id=member_id("records"), bell=bell
     )
     sink = RecordSink(CouchDB(settings), settings.record_batch_ms / 1000)
     # A whole batch may wait on CouchDB.

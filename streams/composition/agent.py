@@ -38,6 +38,7 @@ from streams.events import (
 )
 from streams.kafka.client import EventConsumer, EventProducer, Record, member_id
 from streams.kafka.deadletter import DeadLetters
+from streams.kafka.doorbell import process_bell
 from streams.kafka.partitioning import partition_for
 from streams.kafka.runner import ConsumeRunner, Handler, RunnerConfig, Sink, Ticket
 from streams.payloads import DataStore, ForeignReference, size_of
@@ -276,10 +277,18 @@ class CompositionAgent(Handler):
 
 
 def build(settings: Settings) -> ConsumeRunner:
-    producer = EventProducer(settings)
+    bell = process_bell(settings)
+    producer = EventProducer(settings, bell)
     topics = [settings.dag_plans_topic, settings.completed_topic]
     consumer = EventConsumer(
-        settings, GROUP, topics, co_partitioned=True, instance_id=member_id("composition")
+        settings,
+        GROUP,
+        topics,
+        co_partitioned=True,
+        instance_id=member_id("composition"),
+        bell=bell,
+        # The predictor's Faust producer rings no bell: its input's ring means a plan is coming.
+        wake_on=[settings.dag_requests_topic],
     )
     deadletters = DeadLetters(settings, producer)
     agent = CompositionAgent(

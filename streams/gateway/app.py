@@ -34,6 +34,7 @@ from streams.gateway.dashboard import DashboardRoutes
 from streams.gateway.http import MAX_LIST, error_response, flag, int_param, json_body, json_response
 from streams.gateway.openapi import OPENAPI_PATH, openapi_document
 from streams.kafka.client import EventProducer
+from streams.kafka.doorbell import process_bell
 from streams.payloads import DataStore, ForeignReference, refs_in
 from streams.placement.agent import InvokerTable, follow_health
 
@@ -142,11 +143,11 @@ class Gateway:
         return app
 
     async def _startup(self, _app: web.Application) -> None:
-        self.producer = EventProducer(self.settings)
+        self.producer = EventProducer(self.settings, process_bell(self.settings))
         self.data = DataStore(
             RedisStore(self.settings), self.settings.inline_payload_bytes, self.settings.data_ttl_s
         )
-        self.waiter = CompletionWaiter(self.settings, asyncio.get_running_loop())
+        self.waiter = CompletionWaiter(self.settings, asyncio.get_running_loop(), process_bell(self.settings))
         self.waiter.start()
         threading.Thread(
             target=follow_health,

@@ -20,6 +20,7 @@ from gleaner.errors import MalformedEvent
 from gleaner.settings import Settings
 from streams.events import ActivationCompleted, decode
 from streams.kafka.client import EventConsumer, signature_rejects
+from streams.kafka.doorbell import Bell
 from streams.kafka.signing import Signer
 
 log = logging.getLogger(__name__)
@@ -27,7 +28,7 @@ RECENT = 10_000
 
 
 class CompletionWaiter:
-    def __init__(self, settings: Settings, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(self, settings: Settings, loop: asyncio.AbstractEventLoop, bell: Bell | None = None) -> None:
         self._settings = settings
         self._loop = loop
         self._waiting: dict[str, asyncio.Future[dict[str, Any]]] = {}
@@ -35,7 +36,13 @@ class CompletionWaiter:
         self._stop = threading.Event()
         self._signer = Signer.for_settings(settings)
         self._consumer = EventConsumer(
-            settings, "gleaner-gateway", [settings.completed_topic], assign_latest=True
+            settings,
+            "gleaner-gateway",
+            [settings.completed_topic],
+            assign_latest=True,
+            bell=bell,
+            # Our own requests' rings: awake before their completions come.
+            wake_on=[settings.invocations_topic, settings.dag_requests_topic],
         )
         self._thread = threading.Thread(target=self._listen, name="completions", daemon=True)
 

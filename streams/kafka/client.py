@@ -26,6 +26,7 @@ from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-def
 from gleaner.errors import EventTooLarge, KafkaError, SettingsError
 from gleaner.metrics import CONSUMER_LAG, consumer_lags
 from gleaner.settings import Settings
+from streams.kafka.doorbell import Bell
 from streams.kafka.doze import PAUSE, Doze
 from streams.kafka.signing import Headers, Signer, normalize_headers
 
@@ -79,8 +80,20 @@ def producer_config(settings: Settings) -> dict[str, Any]:
     }
 
 
+def fetch_wait_ms(settings: Settings, hot: bool, override_ms: int | None = None) -> int:
+    """A consumer's fetch wait: its own if given, else the hot path's or the off-path one."""
+    if override_ms is not None:
+        return override_ms
+    return settings.kafka_fetch_wait_max_ms if hot else settings.kafka_fetch_wait_idle_ms
+
+
 def consumer_config(
-    settings: Settings, group_id: str, *, from_beginning: bool = True, hot: bool = True
+    settings: Settings,
+    group_id: str,
+    *,
+    from_beginning: bool = True,
+    hot: bool = True,
+    wait_ms: int | None = None,
 ) -> dict[str, Any]:
     return {
         **_common(settings),
@@ -90,7 +103,7 @@ def consumer_config(
         "session.timeout.ms": settings.kafka_session_timeout_ms,
         "heartbeat.interval.ms": settings.kafka_heartbeat_interval_ms,
         # Long fetch waits are the usual cause of slow hops (DESIGN.md).
-        "fetch.wait.max.ms": settings.kafka_fetch_wait_max_ms if hot else settings.kafka_fetch_wait_idle_ms,
+        "fetch.wait.max.ms": fetch_wait_ms(settings, hot, wait_ms),
         "fetch.max.bytes": settings.kafka_message_max_bytes * 2,
         "max.partition.fetch.bytes": settings.kafka_message_max_bytes,
     }
@@ -158,10 +171,13 @@ def _record(msg: Any) -> Record:
 
 class EventProducer:
     """Thread-safe producer; a background thread serves delivery callbacks. Every
-    event carries the platform signature, so its first consumer knows Gleaner wrote it."""
+    event carries the platform signature, so its first consumer knows Gleaner wrote it.
+    With a ``bell`` it rings each topic it writes to (paced by the bell), so the
+    topic's dozing consumers wake before the record lands."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, bell: Bell | None = None) -> None:
         self.max_bytes = settings.kafka_message_max_bytes
+        self._bell = bell
         self._signer = Signer.for_settings(settings)
         try:
             self._producer = confluent_kafka.Producer(producer_config(settings))
@@ -173,8 +189,9 @@ class EventProducer:
         self._poller.start()
 
     def _poll_loop(self) -> None:
+        # poll returns as soon as a delivery report is due: the timeout only bounds close()
         while not self._stop.is_set():
-            self._producer.poll(0.05)
+            self._producer.poll(0.5)
 
     def _on_delivery(self, err: Any, _msg: Any) -> None:
         if err is not None:
@@ -199,6 +216,8 @@ class EventProducer:
             callback = delivered
 
         headers = self._signer.headers(topic, key, value)
+        if self._bell is not None:
+            self._bell.ring(topic)
         try:
             self._producer.produce(topic, value=value, key=key, headers=headers, on_delivery=callback)
         except BufferError:
@@ -231,7 +250,12 @@ class EventProducer:
 class EventConsumer:
     """A consumer in a group (``group_id``) or, with ``assign_latest``, a
     group-less reader of every partition from the end (for listeners that
-    each need every event, such as a gateway waiting on completions)."""
+    each need every event, such as a gateway waiting on completions).
+
+    It dozes at idle (:mod:`streams.kafka.doze`). With a ``bell`` it wakes when
+    one of its topics, or of ``wake_on`` (topics whose records cause records on
+    its own, written by a producer that rings no bell), rings, and then probes
+    only every ``kafka_doorbell_probe_every_ms``."""
 
     def __init__(
         self,
@@ -244,21 +268,30 @@ class EventConsumer:
         hot: bool = True,
         co_partitioned: bool = False,
         instance_id: str | None = None,
+        wait_ms: int | None = None,
+        bell: Bell | None = None,
+        wake_on: Iterable[str] = (),
     ) -> None:
         self.topics = list(topics)
         self._listener: RebalanceListener | None = None
         self._held = False  # paused by the caller (a retry hold): never resumed by dozing
         self._doze: Doze | None = None
+        # The doze state and pause/resume: the polling thread and the bell's thread.
+        self._lock = threading.Lock()
+        self._unlisten: Callable[[], None] | None = None
         if settings.kafka_idle_after_ms > 0:
-            wait_s = (settings.kafka_fetch_wait_max_ms if hot else settings.kafka_fetch_wait_idle_ms) / 1000
+            wait_s = fetch_wait_ms(settings, hot, wait_ms) / 1000
+            probe_every_ms = settings.kafka_doze_probe_every_ms
+            if bell is not None:
+                probe_every_ms = max(probe_every_ms, settings.kafka_doorbell_probe_every_ms)
             self._doze = Doze(
                 idle_after_s=settings.kafka_idle_after_ms / 1000,
-                probe_every_s=settings.kafka_doze_probe_every_ms / 1000,
+                probe_every_s=probe_every_ms / 1000,
                 # Long enough for the resumed fetcher to send a fetch and get its answer.
                 probe_for_s=3 * wait_s + 0.005,
                 last_record=time.monotonic(),
             )
-        config = consumer_config(settings, group_id, from_beginning=from_beginning, hot=hot)
+        config = consumer_config(settings, group_id, from_beginning=from_beginning, hot=hot, wait_ms=wait_ms)
         if instance_id and settings.kafka_static_membership:
             # Static membership (KIP-345): a restarted member with the same id gets its
             # partitions back at once instead of waiting out the dead member's session.
@@ -289,6 +322,15 @@ class EventConsumer:
                 self._consumer.subscribe(self.topics, on_assign=self._assigned, on_revoke=self._revoked)
         except confluent_kafka.KafkaException as exc:
             raise KafkaError(f"cannot consume {self.topics}: {exc}") from exc
+        if bell is not None and self._doze is not None:
+            self._unlisten = bell.listen([*self.topics, *wake_on], self._rung)
+
+    def _rung(self) -> None:
+        """A doorbell rang (on the bell's thread): resume now, not at the next poll."""
+        with self._lock:
+            if self._doze is None or self._held:
+                return
+            self._apply(self._doze.rung(time.monotonic()))
 
     def listen(self, listener: RebalanceListener) -> None:
         """Tell ``listener`` which partitions this member gains and loses
@@ -296,12 +338,14 @@ class EventConsumer:
         self._listener = listener
 
     def _assigned(self, consumer: Any, parts: list[Any]) -> None:
-        if self._doze is not None and not self._held:
-            # A partition paused while this member dozed may come back still paused:
-            # a new assignment fetches, and counts as fresh traffic.
-            self._doze.wake(time.monotonic())
-            with contextlib.suppress(confluent_kafka.KafkaException):
-                consumer.resume(parts)
+        # On the polling thread, inside poll: a ring meanwhile waits for the lock.
+        with self._lock:
+            if self._doze is not None and not self._held:
+                # A partition paused while this member dozed may come back still paused:
+                # a new assignment fetches, and counts as fresh traffic.
+                self._doze.wake(time.monotonic())
+                with contextlib.suppress(confluent_kafka.KafkaException):
+                    consumer.resume(parts)
         if self._listener is not None:
             self._listener.assigned([(tp.topic, tp.partition) for tp in parts])
 
@@ -311,27 +355,30 @@ class EventConsumer:
 
     def pause(self) -> None:
         """Stop fetching (polls keep the membership alive) until :meth:`resume`."""
-        self._held = True
-        try:
-            self._consumer.pause(self._consumer.assignment())
-        except confluent_kafka.KafkaException as exc:
-            raise KafkaError(f"pause failed: {exc}") from exc
+        with self._lock:
+            self._held = True
+            try:
+                self._consumer.pause(self._consumer.assignment())
+            except confluent_kafka.KafkaException as exc:
+                raise KafkaError(f"pause failed: {exc}") from exc
 
     def resume(self) -> None:
-        self._held = False
-        if self._doze is not None:
-            self._doze.wake(time.monotonic())
-        try:
-            self._consumer.resume(self._consumer.assignment())
-        except confluent_kafka.KafkaException as exc:
-            raise KafkaError(f"resume failed: {exc}") from exc
+        with self._lock:
+            self._held = False
+            if self._doze is not None:
+                self._doze.wake(time.monotonic())
+            try:
+                self._consumer.resume(self._consumer.assignment())
+            except confluent_kafka.KafkaException as exc:
+                raise KafkaError(f"resume failed: {exc}") from exc
 
     def poll(self, timeout_s: float) -> Record | None:
         doze = None if self._held else self._doze
         if doze is not None:
             now = time.monotonic()
-            self._apply(doze.step(now))
-            timeout_s = doze.wait_s(now, timeout_s)
+            with self._lock:
+                self._apply(doze.step(now))
+                timeout_s = doze.wait_s(now, timeout_s)
         msg = self._consumer.poll(timeout_s)
         if msg is None:
             return None
@@ -343,7 +390,8 @@ class EventConsumer:
                 return None
             raise KafkaError(f"consume failed: {err}")
         if doze is not None:  # a probe's partitions are already resumed; a new assignment's too
-            self._apply(doze.seen(time.monotonic()))
+            with self._lock:
+                self._apply(doze.seen(time.monotonic()))
         return _record(msg)
 
     def _apply(self, change: str | None) -> None:
@@ -382,6 +430,10 @@ class EventConsumer:
             raise KafkaError(f"offset commit failed: {exc}") from exc
 
     def close(self) -> None:
+        if self._unlisten is not None:
+            self._unlisten()
+        with self._lock:  # no ring resumes a closed consumer
+            self._doze = None
         self._consumer.close()
 
 

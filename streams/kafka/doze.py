@@ -5,8 +5,9 @@ has the broker answer ~200 empty fetches a second, all day. librdkafka's wait
 is fixed at creation, so the consumer dozes instead: after ``idle_after_s``
 without a record its partitions are paused (polls keep the group membership
 alive) and it wakes for a short probe every ``probe_every_s``. The first
-record of a probe wakes it for good. Cost: a record that arrives while a
-consumer dozes waits for the next probe (``probe_every_s / 2`` on average);
+record of a probe, or a ring of its doorbell, wakes it for good. Cost: a
+record that arrives while a consumer dozes waits for the ring (about one fetch
+wait) or, with no ring, for the next probe (``probe_every_s / 2`` on average);
 the records behind it, nothing. Pure: the consumer applies the decisions.
 """
 
@@ -50,6 +51,11 @@ class Doze:
         self.last_record = now
         was, self.state = self.state, DozeState.AWAKE
         return RESUME if was is DozeState.DOZING else None
+
+    def rung(self, now: float) -> str | None:
+        """A doorbell rang for a topic it reads: records are coming, so awake as if one had
+        arrived (resume if paused). Its probes may then be rare (:mod:`streams.kafka.doorbell`)."""
+        return self.seen(now)
 
     def wake(self, now: float) -> None:
         """Fetching was resumed from outside (a retry hold ended): count as fresh traffic."""

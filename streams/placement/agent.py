@@ -50,6 +50,7 @@ from streams.events import (
 from streams.failures import completion_key, failed_completion
 from streams.kafka.client import EventConsumer, EventProducer, Record, member_id, oversize, signature_rejects
 from streams.kafka.deadletter import DeadLetters
+from streams.kafka.doorbell import Bell, process_bell
 from streams.kafka.runner import ConsumeRunner, DeadLetterSink, Handler, RunnerConfig, Sink, Ticket
 from streams.kafka.signing import Signer, namespace_not_proven, tenant_credential
 from streams.placement.acks import Unacknowledged
@@ -120,7 +121,13 @@ def follow_health(
     """Feed ``table`` from the health topic; every reader sees every heartbeat.
     One reader (placement's) dead-letters malformed heartbeats, so each is parked once."""
     signer = Signer.for_settings(settings)
-    consumer = EventConsumer(settings, group, [settings.health_topic], assign_latest=True, hot=False)
+    consumer = EventConsumer(
+        settings,
+        group,
+        [settings.health_topic],
+        assign_latest=True,
+        wait_ms=settings.kafka_fetch_wait_health_ms,  # a beat a second: never dozes
+    )
     try:
         while not stop.is_set():
             rec = consumer.poll(0.2)
@@ -142,11 +149,18 @@ def follow_health(
         consumer.close()
 
 
-def follow_completions(settings: Settings, unacked: Unacknowledged, stop: threading.Event) -> None:
+def follow_completions(
+    settings: Settings, unacked: Unacknowledged, stop: threading.Event, bell: Bell | None = None
+) -> None:
     """Acknowledge dispatched activations as their (platform-signed) completions appear."""
     signer = Signer.for_settings(settings)
     consumer = EventConsumer(
-        settings, "gleaner-placement-acks", [settings.completed_topic], assign_latest=True, hot=False
+        settings,
+        "gleaner-placement-acks",
+        [settings.completed_topic],
+        assign_latest=True,
+        hot=False,
+        bell=bell,
     )
     try:
         while not stop.is_set():
@@ -287,7 +301,8 @@ class PlacementAgent(Handler):
 
 
 def build(settings: Settings, policy: str = "greedy-jsq", no_invoker_wait_s: float = 30.0) -> ConsumeRunner:
-    producer = EventProducer(settings)
+    bell = process_bell(settings)
+    producer = EventProducer(settings, bell)
     table = InvokerTable(settings.invoker_unhealthy_after_s)
     unacked = Unacknowledged()
     db = CouchDB(settings)
@@ -307,6 +322,7 @@ def build(settings: Settings, policy: str = "greedy-jsq", no_invoker_wait_s: flo
         GROUP,
         [settings.invocations_topic, settings.prewarm_topic],
         instance_id=member_id("placement"),
+        bell=bell,
     )
     runner = ConsumeRunner(
         "placement",
@@ -330,7 +346,10 @@ def build(settings: Settings, policy: str = "greedy-jsq", no_invoker_wait_s: flo
     )
     health.start()
     acks = threading.Thread(
-        target=follow_completions, args=(settings, unacked, runner.stopping_event), name="acks", daemon=True
+        target=follow_completions,
+        args=(settings, unacked, runner.stopping_event, bell),
+        name="acks",
+        daemon=True,
     )
     acks.start()
     return runner

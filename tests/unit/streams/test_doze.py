@@ -61,3 +61,20 @@ def test_a_resume_from_outside_counts_as_fresh_traffic() -> None:
     assert d.state is DozeState.AWAKE
     assert d.step(15.0) is None
     assert d.step(20.05) == PAUSE
+
+
+def test_a_doorbell_wakes_a_dozing_consumer_as_traffic() -> None:
+    d = doze()
+    d.step(10.0)
+    assert d.rung(10.5) == RESUME
+    assert d.state is DozeState.AWAKE
+    assert d.step(20.0) is None  # a full quiet spell from the ring
+    assert d.step(20.5) == PAUSE
+
+
+def test_a_doorbell_during_a_probe_needs_no_resume() -> None:
+    d = doze()
+    d.step(10.0)
+    d.step(10.1)  # probing: already fetching
+    assert d.rung(10.11) is None
+    assert d.state is DozeState.AWAKE
