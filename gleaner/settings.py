@@ -178,6 +178,9 @@ class Settings:
     # containers for functions with none warm (idle, no permits; the keep-alive reaps unused ones).
     prewarm: bool = True
     prewarm_max_starting: int = 2  # pre-warm container starts at once per invoker; more wait or drop
+    # Just in time: when stage k starts, stages up to k + this are hinted (further ones
+    # too when the stages before them are known to be shorter than a container start).
+    prewarm_lookahead: int = 1
     # Hardened action containers (non-root, no capabilities, no-new-privileges, pids limit,
     # read-only root with a tmpfs /tmp, own network with no inter-container traffic and the
     # host firewalled off). False: Docker's defaults on the default bridge, for the
@@ -336,6 +339,8 @@ def _check(s: Settings) -> None:
         raise SettingsError("container_pids_limit must be >= 16 and container_tmpfs_mb >= 1")
     if s.prewarm_max_starting < 1:
         raise SettingsError(f"prewarm_max_starting must be at least 1, got {s.prewarm_max_starting}")
+    if s.prewarm_lookahead < 1:
+        raise SettingsError(f"prewarm_lookahead must be at least 1, got {s.prewarm_lookahead}")
     if s.invokers < 1:
         raise SettingsError(f"invokers must be at least 1, got {s.invokers}")
     if s.harvest_policy not in ("thesis", "libra", "gleaner", "gleaner-idle"):

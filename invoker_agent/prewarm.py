@@ -20,12 +20,20 @@ code, and parks it idle. Nothing here can delay or fail a real activation:
 - an unused container goes with the keep-alive like any idle one.
 
 A redelivered hint (same id) changes nothing (``duplicate``).
+
+Just in time: a hint comes per request and stage, when its stage is about to be
+needed, and may carry a delay (``delay_ms`` after it was sent: its stage is known
+to be that far off). Such a hint waits on one timer thread, not in a start slot,
+and is taken up when due; a full timer queue drops it (``busy``).
 """
 
 from __future__ import annotations
 
+import heapq
+import itertools
 import logging
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -38,12 +46,13 @@ from gleaner.metrics import PREWARMS
 from gleaner.settings import Settings
 from invoker_agent.container_pool import Lease
 from invoker_agent.proxy_client import ActionProxyClient, InitError
-from streams.events import PrewarmFunction, PrewarmHint
+from streams.events import PrewarmFunction, PrewarmHint, now_ms
 
 log = logging.getLogger(__name__)
 
 SEEN_HINTS = 4096  # hint ids remembered to drop redeliveries
 QUEUED_PER_STARTER = 4  # queued functions per start slot before hints are dropped
+MAX_DELAYED = 1024  # hints waiting for their time before later ones are dropped
 
 
 class Pool(Protocol):
@@ -116,6 +125,64 @@ class SeenHints:
             return True
 
 
+def start_in_s(submitted_ms: int, delay_ms: int, now: int) -> float:
+    """How long a hint still waits: until ``submitted_ms + delay_ms``, and never longer
+    than its delay (a sender's clock ahead of ours must not stretch it)."""
+    return max(0.0, min(delay_ms, submitted_ms + delay_ms - now) / 1000.0)
+
+
+class Later:
+    """Calls ``take(item)`` for each item once its time comes, on one thread (a timer
+    per hint would be a thread per hint). Thread-safe; :meth:`close` drops what waits."""
+
+    def __init__(self, take: Callable[[PrewarmHint], None], limit: int = MAX_DELAYED) -> None:
+        self._take = take
+        self._limit = limit
+        self._heap: list[tuple[float, int, PrewarmHint]] = []
+        self._order = itertools.count()
+        self._cond = threading.Condition()
+        self._thread: threading.Thread | None = None
+        self._closed = False
+
+    def add(self, in_s: float, item: PrewarmHint) -> bool:
+        """Schedule ``item`` in ``in_s`` seconds; False when full or closed."""
+        with self._cond:
+            if self._closed or len(self._heap) >= self._limit:
+                return False
+            heapq.heappush(self._heap, (time.monotonic() + in_s, next(self._order), item))
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._loop, name="prewarm-later", daemon=True)
+                self._thread.start()
+            self._cond.notify()
+            return True
+
+    def waiting(self) -> int:
+        with self._cond:
+            return len(self._heap)
+
+    def close(self) -> None:
+        with self._cond:
+            self._closed = True
+            self._heap.clear()
+            self._cond.notify()
+
+    def _loop(self) -> None:
+        while True:
+            with self._cond:
+                while not self._closed:
+                    now = time.monotonic()
+                    if self._heap and self._heap[0][0] <= now:
+                        break
+                    self._cond.wait(self._heap[0][0] - now if self._heap else None)
+                if self._closed:
+                    return
+                _, _, item = heapq.heappop(self._heap)
+            try:
+                self._take(item)
+            except Exception:  # a bug in one must not end the timer for the others
+                log.exception("a delayed pre-warm hint failed")
+
+
 class Prewarmer:
     def __init__(
         self,
@@ -124,6 +191,7 @@ class Prewarmer:
         actions: Actions,
         capacity: Capacity,
         starter: ThreadPoolExecutor | None = None,
+        max_delayed: int = MAX_DELAYED,
     ) -> None:
         self.settings = settings
         self.pool = pool
@@ -134,6 +202,7 @@ class Prewarmer:
         self._seen = SeenHints()
         self._lock = threading.Lock()
         self._queued = 0  # functions accepted and not yet finished
+        self._later = Later(self._start, max_delayed)
 
     def hint(self, hint: PrewarmHint) -> None:
         """Take a hint from the consume loop: returns at once, starts in the background."""
@@ -143,6 +212,14 @@ class Prewarmer:
         if not self._seen.first_time(hint.hint_id):
             PREWARMS.labels("duplicate").inc()
             return
+        wait_s = start_in_s(hint.submitted_ms, hint.delay_ms, now_ms())
+        if wait_s <= 0:
+            self._start(hint)
+        elif not self._later.add(wait_s, hint):
+            PREWARMS.labels("busy").inc()
+
+    def _start(self, hint: PrewarmHint) -> None:
+        """Queue the hint's functions on the start slots (or drop them when too many wait)."""
         for function in hint.functions:
             with self._lock:
                 if self._queued >= self.max_starting * QUEUED_PER_STARTER:
@@ -151,7 +228,12 @@ class Prewarmer:
                 self._queued += 1
             self._starter.submit(self._run, hint.namespace, function)
 
+    def delayed(self) -> int:
+        """Hints waiting for their time."""
+        return self._later.waiting()
+
     def close(self) -> None:
+        self._later.close()
         self._starter.shutdown(wait=False, cancel_futures=True)
 
     # -- one function (starter thread) ----------------------------------------------

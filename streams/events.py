@@ -24,7 +24,8 @@ Schemas (version 1)::
       {"type": "prewarm.hint", "version": 1, "hint_id": "32 hex chars",
        "namespace": "guest", "composition": "<request id>:root" | null,
        "functions": [{"action": "b", "count": 1, "stage": 1,
-                      "allocation": {...} | null}]}
+                      "allocation": {...} | null}],
+       "submitted_ms": ..., "delay_ms": 0 (start no earlier than submitted_ms + delay_ms)}
 
     invokers.health                 InvokerHealth
     deadletter                      DeadLetter
@@ -352,6 +353,7 @@ class DagResult(Event):
 
 
 MAX_PREWARM_COUNT = 64  # containers one hint may ask for, per function
+MAX_PREWARM_DELAY_MS = 60_000  # how long a hint may ask the invoker to wait before starting
 PREWARM_HINT = "prewarm.hint"  # the hint's ``type``: consumers of its topics branch on it
 
 
@@ -398,6 +400,7 @@ class PrewarmHint(Event):
     functions: tuple[PrewarmFunction, ...]
     composition: str | None = None  # placement key of the request's top-level stages
     submitted_ms: int = 0
+    delay_ms: int = 0  # just in time: start no earlier than submitted_ms + delay_ms
     type: str = PREWARM_HINT
     version: int = VERSION
 
@@ -408,6 +411,7 @@ class PrewarmHint(Event):
             "functions": [f.to_dict() for f in self.functions],
             "composition": self.composition,
             "submitted_ms": self.submitted_ms,
+            "delay_ms": self.delay_ms,
             "type": self.type,
             "version": self.version,
         }
@@ -421,6 +425,9 @@ class PrewarmHint(Event):
         raw: list[Any] = _field(data, "functions", list)
         if not raw:
             raise MalformedEvent("field 'functions' is empty: a hint names at least one function")
+        delay_ms: int = _field(data, "delay_ms", int, required=False) or 0
+        if not 0 <= delay_ms <= MAX_PREWARM_DELAY_MS:
+            raise MalformedEvent(f"field 'delay_ms' must be 0..{MAX_PREWARM_DELAY_MS}, got {delay_ms}")
         functions = []
         for k, item in enumerate(raw):
             try:
@@ -433,6 +440,7 @@ class PrewarmHint(Event):
             functions=tuple(functions),
             composition=_field(data, "composition", str, required=False),
             submitted_ms=_field(data, "submitted_ms", int, required=False) or now_ms(),
+            delay_ms=delay_ms,
         )
 
 

@@ -24,7 +24,7 @@ from gleaner.errors import GleanerError, MalformedEvent
 from gleaner.redis_store import RedisStore
 from gleaner.settings import Settings
 from gleaner.ttlcache import TTLCache
-from streams.composition.prewarm import prewarm_hint
+from streams.composition.prewarm import StageTimes, prewarm_hints
 from streams.composition.records import dag_record
 from streams.composition.state import CompositionStore
 from streams.events import (
@@ -61,6 +61,11 @@ def planned_allocation(dag: dict[str, Any], stage: int | None, index: int | None
         return None
 
 
+def _dag_key(state: RequestState, dag: dict[str, Any]) -> str:
+    """A DAG version: its stages are numbered per revision."""
+    return f"{state.namespace}/{state.dag}@{dag.get('rev')}"
+
+
 class CompositionAgent(Handler):
     def __init__(
         self,
@@ -76,6 +81,7 @@ class CompositionAgent(Handler):
         self.data = DataStore(redis, settings.inline_payload_bytes, settings.data_ttl_s)
         self.db = db
         self._trees: dict[str, Node] = {}
+        self._stage_times = StageTimes()  # what pre-warm knows of each DAG's stages
         self._dags: TTLCache[str, dict[str, Any]] = TTLCache(settings.action_cache_ttl_s)
         self._partitions = partitions
         self._owned: set[int] = set()  # partitions of dag.plans this member holds
@@ -139,24 +145,30 @@ class CompositionAgent(Handler):
             "harvest": plan.summary(),
         }
         machine = self._machine(dag, state.namespace)
-        if self.settings.prewarm:
-            self._prewarm(req.request_id, req.namespace, machine.root, dag)
         commands = machine.start(state, req.input)
+        self._prewarm(state, dag, machine.root, 0)
         self._carry_out(state, dag, commands, rec.partition)
 
-    def _prewarm(self, request_id: str, namespace: str, tree: Node, dag: dict[str, Any]) -> None:
-        """Ask placement to start the later stages' containers while the first stage runs.
-        Flushed with the first stage's invocations; a replay sends the same hint id again."""
-        allocations = (dag.get("harvest") or {}).get("allocations") or {}
-        hint = prewarm_hint(
-            request_id,
-            namespace,
+    def _prewarm(self, state: RequestState, dag: dict[str, Any], tree: Node, seen: int) -> None:
+        """Ask placement to start the containers of the stages due a hint now that the request
+        entered the stages after its first ``seen`` (just in time). Flushed with the entered
+        stages' invocations; a replay sends the same hint ids again."""
+        entered = [int(s["index"]) for s in state.stages[seen:]]
+        if not self.settings.prewarm or not entered:
+            return
+        hints = prewarm_hints(
+            state.request_id,
+            state.namespace,
             tree,
+            entered,
             lambda stage, index: planned_allocation(dag, stage, index),
-            allocations,
+            (dag.get("harvest") or {}).get("allocations") or {},
+            lookahead=self.settings.prewarm_lookahead,
+            runs=self._stage_times.runs(_dag_key(state, dag)),
+            cold_start_ms=self._stage_times.cold_start_ms(),
         )
-        if hint is not None:
-            self.producer.produce(self.settings.prewarm_topic, hint.to_bytes(), key=request_id)
+        for hint in hints:
+            self.producer.produce(self.settings.prewarm_topic, hint.to_bytes(), key=state.request_id)
 
     def _on_completion(self, rec: Record) -> None:
         event = ActivationCompleted.from_dict(decode(rec.value))
@@ -177,9 +189,14 @@ class CompositionAgent(Handler):
             return
         response = event.record.get("response", {})
         result = response.get("result") if isinstance(response.get("result"), dict) else {}
-        commands = self._machine(dag, state.namespace).complete(
+        info = state.activations.get(event.activation_id)
+        if info is not None and not info.done:
+            self._stage_times.observe_record(_dag_key(state, dag), info.stage, event.record)
+        seen, machine = len(state.stages), self._machine(dag, state.namespace)
+        commands = machine.complete(
             state, event.activation_id, int(response.get("statusCode", 3)), result or {}, now_ms()
         )
+        self._prewarm(state, dag, machine.root, seen)
         self._carry_out(state, dag, commands, rec.partition)  # saves even when a branch only reported in
 
     def _expire(self, partitions: set[int]) -> None:

@@ -2,8 +2,10 @@
 
 A DAG whose functions have no container at all (fresh actions: the state the
 keep-alive leaves behind once it reaped them) is requested once. With
-pre-warm on (the default), its later stages' containers start while the first
-stage runs, so the request sees at most one cold start: its first stage's.
+pre-warm on (the default), each later stage's containers start just in time,
+while the stage before it runs (nothing is known yet of this DAG's stage
+times, so each stage is hinted when the one before it starts: the
+lookahead), so the request sees at most one cold start: its first stage's.
 Cold starts are counted as child records with an ``initTime`` annotation
 (events, not timings; a run that waited for its container still pre-warming
 carries one too, so a late pre-warm fails this test rather than hide).
@@ -26,8 +28,9 @@ from tests.integration.conftest import wait_for
 
 pytestmark = pytest.mark.integration
 
-# The first stage works a while, as a real first stage does; the pre-warms run meanwhile.
-WORK = "import time\ndef main(args):\n    time.sleep(3.0)\n    return {'n': 1}\n"
+# The first two stages work a while, as real stages do; each next stage's pre-warm runs meanwhile
+# (3 s: a container start finishes on a loaded box).
+WORK = "import time\ndef main(args):\n    time.sleep(3.0)\n    return {'n': args.get('n', 0) + 1}\n"
 STEP = "def main(args):\n    return {'n': args.get('n', 0) + 1}\n"
 
 
@@ -55,7 +58,7 @@ def test_a_dag_whose_containers_are_gone_sees_at_most_one_cold_start(
     if not stack_up.prewarm:
         pytest.skip("GLEANER_PREWARM is off on this stack")
     names = [f"pw-first-{unique}", f"pw-second-{unique}", f"pw-third-{unique}"]
-    for name, code in zip(names, (WORK, STEP, STEP), strict=True):
+    for name, code in zip(names, (WORK, WORK, STEP), strict=True):
         ow.put_action(name, {"exec": {"kind": "python:3", "code": code}}, overwrite=True)
     dag = f"pw-{unique}"
     ow.request("PUT", f"/dags/{dag}", json=dag_document(sequence(*names)), params={"overwrite": "true"})

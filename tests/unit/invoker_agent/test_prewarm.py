@@ -8,6 +8,7 @@ deterministic.
 from __future__ import annotations
 
 import threading
+import time
 from concurrent.futures import Future
 from typing import Any
 
@@ -23,8 +24,8 @@ from invoker_agent.container_pool import ContainerPool, containers_to_start
 from invoker_agent.dedupe import ActivationClaims
 from invoker_agent.docker_engine import ContainerInfo
 from invoker_agent.permits import ResourcePermits
-from invoker_agent.prewarm import Prewarmer, SeenHints, container_key
-from streams.events import PrewarmFunction, PrewarmHint
+from invoker_agent.prewarm import Later, Prewarmer, SeenHints, container_key, start_in_s
+from streams.events import PrewarmFunction, PrewarmHint, now_ms
 from streams.kafka.deadletter import DeadLetters
 from streams.kafka.runner import ConsumeRunner, RunnerConfig
 from streams.kafka.testing import MemorySink, MemorySource
@@ -290,3 +291,71 @@ def test_idle_containers_of_other_actions_make_room_least_recently_used_first() 
     prewarmer.hint(hint(PrewarmFunction("b", 2, 1)))
     assert pool.idle_count(KEY) == 2  # both started: the other action's idle containers went
     assert engine.removed == [held[0].container.id, held[1].container.id]  # least recently used first
+
+
+# --- just in time: a hint that may wait ---------------------------------------------------------------
+
+
+def test_a_hint_waits_until_sent_plus_its_delay_and_never_longer_than_the_delay() -> None:
+    assert start_in_s(submitted_ms=10_000, delay_ms=2_000, now=10_500) == 1.5
+    assert start_in_s(submitted_ms=10_000, delay_ms=2_000, now=13_000) == 0.0  # already due
+    assert start_in_s(submitted_ms=90_000, delay_ms=2_000, now=10_000) == 2.0  # a clock ahead of ours
+    assert start_in_s(submitted_ms=10_000, delay_ms=0, now=10_000) == 0.0
+
+
+def delayed(delay_ms: int, hint_id: str = HINT_ID) -> PrewarmHint:
+    return PrewarmHint(
+        hint_id, "guest", (PrewarmFunction("b", 1, 2),), submitted_ms=now_ms(), delay_ms=delay_ms
+    )
+
+
+def eventually(check: Any, timeout_s: float = 5.0) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while not check():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.01)
+    return True
+
+
+def test_a_delayed_hint_holds_no_start_slot_until_its_time_and_a_redelivery_is_still_a_duplicate() -> None:
+    prewarmer, _, engine = build()
+    prewarmer.hint(delayed(60_000))
+    assert engine.started == [] and prewarmer.delayed() == 1
+    before = outcome("duplicate")
+    prewarmer.hint(delayed(60_000))
+    assert outcome("duplicate") == before + 1 and prewarmer.delayed() == 1
+    prewarmer.hint(hint(PrewarmFunction("c"), hint_id="d" * 32))  # another hint starts meanwhile
+    assert len(engine.started) == 1
+    prewarmer.close()  # what still waits is dropped with the invoker
+    assert prewarmer.delayed() == 0 and len(engine.started) == 1
+
+
+def test_a_delayed_hint_starts_its_containers_once_due() -> None:
+    prewarmer, pool, engine = build()
+    prewarmer.hint(delayed(30))
+    assert eventually(lambda: pool.idle_count(KEY) == 1)
+    assert len(engine.started) == 1 and prewarmer.delayed() == 0
+    prewarmer.close()
+
+
+def test_the_timer_takes_hints_in_the_order_they_fall_due_and_drops_beyond_its_limit() -> None:
+    taken: list[str] = []
+    later = Later(lambda h: taken.append(h.hint_id), limit=2)
+    assert later.add(0.06, delayed(0, "1" * 32)) and later.add(0.02, delayed(0, "2" * 32))
+    assert not later.add(0.01, delayed(0, "3" * 32))  # full
+    assert eventually(lambda: len(taken) == 2)
+    assert taken == ["2" * 32, "1" * 32]
+    later.close()
+    assert not later.add(0.0, delayed(0))
+
+
+def test_a_full_timer_drops_the_hint_as_busy() -> None:
+    settings = Settings(invoker_id="invoker0")
+    pool = ContainerPool(FakeEngine(), settings)  # type: ignore[arg-type]
+    engine = pool.engine
+    permits = ResourcePermits(4.0, 4096, settings.cpu_step)
+    prewarmer = Prewarmer(settings, pool, FakeActions({"b": DOC}), permits, starter=Inline(), max_delayed=0)  # type: ignore[arg-type]
+    before = outcome("busy")
+    prewarmer.hint(delayed(60_000))
+    assert outcome("busy") == before + 1 and engine.started == []

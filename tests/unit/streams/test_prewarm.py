@@ -12,13 +12,22 @@ import pytest
 
 from composer import dsl
 from composer.jsonio import to_json
+from composer.stages import analyze
 from gleaner.allocation import Allocation
 from gleaner.couchdb import DAGS
 from gleaner.errors import MalformedEvent
 from gleaner.settings import Settings
 from streams.composition.agent import CompositionAgent
-from streams.composition.prewarm import functions_to_prewarm, slots_per_stage
-from streams.events import ActivationRequest, DagPlan, DagRequest, InvokerHealth, PrewarmFunction, PrewarmHint
+from streams.composition.prewarm import hint_id_for, slots_per_stage, stage_functions
+from streams.events import (
+    ActivationCompleted,
+    ActivationRequest,
+    DagPlan,
+    DagRequest,
+    InvokerHealth,
+    PrewarmFunction,
+    PrewarmHint,
+)
 from streams.kafka.deadletter import DeadLetters
 from streams.kafka.runner import ConsumeRunner, RunnerConfig
 from streams.kafka.signing import Signer
@@ -40,43 +49,49 @@ def names(functions: tuple[PrewarmFunction, ...]) -> dict[str, int]:
     return {f.action: f.count for f in functions}
 
 
-# --- which functions (pure) ---------------------------------------------------------------------
+# --- which functions, per stage (pure) -----------------------------------------------------------
 
 
-def test_a_sequence_prewarms_every_stage_after_the_first() -> None:
-    found = functions_to_prewarm(dsl.sequence("a", "b", "c"), none)
-    assert names(found) == {"b": 1, "c": 1}
-    assert [f.stage for f in found] == [1, 2]
+def per_stage(
+    tree: dsl.Node, allocation_of: Any = none, planned: Counter[int] | None = None
+) -> list[dict[str, int]]:
+    """Each later stage's functions and counts, as hinted when the stage is due."""
+    stages = analyze(tree).stages
+    return [
+        names(stage_functions(stages, j, allocation_of, planned or Counter())) for j in range(1, len(stages))
+    ]
 
 
-def test_a_single_stage_dag_has_nothing_to_prewarm() -> None:
-    assert functions_to_prewarm(dsl.sequence("a"), none) == ()
-    assert functions_to_prewarm(dsl.parallel("a", "b"), none) == ()
+def test_each_later_stage_names_its_own_functions() -> None:
+    stages = analyze(dsl.sequence("a", "b", "c")).stages
+    assert [f.stage for f in stage_functions(stages, 2, none, Counter())] == [2]
+    assert per_stage(dsl.sequence("a", "b", "c")) == [{"b": 1}, {"c": 1}]
 
 
 def test_a_parallel_stage_asks_for_one_container_per_branch_running_the_action() -> None:
-    found = functions_to_prewarm(dsl.sequence("a", dsl.parallel("b", "b", "c"), "d"), none)
-    assert names(found) == {"b": 2, "c": 1, "d": 1}
+    assert per_stage(dsl.sequence("a", dsl.parallel("b", "b", "c"), "d")) == [{"b": 2, "c": 1}, {"d": 1}]
 
 
-def test_an_action_of_the_first_stage_counts_its_containers_as_free_again() -> None:
-    assert names(functions_to_prewarm(dsl.sequence("a", "b", "a"), none)) == {"b": 1}
-    assert names(functions_to_prewarm(dsl.sequence("a", dsl.parallel("a", "a")), none)) == {"a": 1}
+def test_an_action_of_the_stage_before_counts_its_containers_as_free_again() -> None:
+    assert per_stage(dsl.sequence("a", dsl.parallel("a", "a"))) == [{"a": 1}]
+    assert per_stage(dsl.sequence("a", "a", "b")) == [{}, {"b": 1}]
 
 
 def test_a_map_is_as_wide_as_its_plan_else_one_per_body_function() -> None:
     tree = dsl.sequence("split", dsl.map("work"))
-    assert names(functions_to_prewarm(tree, none)) == {"work": 1}
+    assert per_stage(tree) == [{"work": 1}]
     planned = slots_per_stage({"0.0": {}, "1.0": {}, "1.1": {}, "1.2": {}})
     assert planned == Counter({0: 1, 1: 3})
-    assert names(functions_to_prewarm(tree, none, planned)) == {"work": 3}
+    assert per_stage(tree, none, planned) == [{"work": 3}]
 
 
 def test_each_function_carries_its_planned_allocation() -> None:
     def plan(stage: int, index: int) -> Allocation | None:
         return HARVEST if (stage, index) == (1, 0) else None
 
-    (b, c) = functions_to_prewarm(dsl.sequence("a", "b", "c"), plan)
+    stages = analyze(dsl.sequence("a", "b", "c")).stages
+    (b,) = stage_functions(stages, 1, plan, Counter())
+    (c,) = stage_functions(stages, 2, plan, Counter())
     assert (b.action, b.allocation) == ("b", HARVEST)
     assert (c.action, c.allocation) == ("c", None)
 
@@ -134,15 +149,79 @@ def plan_of(allocations: dict[str, Any] | None = None) -> bytes:
     return DagPlan(request=req.to_dict(), harvest=bool(allocations), allocations=allocations or {}).to_bytes()
 
 
-def test_a_started_request_hints_its_later_stages_with_their_planned_allocations() -> None:
+def completion(activation_id: str, duration: int = 0, init_ms: int | None = None) -> bytes:
+    notes = [] if init_ms is None else [{"key": "initTime", "value": init_ms}]
+    record = {
+        "activationId": activation_id,
+        "namespace": "guest",
+        "duration": duration,
+        "annotations": notes,
+        "response": {"statusCode": 0, "success": True, "result": {}},
+    }
+    return ActivationCompleted(activation_id, "guest", "f", "i0", record, caused_by=REQUEST).to_bytes()
+
+
+def hints(sink: MemorySink) -> list[PrewarmHint]:
+    return [PrewarmHint.from_dict(h) for h in sink.on(SETTINGS.prewarm_topic)]
+
+
+def test_a_started_request_hints_its_next_stage_and_each_stage_hints_the_one_after() -> None:
     runner, source, sink = compose()
     source.push(SETTINGS.dag_plans_topic, plan_of({"1.0": HARVEST.to_dict()}))
     runner.run_once()
-    (sent,) = sink.on(SETTINGS.prewarm_topic)
-    got = PrewarmHint.from_dict(sent)
-    assert got.hint_id == REQUEST and got.composition == f"{REQUEST}:root"
-    assert [(f.action, f.allocation) for f in got.functions] == [("b", HARVEST), ("c", None)]
-    assert [r["action"] for r in sink.on(SETTINGS.invocations_topic)] == ["a"]  # stage 1 runs at once
+    (got,) = hints(sink)
+    assert got.hint_id == hint_id_for(REQUEST, 1) and got.composition == f"{REQUEST}:root"
+    assert [(f.action, f.stage, f.allocation) for f in got.functions] == [("b", 1, HARVEST)]
+    assert got.delay_ms == 0  # nothing known of the stages yet: no reason to wait
+    (first,) = sink.on(SETTINGS.invocations_topic)
+    assert first["action"] == "a"  # stage 1 runs at once
+
+    source.push(SETTINGS.completed_topic, completion(first["activation_id"]))
+    runner.run_once()
+    assert [(h.hint_id, [f.action for f in h.functions]) for h in hints(sink)][1:] == [
+        (hint_id_for(REQUEST, 2), ["c"])
+    ]
+    source.push(SETTINGS.completed_topic, completion(first["activation_id"]))  # a duplicate
+    second = sink.on(SETTINGS.invocations_topic)[1]
+    source.push(SETTINGS.completed_topic, completion(second["activation_id"]))
+    runner.run_once()
+    runner.run_once()
+    assert len(hints(sink)) == 2  # the last stage hints nothing, a duplicate completion neither
+
+
+def test_a_long_lookahead_hints_every_later_stage_when_the_request_starts() -> None:
+    runner, source, sink = compose(Settings(prewarm_lookahead=5))
+    source.push(SETTINGS.dag_plans_topic, plan_of())
+    runner.run_once()
+    assert [(h.hint_id, h.functions[0].action) for h in hints(sink)] == [
+        (hint_id_for(REQUEST, 1), "b"),
+        (hint_id_for(REQUEST, 2), "c"),
+    ]
+
+
+def test_stages_seen_to_be_short_are_hinted_early_and_long_ones_delay_the_hint() -> None:
+    runner, source, sink = compose()
+    # An earlier request of the DAG: a 1 s cold start, then a works 5 s, b and c 10 ms.
+    source.push(SETTINGS.dag_plans_topic, plan_of())
+    runner.run_once()
+    for action, duration, init in (("a", 6000, 1000), ("b", 10, None), ("c", 10, None)):
+        (invoked,) = [e for e in sink.on(SETTINGS.invocations_topic) if e["action"] == action]
+        source.push(SETTINGS.completed_topic, completion(invoked["activation_id"], duration, init))
+        runner.run_once()
+    assert len(sink.on(SETTINGS.dag_results_topic)) == 1
+
+    later = "f" * 32
+    req = DagRequest(later, "guest", "three", {})
+    source.push(SETTINGS.dag_plans_topic, DagPlan(request=req.to_dict(), harvest=False).to_bytes())
+    runner.run_once()
+    fresh = [h for h in hints(sink) if h.composition == f"{later}:root"]
+    # b is 10 ms: at its start c's hint would come too late, so c is hinted with b, when a starts;
+    # both may wait until a's 5 s run is 1.5 cold starts (1.5 s) from its end.
+    assert [(h.hint_id, h.functions[0].action) for h in fresh] == [
+        (hint_id_for(later, 1), "b"),
+        (hint_id_for(later, 2), "c"),
+    ]
+    assert [h.delay_ms for h in fresh] == [3500, 3510]
 
 
 def test_switched_off_no_hint_and_a_duplicate_plan_sends_none_again() -> None:
