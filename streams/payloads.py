@@ -92,6 +92,10 @@ class DataStore:
             raise ValueError("a stable reference id needs the platform secret (DataStore(signer=...))")
         return self._signer.derive("payload-ref", namespace, stable_key)
 
+    def fits_inline(self, value: Any) -> bool:
+        """Whether :meth:`offload` would keep ``value`` as it is (no store write)."""
+        return len(orjson.dumps(value)) <= self.threshold
+
     def offload(self, value: dict[str, Any], namespace: str, stable_key: str | None = None) -> dict[str, Any]:
         """``value`` itself when small, else a reference to it that only ``namespace`` resolves.
         ``stable_key`` (an activation id) makes a redelivery store under the same id."""

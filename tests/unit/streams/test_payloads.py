@@ -23,6 +23,14 @@ def test_a_small_value_stays_inline_and_a_large_one_becomes_a_reference():
     assert set(ref) == {REF, "size"} and data.resolve(ref, "a") == BIG
 
 
+def test_fits_inline_says_whether_offload_would_write():
+    data, redis = store()
+    assert data.fits_inline({"n": 1}) and not data.fits_inline(BIG)
+    before = len(redis.values)
+    data.offload({"n": 1}, "a")
+    assert len(redis.values) == before
+
+
 def test_another_namespace_cannot_resolve_a_reference_and_nothing_of_it_is_read():
     data, redis = store()
     ref = data.offload(BIG, "alice")
