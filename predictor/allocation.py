@@ -12,8 +12,12 @@ prediction *up* with it (2.78 cores -> 3, 234.32 MB -> 256 MB).
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field, fields
 from typing import Any, Protocol
+
+import numpy as np
+from numpy.typing import NDArray
 
 from gleaner.errors import SettingsError
 
@@ -185,6 +189,39 @@ def normalize_flagged(cpu: float, mem: float, allowed: AllowedValues) -> Normali
     c = _normalize_one("cpu", " cores", cpu, allowed.cpu, notes)
     m = _normalize_one("memory", " MB", mem, allowed.mem, notes)
     return NormalizedDemand(c, m, tuple(notes))
+
+
+def _plain_units(values: Sequence[float], grid: Grid) -> tuple[list[int], list[bool]]:
+    """``grid.ceil_units`` of each value, and whether :func:`_normalize_one` would add no
+    note for it (not NaN, not negative, not above the maximum): the scalar path's float64
+    operations, for a whole batch at once."""
+    v: NDArray[np.float64] = np.asarray(values, dtype=np.float64)
+    with np.errstate(invalid="ignore", over="ignore"):
+        plain = (v >= 0) & (v <= grid.top + EPS_STEPS * grid.step)  # NaN compares False
+        raw = np.ceil((v - grid.minimum) / grid.step - EPS_STEPS)
+        units = np.where(v > grid.minimum, np.clip(raw, 0, grid.units), 0)
+    return units.astype(np.int64).tolist(), plain.tolist()
+
+
+def normalize_many(
+    cpu: Sequence[float], mem: Sequence[float], allowed: AllowedValues
+) -> list[NormalizedDemand]:
+    """:func:`normalize_flagged` of each (cpu, mem) pair, the rounding done with numpy for
+    all pairs at once: the same numbers (the same float64 operations, the grid's own
+    values); a pair with a note goes through :func:`normalize_flagged` itself."""
+    if len(cpu) != len(mem):
+        raise ValueError(f"{len(cpu)} cpu predictions for {len(mem)} memory predictions")
+    if len(cpu) == 0:
+        return []
+    cpu_grid, mem_grid = allowed.cpu, allowed.mem
+    cpu_units, cpu_plain = _plain_units(cpu, cpu_grid)
+    mem_units, mem_plain = _plain_units(mem, mem_grid)
+    return [
+        NormalizedDemand(cpu_grid.value(cu), mem_grid.value(mu), ())
+        if cp and mp
+        else normalize_flagged(c, m, allowed)
+        for c, m, cu, mu, cp, mp in zip(cpu, mem, cpu_units, mem_units, cpu_plain, mem_plain, strict=True)
+    ]
 
 
 def normalize(cpu: float, mem: float, allowed: AllowedValues) -> tuple[float, float]:

@@ -25,7 +25,7 @@ from typing import Any, Literal, get_args
 
 from composer.stages import Analysis, StageInfo
 from gleaner.allocation import Allocation, Origin, Predicted
-from predictor.allocation import AllowedValues, normalize_flagged
+from predictor.allocation import AllowedValues, NormalizedDemand, normalize_flagged, normalize_many
 from predictor.inference import Prediction, Predictor
 from predictor.peak_sizing import size_to_peak
 from predictor.validator import Demand, StageDecision, validate_stage
@@ -121,13 +121,19 @@ class _Stage:
     user: list[Demand]
     allowed: AllowedValues
     memory_margin: float
+    pre: Sequence[NormalizedDemand] | None = None  # normalized for the whole batch (normalize_batch)
 
     def normalized(self, reasons: list[str]) -> list[Demand]:
         out: list[Demand] = []
-        for slot, p in zip(self.info.slots, self.predicted, strict=True):
+        for i, (slot, p) in enumerate(zip(self.info.slots, self.predicted, strict=True)):
             # A margin on memory before rounding up: an under-predicted memory is an OOM kill.
-            n = normalize_flagged(p.cpu, p.memory_mb * (1.0 + self.memory_margin), self.allowed)
-            reasons.extend(self.notes(slot.index, slot.action, n.notes))
+            n = (
+                normalize_flagged(p.cpu, p.memory_mb * (1.0 + self.memory_margin), self.allowed)
+                if self.pre is None
+                else self.pre[i]
+            )
+            if n.notes:
+                reasons.extend(self.notes(slot.index, slot.action, n.notes))
             out.append((n.cpu, n.mem))
         return out
 
@@ -295,6 +301,24 @@ def plan_request(
     )
 
 
+def normalize_batch(
+    predictions: Sequence[Sequence[Prediction]], allowed: AllowedValues, *, memory_margin: float = 0.0
+) -> list[list[NormalizedDemand]]:
+    """The normalizer's output for each request's predictions (memory with its margin),
+    as the ``thesis`` and ``gleaner`` policies make it function by function, rounded
+    for the whole batch at once (:func:`normalize_many`); for ``plan_predicted(...,
+    normalized=)``."""
+    margin = 1.0 + memory_margin
+    flat = [p for request in predictions for p in request]
+    demands = normalize_many([p.cpu for p in flat], [p.memory_mb * margin for p in flat], allowed)
+    out: list[list[NormalizedDemand]] = []
+    start = 0
+    for request in predictions:
+        out.append(demands[start : start + len(request)])
+        start += len(request)
+    return out
+
+
 def plan_predicted(
     selection: Selection,
     predictions: Sequence[Prediction],
@@ -304,12 +328,17 @@ def plan_predicted(
     memory_margin: float = 0.0,
     policy: str = "thesis",
     capacity: Demand | None = None,
+    normalized: Sequence[NormalizedDemand] | None = None,
 ) -> Plan:
     """:func:`plan_request` from the predictions of ``selection.slots`` (made
-    elsewhere, e.g. with a batch of requests: :meth:`Predictor.predict_many`)."""
+    elsewhere, e.g. with a batch of requests: :meth:`Predictor.predict_many`).
+    ``normalized``, when given, is :func:`normalize_batch`'s output for these
+    predictions with this ``memory_margin`` (else the normalizer runs here)."""
     check_policy(policy)
     if len(predictions) != len(selection.slots):
         raise ValueError(f"{len(predictions)} predictions for {len(selection.slots)} functions")
+    if normalized is not None and len(normalized) != len(predictions):
+        raise ValueError(f"{len(normalized)} normalized demands for {len(predictions)} predictions")
     reasons = list(selection.reasons)
     allocations: dict[Slot, Allocation] = {}
     stage_plans: list[StagePlan] = []
@@ -319,7 +348,9 @@ def plan_predicted(
         stage_user = [
             (float(user[s.stage, s.index][0]), float(user[s.stage, s.index][1])) for s in stage.slots
         ]
-        inputs = _Stage(stage, list(predictions[start : start + width]), stage_user, allowed, memory_margin)
+        pre = None if normalized is None else normalized[start : start + width]
+        predicted = list(predictions[start : start + width])
+        inputs = _Stage(stage, predicted, stage_user, allowed, memory_margin, pre)
         start += width
         sp = _decide(inputs, policy, reasons, capacity)
         stage_plans.append(sp)
