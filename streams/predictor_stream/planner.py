@@ -27,10 +27,10 @@ from gleaner.errors import GleanerError
 from gleaner.metrics import HARVEST_DECISIONS
 from gleaner.settings import Settings
 from gleaner.ttlcache import TTLCache
-from predictor.allocation import AllowedValues
+from predictor.allocation import AllowedValues, NormalizedDemand
 from predictor.inference import Prediction, Predictor
-from predictor.plan import Selection, Slot, check_policy, plan_predicted, select_stages
-from predictor.policies import GLEANER, GLEANER_IDLE, OFF, resolve_policy
+from predictor.plan import Selection, Slot, check_policy, normalize_batch, plan_predicted, select_stages
+from predictor.policies import GLEANER, GLEANER_IDLE, OFF, THESIS, resolve_policy
 from predictor.store import ModelLoadError, dag_dir, load_current
 from predictor.validator import Demand
 from streams.events import DagPlan, DagRequest
@@ -39,6 +39,8 @@ from streams.payloads import size_of
 log = logging.getLogger(__name__)
 MIN_MEASURABLE_BYTES = 3  # "{}" says nothing about the work
 RELOAD_CHECK_S = 2.0
+NORMALIZING = frozenset({THESIS, GLEANER, GLEANER_IDLE})  # policies that start from the normalizer
+_REQUEST_FIELDS = tuple(f.name for f in fields(DagRequest))
 
 
 class _Models:
@@ -94,12 +96,13 @@ class _Draft:
     selection: Selection | None = None
     user: dict[Slot, Demand] = field(default_factory=dict)
     predictions: list[Prediction] | None = None
+    normalized: list[NormalizedDemand] | None = None  # the batch's normalizer output for its predictions
 
 
 def _request_dict(req: DagRequest) -> dict[str, Any]:
     """The request as produced (``req.to_dict()`` without its deep copy, which cost
     more than the models' arithmetic: the plan is serialized right away)."""
-    return {f.name: getattr(req, f.name) for f in fields(req)}
+    return {name: getattr(req, name) for name in _REQUEST_FIELDS}
 
 
 def _kept(exc: Exception) -> str:
@@ -130,6 +133,7 @@ class RequestPlanner:
         self.models = _Models(settings.models_root)
         self._docs: TTLCache[str, dict[str, Any]] = TTLCache(settings.action_cache_ttl_s)
         self._analyses: dict[str, Analysis] = {}
+        self._decisions: dict[tuple[str, str], Any] = {}  # HARVEST_DECISIONS' children, looked up once
 
     def plan(self, req: DagRequest) -> DagPlan:
         """The plan of one request; an exception is a bug (the caller parks the event)."""
@@ -149,6 +153,7 @@ class RequestPlanner:
             except Exception as exc:
                 out[i] = exc
         self._predict(drafts, out)
+        self._normalize(drafts)
         for i, draft in drafts.items():
             if out[i] is not None:
                 continue
@@ -157,10 +162,16 @@ class RequestPlanner:
             except Exception as exc:
                 out[i] = exc
                 continue
-            mode = "profile" if draft.req.profile else plan.policy
-            HARVEST_DECISIONS.labels(mode, "yes" if plan.harvest else "no").inc()
+            self._count(draft, plan)
             out[i] = plan
         return [o if o is not None else RuntimeError("not planned") for o in out]
+
+    def _count(self, draft: _Draft, plan: DagPlan) -> None:
+        labels = ("profile" if draft.req.profile else plan.policy, "yes" if plan.harvest else "no")
+        counter = self._decisions.get(labels)
+        if counter is None:
+            counter = self._decisions[labels] = HARVEST_DECISIONS.labels(*labels)
+        counter.inc()
 
     def _draft(self, req: DagRequest) -> _Draft:
         start = time.perf_counter()
@@ -230,6 +241,23 @@ class RequestPlanner:
                     out[i] = exc
                 draft.spent_s += time.perf_counter() - alone
 
+    def _normalize(self, drafts: dict[int, _Draft]) -> None:
+        """The normalizer once for the batch's predicted requests whose policy starts
+        from it (numpy, the same numbers); if that fails, each normalizes alone."""
+        todo = [d for d in drafts.values() if d.done is None and d.predictions and d.policy in NORMALIZING]
+        if not todo:
+            return
+        start = time.perf_counter()
+        normalized: list[list[NormalizedDemand] | None] = [None] * len(todo)
+        with contextlib.suppress(Exception):  # plan_predicted normalizes the request itself
+            margin = self.settings.harvest_memory_margin
+            predictions = [d.predictions or [] for d in todo]
+            normalized = list(normalize_batch(predictions, self.allowed, memory_margin=margin))
+        share = (time.perf_counter() - start) / len(todo)
+        for draft, demands in zip(todo, normalized, strict=True):
+            draft.normalized = demands
+            draft.spent_s += share
+
     def _finish(self, draft: _Draft) -> DagPlan:
         start = time.perf_counter()
         if draft.done is None:
@@ -247,19 +275,23 @@ class RequestPlanner:
                         self.settings.invoker_cpu_capacity,
                         float(self.settings.invoker_memory_capacity_mb),
                     ),
+                    normalized=draft.normalized,
                 )
             except _KEPT as exc:
                 draft.reasons.append(_kept(exc))
                 draft.done = self._kept_plan(draft)
             else:
                 summary = plan.to_dict()
-                draft.done = DagPlan(
+                draft.spent_s += time.perf_counter() - start
+                # Built once, with its time (dataclasses.replace cost more than the validator).
+                return DagPlan(
                     request=_request_dict(draft.req),
                     harvest=bool(plan.allocations),
                     allocations=summary["allocations"],
                     stages=summary["stages"],
                     reasons=draft.reasons + summary["reasons"],
                     model_version=f"v{draft.version}" if draft.version is not None else None,
+                    inference_ms=round(draft.spent_s * 1000, 3),
                     policy=draft.policy,
                 )
         draft.spent_s += time.perf_counter() - start

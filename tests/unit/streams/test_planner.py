@@ -245,3 +245,27 @@ def test_a_bug_in_one_request_is_its_exception_alone(settings, trained):
     assert isinstance(plans[1], RuntimeError) and str(plans[1]) == "a bug"
     with pytest.raises(RuntimeError, match="a bug"):
         p.plan(request(dag="buggy"))
+
+
+def test_the_batch_normalizer_gives_the_plans_of_the_per_request_one(settings, trained, monkeypatch):
+    from streams.payloads import REF
+
+    policies = ["thesis", "gleaner", "gleaner-idle", "libra"]
+    reqs = [
+        request(request_id=f"{i:032x}", input={REF: "size-only", "size": 600_000 * i}, policy=policies[i % 4])
+        for i in range(1, 25)
+    ]
+    batched = planner(settings).plan_batch(reqs)
+    calls: list[int] = []
+
+    def per_request(predictions: Any, *args: Any, **kw: Any) -> Any:
+        calls.append(len(predictions))
+        raise RuntimeError("each request normalizes alone")
+
+    monkeypatch.setattr("streams.predictor_stream.planner.normalize_batch", per_request)
+    alone = planner(settings).plan_batch(reqs)
+    assert calls == [18]  # the libra requests size their own peaks
+    assert all(isinstance(p, DagPlan) and p.harvest for p in batched + alone)
+    assert [comparable(p) for p in batched if isinstance(p, DagPlan)] == [
+        comparable(p) for p in alone if isinstance(p, DagPlan)
+    ]
