@@ -395,7 +395,7 @@ class PrewarmHint(Event):
     """Start containers now for functions a DAG request runs later (topic ``prewarm``,
     then ``invoker.<id>``). Only the platform sends it; it never runs anything."""
 
-    hint_id: str  # the DAG request's id: a redelivered hint is recognised
+    hint_id: str  # per DAG request and stage: a redelivered hint is recognised
     namespace: str
     functions: tuple[PrewarmFunction, ...]
     composition: str | None = None  # placement key of the request's top-level stages
