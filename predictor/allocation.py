@@ -127,6 +127,9 @@ class AllowedValues:
     mem: Grid = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
+        for f in fields(self):  # floats, as from settings: 1 and 1.0 would print apart in a plan
+            if f.init:
+                object.__setattr__(self, f.name, float(getattr(self, f.name)))
         object.__setattr__(self, "cpu", Grid(self.cpu_min, self.cpu_max, self.cpu_step))
         object.__setattr__(self, "mem", Grid(self.mem_min, self.mem_max, self.mem_step))
 

@@ -27,6 +27,7 @@ on the grid by construction and budgets are compared without float drift.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -84,6 +85,11 @@ def _fmt(values: Sequence[float]) -> str:
     return "-".join(f"{v:g}" for v in values)
 
 
+# Decisions remembered: demands are grid values and user allocations a DAG's few
+# limits, so a stage sees the same inputs again and again (a planner's hot path).
+DECISIONS_CACHED = 4096
+
+
 def validate_stage(
     demands: Sequence[Demand], user: Sequence[Demand], allowed: AllowedValues
 ) -> StageDecision:
@@ -91,6 +97,30 @@ def validate_stage(
     ``user`` the user allocations, one ``(cpu, mem)`` per function, same order."""
     if len(demands) != len(user):
         raise ValueError(f"{len(demands)} demands for {len(user)} user allocations")
+    key_d, key_u = tuple(demands), tuple(user)
+    if _cacheable(key_d) and _cacheable(key_u):
+        return _decided(key_d, key_u, allowed)
+    return _decide(demands, user, allowed)
+
+
+def _cacheable(pairs: tuple[Demand, ...]) -> bool:
+    """Whether equal inputs are the same inputs: pairs of positive finite floats (-0.0 == 0.0
+    and 1 == 1.0, yet each prints and serializes its own way; a list cannot be a key)."""
+    for pair in pairs:
+        if type(pair) is not tuple or len(pair) != 2:
+            return False
+        c, m = pair
+        if not (type(c) is float and type(m) is float and 0 < c < math.inf and 0 < m < math.inf):
+            return False
+    return True
+
+
+@functools.lru_cache(maxsize=DECISIONS_CACHED)
+def _decided(demands: tuple[Demand, ...], user: tuple[Demand, ...], allowed: AllowedValues) -> StageDecision:
+    return _decide(demands, user, allowed)  # a StageDecision is immutable: shared safely
+
+
+def _decide(demands: Sequence[Demand], user: Sequence[Demand], allowed: AllowedValues) -> StageDecision:
     cpu_grid, mem_grid = allowed.cpu, allowed.mem
     user_cpu = [u[0] for u in user]
     user_mem = [u[1] for u in user]

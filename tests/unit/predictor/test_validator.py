@@ -196,3 +196,26 @@ def test_demands_within_the_budget_are_always_accepted(
     # The user allocations themselves always fit: nothing to scale, nothing to reject.
     d = validate_stage(user, user, allowed)
     assert (d.cpu_mode, d.mem_mode) == ("fit", "fit") and list(d.allocations) == user
+
+
+@settings(max_examples=200, deadline=None)
+@given(stages())
+def test_a_remembered_decision_is_the_decision(
+    stage: tuple[AllowedValues, list[tuple[float, float]], list[tuple[float, float]], bool],
+) -> None:
+    from predictor.validator import _decide
+
+    allowed, demands, user, _ = stage
+    first, again = validate_stage(demands, user, allowed), validate_stage(list(demands), list(user), allowed)
+    assert repr(first) == repr(again) == repr(_decide(demands, user, allowed))
+
+
+def test_inputs_that_print_apart_are_never_served_from_memory() -> None:
+    floats = validate_stage([(0.5, 256.0)], [(1.0, 512.0)], OURS)
+    ints = validate_stage([(0.5, 256.0)], [(1, 512)], OURS)  # equal to the floats, printed alike
+    assert floats.allocations == ints.allocations
+    zero = validate_stage([(0.5, 256.0)], [(-0.0, 512.0)], OURS)  # == 0.0, yet prints "-0"
+    assert zero.cpu_mode == "rejected" and "-0" in zero.cpu_why
+    assert validate_stage([[0.5, 256.0]], [[1.0, 512.0]], OURS) == floats  # lists are not keys
+    assert AllowedValues(1, 8, 1, 128, 8192, 128).cpu.value(2) == 3.0  # a grid of floats
+    assert type(AllowedValues(1, 8, 1, 128, 8192, 128).cpu_min) is float
