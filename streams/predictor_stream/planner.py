@@ -112,6 +112,10 @@ def _kept(exc: Exception) -> str:
     return f"user allocations kept: prediction failed: {type(exc).__name__}: {exc}"
 
 
+# What every request of one DAG needs before the models: its predictor, model version,
+# user allocations per function and the stages to plan (RequestPlanner._dag_inputs).
+_DagInputs = tuple[Predictor, int | None, dict[Slot, Demand], Selection]
+
 # A model that cannot predict an input, or a store that cannot be read, costs the
 # request its harvest; anything else is a bug, and the event goes to the dead letters.
 _KEPT = (GleanerError, ValueError, TypeError, KeyError)
@@ -147,9 +151,10 @@ class RequestPlanner:
         it; one request's failure never touches another's plan."""
         out: list[DagPlan | Exception | None] = [None] * len(reqs)
         drafts: dict[int, _Draft] = {}
+        dags: dict[tuple[str, str], _DagInputs | str] = {}  # each DAG's documents and model, once a batch
         for i, req in enumerate(reqs):
             try:
-                drafts[i] = self._draft(req)
+                drafts[i] = self._draft(req, dags)
             except Exception as exc:
                 out[i] = exc
         self._predict(drafts, out)
@@ -173,7 +178,7 @@ class RequestPlanner:
             counter = self._decisions[labels] = HARVEST_DECISIONS.labels(*labels)
         counter.inc()
 
-    def _draft(self, req: DagRequest) -> _Draft:
+    def _draft(self, req: DagRequest, dags: dict[tuple[str, str], _DagInputs | str]) -> _Draft:
         start = time.perf_counter()
         policy = resolve_policy(
             req.policy, req.harvest, self.settings.harvest_enabled, self.settings.harvest_policy
@@ -190,7 +195,7 @@ class RequestPlanner:
             )
         else:
             try:
-                self._prepare(draft)
+                self._prepare(draft, dags)
             except _KEPT as exc:
                 draft.reasons.append(_kept(exc))
                 draft.predictor = None
@@ -311,9 +316,10 @@ class RequestPlanner:
         reasons.append(f"profile: every function at {cpu} cores / {memory} MB")
         return {f"{f.stage}.{f.index}": profile.to_dict() for f in self._analysis(dag).functions}
 
-    def _prepare(self, draft: _Draft) -> None:
+    def _prepare(self, draft: _Draft, dags: dict[tuple[str, str], _DagInputs | str]) -> None:
         """Everything a request needs before the models; sets ``draft.predictor``
-        only when the request is to be predicted."""
+        only when the request is to be predicted. ``dags`` holds what the batch's
+        earlier requests found for their DAGs."""
         req, reasons = draft.req, draft.reasons
         if draft.policy == OFF:
             asked = req.policy is not None or req.harvest is not None
@@ -324,30 +330,40 @@ class RequestPlanner:
         if draft.input_size < MIN_MEASURABLE_BYTES:
             reasons.append("user allocations kept: the request has no measurable input size")
             return
-        dag = self._doc(DAGS, f"{req.namespace}/{req.dag}")
+        key = (req.namespace, req.dag)
+        inputs = dags.get(key)
+        if inputs is None:  # an exception is not remembered: the next request tries again
+            inputs = dags[key] = self._dag_inputs(req.namespace, req.dag)
+        if isinstance(inputs, str):
+            reasons.append(inputs)
+            return
+        check_policy(GLEANER if draft.policy == GLEANER_IDLE else draft.policy)
+        draft.predictor, draft.version, draft.user, draft.selection = inputs
+
+    def _dag_inputs(self, namespace: str, name: str) -> _DagInputs | str:
+        """What every request of one DAG needs before the models (its model, its
+        functions' user allocations, the stages to plan), or why it keeps its user
+        allocations; the same for each request of the DAG in a batch."""
+        dag = self._doc(DAGS, f"{namespace}/{name}")
         if dag is None:
-            reasons.append(f"user allocations kept: DAG {req.dag} does not exist")
-            return
-        predictor, error, version = self.models.get(req.namespace, req.dag)
+            return f"user allocations kept: DAG {name} does not exist"
+        predictor, error, version = self.models.get(namespace, name)
         if predictor is None:
-            reasons.append(f"user allocations kept: {error}")
-            return
+            return f"user allocations kept: {error}"
         analysis = self._analysis(dag)
+        user: dict[Slot, Demand] = {}
         for stage in analysis.stages:
             if stage.kind != "parallel":
                 continue
             for slot in stage.slots:
-                action = self._doc(WHISKS, f"{req.namespace}/{slot.action}")
+                action = self._doc(WHISKS, f"{namespace}/{slot.action}")
                 if action is None:
-                    reasons.append(f"user allocations kept: action {slot.action} does not exist")
-                    return
-                draft.user[(slot.stage, slot.index)] = (
+                    return f"user allocations kept: action {slot.action} does not exist"
+                user[(slot.stage, slot.index)] = (
                     float(action["limits"]["cpu"]),
                     float(action["limits"]["memory"]),
                 )
-        check_policy(GLEANER if draft.policy == GLEANER_IDLE else draft.policy)
-        draft.selection = select_stages(analysis, draft.user)
-        draft.predictor, draft.version = predictor, version
+        return predictor, version, user, select_stages(analysis, user)
 
     def _doc(self, db: str, doc_id: str) -> dict[str, Any] | None:
         return self._docs.get_or_load(f"{db}/{doc_id}", lambda: self.db.get_doc(db, doc_id))

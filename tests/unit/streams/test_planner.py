@@ -269,3 +269,27 @@ def test_the_batch_normalizer_gives_the_plans_of_the_per_request_one(settings, t
     assert [comparable(p) for p in batched if isinstance(p, DagPlan)] == [
         comparable(p) for p in alone if isinstance(p, DagPlan)
     ]
+
+
+def test_a_batch_looks_up_each_dags_model_and_documents_once(settings, trained):
+    p = planner(settings)
+    get = p.models.get
+    asked: list[str] = []
+
+    def models(ns: str, dag: str) -> Any:
+        asked.append(dag)
+        return get(ns, dag)
+
+    p.models.get = models  # type: ignore[method-assign]
+    del p.db.docs["whisks/guest/aes3"]  # type: ignore[attr-defined]
+    p.db.docs["dags/guest/other"] = p.db.docs["dags/guest/aes"]  # type: ignore[attr-defined]
+    reqs = [request(request_id=f"{i:032x}", dag="other" if i % 2 else "aes") for i in range(6)]
+    plans = p.plan_batch(reqs)
+    assert asked == ["aes", "other"]
+    why = {
+        "aes": "user allocations kept: action aes3 does not exist",
+        "other": "user allocations kept: no trained model for guest/other (run: gleaner train other)",
+    }
+    for req, plan in zip(reqs, plans, strict=True):
+        assert isinstance(plan, DagPlan) and not plan.harvest
+        assert plan.reasons[-1] == why[req.dag]
