@@ -127,7 +127,8 @@ def _direct_path(model: Any) -> PredictFn | None:
                 total += tree.predict(x32).reshape(len(X))
             return total / len(trees)
 
-        return forest
+        single = getattr(model, "n_outputs_", 1) == 1 and all(t.value.shape[1:] == (1, 1) for t in trees)
+        return _StepForest(trees, forest) if single else forest
     if isinstance(model, LinearRegression) and np.ndim(model.coef_) == 1:
         coef, intercept = np.asarray(model.coef_, dtype=np.float64), float(model.intercept_)
 
@@ -145,6 +146,63 @@ def _direct_path(model: Any) -> PredictFn | None:
 
         return single
     return None
+
+
+STEP_KEYS = 1024  # (stage, index) identities a step forest keeps tables for
+
+
+class _StepForest:
+    """A single-output forest over rows (size, identity...): for one identity (a
+    function's stage and index) every tree is a step function of the size, so the
+    forest is one too. Its steps are the forest's thresholds on the size; its value
+    on each step is worked out once per identity, tree by tree as the loop adds them,
+    and a row is then one ``searchsorted``. The numbers of the tree-by-tree loop,
+    exactly: a row's float32 size is below a threshold t (float64) exactly when fewer
+    thresholds are below it than below t, and identity features compare as sklearn's
+    C does (float32 against float64). Rows the tables cannot answer (a non-finite
+    value, too many identities) go through the loop."""
+
+    def __init__(self, trees: Sequence[Any], loop: PredictFn) -> None:
+        self.trees, self.loop = trees, loop
+        self.bounds = np.unique(np.concatenate([t.threshold[t.feature == 0] for t in trees]))
+        self.tables: dict[tuple[float, ...], FloatArray] = {}
+
+    def _table(self, identity: tuple[float, ...]) -> FloatArray:
+        """The forest's value on each step (j = how many thresholds lie below the size)."""
+        steps = np.arange(len(self.bounds) + 1)
+        values = np.asarray((*identity, 0.0))  # feature f >= 1 is identity[f - 1]; the 0.0 for leaves
+        total = np.zeros(len(steps), dtype=np.float64)
+        for tree in self.trees:
+            left_of, right_of = tree.children_left, tree.children_right
+            column = np.where(tree.feature >= 1, tree.feature - 1, len(identity))
+            rank = np.searchsorted(self.bounds, tree.threshold)  # a size threshold's own j
+            node = np.zeros(len(steps), dtype=np.intp)
+            for _ in range(int(tree.max_depth)):
+                by_size = steps <= rank[node]  # size <= t  <=>  j <= rank(t)
+                by_identity = values[column[node]] <= tree.threshold[node]
+                left = np.where(tree.feature[node] == 0, by_size, by_identity)
+                child = np.where(left, left_of[node], right_of[node])
+                node = np.where(left_of[node] >= 0, child, node)  # a leaf stays
+            total += tree.value[node, 0, 0]
+        out: FloatArray = total / len(self.trees)
+        return out
+
+    def __call__(self, X: FloatArray) -> FloatArray:
+        x32 = np.ascontiguousarray(X, dtype=np.float32)
+        if len(x32) == 0 or x32.ndim != 2 or x32.shape[1] < 2 or not np.isfinite(x32).all():
+            return self.loop(X)
+        identities = x32[:, 1:]
+        steps = np.searchsorted(self.bounds, x32[:, 0].astype(np.float64), side="left")
+        out = np.empty(len(x32), dtype=np.float64)
+        for identity in set(map(tuple, identities.tolist())):  # float32 values, exactly
+            table = self.tables.get(identity)
+            if table is None:
+                if len(self.tables) >= STEP_KEYS:
+                    return self.loop(X)
+                table = self.tables[identity] = self._table(identity)
+            rows = (identities == np.asarray(identity, dtype=np.float32)).all(axis=1)
+            out[rows] = table[steps[rows]]
+        return out
 
 
 def compile_predict(model: Any) -> PredictFn:
