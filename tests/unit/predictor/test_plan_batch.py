@@ -5,12 +5,14 @@ predictions, on several grids and margins."""
 from __future__ import annotations
 
 import math
+from unittest.mock import patch
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from composer import analyze, parallel, sequence
+from predictor import allocation
 from predictor.allocation import AllowedValues, normalize_flagged, normalize_many
 from predictor.inference import Prediction
 from predictor.plan import normalize_batch, plan_predicted, select_stages
@@ -37,7 +39,11 @@ duration_values = st.one_of(st.none(), st.floats(-10.0, 1e6), st.just(math.nan))
 @given(st.sampled_from(GRIDS), st.lists(st.tuples(cpu_values, mem_values), max_size=40))
 def test_normalize_many_is_normalize_flagged_for_every_pair(allowed, pairs):
     cpu, mem = [c for c, _ in pairs], [m for _, m in pairs]
-    assert normalize_many(cpu, mem, allowed) == [normalize_flagged(c, m, allowed) for c, m in pairs]
+    expected = [normalize_flagged(c, m, allowed) for c, m in pairs]
+    with patch.object(allocation, "VECTOR_MIN_PAIRS", 0):  # numpy however few the pairs
+        assert normalize_many(cpu, mem, allowed) == expected
+        assert normalize_many(cpu, mem, allowed) == expected  # the kept demands again
+    assert normalize_many(cpu, mem, allowed) == expected
 
 
 def test_normalize_many_needs_pairs():
@@ -66,7 +72,8 @@ user = st.tuples(st.sampled_from([0.1, 0.25, 0.5, 0.75, 1.0, 2.0]), st.sampled_f
 def test_a_batch_normalized_at_once_plans_exactly_as_each_request_alone(allowed, margin, requests, users):
     user_of = {slot: (float(c), float(m)) for slot, (c, m) in zip(SLOTS, users, strict=True)}
     selection = select_stages(ANALYSIS, user_of)
-    batch = normalize_batch([p for p, _ in requests], allowed, memory_margin=margin)
+    with patch.object(allocation, "VECTOR_MIN_PAIRS", 0):  # numpy however small the batch
+        batch = normalize_batch([p for p, _ in requests], allowed, memory_margin=margin)
     for (predictions, policy), normalized in zip(requests, batch, strict=True):
         common = {"memory_margin": margin, "policy": policy, "capacity": (2.0, 8192.0)}
         alone = plan_predicted(selection, predictions, user_of, allowed, **common)
