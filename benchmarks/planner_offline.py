@@ -1,6 +1,6 @@
 """The predictor stream's planning step alone, offline: no Kafka, no CouchDB, no stack.
 
-``python -m benchmarks.planner_offline [--dag parallel-aes] [-n 2000] [--batch 32]``
+``python -m benchmarks.planner_offline [--dag parallel-aes] [-n 2000] [--batch 32 4]``
 
 What the Faust worker does per batch in its planning thread (``plan_and_sign`` in
 :mod:`streams.predictor_stream.app`): check each request's signature, decode it,
@@ -114,7 +114,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--dag", default="parallel-aes", help="a built-in workload with a trained model")
     parser.add_argument("-n", "--requests", type=int, default=2000)
-    parser.add_argument("--batch", type=int, default=MAX_BATCH, help="requests per planning batch")
+    parser.add_argument(
+        "--batch", type=int, nargs="+", default=[MAX_BATCH], help="requests per planning batch (one run each)"
+    )
     parser.add_argument("--policy", default=None, help="the harvest policy setting (default: the setting's)")
     parser.add_argument("--profile", action="store_true", help="print cProfile's top functions instead")
     args = parser.parse_args(argv)
@@ -131,21 +133,23 @@ def main(argv: list[str] | None = None) -> int:
     evs = events(signer, namespace, args.dag, sizes, args.requests)
     if args.profile:
         profiler = cProfile.Profile()
-        profiler.runcall(run, planner, evs, args.batch, gate, signer)
+        profiler.runcall(run, planner, evs, args.batch[0], gate, signer)
         pstats.Stats(profiler).sort_stats("tottime").print_stats(30)
         return 0
-    wall, cpu = time.perf_counter(), time.process_time()
-    outs = run(planner, evs, args.batch, gate, signer)
-    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
-    plans = [orjson.loads(out.value) for out, _ in outs if out.topic == PLANS]
-    if len(plans) != len(evs) or not all(p["harvest"] for p in plans):
-        raise SystemExit(f"only {sum(p['harvest'] for p in plans)} of {len(evs)} requests got a plan applied")
-    inference = [float(p["inference_ms"]) for p in plans]
-    print(
-        f"{args.dag} ({plans[0]['policy']}), {len(evs)} requests in batches of {args.batch}: "
-        f"{1000 * cpu / len(evs):.3f} ms CPU per request, {len(evs) / wall:.0f} requests/s on one thread, "
-        f"inference_ms p50 {percentile(inference, 50):.3f} / p99 {percentile(inference, 99):.3f}"
-    )
+    for batch in args.batch:
+        wall, cpu = time.perf_counter(), time.process_time()
+        outs = run(planner, evs, batch, gate, signer)
+        wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+        plans = [orjson.loads(out.value) for out, _ in outs if out.topic == PLANS]
+        if len(plans) != len(evs) or not all(p["harvest"] for p in plans):
+            applied = sum(p["harvest"] for p in plans)
+            raise SystemExit(f"only {applied} of {len(evs)} requests got a plan applied")
+        inference = [float(p["inference_ms"]) for p in plans]
+        print(
+            f"{args.dag} ({plans[0]['policy']}), {len(evs)} requests in batches of {batch}: "
+            f"{1000 * cpu / len(evs):.3f} ms CPU per request, {len(evs) / wall:.0f} requests/s on one "
+            f"thread, inference_ms p50 {percentile(inference, 50):.3f} / p99 {percentile(inference, 99):.3f}"
+        )
     return 0
 
 
