@@ -129,7 +129,7 @@ def main(argv: list[str] | None = None) -> int:
     gate = Gate(signer, lambda credential: None)
     planner = RequestPlanner(settings, MemoryStore(workload_docs(namespace, args.dag)))  # type: ignore[arg-type]
     sizes = trained_sizes(settings, namespace, args.dag)
-    run(planner, events(signer, namespace, args.dag, sizes, 64), args.batch, gate, signer)  # warm: loads
+    run(planner, events(signer, namespace, args.dag, sizes, 64), args.batch[0], gate, signer)  # warm: loads
     evs = events(signer, namespace, args.dag, sizes, args.requests)
     if args.profile:
         profiler = cProfile.Profile()
