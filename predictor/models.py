@@ -20,6 +20,8 @@ regularised objective and histogram tricks) stands in for it.
 
 from __future__ import annotations
 
+import bisect
+import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -144,31 +146,42 @@ def _direct_path(model: Any) -> PredictFn | None:
             out: FloatArray = tree.predict(np.ascontiguousarray(X, dtype=np.float32)).reshape(len(X))
             return out.astype(np.float64)
 
-        return single
+        one_output = getattr(model, "n_outputs_", 1) == 1 and tree.value.shape[1:] == (1, 1)
+        return _StepForest([tree], single, mean=False) if one_output else single
     return None
 
 
 STEP_KEYS = 1024  # (stage, index) identities a step forest keeps tables for
+STEP_FEW_ROWS = 16  # up to this many rows a Python loop over them beats numpy's fixed costs
 
 
 class _StepForest:
-    """A single-output forest over rows (size, identity...): for one identity (a
-    function's stage and index) every tree is a step function of the size, so the
-    forest is one too. Its steps are the forest's thresholds on the size; its value
-    on each step is worked out once per identity, tree by tree as the loop adds them,
-    and a row is then one ``searchsorted``. The numbers of the tree-by-tree loop,
-    exactly: a row's float32 size is below a threshold t (float64) exactly when fewer
-    thresholds are below it than below t, and identity features compare as sklearn's
-    C does (float32 against float64). Rows the tables cannot answer (a non-finite
-    value, too many identities) go through the loop."""
+    """A single-output forest (or one tree) over rows (size, identity...): for one
+    identity (a function's stage and index) every tree is a step function of the
+    size, so the forest is one too. Its steps are the forest's thresholds on the
+    size; its value on each step is worked out once per identity, tree by tree as
+    the loop adds them, and a row is then one binary search. The numbers of the
+    tree-by-tree loop, exactly: a row's float32 size is below a threshold t (float64)
+    exactly when fewer thresholds are below it than below t, and identity features
+    compare as sklearn's C does (float32 against float64). Rows the tables cannot
+    answer (a non-finite value, too many identities) go through the loop.
 
-    def __init__(self, trees: Sequence[Any], loop: PredictFn) -> None:
-        self.trees, self.loop = trees, loop
+    ``mean``: a forest averages its trees (0 + v1 + v2 ... then / n, as the loop
+    does); a lone tree's value is its leaf's, as ``tree_.predict`` gives it."""
+
+    def __init__(self, trees: Sequence[Any], loop: PredictFn, *, mean: bool = True) -> None:
+        self.trees, self.loop, self.mean = trees, loop, mean
         self.bounds = np.unique(np.concatenate([t.threshold[t.feature == 0] for t in trees]))
-        self.tables: dict[tuple[float, ...], FloatArray] = {}
+        self._bounds = self.bounds.tolist()
+        # identity -> the value on each step, as an array (many rows) and a list (a few)
+        self.tables: dict[tuple[float, ...], tuple[FloatArray, list[float]]] = {}
 
-    def _table(self, identity: tuple[float, ...]) -> FloatArray:
-        """The forest's value on each step (j = how many thresholds lie below the size)."""
+    def _table(self, identity: tuple[float, ...]) -> tuple[FloatArray, list[float]] | None:
+        """The value on each step (j = how many thresholds lie below the size); None
+        once STEP_KEYS identities have one."""
+        known = self.tables.get(identity)
+        if known is not None or len(self.tables) >= STEP_KEYS:
+            return known
         steps = np.arange(len(self.bounds) + 1)
         values = np.asarray((*identity, 0.0))  # feature f >= 1 is identity[f - 1]; the 0.0 for leaves
         total = np.zeros(len(steps), dtype=np.float64)
@@ -183,26 +196,43 @@ class _StepForest:
                 left = np.where(tree.feature[node] == 0, by_size, by_identity)
                 child = np.where(left, left_of[node], right_of[node])
                 node = np.where(left_of[node] >= 0, child, node)  # a leaf stays
+            if not self.mean:
+                total = tree.value[node, 0, 0].astype(np.float64)
+                break
             total += tree.value[node, 0, 0]
-        out: FloatArray = total / len(self.trees)
-        return out
+        out: FloatArray = total / len(self.trees) if self.mean else total
+        self.tables[identity] = (out, out.tolist())
+        return self.tables[identity]
 
     def __call__(self, X: FloatArray) -> FloatArray:
         x32 = np.ascontiguousarray(X, dtype=np.float32)
-        if len(x32) == 0 or x32.ndim != 2 or x32.shape[1] < 2 or not np.isfinite(x32).all():
+        if len(x32) == 0 or x32.ndim != 2 or x32.shape[1] < 2:
+            return self.loop(X)
+        if len(x32) <= STEP_FEW_ROWS:
+            return self._few(X, x32.tolist())  # float32 values, exactly
+        if not np.isfinite(x32).all():
             return self.loop(X)
         identities = x32[:, 1:]
         steps = np.searchsorted(self.bounds, x32[:, 0].astype(np.float64), side="left")
         out = np.empty(len(x32), dtype=np.float64)
-        for identity in set(map(tuple, identities.tolist())):  # float32 values, exactly
-            table = self.tables.get(identity)
+        for identity in set(map(tuple, identities.tolist())):
+            table = self._table(identity)
             if table is None:
-                if len(self.tables) >= STEP_KEYS:
-                    return self.loop(X)
-                table = self.tables[identity] = self._table(identity)
+                return self.loop(X)
             rows = (identities == np.asarray(identity, dtype=np.float32)).all(axis=1)
-            out[rows] = table[steps[rows]]
+            out[rows] = table[0][steps[rows]]
         return out
+
+    def _few(self, X: FloatArray, rows: list[list[float]]) -> FloatArray:
+        out: list[float] = []
+        for row in rows:
+            if not all(map(math.isfinite, row)):
+                return self.loop(X)
+            table = self._table(tuple(row[1:]))
+            if table is None:
+                return self.loop(X)
+            out.append(table[1][bisect.bisect_left(self._bounds, row[0])])  # = searchsorted "left"
+        return np.asarray(out, dtype=np.float64)
 
 
 def compile_predict(model: Any) -> PredictFn:

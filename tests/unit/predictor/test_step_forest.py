@@ -34,9 +34,9 @@ def tree_by_tree(model: RandomForestRegressor, X: np.ndarray) -> np.ndarray:
     return total / len(model.estimators_)
 
 
-def rows() -> np.ndarray:
+def rows(model: object | None = None) -> np.ndarray:
     """Sizes on, just below and just above every size threshold, at seen and unseen identities."""
-    step = compile_predict(forest())
+    step = compile_predict(model if model is not None else forest())
     assert isinstance(step, models._StepForest)
     b32 = step.bounds.astype(np.float32)
     sizes = np.concatenate(
@@ -55,7 +55,7 @@ def test_the_step_forest_is_the_tree_by_tree_sum_exactly():
     X = rows()
     step = compile_predict(forest())
     assert np.array_equal(step(X), tree_by_tree(forest(), X))
-    for start in range(0, len(X), 7):  # a batch's few rows, in any mix of identities
+    for start in range(0, len(X), 7):  # a batch's few rows (the Python path), any mix of identities
         assert np.array_equal(step(X[start : start + 7]), tree_by_tree(forest(), X[start : start + 7]))
     assert np.array_equal(step(X[:0]), np.zeros(0))
 
@@ -74,3 +74,18 @@ def test_past_its_identity_budget_it_is_the_loop(monkeypatch):
     X = rows()
     assert np.array_equal(step(X), tree_by_tree(forest(), X))
     assert isinstance(step, models._StepForest) and len(step.tables) <= 2
+
+
+def test_a_lone_tree_is_its_own_tree_predict_exactly():
+    from sklearn.tree import DecisionTreeRegressor
+
+    rng = np.random.default_rng(2)
+    X = rng.uniform(0, 3e7, (300, 3))
+    X[:, 1:] = rng.integers(0, 4, (300, 2))
+    single = DecisionTreeRegressor(random_state=0).fit(X, X[:, 0] / 1e4 - 3 * X[:, 2])
+    step = compile_predict(single)
+    assert isinstance(step, models._StepForest) and not step.mean
+    probe = rows(single)
+    expected = single.tree_.predict(np.ascontiguousarray(probe, dtype=np.float32)).reshape(len(probe))
+    assert np.array_equal(step(probe), expected)
+    assert np.array_equal(step(probe[:5]), expected[:5])  # a few rows: the Python path
