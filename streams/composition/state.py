@@ -47,3 +47,14 @@ class CompositionStore:
 
     def expired(self, partition: int, now_ms: int) -> list[str]:
         return self._store.zrange_below(_deadlines(partition), now_ms)
+
+    def running(self, partitions: int, limit: int) -> list[tuple[RequestState, dict[str, object]]]:
+        """Requests still running (their deadlines are pending), at most ``limit`` per
+        partition; for operators (the dashboard), so a request that ends meanwhile is skipped."""
+        found = []
+        for partition in range(partitions):
+            for request_id in self._store.zrange_below(_deadlines(partition), float("inf"), limit):
+                loaded = self.load(request_id)
+                if loaded is not None and loaded[0].status == "running":
+                    found.append(loaded)
+        return found

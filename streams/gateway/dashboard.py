@@ -1,8 +1,10 @@
 """The live dashboard at ``/dashboard``: a static page (``static/``, no build step, no outside
 network) that polls one JSON view, ``GET /api/v1/namespaces/{ns}/dashboard``.
 
-The view holds the invokers as their heartbeats describe them (capacity, used, waiting) and
-the last finished DAG requests (found among the namespace's last ``SCAN`` activations, so one
+The view holds the invokers as their heartbeats describe them (capacity, used, waiting), the
+DAG requests still running (from the composition stream's state in Redis: the stages so far,
+finished functions from their records, running ones from their dispatch to now), and the last
+finished DAG requests (found among the namespace's last ``SCAN`` activations, so one
 indexed query serves a poll however many activations and DAGs the namespace has), each with
 its stage timeline (its functions' records), allocations and their origin, the plan's
 harvest decision, and a measured speedup where a baseline exists: the latest earlier request
@@ -18,15 +20,20 @@ in the tab's sessionStorage.
 from __future__ import annotations
 
 import asyncio
+import logging
 from importlib import resources
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
+from composer.statemachine import RequestState
 from gleaner.couchdb import ACTIVATIONS, SUBJECTS, Call
-from gleaner.errors import Forbidden
+from gleaner.errors import Forbidden, RedisError
 from gleaner.records import annotation
+from gleaner.redis_store import RedisStore
 from gleaner.subjects import ADMIN, check_namespace
+from streams.composition.records import dag_record
+from streams.composition.state import CompositionStore
 from streams.events import now_ms
 from streams.gateway.auth import NOT_ALLOWED
 from streams.gateway.http import int_param, json_response
@@ -34,6 +41,7 @@ from streams.gateway.http import int_param, json_response
 if TYPE_CHECKING:
     from streams.gateway.app import Gateway
 
+log = logging.getLogger(__name__)
 PAGE_PATH = "/dashboard"
 # Route -> (file in streams/gateway/static, content type). Fixed routes: nothing else is served.
 ASSETS = {
@@ -46,6 +54,7 @@ DEFAULT_WINDOW_MS = 3_600_000  # requests of the last hour, unless ``since`` say
 MAX_NAMESPACES = 50  # the admin's view of every namespace reads at most this many
 SCAN = 200  # the last activations of a namespace the view looks through for DAG requests
 SCAN_FIELDS = ["activationId", "gleaner.dag.name", "gleaner.dag_request"]
+MAX_RUNNING_PER_PARTITION = 200  # running requests read per partition of dag.plans
 
 
 # --- pure: records -> view model ---------------------------------------------------------------
@@ -218,6 +227,27 @@ def with_speedups(requests: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
+def running_view(
+    state: RequestState, dag: dict[str, Any], children: dict[str, dict[str, Any]], now: int
+) -> dict[str, Any]:
+    """A request still running, as its record will look, cut at ``now``: functions that
+    finished have their records' bars; those still out run from their dispatch to now."""
+    record = dag_record(
+        state,
+        version=str(dag.get("version", "0.0.1")),
+        input_size=int(_number(dag.get("input_size")) or 0),
+        harvest=dag.get("harvest") if isinstance(dag.get("harvest"), dict) else None,
+    )
+    record["end"] = max(now, state.started_ms)
+    view = request_view(record, children)
+    for stage in view["stages"]:
+        for f in stage["functions"]:
+            info = state.activations.get(str(f["activation_id"]))
+            if f["from_ms"] is None and info is not None and not info.done:
+                f.update(from_ms=info.dispatched_ms - view["start"], to_ms=view["duration_ms"], running=True)
+    return view
+
+
 def dashboard_view(
     records: list[dict[str, Any]],
     children: dict[str, dict[str, Any]],
@@ -226,10 +256,14 @@ def dashboard_view(
     scope: str,
     limit: int,
     now: int,
+    running: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """The page's whole model: newest request first, at most ``limit`` of them (the records
-    beyond the limit only serve as speedup baselines)."""
+    beyond the limit only serve as speedup baselines). ``running``: views of requests still
+    running (:func:`running_view`); one that has finished meanwhile shows its record."""
     views = with_speedups([request_view(r, children) for r in records if isinstance(r, dict)])
+    finished = {v["id"] for v in views}
+    views += [v for v in running or [] if v["id"] not in finished]
     views.sort(key=lambda v: v["start"], reverse=True)
     return {
         "scope": scope,
@@ -268,6 +302,7 @@ def child_ids(records: list[dict[str, Any]]) -> list[str]:
 class DashboardRoutes:
     def __init__(self, gateway: Gateway) -> None:
         self.gw = gateway
+        self._compositions: CompositionStore | None = None  # made on first use: Redis may be late
         static = resources.files("streams.gateway") / "static"
         self._assets = {
             route: (static.joinpath(name).read_bytes(), kind) for route, (name, kind) in ASSETS.items()
@@ -325,6 +360,18 @@ class DashboardRoutes:
     async def _children(self, records: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
         return {str(d["activationId"]): d for d in await self._by_id(child_ids(records))}
 
+    def _running(self, namespaces: list[str] | None, limit: int) -> list[tuple[RequestState, dict[str, Any]]]:
+        """The running requests of these namespaces (None: all), newest first (blocking I/O)."""
+        if self._compositions is None:
+            self._compositions = CompositionStore(RedisStore(self.gw.settings))
+        try:
+            found = self._compositions.running(self.gw.settings.topic_partitions, MAX_RUNNING_PER_PARTITION)
+        except RedisError as exc:  # the finished requests still show: the view degrades, not fails
+            log.warning("dashboard: running requests unavailable: %s", exc)
+            return []
+        mine = [(s, d) for s, d in found if namespaces is None or s.namespace in namespaces]
+        return sorted(mine, key=lambda sd: -sd[0].started_ms)[:limit]
+
     async def data(self, request: web.Request) -> web.Response:
         namespaces = await self._scope(request)
         limit = int_param(request, "limit", DEFAULT_REQUESTS, 1, MAX_REQUESTS)
@@ -337,8 +384,16 @@ class DashboardRoutes:
         found = await asyncio.gather(*(self._dag_records(ns, since, 2 * limit) for ns in namespaces))
         records = sorted((r for docs in found for r in docs), key=lambda r: -int(r.get("start") or 0))
         records = records[: 2 * limit]
-        children = await self._children(records[:limit])
+        running = await asyncio.to_thread(self._running, None if scope == "*" else namespaces, limit)
+        live = [dag_record(s, version="", input_size=0, harvest=None) for s, _ in running]
+        children = await self._children(records[:limit] + live)
         view = dashboard_view(
-            records, children, self.gw.invokers.heartbeats(), scope=scope, limit=limit, now=now
+            records,
+            children,
+            self.gw.invokers.heartbeats(),
+            scope=scope,
+            limit=limit,
+            now=now,
+            running=[running_view(s, d, children, now) for s, d in running],
         )
         return json_response(view)

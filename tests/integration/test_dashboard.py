@@ -237,3 +237,44 @@ def test_the_page_asks_for_a_key_and_says_when_it_is_refused(chromium, stack_up)
 
     asks, refused = asyncio.run(scenario())
     assert asks == "auth" and refused is True
+
+
+SLOW = "import time\ndef main(args):\n    time.sleep(8)\n    return {'ok': True}\n"
+
+
+def test_a_running_request_shows_live_then_finished(ow, chromium, stack_up):
+    """While its second stage sleeps, the request is on the page as running, with the first
+    stage's bar and a running bar for the sleeper; then it turns into its record."""
+    ow.put_action("dash-sleep", {"exec": {"kind": "python:3", "code": SLOW}}, overwrite=True)
+    ow.put_action("dash-inc", {"exec": {"kind": "python:3", "code": FUNCTIONS["dash-inc"]}}, overwrite=True)
+    ow.request(
+        "PUT",
+        "/dags/dashboard-slow",
+        json=dag_document(sequence("dash-inc", "dash-sleep")),
+        params={"overwrite": "true"},
+    )
+    running_js = """(() => {
+      const box = document.querySelector('article.request[data-request-id="%s"]');
+      const live = box && box.querySelector('svg.timeline rect.bar.running[data-action="dash-sleep"]');
+      return live ? {status: box.querySelector('.tag').textContent, action: live.dataset.action} : null;
+    })()"""
+
+    async def scenario() -> tuple[Any, Any, list[dict[str, Any]]]:
+        async with Browser(chromium) as browser:
+            await browser.send("Page.navigate", url=dashboard_url(stack_up.api_host))
+            await browser.wait_for(
+                "document.getElementById('status').dataset.state === 'ok'", APPEAR_TIMEOUT_S, "the first poll"
+            )
+            _, answer = await asyncio.to_thread(
+                ow.request, "POST", "/dags/dashboard-slow", json={"n": 1}, ok=(202,)
+            )
+            rid = answer["activationId"]
+            live = await browser.wait_for(running_js % rid, APPEAR_TIMEOUT_S, f"request {rid} running")
+            done = f"(() => {{ const v = {REQUEST_JS % rid}; return v && v.status === 'success' && v; }})()"
+            finished = await browser.wait_for(done, APPEAR_TIMEOUT_S, f"request {rid} finished")
+            return live, finished, browser.page_errors()
+
+    live, finished, errors = asyncio.run(scenario())
+    assert not errors, errors
+    assert live == {"status": "running", "action": "dash-sleep"}
+    assert sorted(b["action"] for b in finished["bars"]) == ["dash-inc", "dash-sleep"]

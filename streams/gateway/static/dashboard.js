@@ -140,7 +140,7 @@ function timeline(req) {
       root.append(svg("text", { x: 4, y: y + 13 }, name.length > 24 ? name.slice(0, 23) + "…" : name));
       if (f.from_ms !== null && f.to_ms !== null) {
         const bar = svg("rect", {
-          class: `bar origin-${f.origin}` + (f.status_code ? " failed" : ""),
+          class: `bar origin-${f.origin}` + (f.status_code ? " failed" : "") + (f.running ? " running" : ""),
           x: x(f.from_ms),
           y: y + 3,
           width: Math.max(2, x(f.to_ms) - x(f.from_ms)),
@@ -152,7 +152,7 @@ function timeline(req) {
           "data-origin": f.origin,
         });
         bar.append(
-          svg("title", {}, `${f.action}: ${ms(f.to_ms - f.from_ms)}, ${alloc(f.allocation)} (${f.origin})` +
+          svg("title", {}, `${f.action}: ${f.running ? "running for " : ""}${ms(f.to_ms - f.from_ms)}, ${alloc(f.allocation)} (${f.origin})` +
             (f.invoker ? ` on ${f.invoker}` : "") + (f.cold ? ", cold start" : "")),
         );
         root.append(bar);
@@ -178,7 +178,7 @@ function allocationTable(req) {
           el("td", {}, alloc(f.user_allocation)),
           el("td", {}, el("span", { class: `swatch origin-${f.origin}` }), f.origin),
           el("td", {}, f.invoker || "-"),
-          el("td", {}, f.from_ms === null ? "-" : ms(f.to_ms - f.from_ms)),
+          el("td", {}, f.from_ms === null ? "-" : f.running ? "running" : ms(f.to_ms - f.from_ms)),
           el("td", {}, f.cold === null ? "-" : f.cold ? "cold" : "warm"),
         ),
       );

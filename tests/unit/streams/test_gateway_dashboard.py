@@ -9,8 +9,9 @@ from typing import Any
 
 import httpx
 
+from composer.statemachine import ActivationInfo, RequestState
 from gleaner.couchdb import Call
-from gleaner.errors import Forbidden, Unauthorized
+from gleaner.errors import Forbidden, RedisError, Unauthorized
 from gleaner.records import RecordDraft, build_record
 from gleaner.settings import Settings
 from gleaner.subjects import ADMIN, TENANT
@@ -22,6 +23,7 @@ from streams.gateway.dashboard import (
     invoker_rows,
     request_ids,
     request_view,
+    running_view,
     with_speedups,
 )
 from tests.unit.streams.gateway_server import ask as serve
@@ -194,7 +196,61 @@ def test_child_ids_are_the_couchdb_ids_of_every_function() -> None:
     assert child_ids([dag_rec("r1")]) == ["ns1/r1-a", "ns1/r1-b", "ns1/r1-c"]
 
 
+def running_state(rid: str = "run1", ns: str = "ns1") -> RequestState:
+    """A request in its second stage: split is done, work 0 has finished, work 1 is still out."""
+    state = RequestState(rid, ns, "skewed", started_ms=T0, deadline_ms=T0 + 60_000)
+    state.stages = [
+        {"index": 0, "kind": "action", "start": T0, "end": T0 + 30},
+        {"index": 1, "kind": "parallel", "start": T0 + 30, "end": None},
+    ]
+    state.activations = {
+        f"{rid}-a": ActivationInfo("c0", "split", 0, 0, T0 + 1, done=True),
+        f"{rid}-b": ActivationInfo("c1", "work", 1, 0, T0 + 31, done=True),
+        f"{rid}-c": ActivationInfo("c2", "work", 1, 1, T0 + 31),
+    }
+    state.order = list(state.activations)
+    return state
+
+
+def running_children(rid: str = "run1") -> dict[str, dict[str, Any]]:
+    recs = [child(f"{rid}-a", "split", 0, 0, 2, 28), child(f"{rid}-b", "work", 1, 0, 32, 60)]
+    return {r["activationId"]: r for r in recs}
+
+
+def test_running_view_shows_finished_bars_and_running_ones_up_to_now() -> None:
+    dag = {"version": "0.0.2", "input_size": 9, "harvest": None}
+    view = running_view(running_state(), dag, running_children(), now=T0 + 200)
+    assert view["status"] == "running" and view["duration_ms"] == 200 and view["input_size"] == 9
+    work = view["stages"][1]["functions"]
+    assert (work[0]["from_ms"], work[0]["to_ms"], work[0].get("running")) == (32, 60, None)
+    assert (work[1]["from_ms"], work[1]["to_ms"], work[1]["running"]) == (31, 200, True)
+    assert view["stages"][1]["to_ms"] is None and view["speedup"] is None
+
+
+def test_a_request_that_finished_meanwhile_shows_its_record_not_its_running_view() -> None:
+    finished = dag_rec("r1", applied=False)
+    stale = {**running_view(running_state("r1"), {}, {}, now=T0 + 10), "start": T0 + 999}
+    newer = {**running_view(running_state("r9"), {}, {}, now=T0 + 10), "start": T0 + 500}
+    view = dashboard_view(
+        [finished], children_of("r1"), [], scope="ns1", limit=5, now=T0, running=[stale, newer]
+    )
+    assert [(r["id"], r["status"]) for r in view["requests"]] == [("r9", "running"), ("r1", "success")]
+
+
 # --- routes in process ---------------------------------------------------------------------------
+
+
+class FakeCompositions:
+    """The composition stream's running requests, as CompositionStore.running reads them."""
+
+    def __init__(self, states: list[RequestState], down: bool = False) -> None:
+        self.states, self.down = states, down
+
+    def running(self, partitions: int, limit: int) -> list[tuple[RequestState, dict[str, object]]]:
+        if self.down:
+            raise RedisError("Redis at redis://127.0.0.1:6379/0 failed: connection refused")
+        return [(s, {"version": "0.0.1", "input_size": 3, "harvest": None}) for s in self.states[:limit]]
+
 
 TENANT_KEY = ("11111111-1111-1111-1111-111111111111", "tenant")
 ADMIN_KEY = ("22222222-2222-2222-2222-222222222222", "admin")
@@ -240,10 +296,13 @@ class FakeCouch:
         return {"docs": recent[: call.body["limit"]]}
 
 
-async def ask(requests: list[tuple[str, dict[str, Any]]], couch: FakeCouch) -> list[httpx.Response]:
+async def ask(
+    requests: list[tuple[str, dict[str, Any]]], couch: FakeCouch, compositions: FakeCompositions | None = None
+) -> list[httpx.Response]:
     gateway = Gateway(Settings())
     gateway.auth = FakeAuth()  # type: ignore[assignment]
     gateway.db.call = couch.call  # type: ignore[method-assign]
+    gateway.dashboard._compositions = compositions or FakeCompositions([])  # type: ignore[assignment]
     return await serve([("GET", path, kwargs) for path, kwargs in requests], gateway)
 
 
@@ -275,6 +334,34 @@ def test_a_tenant_key_sees_its_own_namespace_with_timelines() -> None:
     # Every selected field is on the by-namespace-start index: CouchDB reads only `limit` records.
     assert set(couch.finds[0]["selector"]) == {"namespace", "start"}
     assert [next(iter(s)) for s in couch.finds[0]["sort"]] == ["namespace", "start"]
+
+
+def test_running_requests_of_the_own_namespace_appear_with_live_bars() -> None:
+    couch = fake_couch()
+    couch.by_id.update({r["_id"]: r for r in running_children().values()})
+    running = FakeCompositions([running_state("run1"), running_state("run2", ns="ns2")])
+    (resp,) = asyncio.run(
+        ask(
+            [("/api/v1/namespaces/_/dashboard", {"headers": {"Authorization": basic(*TENANT_KEY)}})],
+            couch,
+            running,
+        )
+    )
+    assert resp.status_code == 200, resp.text
+    views = {r["id"]: r for r in resp.json()["requests"]}
+    assert set(views) == {"r1", "run1"} and views["run1"]["status"] == "running"
+    assert [f["from_ms"] for f in views["run1"]["stages"][1]["functions"]] == [32, 31]
+
+
+def test_without_redis_the_view_still_shows_finished_requests() -> None:
+    (resp,) = asyncio.run(
+        ask(
+            [("/api/v1/namespaces/_/dashboard", {"headers": {"Authorization": basic(*TENANT_KEY)}})],
+            fake_couch(),
+            FakeCompositions([running_state()], down=True),
+        )
+    )
+    assert resp.status_code == 200 and [r["id"] for r in resp.json()["requests"]] == ["r1"]
 
 
 def test_a_tenant_key_may_not_name_another_namespace() -> None:
