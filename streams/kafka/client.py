@@ -368,9 +368,11 @@ class EventConsumer:
             if self._doze is not None:
                 self._doze.wake(time.monotonic())
             try:
-                self._consumer.resume(self._consumer.assignment())
+                parts = self._consumer.assignment()
+                self._consumer.resume(parts)
             except confluent_kafka.KafkaException as exc:
                 raise KafkaError(f"resume failed: {exc}") from exc
+            self._kick(parts)
 
     def poll(self, timeout_s: float) -> Record | None:
         doze = None if self._held else self._doze
@@ -404,8 +406,18 @@ class EventConsumer:
                 self._consumer.pause(parts)
             else:
                 self._consumer.resume(parts)
+                self._kick(parts)
         except confluent_kafka.KafkaException as exc:
             log.debug("doze %s failed: %s", change, exc)
+
+    def _kick(self, parts: list[Any]) -> None:
+        """Fetch now. librdkafka's broker thread notices a resume only when it next wakes,
+        up to ~1 s later (measured here: 0.2-1 s); a request to the partition's leader wakes
+        it, and the first fetch goes out within ~5 ms. (With several brokers, the others'
+        partitions still wait for their thread's next wake.)"""
+        if parts:
+            with contextlib.suppress(confluent_kafka.KafkaException):
+                self._consumer.get_watermark_offsets(parts[0], timeout=1, cached=False)
 
     def assigned_partitions(self) -> set[int]:
         try:

@@ -37,6 +37,10 @@ class FakeConsumer:
         self.paused = False
         self.calls.append("resume")
 
+    def get_watermark_offsets(self, _part: str, timeout: float, cached: bool) -> tuple[int, int]:
+        self.calls.append("kick")  # a request to the leader wakes librdkafka's fetcher
+        return 0, 0
+
     def poll(self, _timeout: float) -> None:
         return None
 
@@ -80,6 +84,7 @@ def test_a_ring_resumes_a_dozing_consumer_and_counts_as_traffic() -> None:
     fake = dozing(consumer)
     bell.ring(TOPIC)
     assert not fake.paused
+    assert fake.calls[-2:] == ["resume", "kick"]
     assert consumer._doze is not None and consumer._doze.state is DozeState.AWAKE
 
 
