@@ -250,6 +250,8 @@ def compile_predict(model: Any) -> PredictFn:
         )
         try:
             if np.allclose(fast(probe), model.predict(probe), rtol=1e-9, atol=1e-9):
+                if isinstance(fast, _StepForest):
+                    fast.tables.clear()  # the probe's identities are no function's
                 return fast
         except (AttributeError, TypeError, ValueError):
             pass

@@ -89,3 +89,10 @@ def test_a_lone_tree_is_its_own_tree_predict_exactly():
     expected = single.tree_.predict(np.ascontiguousarray(probe, dtype=np.float32)).reshape(len(probe))
     assert np.array_equal(step(probe), expected)
     assert np.array_equal(step(probe[:5]), expected[:5])  # a few rows: the Python path
+
+
+def test_a_compiled_forest_keeps_no_table_for_the_probe_rows():
+    step = compile_predict(forest())
+    assert isinstance(step, models._StepForest) and step.tables == {}
+    step(rows()[:3])
+    assert list(step.tables) == [(0.0, 0.0)]
