@@ -321,6 +321,8 @@ def build(settings: Settings) -> ConsumeRunner:
         [settings.invoker_topic(settings.invoker_id)],
         instance_id=member_id(f"invoker-{settings.invoker_id}"),
         bell=bell,
+        # A request entering the platform: awake before placement routes it here.
+        wake_on=[settings.invocations_topic, settings.dag_requests_topic],
     )
     return ConsumeRunner(
         f"invoker-{settings.invoker_id}",

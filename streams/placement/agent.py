@@ -323,6 +323,7 @@ def build(settings: Settings, policy: str = "greedy-jsq", no_invoker_wait_s: flo
         [settings.invocations_topic, settings.prewarm_topic],
         instance_id=member_id("placement"),
         bell=bell,
+        wake_on=[settings.dag_requests_topic],  # its stages come through here
     )
     runner = ConsumeRunner(
         "placement",
