@@ -97,7 +97,8 @@ class Settings:
     # consumer dozes: paused, with a short fetch probe every
     # ``kafka_doze_probe_every_ms`` (streams/kafka/doze.py). The Faust predictor's
     # aiokafka consumer switches to ``kafka_stream_fetch_wait_idle_ms`` instead.
-    # Either way a lone record after a quiet spell pays about half that more.
+    # Without the doorbell (below) a lone record after a quiet spell pays about half
+    # the probe interval more per hop; the predictor's, up to its idle wait.
     kafka_idle_after_ms: int = 10_000
     kafka_doze_probe_every_ms: int = 100
     # The doorbell (streams/kafka/doorbell.py, Redis pub/sub): our producers ring a
