@@ -217,7 +217,11 @@ def process_bell(settings: Settings) -> RedisBell | None:
             from gleaner.redis_store import connect  # the bell is optional: Redis only when used
 
             _process_bell = RedisBell(
-                lambda: connect(settings, socket_connect_timeout=2, socket_keepalive=True),
+                # The health check pings a quiet listener's connection, so a dead one is
+                # noticed (and replaced) within a minute rather than never.
+                lambda: connect(
+                    settings, socket_connect_timeout=2, socket_keepalive=True, health_check_interval=30
+                ),
                 every_s=settings.kafka_idle_after_ms / 2000,
             )
         return _process_bell
