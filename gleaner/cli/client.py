@@ -12,6 +12,8 @@ import httpx
 
 from gleaner.errors import GleanerError
 
+DAG_PAGE = 200  # the gateway's largest list page
+
 
 class ApiError(GleanerError):
     def __init__(self, status: int, body: Any) -> None:
@@ -117,8 +119,13 @@ class OpenWhiskClient:
             time.sleep(0.2)
 
     def dag_names(self) -> list[str]:
-        """The DAGs deployed in the key's namespace."""
-        return [str(d["name"]) for d in self.request("GET", "/dags")[1]]
+        """The DAGs deployed in the key's namespace: every page of the list."""
+        names: list[str] = []
+        while True:
+            page = self.request("GET", "/dags", params={"limit": DAG_PAGE, "skip": len(names)})[1]
+            names += [str(d["name"]) for d in page]
+            if len(page) < DAG_PAGE:
+                return names
 
     def close(self) -> None:
         self._http.close()

@@ -24,7 +24,7 @@ from gleaner.records import INTERNAL_ERROR, SUCCESS, public_view
 from gleaner.ttlcache import TTLCache
 from predictor.policies import check_policy, requested_policy
 from streams.events import DagRequest, new_activation_id, now_ms
-from streams.gateway.http import MAX_LIST, flag, json_body, json_response
+from streams.gateway.http import MAX_LIST, flag, int_param, json_body, json_response
 from streams.payloads import ForeignReference, is_ref, refs_in
 
 if TYPE_CHECKING:
@@ -124,10 +124,11 @@ class DagRoutes:
 
     async def list(self, request: web.Request) -> web.Response:
         ns = await self.gw._namespace(request)
+        limit = int_param(request, "limit", MAX_LIST, 0, MAX_LIST) or MAX_LIST
+        skip = int_param(request, "skip", 0)
         db = self.gw.db
-        found = await db.call(
-            db.find(DAGS, {"namespace": ns}, sort=[{"namespace": "asc"}, {"name": "asc"}], limit=MAX_LIST)
-        )
+        sort = [{"namespace": "asc"}, {"name": "asc"}]
+        found = await db.call(db.find(DAGS, {"namespace": ns}, sort=sort, limit=limit, skip=skip))
         return json_response([dag_view(d) for d in found["docs"]])
 
     async def delete(self, request: web.Request) -> web.Response:

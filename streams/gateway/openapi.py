@@ -277,13 +277,17 @@ def _paths(settings: Settings) -> dict[str, Schema]:
         f"{NS}/dags": {
             "get": _operation(
                 "listDags",
-                f"The namespace's DAGs, by name (at most {MAX_LIST}).",
+                f"The namespace's DAGs, by name (a page of at most {MAX_LIST}).",
                 "dags",
                 {
                     "200": returns({"type": "array", "items": ref("Dag")}, "DAGs."),
-                    **_errors(*AUTHENTICATED),
+                    **_errors(400, *AUTHENTICATED),
                 },
-                [NS_PARAM],
+                [
+                    NS_PARAM,
+                    _int_query("limit", MAX_LIST, f"At most this many (0 or none means {MAX_LIST})."),
+                    _int_query("skip", MAX_INT, "Skip this many."),
+                ],
             )
         },
         f"{NS}/dags/{{name}}": {
