@@ -166,19 +166,12 @@ class ContainerPool:
             self._remove(lease)
         return len(expired)
 
-    def evict_idle(self, count: int = 1, *, keep: str | None = None, idle_for_s: float = 0.0) -> int:
+    def evict_idle(self, count: int = 1, *, keep: str | None = None) -> int:
         """Remove up to ``count`` least recently used idle containers (to free memory),
-        none of action version ``keep`` and none used in the last ``idle_for_s``."""
-        cutoff = time.monotonic() - idle_for_s
+        none of action version ``keep``."""
         with self._lock:
             idle = sorted(
-                (
-                    lease
-                    for key, stack in self._idle.items()
-                    if key != keep
-                    for lease in stack
-                    if lease.idle_since <= cutoff
-                ),
+                (lease for key, stack in self._idle.items() if key != keep for lease in stack),
                 key=lambda x: x.idle_since,
             )
             victims = idle[:count]

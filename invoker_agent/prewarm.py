@@ -48,8 +48,6 @@ from invoker_agent.container_pool import Lease
 from invoker_agent.proxy_client import ActionProxyClient, InitError
 from streams.events import PrewarmFunction, PrewarmHint, now_ms
 
-EVICT_IDLE_FOR_S = 60.0  # pre-warm evicts only containers idle at least this long
-
 log = logging.getLogger(__name__)
 
 SEEN_HINTS = 4096  # hint ids remembered to drop redeliveries
@@ -66,7 +64,7 @@ class Pool(Protocol):
 
     def stats(self) -> dict[str, int]: ...
 
-    def evict_idle(self, count: int = 1, *, keep: str | None = None, idle_for_s: float = 0.0) -> int: ...
+    def evict_idle(self, count: int = 1, *, keep: str | None = None) -> int: ...
 
 
 class Actions(Protocol):
@@ -290,12 +288,8 @@ class Prewarmer:
     def _room_for(self, memory_mb: int, key: str) -> bool:
         """Room in the pool's memory for one more container, evicting the least
         recently used idle ones first (as OpenWhisk's ContainerPool does): idle
-        containers left by earlier work must not block pre-warm for good. Only those
-        idle for ``EVICT_IDLE_FOR_S``: one used just now likely serves the work in
-        flight (the same DAG's other stages, its next request), and evicting it for a
-        guess turned every run of a DAG that fills the invoker (profiling at the maximum
-        allocation) into cold starts."""
+        containers left by earlier work must not block pre-warm for good."""
         while self.pool.stats().get("memory_mb", 0) + memory_mb > self.capacity.memory_capacity_mb:
-            if self.pool.evict_idle(1, keep=key, idle_for_s=EVICT_IDLE_FOR_S) == 0:
+            if self.pool.evict_idle(1, keep=key) == 0:
                 return False
         return True
