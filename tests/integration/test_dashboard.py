@@ -192,8 +192,10 @@ def test_a_dag_request_appears_with_its_timeline(ow, dash_dag, chromium, stack_u
             rec = await asyncio.to_thread(run_dag, ow, dash_dag, 1)
             request = REQUEST_JS % rec["activationId"]
             await browser.wait_for(request, APPEAR_TIMEOUT_S, f"request {rec['activationId']}")
-            # Every function's record stored, so every bar drawn (the page polls again).
-            all_bars = f"(() => {{ const v = {request}; return v && v.bars.length === 4 && v; }})()"
+            # Its record stored, so every bar drawn from records (the page polls again; until
+            # then it may show the request live, as running).
+            done = "v.status === 'success' && v.bars.length === 4"
+            all_bars = f"(() => {{ const v = {request}; return v && {done} && v; }})()"
             shown = await browser.wait_for(all_bars, APPEAR_TIMEOUT_S, "all four bars")
             invokers = await browser.evaluate(
                 "[...document.querySelectorAll('#invokers tr[data-invoker]')].map((r) => r.dataset.invoker)"

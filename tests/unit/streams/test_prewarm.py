@@ -144,8 +144,8 @@ def compose(settings: Settings = SETTINGS) -> tuple[ConsumeRunner, MemorySource,
     )
 
 
-def plan_of(allocations: dict[str, Any] | None = None) -> bytes:
-    req = DagRequest(REQUEST, "guest", "three", {})
+def plan_of(allocations: dict[str, Any] | None = None, profile: bool = False) -> bytes:
+    req = DagRequest(REQUEST, "guest", "three", {}, profile=profile)
     return DagPlan(request=req.to_dict(), harvest=bool(allocations), allocations=allocations or {}).to_bytes()
 
 
@@ -187,6 +187,17 @@ def test_a_started_request_hints_its_next_stage_and_each_stage_hints_the_one_aft
     runner.run_once()
     runner.run_once()
     assert len(hints(sink)) == 2  # the last stage hints nothing, a duplicate completion neither
+
+
+def test_a_profiling_run_is_never_pre_warmed() -> None:
+    """Its functions run at the invoker's maximum: pre-warm would evict its own containers."""
+    runner, source, sink = compose(Settings(prewarm_lookahead=5))
+    source.push(SETTINGS.dag_plans_topic, plan_of(profile=True))
+    runner.run_once()
+    (first,) = sink.on(SETTINGS.invocations_topic)
+    source.push(SETTINGS.completed_topic, completion(first["activation_id"]))
+    runner.run_once()
+    assert len(sink.on(SETTINGS.invocations_topic)) == 2 and hints(sink) == []
 
 
 def test_a_long_lookahead_hints_every_later_stage_when_the_request_starts() -> None:
