@@ -54,7 +54,6 @@ DEFAULT_WINDOW_MS = 3_600_000  # requests of the last hour, unless ``since`` say
 MAX_NAMESPACES = 50  # the admin's view of every namespace reads at most this many
 SCAN = 200  # the last activations of a namespace the view looks through for DAG requests
 SCAN_FIELDS = ["activationId", "gleaner.dag.name", "gleaner.dag_request"]
-MAX_RUNNING_PER_PARTITION = 200  # running requests read per partition of dag.plans
 
 
 # --- pure: records -> view model ---------------------------------------------------------------
@@ -357,15 +356,18 @@ class DashboardRoutes:
         docs = [row.get("doc") for row in found.get("rows", [])]
         return [d for d in docs if isinstance(d, dict) and "activationId" in d]
 
-    async def _children(self, records: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
-        return {str(d["activationId"]): d for d in await self._by_id(child_ids(records))}
+    async def _children(
+        self, records: list[dict[str, Any]], more_ids: list[str]
+    ) -> dict[str, dict[str, Any]]:
+        return {str(d["activationId"]): d for d in await self._by_id(child_ids(records) + more_ids)}
 
     def _running(self, namespaces: list[str] | None, limit: int) -> list[tuple[RequestState, dict[str, Any]]]:
         """The running requests of these namespaces (None: all), newest first (blocking I/O)."""
         if self._compositions is None:
             self._compositions = CompositionStore(RedisStore(self.gw.settings))
         try:
-            found = self._compositions.running(self.gw.settings.topic_partitions, MAX_RUNNING_PER_PARTITION)
+            # At most ``limit`` per partition (the oldest: a stuck request shows): one Redis read each.
+            found = self._compositions.running(self.gw.settings.topic_partitions, limit)
         except RedisError as exc:  # the finished requests still show: the view degrades, not fails
             log.warning("dashboard: running requests unavailable: %s", exc)
             return []
@@ -385,8 +387,9 @@ class DashboardRoutes:
         records = sorted((r for docs in found for r in docs), key=lambda r: -int(r.get("start") or 0))
         records = records[: 2 * limit]
         running = await asyncio.to_thread(self._running, None if scope == "*" else namespaces, limit)
-        live = [dag_record(s, version="", input_size=0, harvest=None) for s, _ in running]
-        children = await self._children(records[:limit] + live)
+        # A running request's functions are its state's activations: no record to build for them.
+        started = [f"{s.namespace}/{aid}" for s, _ in running for aid in s.activations]
+        children = await self._children(records[:limit], started)
         view = dashboard_view(
             records,
             children,
