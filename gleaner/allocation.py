@@ -34,6 +34,7 @@ ChangeReason = Literal[
     "safeguard",  # near its cap while harvested: its user allocation back
     "idle-capacity",  # grew into idle cores while nobody waited
     "reclaim",  # gave idle-capacity cores back because someone waits
+    "backfill",  # started ahead of the queue's head without delaying its reserved start
     "rerun",  # re-run at the user allocation after an OOM kill while harvested
     "resize-failed",  # a resize did not apply: it keeps its previous allocation
 ]

@@ -162,9 +162,14 @@ class Settings:
     harvest_policy: str = "thesis"  # what harvesting means when a request names no policy (measured best)
     harvest_yield: bool = True  # live claims give cores above their user allocation to waiters
     harvest_work_aware_safeguard: bool = True  # CPU safeguard fires only beyond predicted work
-    harvest_load_aware: bool = False  # invoker queue by DAG-request age instead of arrival (experimental)
     harvest_memory_margin: float = 0.25  # added to predicted memory before rounding up (OOM safety)
     models_dir: str = ""  # empty: <state_dir>/models
+
+    # --- the invoker's scheduler (invoker_agent.scheduling) ------------------------
+    scheduler: str = "slack"  # fifo | age | slack: the order claims are served in, across requests
+    scheduler_backfill: bool = True  # EASY backfill behind a head that does not fit
+    scheduler_wait_bound_ms: float = 30_000.0  # starvation bound of the least-slack order
+    dag_slo_factor: float = 2.0  # without an SLO: deadline = arrival + factor x predicted latency
 
     # --- placement --------------------------------------------------------------
     # Which invoker gets an activation (PLACEMENT_POLICIES); read when placement starts.
@@ -348,6 +353,10 @@ def _check(s: Settings) -> None:
         raise SettingsError(
             f"harvest_policy must be thesis, libra, gleaner or gleaner-idle, got {s.harvest_policy!r}"
         )
+    if s.scheduler not in ("fifo", "age", "slack"):
+        raise SettingsError(f"scheduler must be fifo, age or slack, got {s.scheduler!r}")
+    if not s.scheduler_wait_bound_ms > 0 or not s.dag_slo_factor >= 1:
+        raise SettingsError("scheduler_wait_bound_ms must be positive and dag_slo_factor at least 1")
     if s.placement_policy not in PLACEMENT_POLICIES:
         raise SettingsError(
             f"placement_policy must be one of {', '.join(PLACEMENT_POLICIES)}, got {s.placement_policy!r}"

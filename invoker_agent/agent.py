@@ -34,6 +34,7 @@ from invoker_agent.docker_engine import DockerEngine
 from invoker_agent.executor import ActionMissing, ActivationExecutor
 from invoker_agent.permits import ResourcePermits
 from invoker_agent.prewarm import Prewarmer
+from invoker_agent.scheduling import check_order
 from streams.events import (
     PREWARM_HINT,
     ActivationCompleted,
@@ -298,7 +299,9 @@ def build(settings: Settings) -> ConsumeRunner:
         settings.invoker_cpu_capacity,
         settings.invoker_memory_capacity_mb,
         settings.cpu_step,
-        by_age=settings.harvest_load_aware,
+        check_order(settings.scheduler),
+        backfill=settings.scheduler_backfill,
+        wait_bound_ms=settings.scheduler_wait_bound_ms,
     )
     db = CouchDB(settings)
     redis = RedisStore(settings)

@@ -245,6 +245,9 @@ class ActivationExecutor:
             work=work or 0.0,
             yields=live and self.settings.harvest_yield,
             priority=float(req.request_ms or req.submitted_ms),
+            deadline_ms=None if req.deadline_ms is None else float(req.deadline_ms),
+            remaining_ms=float(req.remaining_ms or 0),
+            run_ms=None if req.run_ms is None else float(req.run_ms),
         )
 
     def _attempt(self, job: _Job, alloc: Allocation, draft: RecordDraft, *, rerun: bool = False) -> None:

@@ -29,11 +29,19 @@ again. Under load a sibling's cores then start the next request instead of
 speeding a straggler past its plan, so a request is never charged more than
 its plan while another waits.
 
-**By age** (opt-in, ``GLEANER_HARVEST_LOAD_AWARE``): the queue is ordered by when
-each claim's DAG request started rather than by arrival, and growth (including a
-safeguard's) waits its turn in that order, so under load a request already under
-way finishes before a newer one starts, and a straggler's extra cores never
-delay an older request.
+**Order** (``GLEANER_SCHEDULER``, :mod:`invoker_agent.scheduling`): ``fifo`` serves by
+arrival, and growth before any waiter (it arrived first). ``age`` and ``slack``
+(least slack first, the default) order the queue by the DAG request's start or by
+each claim's latest start, and growth (including a safeguard's) waits its turn
+in that order, so a straggler's extra cores never delay a more urgent claim. Under
+``slack``, a yielding claim also gives back the acceleration of its plan above its
+user allocation while a more urgent claim waits (the core-second budget: cores
+above the user allocation come only from capacity nobody more urgent needs).
+
+**Backfill** (EASY, on with ``GLEANER_SCHEDULER_BACKFILL``): when the head of the
+queue does not fit, a later waiter that fits now starts now, if it is predicted to
+end before the head's reserved start or uses only what the head will not need
+then; never past a head that has waited longer than the waiting bound.
 
 **Idle capacity** (opt-in per claim): while nobody waits, a claim may borrow idle
 cores up to their ``cap``; the moment a claim queues, every borrowed core is
@@ -47,12 +55,23 @@ nothing is ever negative.
 from __future__ import annotations
 
 import math
+import time
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 from gleaner.allocation import ChangeReason
 from gleaner.errors import InvalidLimits
+from invoker_agent.scheduling import (
+    Running,
+    SchedulerOrder,
+    check_order,
+    latest_start,
+    may_backfill,
+    order_key,
+    reservation,
+    run_estimate_ms,
+)
 
 EPS = 1e-9
 
@@ -78,6 +97,9 @@ class Claim:
     group: tuple[str, int] | None = None  # (DAG request, stage): who shares released cores
     work: float = 0.0  # predicted work; with it, who is predicted to finish last
     yields: bool = False  # load-aware: what it holds above its user allocation goes to waiters
+    deadline_ms: float | None = None  # its DAG request's deadline (epoch ms); None: none known
+    remaining_ms: float = 0.0  # predicted critical path of its request from this function on
+    run_ms: float | None = None  # its own predicted run at cpu_plan; None: unknown
     # granted state
     cpu: float = 0.0
     granted: bool = False
@@ -85,6 +107,9 @@ class Claim:
     target: float = field(default=0.0)  # what it may grow back to (plan, or more after a release)
     lent: float = 0.0  # idle cores it holds on loan, above what it was granted
     seq: int = 0
+    queued_ms: float = 0.0  # when it reached the ledger
+    granted_ms: float = 0.0  # when it started
+    urgency: float = 0.0  # its latest start (least slack first), set when it queues
 
     def __post_init__(self) -> None:
         self.target = self.cpu_plan
@@ -105,18 +130,36 @@ class Resize:
     memory_mb: int
     reason: ChangeReason
     start: bool = False  # True: the grant that lets a waiting claim start
+    note: str | None = None  # the scheduler's why, for the record (e.g. whom a backfill passed)
+
+
+def wall_ms() -> float:
+    return time.time() * 1000.0
 
 
 class CapacityLedger:
     def __init__(
-        self, cpu_capacity: float, memory_capacity_mb: int, cpu_step: float = 0.25, by_age: bool = False
+        self,
+        cpu_capacity: float,
+        memory_capacity_mb: int,
+        cpu_step: float = 0.25,
+        order: SchedulerOrder = "fifo",
+        *,
+        backfill: bool = False,
+        wait_bound_ms: float = 30_000.0,
+        clock: Callable[[], float] = wall_ms,
     ) -> None:
         if cpu_capacity <= 0 or memory_capacity_mb <= 0 or cpu_step <= 0:
             raise InvalidLimits("an invoker needs positive capacity and a positive CPU step")
+        if not wait_bound_ms > 0:
+            raise InvalidLimits("the scheduler's waiting bound must be positive")
         self.cpu_capacity = cpu_capacity
         self.memory_capacity_mb = memory_capacity_mb
         self.cpu_step = cpu_step
-        self.by_age = by_age  # order the queue by request age instead of arrival (load-aware)
+        self.order: SchedulerOrder = check_order(order)
+        self.backfill = backfill
+        self.wait_bound_ms = wait_bound_ms
+        self.clock = clock  # epoch ms; injected so that tests drive time
         self.cpu_free = cpu_capacity
         self.memory_free_mb = memory_capacity_mb
         self.waiting: deque[Claim] = deque()
@@ -143,8 +186,12 @@ class CapacityLedger:
         self._seq += 1
         claim.seq = self._seq
         claim.cap = min(claim.cap, self.cpu_capacity)
+        claim.queued_ms = self.clock()
+        claim.urgency = latest_start(
+            claim.deadline_ms, claim.remaining_ms, claim.queued_ms, self.wait_bound_ms
+        )
         self.waiting.append(claim)
-        if self.by_age:  # the oldest request first; FIFO among equals
+        if self.order != "fifo":  # the most urgent first; FIFO among equals
             self.waiting = deque(sorted(self.waiting, key=self._order))
         return self._schedule()
 
@@ -183,8 +230,9 @@ class CapacityLedger:
         if extra_mem <= self.memory_free_mb:
             self.memory_free_mb -= extra_mem
             claim.memory_mb += extra_mem
-        older_waits = self.by_age and self.waiting and self._order(self.waiting[0]) < self._order(claim)
-        grow = 0.0 if older_waits else self._take(min(claim.target - claim.cpu, self.cpu_free))
+        grow = (
+            0.0 if self._passed_by_waiter(claim) else self._take(min(claim.target - claim.cpu, self.cpu_free))
+        )
         claim.cpu = round(claim.cpu + grow, 9)
         out.append(Resize(key, claim.cpu, claim.memory_mb, "safeguard"))
         claim.guarded = True  # from now on it grows back to its target as cores free up
@@ -228,13 +276,22 @@ class CapacityLedger:
         return [Resize(c.key, c.cpu, c.memory_mb, "timely-release") for c in grown.values()]
 
     def _order(self, claim: Claim) -> tuple[float, int]:
-        return (claim.priority, claim.seq) if self.by_age else (0.0, claim.seq)
+        return order_key(self.order, claim.seq, claim.priority, claim.urgency)
 
-    @staticmethod
-    def _owed(claim: Claim) -> float:
+    def _passed_by_waiter(self, claim: Claim) -> bool:
+        """A more urgent claim waits (never under FIFO, where growth comes first)."""
+        return (
+            self.order != "fifo" and bool(self.waiting) and self._order(self.waiting[0]) < self._order(claim)
+        )
+
+    def _owed(self, claim: Claim) -> float:
         """What a claim keeps even while others wait: its plan, or its user allocation
-        once the safeguard fired."""
-        return max(claim.cpu_plan, claim.user_cpu) if claim.guarded else claim.cpu_plan
+        once the safeguard fired; under least slack, no more than its user allocation
+        while a more urgent claim waits (acceleration is lent, not owned)."""
+        owed = max(claim.cpu_plan, claim.user_cpu) if claim.guarded else claim.cpu_plan
+        if self.order == "slack" and self._passed_by_waiter(claim):
+            owed = min(owed, max(claim.user_cpu, claim.cpu_floor))
+        return owed
 
     def _ceiling(self, claim: Claim) -> float:
         """The most ``claim`` may grow to now: its target, or no more than it is owed
@@ -273,41 +330,80 @@ class CapacityLedger:
             key=self._order,
         )
         # FIFO: running claims below their target arrived before every waiter, so they
-        # come first. By age: growers and waiters interleave, the oldest request first.
+        # come first. Otherwise growers and waiters interleave, the most urgent first.
+        ordered = self.order != "fifo"
         while self.cpu_free > EPS or self.waiting:
             head = self.waiting[0] if self.waiting else None
-            if growers and (head is None or not self.by_age or self._order(growers[0]) <= self._order(head)):
+            if growers and (head is None or not ordered or self._order(growers[0]) <= self._order(head)):
                 claim = growers.pop(0)
                 grow = self._take(self._ceiling(claim) - claim.cpu)
                 if grow > 0:
                     claim.cpu = round(claim.cpu + grow, 9)
                     out.append(Resize(claim.key, claim.cpu, claim.memory_mb, "grow"))
-                if claim.cpu + self.cpu_step <= self._ceiling(claim) + EPS and self.by_age:
-                    break  # still short: nobody younger goes ahead of it
+                if claim.cpu + self.cpu_step <= self._ceiling(claim) + EPS and ordered:
+                    break  # still short: nobody less urgent goes ahead of it
                 continue
-            if head is None or not self._admit(head, out):
+            if head is None:
+                break
+            if not self._admit(head, out):
+                if self.backfill:
+                    self._backfill(head, out)
                 break
 
+    def _start_cpu(self, claim: Claim) -> tuple[float, ChangeReason] | None:
+        """What ``claim`` would start with now (whole plan, or start-now); None: it must wait."""
+        if claim.memory_mb > self.memory_free_mb:
+            return None
+        if self.cpu_free + EPS >= claim.cpu_plan:
+            return claim.cpu_plan, "planned"
+        if claim.live and self.cpu_free + EPS >= claim.cpu_floor:
+            cpu = max(claim.cpu_floor, floor_to_step(self.cpu_free, self.cpu_step))
+            return min(cpu, claim.cpu_plan), "start-now"
+        return None
+
     def _admit(self, head: Claim, out: list[Resize]) -> bool:
-        """Start the head waiter if it fits (whole plan, or start-now); False if it must wait."""
-        if head.memory_mb > self.memory_free_mb:
+        """Start the head waiter if it fits; False if it must wait."""
+        start = self._start_cpu(head)
+        if start is None:
             return False
-        reason: ChangeReason
-        if self.cpu_free + EPS >= head.cpu_plan:
-            cpu, reason = head.cpu_plan, "planned"
-        elif head.live and self.cpu_free + EPS >= head.cpu_floor:
-            cpu = max(head.cpu_floor, floor_to_step(self.cpu_free, self.cpu_step))
-            cpu = min(cpu, head.cpu_plan)
-            reason = "start-now"
-        else:
-            return False
-        self.waiting.popleft()
-        self.cpu_free = round(self.cpu_free - cpu, 9)
-        self.memory_free_mb -= head.memory_mb
-        head.cpu, head.granted = cpu, True
-        self.running[head.key] = head
-        out.append(Resize(head.key, cpu, head.memory_mb, reason, start=True))
+        self._grant(head, *start, out)
         return True
+
+    def _grant(
+        self, claim: Claim, cpu: float, reason: ChangeReason, out: list[Resize], note: str | None = None
+    ) -> None:
+        self.waiting.remove(claim)
+        self.cpu_free = round(self.cpu_free - cpu, 9)
+        self.memory_free_mb -= claim.memory_mb
+        claim.cpu, claim.granted, claim.granted_ms = cpu, True, self.clock()
+        self.running[claim.key] = claim
+        out.append(Resize(claim.key, cpu, claim.memory_mb, reason, start=True, note=note))
+
+    def _backfill(self, head: Claim, out: list[Resize]) -> None:
+        """EASY backfilling behind a head that does not fit (see :mod:`invoker_agent.scheduling`)."""
+        now = self.clock()
+        if now - head.queued_ms > self.wait_bound_ms:
+            return  # the head waited long enough: it gets everything that frees
+        need_cpu = head.cpu_floor if head.live else head.cpu_plan
+        running = [
+            Running(c.cpu, c.memory_mb, c.granted_ms + run_estimate_ms(c.run_ms, c.cpu_plan, c.cpu))
+            for c in self.running.values()
+        ]
+        held = reservation(now, self.cpu_free, self.memory_free_mb, running, need_cpu, head.memory_mb, EPS)
+        for claim in list(self.waiting)[1:]:
+            start = self._start_cpu(claim)
+            if start is None:
+                continue
+            cpu, _ = start
+            run = run_estimate_ms(claim.run_ms, claim.cpu_plan, cpu)
+            if not may_backfill(now, run, cpu, claim.memory_mb, held):
+                continue
+            if not (math.isfinite(run) and now + run <= held.start_ms):  # it uses the spare part
+                held = type(held)(held.start_ms, held.spare_cpu - cpu, held.spare_memory_mb - claim.memory_mb)
+            ahead = f"backfilled ahead of {head.key}"
+            if math.isfinite(held.start_ms):
+                ahead += f", whose reserved start is in {max(0.0, held.start_ms - now):.0f} ms"
+            self._grant(claim, cpu, "backfill", out, ahead)
 
     def _reclaim(self) -> list[Resize]:
         """Someone waits: every borrowed core, and what a yielding claim holds above what

@@ -21,7 +21,8 @@ from dataclasses import dataclass, field
 from gleaner.allocation import AllocationChange, ChangeReason
 from gleaner.errors import DockerError
 from gleaner.metrics import RESIZES
-from invoker_agent.ledger import CapacityLedger, Claim, Resize
+from invoker_agent.ledger import CapacityLedger, Claim, Resize, wall_ms
+from invoker_agent.scheduling import SchedulerOrder
 from streams.events import now_ms
 
 log = logging.getLogger(__name__)
@@ -38,9 +39,25 @@ class _Applier:
 
 class ResourcePermits:
     def __init__(
-        self, cpu_capacity: float, memory_capacity_mb: int, cpu_step: float = 0.25, by_age: bool = False
+        self,
+        cpu_capacity: float,
+        memory_capacity_mb: int,
+        cpu_step: float = 0.25,
+        order: SchedulerOrder = "fifo",
+        *,
+        backfill: bool = False,
+        wait_bound_ms: float = 30_000.0,
+        clock: Callable[[], float] = wall_ms,
     ) -> None:
-        self.ledger = CapacityLedger(cpu_capacity, memory_capacity_mb, cpu_step, by_age)
+        self.ledger = CapacityLedger(
+            cpu_capacity,
+            memory_capacity_mb,
+            cpu_step,
+            order,
+            backfill=backfill,
+            wait_bound_ms=wait_bound_ms,
+            clock=clock,
+        )
         self._cond = threading.Condition()
         self._changes: dict[str, list[AllocationChange]] = {}
         self._appliers: dict[str, _Applier] = {}
@@ -113,7 +130,7 @@ class ResourcePermits:
         for r in resizes:
             changes = self._changes.get(r.key)
             if changes is not None:
-                changes.append(AllocationChange(at, r.cpu, r.memory_mb, r.reason, note))
+                changes.append(AllocationChange(at, r.cpu, r.memory_mb, r.reason, r.note or note))
             if not r.start:
                 keys.append(r.key)
                 RESIZES.labels(r.reason).inc()

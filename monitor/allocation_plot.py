@@ -25,11 +25,12 @@ from matplotlib.lines import Line2D
 from gleaner.allocation import CHANGE_REASONS, ORIGINS, AllocationChange, ChangeReason
 
 # Reasons an allocation starts with; every other reason is a live change.
-START_REASONS = ("planned", "start-now")
+START_REASONS = ("planned", "start-now", "backfill")
 # colour, marker per reason; shapes differ too, so the legend reads without colour.
 REASON_STYLE: dict[str, tuple[str, str]] = {
     "planned": ("#7f7f7f", "o"),
     "start-now": ("#17becf", ">"),
+    "backfill": ("#8c564b", "<"),
     "grow": ("#2ca02c", "^"),
     "timely-release": ("#1f77b4", "P"),
     "safeguard": ("#d62728", "X"),

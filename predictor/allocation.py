@@ -70,7 +70,7 @@ class Grid:
             return 0
         if value <= self.minimum:
             return 0
-        if value == math.inf:
+        if value >= self.top:  # also keeps a huge probe from overflowing the division to inf
             return self.units
         raw = math.ceil((value - self.minimum) / self.step - EPS_STEPS)
         return raw if 0 <= raw <= self.units else min(max(raw, 0), self.units)
@@ -79,7 +79,7 @@ class Grid:
         """Units of the largest allowed value <= value, clamped into the grid."""
         if math.isnan(value) or value <= self.minimum:
             return 0
-        if value == math.inf:
+        if value >= self.top:  # also keeps a huge probe from overflowing the division to inf
             return self.units
         return min(math.floor((value - self.minimum) / self.step + EPS_STEPS), self.units)
 

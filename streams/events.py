@@ -166,6 +166,10 @@ class ActivationRequest(Event):
     policy: str | None = None  # the DAG request's harvesting policy (what may change live)
     request_ms: int | None = None  # when its DAG request started (an invoker may serve older first)
     redispatched_from: str | None = None  # the silent invoker placement took it back from
+    # What the invoker's least-slack scheduler needs (None: not known, it is served as it queued):
+    deadline_ms: int | None = None  # its DAG request's deadline, epoch ms (arrival + SLO or prediction)
+    remaining_ms: int | None = None  # predicted critical path of the request from this function on
+    run_ms: int | None = None  # predicted run of this function (its stage's learned time)
     type: str = "activation.request"
     version: int = VERSION
 
@@ -197,7 +201,17 @@ class ActivationRequest(Event):
             policy=_policy(data),
             request_ms=_field(data, "request_ms", int, required=False),
             redispatched_from=_field(data, "redispatched_from", str, required=False),
+            deadline_ms=_field(data, "deadline_ms", int, required=False),
+            remaining_ms=_non_negative(data, "remaining_ms"),
+            run_ms=_non_negative(data, "run_ms"),
         )
+
+
+def _non_negative(data: dict[str, Any], name: str) -> int | None:
+    value: int | None = _field(data, name, int, required=False)
+    if value is not None and value < 0:
+        raise MalformedEvent(f"field '{name}' must not be negative, got {value}")
+    return value
 
 
 def _plan_policy(data: dict[str, Any]) -> str:

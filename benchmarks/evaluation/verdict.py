@@ -21,6 +21,7 @@ VIDEO_MEAN_TARGET = 0.30
 OURS = "gleaner"
 RIVALS = ("thesis", "libra")
 LIVE_REASONS = (
+    "backfill",
     "start-now",
     "grow",
     "timely-release",

@@ -24,9 +24,10 @@ from gleaner.errors import GleanerError, MalformedEvent
 from gleaner.redis_store import RedisStore
 from gleaner.settings import Settings
 from gleaner.ttlcache import TTLCache
-from streams.composition.prewarm import StageTimes, prewarm_hints
+from streams.composition.prewarm import StageTimes, prewarm_hints, stages_of
 from streams.composition.records import dag_record
 from streams.composition.state import CompositionStore
+from streams.composition.urgency import Urgency, planned_stage_ms, urgency_of
 from streams.events import (
     ActivationCompleted,
     ActivationRequest,
@@ -59,6 +60,12 @@ def planned_allocation(dag: dict[str, Any], stage: int | None, index: int | None
     except MalformedEvent as exc:  # checked when the plan was decoded; kept safe anyway
         log.warning("planned allocation %s.%s ignored: %s", stage, index, exc)
         return None
+
+
+def slo_of(doc: dict[str, Any]) -> int | None:
+    """The DAG document's latency SLO in ms (checked when it was stored); None: none."""
+    slo = doc.get("slo_ms")
+    return slo if isinstance(slo, int) and not isinstance(slo, bool) and slo > 0 else None
 
 
 def _dag_key(state: RequestState, dag: dict[str, Any]) -> str:
@@ -144,6 +151,7 @@ class CompositionAgent(Handler):
             "input_size": size_of(req.input),
             "harvest": plan.summary(),
             "profile": req.profile,
+            "slo_ms": slo_of(doc),
         }
         machine = self._machine(dag, state.namespace)
         commands = machine.start(state, req.input)
@@ -243,6 +251,7 @@ class CompositionAgent(Handler):
         for cmd in commands:
             if isinstance(cmd, Invoke):
                 state.activations[cmd.activation_id].input_size = size_of(cmd.params)
+                urgent = self._urgency(state, dag, cmd.stage)
                 event = ActivationRequest(
                     activation_id=cmd.activation_id,
                     namespace=state.namespace,
@@ -256,6 +265,9 @@ class CompositionAgent(Handler):
                     allocation=planned_allocation(dag, cmd.stage, cmd.index),
                     policy=(dag.get("harvest") or {}).get("policy"),
                     request_ms=state.started_ms,
+                    deadline_ms=urgent.deadline_ms,
+                    remaining_ms=urgent.remaining_ms,
+                    run_ms=urgent.run_ms,
                 )
                 self.producer.produce(
                     self.settings.invocations_topic, event.to_bytes(), key=cmd.activation_id
@@ -265,6 +277,22 @@ class CompositionAgent(Handler):
         if commands:
             self.producer.flush()  # events first, state after: a replay re-derives the same ids
         self.store.save(state, dag, partition)
+
+    def _urgency(self, state: RequestState, dag: dict[str, Any], stage: int | None) -> Urgency:
+        """Deadline and remaining critical path for the invoker's least-slack order."""
+        tree = self._trees.get(str(dag["rev"]))
+        depth = len(stages_of(tree)) if tree is not None else 0
+        allocations = (dag.get("harvest") or {}).get("allocations") or {}
+        slo = dag.get("slo_ms")
+        return urgency_of(
+            state.started_ms,
+            stage,
+            depth,
+            self._stage_times.runs(_dag_key(state, dag)),
+            planned_stage_ms(allocations),
+            slo if isinstance(slo, int) else None,
+            self.settings.dag_slo_factor,
+        )
 
     def _publish_finish(self, state: RequestState, dag: dict[str, Any], input_size: int, cmd: Finish) -> None:
         failing = cmd.result.get("activationId")

@@ -117,8 +117,9 @@ def function_outcome(request_id: str, rec: dict[str, Any]) -> FunctionOutcome:
         max_cpu=_num(g.get("allocation_peak"), _num(alloc.get("cpu"))),
         changes=";".join(
             str(c.get("reason"))
-            for c in (g.get("allocation_trajectory") or [])[1:]
-            if isinstance(c, dict) and c.get("reason")
+            for i, c in enumerate(g.get("allocation_trajectory") or [])
+            # The first entry is how it started: counted only when the scheduler backfilled it.
+            if isinstance(c, dict) and c.get("reason") and (i > 0 or c.get("reason") == "backfill")
         ),
         rerun=bool(g.get("rerun")),
     )

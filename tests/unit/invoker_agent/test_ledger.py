@@ -154,7 +154,7 @@ def test_borrowed_cores_are_not_released_to_siblings_as_stage_budget():
 
 
 def test_by_age_an_older_request_is_served_before_a_newer_one_that_queued_first():
-    led = CapacityLedger(1.0, 4096, by_age=True)
+    led = CapacityLedger(1.0, 4096, order="age")
     led.submit(claim("busy", 1.0, priority=0.0))
     led.submit(claim("new", 1.0, priority=200.0))
     led.submit(claim("old", 1.0, priority=100.0))
@@ -164,7 +164,7 @@ def test_by_age_an_older_request_is_served_before_a_newer_one_that_queued_first(
 
 
 def test_by_age_a_newer_requests_growth_waits_behind_an_older_waiter():
-    led = CapacityLedger(2.0, 4096, by_age=True)
+    led = CapacityLedger(2.0, 4096, order="age")
     led.submit(claim("x", 1.0, priority=0.0))
     led.submit(claim("grower", 1.0, user=0.5, live=True, priority=300.0))  # starts at 1.0 of... 1 free
     led.submit(claim("hog", 0.5, priority=50.0))
@@ -266,13 +266,49 @@ def _check(led: CapacityLedger, fifo: bool = True) -> None:
             assert not c.yields or c.cpu <= owed + EPS
 
 
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+BOUND = 5_000.0
+
+
+def _check_order(led: CapacityLedger, out: list, order: str) -> None:
+    """Starts in order pass no waiter that queued more than twice the bound earlier
+    (least slack's starvation bound); a backfill never passes a head that waited past it."""
+    for r in out:
+        if not r.start:
+            continue
+        started = led.running.get(r.key)
+        if started is None:
+            continue
+        if r.reason == "backfill":
+            assert r.note and "ahead of" in r.note
+            head_key = r.note.split("ahead of ")[1].split(",")[0]
+            head = next((c for c in led.waiting if c.key == head_key), None)
+            assert head is None or led.clock() - head.queued_ms <= led.wait_bound_ms
+        elif order == "slack":
+            assert all(w.queued_ms + 2 * led.wait_bound_ms >= started.queued_ms for w in led.waiting)
+    if order == "slack" and led.waiting:  # a yielding claim holds no acceleration past a more urgent waiter
+        head = led.waiting[0]
+        for c in led.running.values():
+            if c.yields and (head.urgency, head.seq) < (c.urgency, c.seq):
+                assert c.cpu <= max(c.user_cpu, c.cpu_floor) + EPS
+
+
 @settings(max_examples=300, deadline=None)
-@given(OPS, st.booleans(), st.booleans(), st.booleans())
-def test_permits_are_never_leaked_or_counted_twice(ops, idle, by_age, yields):
-    led = CapacityLedger(2.0, 1024, by_age=by_age)
+@given(OPS, st.booleans(), st.sampled_from(["fifo", "age", "slack"]), st.booleans(), st.booleans())
+def test_permits_are_never_leaked_or_counted_twice(ops, idle, order, yields, backfill):
+    clock = Clock()
+    led = CapacityLedger(2.0, 1024, order=order, backfill=backfill, wait_bound_ms=BOUND, clock=clock)
     made = 0
     for op in ops:
         keys = sorted(led.running)
+        clock.now += 700.0
         if op[0] == "submit":
             _, plan, user, cap, live, group, mem = op
             c = claim(f"k{made}", plan, user=user, live=live, cap=cap, group=("r", group), work=float(mem))
@@ -280,22 +316,156 @@ def test_permits_are_never_leaked_or_counted_twice(ops, idle, by_age, yields):
             c.yields = yields and live
             c.priority = float(mem % 3)  # by age: three requests of different ages
             c.memory_mb = mem * 128
+            # Least slack: some with a deadline (near or far), some without; runs known or not.
+            c.deadline_ms = None if mem % 4 == 0 else clock.now + 1_000.0 * (mem * group + 1)
+            c.remaining_ms = 500.0 * mem
+            c.run_ms = None if mem % 3 == 0 else 300.0 * mem
             made += 1
-            led.submit(c)
+            out = led.submit(c)
         elif op[0] == "end" and keys:
-            led.end(keys[op[1] % len(keys)])
+            out = led.end(keys[op[1] % len(keys)])
         elif op[0] == "safeguard" and keys:
-            led.safeguard(keys[op[1] % len(keys)])
+            out = led.safeguard(keys[op[1] % len(keys)])
         elif op[0] == "revert" and keys:
             c = led.running[keys[op[1] % len(keys)]]
-            led.revert(c.key, c.cpu_floor, c.memory_mb)
+            out = led.revert(c.key, c.cpu_floor, c.memory_mb)
         elif op[0] == "withdraw" and led.waiting:
-            led.withdraw(led.waiting[op[1] % len(led.waiting)].key)
-        _check(led, fifo=not by_age)
+            out = led.withdraw(led.waiting[op[1] % len(led.waiting)].key)
+        else:
+            out = []
+        _check_order(led, out, order)
+        _check(led, fifo=order == "fifo" and not backfill)
     while led.running or led.waiting:  # drain: everything ends, capacity is whole again
         for key in list(led.running):
-            led.end(key)
-            _check(led, fifo=not by_age)
+            clock.now += 700.0
+            _check_order(led, led.end(key), order)
+            _check(led, fifo=order == "fifo" and not backfill)
         if led.waiting and not led.running:
             pytest.fail("a claim waits on an idle invoker")
     assert led.cpu_free == pytest.approx(2.0) and led.memory_free_mb == 1024
+
+
+# ---------------------------------------------------------------------- the scheduler across requests
+def _sched(order: str = "slack", backfill: bool = True, cpu: float = 2.0) -> tuple[CapacityLedger, Clock]:
+    clock = Clock()
+    return CapacityLedger(cpu, 4096, order=order, backfill=backfill, wait_bound_ms=BOUND, clock=clock), clock
+
+
+def test_least_slack_serves_the_request_with_less_slack_first_whatever_queued_first():
+    led, clock = _sched(backfill=False)
+    led.submit(claim("busy", 2.0, run_ms=1_000.0))
+    # A large request queued first with a far deadline; a small one after, with little slack.
+    led.submit(claim("large", 1.0, deadline_ms=clock.now + 60_000, remaining_ms=40_000))
+    led.submit(claim("small", 1.0, deadline_ms=clock.now + 3_000, remaining_ms=2_000))
+    assert [c.key for c in led.waiting] == ["small", "large"]
+    fifo, _ = _sched("fifo", backfill=False)
+    fifo.submit(claim("busy", 2.0))
+    fifo.submit(claim("large", 1.0, deadline_ms=clock.now + 60_000, remaining_ms=40_000))
+    fifo.submit(claim("small", 1.0, deadline_ms=clock.now + 3_000, remaining_ms=2_000))
+    assert [c.key for c in fifo.waiting] == ["large", "small"]
+
+
+def test_the_waiting_bound_keeps_a_large_request_from_starving():
+    led, clock = _sched(backfill=False)
+    led.submit(claim("busy", 2.0))
+    led.submit(claim("large", 2.0, deadline_ms=clock.now + 600_000, remaining_ms=1_000))
+    clock.now += 2 * BOUND + 1  # later arrivals, however urgent, now queue behind it
+    led.submit(claim("urgent", 2.0, deadline_ms=clock.now - 50_000, remaining_ms=9_000))
+    assert [c.key for c in led.waiting] == ["large", "urgent"]
+
+
+def test_backfill_starts_small_claims_that_end_before_the_heads_reserved_start():
+    """ml-pipeline at high load: three 0.25-core functions waited 18 s behind a 1.0-core
+    head with 0.75 core free."""
+    led, clock = _sched()
+    led.submit(claim("running", 1.25, run_ms=10_000.0))  # 0.75 free until it ends in 10 s
+    led.submit(claim("head", 1.0, run_ms=5_000.0))
+    out = []
+    for k in ("e1", "e2", "e3"):
+        out += led.submit(claim(k, 0.25, run_ms=2_000.0))
+    assert [(r.key, r.reason) for r in out] == [("e1", "backfill"), ("e2", "backfill"), ("e3", "backfill")]
+    assert "ahead of head" in (out[0].note or "") and "10000 ms" in (out[0].note or "")
+    assert [c.key for c in led.waiting] == ["head"] and led.cpu_free == pytest.approx(0.0)
+    clock.now += 10_000
+    for k in ("e1", "e2", "e3"):
+        led.end(k)
+    assert [(r.key, r.reason) for r in led.end("running")] == [("head", "planned")]
+
+
+def test_backfill_that_would_delay_the_head_waits():
+    led, _ = _sched()
+    led.submit(claim("running", 1.25, run_ms=1_000.0))
+    led.submit(claim("head", 2.0, run_ms=5_000.0))
+    # Runs 4 s, past the head's reserved start in 1 s, on cores the head needs then: it waits.
+    assert led.submit(claim("long", 0.5, run_ms=4_000.0)) == []
+    # An unknown run cannot be shown to end in time: it waits too.
+    assert led.submit(claim("unknown", 0.25)) == []
+    # Only the cores spare at the reserved start (2.0 - 1.0 = 1.0 minus nothing) may run long:
+    led2, _ = _sched()
+    led2.submit(claim("running", 1.0, run_ms=1_000.0))
+    led2.submit(claim("head", 1.75, run_ms=5_000.0))
+    assert [r.reason for r in led2.submit(claim("spare", 0.25, run_ms=60_000.0))] == ["backfill"]
+    assert led2.submit(claim("more", 0.25, run_ms=60_000.0)) == []  # nothing spare is left
+
+
+def test_no_backfill_past_a_head_that_waited_past_the_bound():
+    led, clock = _sched()
+    led.submit(claim("running", 1.25))  # its end is unknown: the head's reserved start too
+    led.submit(claim("head", 1.0))
+    assert [r.reason for r in led.submit(claim("a", 0.25, run_ms=100.0))] == ["backfill"]
+    clock.now += BOUND + 1
+    assert led.submit(claim("b", 0.25, run_ms=100.0)) == []
+
+
+def test_acceleration_above_the_user_allocation_goes_back_when_a_more_urgent_claim_waits():
+    led, clock = _sched(backfill=False)
+    fast = claim("accelerated", 1.5, user=1.0, live=True, yields=True, deadline_ms=clock.now + 60_000)
+    led.submit(fast)
+    assert fast.cpu == 1.5
+    out = led.submit(claim("urgent", 1.0, deadline_ms=clock.now + 1_000, remaining_ms=900))
+    assert [(r.key, r.cpu, r.reason) for r in out][:2] == [
+        ("accelerated", 1.0, "reclaim"),
+        ("urgent", 1.0, "planned"),
+    ]
+    # Under FIFO the plan is owed whatever waits: the newcomer waits.
+    fifo, _ = _sched("fifo", backfill=False)
+    fifo.submit(claim("accelerated", 1.5, user=1.0, live=True, yields=True))
+    assert fifo.submit(claim("urgent", 1.0, deadline_ms=clock.now + 1_000)) == []
+
+
+STATIC = st.lists(
+    st.tuples(STEPS, st.integers(1, 4), st.integers(100, 20_000), st.booleans()), min_size=1, max_size=8
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(STATIC, STATIC)
+def test_backfill_never_delays_the_heads_reserved_start(running, waiting):
+    """Static claims (nothing grows) with known runs: whatever a submit backfills, the head's
+    reserved start, computed on the claims as they then run, is no later than before."""
+    led, clock = _sched("fifo")
+    for i, (cpu, mem, run, _) in enumerate(running):
+        led.submit(claim(f"r{i}", cpu, memory_mb=mem * 128, run_ms=float(run)))
+        clock.now += 10
+    for i, (cpu, mem, run, known) in enumerate(waiting):
+        before = _reserved(led)
+        out = led.submit(claim(f"w{i}", cpu, memory_mb=mem * 128, run_ms=float(run) if known else None))
+        after = _reserved(led)
+        if any(r.reason == "backfill" for r in out) and before is not None and after is not None:
+            assert before[0] == after[0] and after[1] <= before[1] + EPS
+        clock.now += 10
+        _check(led, fifo=False)
+
+
+def _reserved(led: CapacityLedger) -> tuple[str, float] | None:
+    from invoker_agent.scheduling import Running, reservation, run_estimate_ms
+
+    if not led.waiting:
+        return None
+    head = led.waiting[0]
+    running = [
+        Running(c.cpu, c.memory_mb, c.granted_ms + run_estimate_ms(c.run_ms, c.cpu_plan, c.cpu))
+        for c in led.running.values()
+    ]
+    held = reservation(led.clock(), led.cpu_free, led.memory_free_mb, running, head.cpu_plan, head.memory_mb)
+    return head.key, held.start_ms

@@ -73,18 +73,28 @@ def test_the_grids_table_is_the_computed_grid(lo: float, span: float, step: floa
     value = float(probe) if isinstance(probe, float) else probe * step + lo
     if math.isnan(value) or value <= lo:
         expected = 0
-    elif value == math.inf:
+    elif value >= g.top:  # (value - lo) / step may overflow to inf for a huge probe
         expected = g.units
     else:
         expected = min(max(math.ceil((value - lo) / step - 1e-6), 0), g.units)
     assert g.ceil_units(value) == expected
+    assert g.floor_units(value) <= g.ceil_units(value)
+
+
+@pytest.mark.parametrize("probe", [8.99e307, 1.7976931348623157e308, math.inf])
+def test_a_huge_probe_is_the_top_of_the_grid(probe: float) -> None:
+    """Found on a fresh machine: 8.99e307 with step 0.5 overflowed (value - lo) / step to inf."""
+    g = Grid(1.0, 2.0, 0.5)
+    assert g.ceil_units(probe) == g.units == 2 and g.floor_units(probe) == 2
+    assert g.at_least(probe) == 2.0
 
 
 def test_allowed_values_build_their_grids_once() -> None:
     import pickle
 
     a = AllowedValues(0.25, 2.0, 0.25, 128.0, 8192.0, 128.0)
-    assert a.cpu is a.cpu and a.mem is a.mem
+    assert a.cpu == Grid(0.25, 2.0, 0.25) and a.mem == Grid(128.0, 8192.0, 128.0)
+    assert a.cpu is object.__getattribute__(a, "cpu")  # built once at construction, not per read
     assert a.cpu == Grid(0.25, 2.0, 0.25) and a.mem.top == 8192.0
     assert pickle.loads(pickle.dumps(a)) == a and pickle.loads(pickle.dumps(a)).cpu.units == 7
     assert hash(a) == hash(AllowedValues(0.25, 2.0, 0.25, 128.0, 8192.0, 128.0))

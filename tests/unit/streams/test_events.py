@@ -30,6 +30,9 @@ def test_request_round_trip():
     again = ActivationRequest.from_dict(decode(req.to_bytes()))
     assert again == req
     assert again.params == {"x": 1}
+    urgent = ActivationRequest.from_dict(_req(deadline_ms=9_000, remaining_ms=400, run_ms=120))
+    assert ActivationRequest.from_dict(decode(urgent.to_bytes())) == urgent
+    assert (urgent.deadline_ms, urgent.remaining_ms, urgent.run_ms) == (9_000, 400, 120)
 
 
 def test_missing_id_uses_the_stable_fallback():
@@ -65,6 +68,9 @@ def test_undecodable_bytes(raw, reason):
         ({"params": [1]}, "must be dict"),
         ({"activation_id": "xyz"}, "32 lowercase hex"),
         ({"blocking": 1}, "must be bool"),
+        ({"remaining_ms": -1}, "must not be negative"),
+        ({"run_ms": "5"}, "must be int"),
+        ({"deadline_ms": 1.5}, "must be int"),
     ],
 )
 def test_invalid_request_fields(change, reason):
