@@ -63,6 +63,17 @@ PERMITS_FREE_CORES = Gauge("gleaner_permits_free_cores", "Cores an invoker has f
 PERMITS_WAITING = Gauge(
     "gleaner_permits_waiting", "Activations waiting for an invoker's permits.", ("invoker",)
 )
+SCHEDULER_WAITING_SECONDS = Counter(
+    "gleaner_scheduler_waiting_seconds",
+    "Time during which at least one activation waited for an invoker's permits.",
+    ("invoker",),
+)
+SCHEDULER_RESERVED_CORE_SECONDS = Counter(
+    "gleaner_scheduler_reserved_core_seconds",
+    "Cores granted while anything waited, integrated over time: divided by "
+    "gleaner_scheduler_waiting_seconds, the mean cores reserved whenever something waits.",
+    ("invoker",),
+)
 COLD_STARTS = Counter("gleaner_cold_starts", "Activations that started a new container.", ("invoker",))
 PREWARMS = Counter(
     "gleaner_prewarms",

@@ -23,7 +23,12 @@ from typing import Any
 
 from gleaner.couchdb import CouchDB
 from gleaner.errors import GleanerError, ServiceError
-from gleaner.metrics import PERMITS_FREE_CORES, PERMITS_WAITING
+from gleaner.metrics import (
+    PERMITS_FREE_CORES,
+    PERMITS_WAITING,
+    SCHEDULER_RESERVED_CORE_SECONDS,
+    SCHEDULER_WAITING_SECONDS,
+)
 from gleaner.records import DEVELOPER_ERROR, INTERNAL_ERROR
 from gleaner.redis_store import RedisStore
 from gleaner.settings import Settings
@@ -85,6 +90,7 @@ class InvokerAgent(Handler):
         self.workers = ThreadPoolExecutor(max_workers=64, thread_name_prefix="activation")
         self._in_flight = 0
         self._count_lock = threading.Lock()
+        self._counted = (0.0, 0.0)  # the scheduler's waiting totals already in the counters (s)
         self._finished: list[str] = []
         self._finished_lock = threading.Lock()
         self._stop = threading.Event()
@@ -244,6 +250,12 @@ class InvokerAgent(Handler):
         cpu_free, mem_free, waiting = self.permits.snapshot()
         PERMITS_FREE_CORES.labels(self.id).set(cpu_free)
         PERMITS_WAITING.labels(self.id).set(waiting)
+        waited_ms, reserved_core_ms = self.permits.waiting_totals()
+        SCHEDULER_WAITING_SECONDS.labels(self.id).inc(max(0.0, waited_ms / 1000 - self._counted[0]))
+        SCHEDULER_RESERVED_CORE_SECONDS.labels(self.id).inc(
+            max(0.0, reserved_core_ms / 1000 - self._counted[1])
+        )
+        self._counted = (waited_ms / 1000, reserved_core_ms / 1000)
         with self._count_lock:
             queued = self._in_flight
         health = InvokerHealth(

@@ -165,6 +165,10 @@ class CapacityLedger:
         self.waiting: deque[Claim] = deque()
         self.running: dict[str, Claim] = {}
         self._seq = 0
+        # While anything waits: for how long (ms), and cores granted x ms (backfill's measure).
+        self.waited_ms = 0.0
+        self.reserved_core_ms = 0.0
+        self._accounted_ms: float | None = None
 
     # ------------------------------------------------------------------ queries
     def fits_ever(self, cpu: float, memory_mb: int) -> bool:
@@ -173,9 +177,19 @@ class CapacityLedger:
     def claims(self) -> Iterator[Claim]:
         yield from self.running.values()
 
+    def account(self) -> None:
+        """Add the time since the last operation to the waiting totals (state was constant)."""
+        now = self.clock()
+        last, self._accounted_ms = self._accounted_ms, now
+        if last is None or not self.waiting or now <= last:
+            return
+        self.waited_ms += now - last
+        self.reserved_core_ms += (now - last) * (self.cpu_capacity - self.cpu_free)
+
     # ------------------------------------------------------------------ operations
     def submit(self, claim: Claim) -> list[Resize]:
         """Queue ``claim``; the grants this causes (maybe its own, with ``start``)."""
+        self.account()
         if not self.fits_ever(claim.cpu_plan, claim.memory_mb):
             raise InvalidLimits(
                 f"allocation {claim.cpu_plan} cores / {claim.memory_mb} MB exceeds the invoker's "
@@ -197,6 +211,7 @@ class CapacityLedger:
 
     def withdraw(self, key: str) -> list[Resize]:
         """A waiter gives up (timed out): the queue moves on."""
+        self.account()
         for claim in list(self.waiting):
             if claim.key == key:
                 self.waiting.remove(claim)
@@ -204,6 +219,7 @@ class CapacityLedger:
 
     def end(self, key: str) -> list[Resize]:
         """``key`` finished: its memory and cores go back; cores first to its siblings."""
+        self.account()
         claim = self.running.pop(key, None)
         if claim is None:
             return []
@@ -220,6 +236,7 @@ class CapacityLedger:
     def safeguard(self, key: str) -> list[Resize]:
         """Give a harvested claim its user allocation back, ahead of every waiter.
         Whatever is not free now it takes as soon as it frees."""
+        self.account()
         claim = self.running.get(key)
         if claim is None or not claim.harvested:
             return []
@@ -240,6 +257,7 @@ class CapacityLedger:
 
     def revert(self, key: str, cpu: float, memory_mb: int) -> list[Resize]:
         """A resize did not apply: ``key`` keeps ``cpu`` / ``memory_mb``; the difference returns."""
+        self.account()
         claim = self.running.get(key)
         if claim is None:
             return []

@@ -122,6 +122,12 @@ class ResourcePermits:
         with self._cond:
             return self.ledger.cpu_free, self.ledger.memory_free_mb, len(self.ledger.waiting)
 
+    def waiting_totals(self) -> tuple[float, float]:
+        """(ms during which anything waited, cores granted x ms meanwhile), up to now."""
+        with self._cond:
+            self.ledger.account()
+            return self.ledger.waited_ms, self.ledger.reserved_core_ms
+
     # ------------------------------------------------------------------ internals
     def _note(self, resizes: list[Resize], note: str | None = None) -> list[str]:
         """Record each change in its claim's trajectory (lock held); the keys to apply."""

@@ -38,9 +38,10 @@ def _client(args: argparse.Namespace) -> OpenWhiskClient:
 
 def dag_put(args: argparse.Namespace, overwrite: bool) -> int:
     body = load_dag_file(Path(args.file))
-    _, doc = _client(args).request(
-        "PUT", f"/dags/{args.name}", json=body, params={"overwrite": str(overwrite).lower()}
-    )
+    params = {"overwrite": str(overwrite).lower()}
+    if args.slo is not None:
+        params["slo_ms"] = str(args.slo)
+    _, doc = _client(args).request("PUT", f"/dags/{args.name}", json=body, params=params)
     a = doc["analysis"]
     print(
         f"ok: {'updated' if overwrite else 'created'} DAG {args.name} "
@@ -102,6 +103,12 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         p = verbs.add_parser(verb, help="from Composer JSON, a Gleaner document, or a .py file defining DAG")
         p.add_argument("name")
         p.add_argument("file")
+        p.add_argument(
+            "--slo",
+            type=int,
+            metavar="MS",
+            help="latency SLO in ms: its requests' deadline for the invokers' scheduler (0 removes it)",
+        )
         target_flags(p)
         p.set_defaults(func=lambda a, v=verb: dag_put(a, v == "update"))
     for verb in ("get", "delete", "list"):

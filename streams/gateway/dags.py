@@ -47,7 +47,9 @@ def analysis_view(root: Node) -> dict[str, Any]:
 
 def dag_view(doc: dict[str, Any]) -> dict[str, Any]:
     return {
-        k: doc[k] for k in ("namespace", "name", "version", "composition", "analysis", "updated") if k in doc
+        k: doc[k]
+        for k in ("namespace", "name", "version", "composition", "analysis", "slo_ms", "updated")
+        if k in doc
     }
 
 
@@ -98,6 +100,9 @@ class DagRoutes:
         if existing is not None and not flag(request, "overwrite"):
             raise Conflict("resource already exists")
         version = bump_version(existing["version"]) if existing else "0.0.1"
+        # A latency SLO feeds the invokers' least-slack deadlines; an update keeps the old one
+        # unless it names a new one (0 removes it). A day at most: beyond, it orders nothing.
+        slo_ms = int_param(request, "slo_ms", (existing or {}).get("slo_ms") or 0, 0, 86_400_000)
         doc: dict[str, Any] = {
             "_id": f"{ns}/{name}",
             "entityType": "dag",
@@ -109,6 +114,8 @@ class DagRoutes:
             "analysis": analysis_view(root),
             "updated": now_ms(),
         }
+        if slo_ms:
+            doc["slo_ms"] = slo_ms
         if existing:
             doc["_rev"] = existing["_rev"]
         result = await self.gw.db.call(self.gw.db.put(DAGS, doc))

@@ -296,7 +296,17 @@ def _paths(settings: Settings) -> dict[str, Schema]:
                 "Create (or with `overwrite=true` update) a DAG over the namespace's actions.",
                 "dags",
                 {"200": returns(ref("Dag"), "The stored DAG."), **_errors(400, 409, 413, *AUTHENTICATED)},
-                [NS_PARAM, dag, overwrite],
+                [
+                    NS_PARAM,
+                    dag,
+                    overwrite,
+                    _int_query(
+                        "slo_ms",
+                        86_400_000,
+                        "Latency SLO in ms: its requests' deadline for the invokers' least-slack "
+                        "scheduler (0 removes it; an update without it keeps the old one).",
+                    ),
+                ],
                 {"required": True, "content": {"application/json": {"schema": ref("Composition")}}},
             ),
             "get": _operation(

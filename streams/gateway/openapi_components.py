@@ -175,6 +175,12 @@ def component_schemas(settings: Settings) -> dict[str, Schema]:
         "Dag": {
             "type": "object",
             "required": ["namespace", "name", "version", "composition"],
-            "properties": {"namespace": string, "name": string, "version": string, "composition": obj},
+            "properties": {
+                "namespace": string,
+                "name": string,
+                "version": string,
+                "composition": obj,
+                "slo_ms": {"type": "integer", "minimum": 1},
+            },
         },
     }

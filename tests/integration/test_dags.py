@@ -274,3 +274,25 @@ def test_no_request_hangs_forever(stack_up, ow, fns, couch, unique):
     assert rec["gleaner"]["dag"]["status"] == "timeout" and annotation(rec, "timeout") is True
     assert rec["response"]["result"]["pending"] == [f"longnap-{unique}"]
     assert rec["duration"] < 7000
+
+
+def test_a_dags_slo_sets_its_invocations_deadline(stack_up, ow, fns, unique):
+    name = f"slo-{unique}"
+    body = dag_document(sequence("inc", "double"))
+    doc = ow.request("PUT", f"/dags/{name}", json=body, params={"overwrite": "true", "slo_ms": "5000"})[1]
+    assert doc["slo_ms"] == 5000
+    assert put_dag(ow, name, body)["slo_ms"] == 5000  # an update that names none keeps it
+    with pytest.raises(ApiError) as err:
+        ow.request("PUT", f"/dags/{name}", json=body, params={"overwrite": "true", "slo_ms": "-1"})
+    assert err.value.status == 400 and "slo_ms" in err.value.body["error"]
+    status, rec = run_dag(ow, name, {"n": 1})
+    assert status == 200 and rec["response"]["result"] == {"n": 4}
+    invocations = _read_to_end(
+        stack_up, stack_up.invocations_topic, f'"caused_by":"{rec["activationId"]}"'.encode()
+    )
+    assert len(invocations) == 2
+    for event in invocations:  # the invoker's least-slack order reads these
+        assert event["deadline_ms"] - event["request_ms"] == 5000
+        assert event["remaining_ms"] >= 0
+    no_slo = ow.request("PUT", f"/dags/{name}", json=body, params={"overwrite": "true", "slo_ms": "0"})[1]
+    assert "slo_ms" not in no_slo

@@ -469,3 +469,15 @@ def _reserved(led: CapacityLedger) -> tuple[str, float] | None:
     ]
     held = reservation(led.clock(), led.cpu_free, led.memory_free_mb, running, head.cpu_plan, head.memory_mb)
     return head.key, held.start_ms
+
+
+def test_reserved_cores_while_anything_waits_are_accounted():
+    led, clock = _sched(backfill=False)
+    led.submit(claim("a", 1.5, run_ms=1_000.0))
+    clock.now += 1_000  # nothing waits yet: not counted
+    led.submit(claim("b", 1.0))
+    clock.now += 2_000  # b waits on 0.5 free: 1.5 cores reserved for 2 s
+    led.end("a")
+    clock.now += 5_000  # nothing waits
+    led.account()
+    assert led.waited_ms == 2_000 and led.reserved_core_ms == pytest.approx(3_000)
