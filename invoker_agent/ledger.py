@@ -107,6 +107,7 @@ class Claim:
     target: float = field(default=0.0)  # what it may grow back to (plan, or more after a release)
     lent: float = 0.0  # idle cores it holds on loan, above what it was granted
     seq: int = 0
+    lent_out: float = 0.0  # cores it was granted but lent to others because it did not use them
     queued_ms: float = 0.0  # when it reached the ledger
     granted_ms: float = 0.0  # when it started
     urgency: float = 0.0  # its latest start (least slack first), set when it queues
@@ -173,6 +174,10 @@ class CapacityLedger:
     # ------------------------------------------------------------------ queries
     def fits_ever(self, cpu: float, memory_mb: int) -> bool:
         return cpu <= self.cpu_capacity + EPS and memory_mb <= self.memory_capacity_mb
+
+    def cpu_lent_out(self) -> float:
+        """Cores running claims have lent out (measured idle), summed."""
+        return round(sum(c.lent_out for c in self.running.values()), 9)
 
     def claims(self) -> Iterator[Claim]:
         yield from self.running.values()

@@ -30,6 +30,16 @@ log = logging.getLogger(__name__)
 Resizer = Callable[[float, int], None]  # (cpu cores, memory MB) -> applied, or DockerError
 
 
+@dataclass(frozen=True, slots=True)
+class PermitsView:
+    """One invoker's permits at a moment, for its heartbeat and the dashboard."""
+
+    cpu_free: float
+    memory_free_mb: int
+    waiting: int  # activations waiting for permits
+    cpu_lent: float  # cores running claims have lent to others (idle CPU lent across requests)
+
+
 @dataclass(slots=True)
 class _Applier:
     resize: Resizer
@@ -121,6 +131,11 @@ class ResourcePermits:
         """(free cores, free MB, waiting activations)."""
         with self._cond:
             return self.ledger.cpu_free, self.ledger.memory_free_mb, len(self.ledger.waiting)
+
+    def view(self) -> PermitsView:
+        with self._cond:
+            led = self.ledger
+            return PermitsView(led.cpu_free, led.memory_free_mb, len(led.waiting), led.cpu_lent_out())
 
     def waiting_totals(self) -> tuple[float, float]:
         """(ms during which anything waited, cores granted x ms meanwhile), up to now."""
