@@ -35,6 +35,8 @@ ChangeReason = Literal[
     "idle-capacity",  # grew into idle cores while nobody waited
     "reclaim",  # gave idle-capacity cores back because someone waits
     "backfill",  # started ahead of the queue's head without delaying its reserved start
+    "lent",  # gave cores it was measured not to use to a waiting claim of any request
+    "take-back",  # a lender got its lent cores back (it needed them, or nobody waits)
     "rerun",  # re-run at the user allocation after an OOM kill while harvested
     "resize-failed",  # a resize did not apply: it keeps its previous allocation
 ]

@@ -169,6 +169,8 @@ class Settings:
     scheduler: str = "slack"  # fifo | age | slack: the order claims are served in, across requests
     scheduler_backfill: bool = True  # EASY backfill behind a head that does not fit
     scheduler_wait_bound_ms: float = 30_000.0  # starvation bound of the least-slack order
+    scheduler_lending: bool = True  # lend running functions' measured idle cores to waiters
+    scheduler_lend_margin: float = 0.25  # cores a lender keeps above its recent peak use
     dag_slo_factor: float = 2.0  # without an SLO: deadline = arrival + factor x predicted latency
 
     # --- placement --------------------------------------------------------------
@@ -355,6 +357,8 @@ def _check(s: Settings) -> None:
         )
     if s.scheduler not in ("fifo", "age", "slack"):
         raise SettingsError(f"scheduler must be fifo, age or slack, got {s.scheduler!r}")
+    if not s.scheduler_lend_margin >= 0:
+        raise SettingsError("scheduler_lend_margin must not be negative")
     if not s.scheduler_wait_bound_ms > 0 or not s.dag_slo_factor >= 1:
         raise SettingsError("scheduler_wait_bound_ms must be positive and dag_slo_factor at least 1")
     if s.placement_policy not in PLACEMENT_POLICIES:

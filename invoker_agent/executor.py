@@ -271,7 +271,7 @@ class ActivationExecutor:
         finally:
             with self._running_lock:
                 self.running -= 1
-            self.safeguards.unwatch(claim.key)
+            self.safeguards.forget(claim.key)
             changes = self.permits.end(claim.key)
             trajectory = [c.to_dict() for c in changes]
             if rerun and trajectory:
@@ -346,6 +346,11 @@ class ActivationExecutor:
                 lambda why: self.permits.safeguard(claim.key, why),
                 # Work-aware: at its cap is expected; beyond its predicted work is a misprediction.
                 claim.work if self.settings.harvest_work_aware_safeguard and claim.work > 0 else None,
+            )
+        if sampler is not None and self.permits.lending:
+            # Lending across requests: idle cores of this run may start a waiter of any request.
+            self.safeguards.report_usage(
+                claim.key, sampler, lambda used: self.permits.observe_usage(claim.key, used)
             )
         deadline_ms = now_ms() + limits.timeout_ms
         key = self._mint(job, deadline_ms, draft)

@@ -74,6 +74,7 @@ from invoker_agent.scheduling import (
 )
 
 EPS = 1e-9
+TAKE_BACK_NEAR = 0.9  # a lender using this share of what it kept takes its lent cores back
 
 
 def floor_to_step(value: float, step: float) -> float:
@@ -108,6 +109,8 @@ class Claim:
     lent: float = 0.0  # idle cores it holds on loan, above what it was granted
     seq: int = 0
     lent_out: float = 0.0  # cores it was granted but lent to others because it did not use them
+    used_cpu: float | None = None  # measured use (cores, recent windows' peak); None: not yet
+    borrower: bool = False  # started on lent cores: the first to give them back
     queued_ms: float = 0.0  # when it reached the ledger
     granted_ms: float = 0.0  # when it started
     urgency: float = 0.0  # its latest start (least slack first), set when it queues
@@ -149,6 +152,8 @@ class CapacityLedger:
         backfill: bool = False,
         wait_bound_ms: float = 30_000.0,
         clock: Callable[[], float] = wall_ms,
+        lending: bool = False,
+        lend_margin: float = 0.25,
     ) -> None:
         if cpu_capacity <= 0 or memory_capacity_mb <= 0 or cpu_step <= 0:
             raise InvalidLimits("an invoker needs positive capacity and a positive CPU step")
@@ -161,6 +166,8 @@ class CapacityLedger:
         self.backfill = backfill
         self.wait_bound_ms = wait_bound_ms
         self.clock = clock  # epoch ms; injected so that tests drive time
+        self.lending = lending  # lend measured idle cores of running claims to waiters
+        self.lend_margin = lend_margin  # cores a lender keeps above its measured use
         self.cpu_free = cpu_capacity
         self.memory_free_mb = memory_capacity_mb
         self.waiting: deque[Claim] = deque()
@@ -260,6 +267,21 @@ class CapacityLedger:
         claim.guarded = True  # from now on it grows back to its target as cores free up
         return out + self._schedule()
 
+    def observe_usage(self, key: str, used_cpu: float) -> list[Resize]:
+        """``key`` was measured using ``used_cpu`` cores (its recent windows' peak). A lender
+        near what it kept takes its lent cores back, ahead of everyone; otherwise its idle
+        cores may now be lent to a waiter."""
+        self.account()
+        claim = self.running.get(key)
+        if claim is None or not math.isfinite(used_cpu):
+            return []
+        claim.used_cpu = max(0.0, used_cpu)
+        if claim.lent_out > EPS and claim.used_cpu >= TAKE_BACK_NEAR * claim.cpu:
+            return self._take_back(claim, f"used {claim.used_cpu:.2f} of the {claim.cpu:g} cores it kept")
+        if self.lending and self.waiting:
+            return self._schedule()
+        return []
+
     def revert(self, key: str, cpu: float, memory_mb: int) -> list[Resize]:
         """A resize did not apply: ``key`` keeps ``cpu`` / ``memory_mb``; the difference returns."""
         self.account()
@@ -269,6 +291,9 @@ class CapacityLedger:
         self.cpu_free += claim.cpu - cpu
         self.memory_free_mb += claim.memory_mb - memory_mb
         claim.cpu, claim.memory_mb, claim.lent = cpu, memory_mb, 0.0
+        # A lender whose shrink failed keeps its cores: what it lent is no longer owed back
+        # (the borrower already runs; the invoker is overcommitted until one of them ends).
+        claim.lent_out, claim.used_cpu = 0.0, None
         claim.target = min(claim.target, max(cpu, claim.cpu_plan))
         # No more live changes for a container that refused one.
         claim.live = claim.borrows = claim.guarded = claim.yields = False
@@ -318,12 +343,16 @@ class CapacityLedger:
 
     def _ceiling(self, claim: Claim) -> float:
         """The most ``claim`` may grow to now: its target, or no more than it is owed
-        while anyone waits and it yields."""
+        while anyone waits and it yields; a lender stays where it is until it takes back."""
+        if claim.lent_out > EPS and self.waiting:
+            return claim.cpu
         if claim.yields and self.waiting:
             return min(claim.target, self._owed(claim))
         return claim.target
 
     def _release_limit(self, claim: Claim) -> float:
+        if claim.lent_out > EPS:  # it did not use what it had: a sibling's cores go elsewhere
+            return claim.cpu
         if claim.yields and self.waiting:
             return min(claim.cap, max(self._owed(claim), claim.cpu))
         return claim.cap
@@ -340,6 +369,7 @@ class CapacityLedger:
             if len(out) == done:
                 break
         if not self.waiting:
+            out += self._restore_lenders()
             out += self._lend()
         return out
 
@@ -362,16 +392,20 @@ class CapacityLedger:
                 grow = self._take(self._ceiling(claim) - claim.cpu)
                 if grow > 0:
                     claim.cpu = round(claim.cpu + grow, 9)
+                    claim.lent_out = round(max(0.0, claim.lent_out - grow), 9)  # grown back: not owed
                     out.append(Resize(claim.key, claim.cpu, claim.memory_mb, "grow"))
                 if claim.cpu + self.cpu_step <= self._ceiling(claim) + EPS and ordered:
                     break  # still short: nobody less urgent goes ahead of it
                 continue
             if head is None:
                 break
-            if not self._admit(head, out):
-                if self.backfill:
-                    self._backfill(head, out)
-                break
+            if self._admit(head, out):
+                continue
+            if self.lending and self._borrow_for(head, out):
+                continue
+            if self.backfill:
+                self._backfill(head, out)
+            break
 
     def _start_cpu(self, claim: Claim) -> tuple[float, ChangeReason] | None:
         """What ``claim`` would start with now (whole plan, or start-now); None: it must wait."""
@@ -456,3 +490,77 @@ class CapacityLedger:
             self.cpu_free = round(self.cpu_free - self.cpu_step, 9)
             lent[last.key] = last
         return [Resize(c.key, c.cpu, c.memory_mb, "idle-capacity") for c in lent.values()]
+
+    # ------------------------------------------------------------------ lending across requests
+    def _lendable(self, claim: Claim) -> float:
+        """Cores ``claim`` holds but is measured not to use, less a margin; on the step."""
+        if claim.used_cpu is None or claim.ended:
+            return 0.0
+        keep = max(self.cpu_step, claim.used_cpu + self.lend_margin)
+        return floor_to_step(max(0.0, claim.cpu - keep), self.cpu_step)
+
+    def _borrow_for(self, head: Claim, out: list[Resize]) -> bool:
+        """Start ``head`` on idle cores lent by running claims (the idlest first), if free
+        plus lendable cores cover what it needs to start; memory is never lent."""
+        if head.memory_mb > self.memory_free_mb:
+            return False
+        need = (head.cpu_floor if head.live else head.cpu_plan) - self.cpu_free
+        lenders = sorted(
+            ((self._lendable(c), c) for c in self.running.values()), key=lambda x: (-x[0], x[1].seq)
+        )
+        if need <= EPS or sum(x for x, _ in lenders) + EPS < need:
+            return False
+        for lendable, lender in lenders:
+            if need <= EPS:
+                break
+            give = min(lendable, math.ceil(need / self.cpu_step - 1e-6) * self.cpu_step)
+            if give <= EPS:
+                continue
+            lender.cpu = round(lender.cpu - give, 9)
+            lender.lent_out = round(lender.lent_out + give, 9)
+            self.cpu_free = round(self.cpu_free + give, 9)
+            need -= give
+            used = lender.used_cpu or 0.0
+            note = f"lent {give:g} idle cores to {head.key} (used {used:.2f})"
+            out.append(Resize(lender.key, lender.cpu, lender.memory_mb, "lent", note=note))
+        head.borrower = True
+        return self._admit(head, out)
+
+    def _take_back(self, lender: Claim, why: str) -> list[Resize]:
+        """The lender needs its cores: from the free ones first, then from borrowers, the
+        least urgent first, each down to one step (it runs slower, it does not stop)."""
+        out: list[Resize] = []
+        want = lender.lent_out
+        got = self._take(want)
+        borrowers = sorted(
+            (c for c in self.running.values() if c.borrower and c is not lender),
+            key=self._order,
+            reverse=True,
+        )
+        for b in borrowers:
+            if got + EPS >= want:
+                break
+            cut = floor_to_step(min(want - got, b.cpu - self.cpu_step), self.cpu_step)
+            if cut <= EPS:
+                continue
+            b.cpu = round(b.cpu - cut, 9)
+            b.target = min(b.target, max(b.cpu, b.cpu_floor))
+            got = round(got + cut, 9)
+            out.append(Resize(b.key, b.cpu, b.memory_mb, "reclaim", note=f"cores taken back by {lender.key}"))
+        if got > EPS:
+            lender.cpu = round(lender.cpu + got, 9)
+            lender.lent_out = round(max(0.0, lender.lent_out - got), 9)
+            out.append(Resize(lender.key, lender.cpu, lender.memory_mb, "take-back", note=why))
+        return out + self._schedule()
+
+    def _restore_lenders(self) -> list[Resize]:
+        """Nobody waits: lent cores go back to their lenders as they free."""
+        out: list[Resize] = []
+        for c in sorted(self.running.values(), key=lambda c: c.seq):
+            if c.lent_out > EPS and self.cpu_free >= self.cpu_step - EPS:
+                got = self._take(c.lent_out)
+                if got > EPS:
+                    c.cpu = round(c.cpu + got, 9)
+                    c.lent_out = round(max(0.0, c.lent_out - got), 9)
+                    out.append(Resize(c.key, c.cpu, c.memory_mb, "take-back", note="nobody waits"))
+        return out

@@ -58,6 +58,8 @@ class ResourcePermits:
         backfill: bool = False,
         wait_bound_ms: float = 30_000.0,
         clock: Callable[[], float] = wall_ms,
+        lending: bool = False,
+        lend_margin: float = 0.25,
     ) -> None:
         self.ledger = CapacityLedger(
             cpu_capacity,
@@ -67,6 +69,8 @@ class ResourcePermits:
             backfill=backfill,
             wait_bound_ms=wait_bound_ms,
             clock=clock,
+            lending=lending,
+            lend_margin=lend_margin,
         )
         self._cond = threading.Condition()
         self._changes: dict[str, list[AllocationChange]] = {}
@@ -111,6 +115,17 @@ class ResourcePermits:
             todo = self._note(self.ledger.safeguard(key), note)
             self._cond.notify_all()
         self._apply(todo)
+
+    def observe_usage(self, key: str, used_cpu: float) -> None:
+        """``key``'s measured CPU use: it may lend idle cores, or take lent ones back."""
+        with self._cond:
+            todo = self._note(self.ledger.observe_usage(key, used_cpu))
+            self._cond.notify_all()
+        self._apply(todo)
+
+    @property
+    def lending(self) -> bool:
+        return self.ledger.lending
 
     def end(self, key: str) -> list[AllocationChange]:
         """``key`` ended: its permits return (first to its siblings); its trajectory."""

@@ -93,6 +93,18 @@ class _Watched:
     check: NearCap
 
 
+@dataclass(slots=True)
+class _Reported:
+    """An activation whose CPU use the scheduler wants each window (lending across requests)."""
+
+    sampler: CgroupSampler
+    report: Callable[[float], None]  # cores: the peak of the last USAGE_WINDOWS windows
+    rates: list[float]
+
+
+USAGE_WINDOWS = 3  # no report before this many windows: a starting function looks idle
+
+
 class SafeguardWatch:
     """Checks watched activations every ``window_ms`` on one daemon thread."""
 
@@ -101,6 +113,7 @@ class SafeguardWatch:
         self.window_s = window_ms / 1000
         self._lock = threading.Lock()
         self._watched: dict[str, _Watched] = {}
+        self._reported: dict[str, _Reported] = {}
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
 
@@ -114,18 +127,52 @@ class SafeguardWatch:
     ) -> None:
         with self._lock:
             self._watched[key] = _Watched(sampler, limits, fire, NearCap(work_cpu_s=work_cpu_s))
-            if self._thread is None:
-                self._thread = threading.Thread(target=self._loop, name="safeguard", daemon=True)
-                self._thread.start()
+            self._start()
+
+    def report_usage(self, key: str, sampler: CgroupSampler, report: Callable[[float], None]) -> None:
+        """Each window, tell ``report`` the activation's recent peak use (once enough are seen)."""
+        with self._lock:
+            self._reported[key] = _Reported(sampler, report, [])
+            self._start()
+
+    def _start(self) -> None:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._loop, name="safeguard", daemon=True)
+            self._thread.start()
 
     def unwatch(self, key: str) -> None:
         with self._lock:
             self._watched.pop(key, None)
 
+    def forget(self, key: str) -> None:
+        """``key`` ended: no safeguard, no usage reports."""
+        with self._lock:
+            self._watched.pop(key, None)
+            self._reported.pop(key, None)
+
     def stop(self) -> None:
         self._stop.set()
 
     def check_once(self) -> None:
+        self._check_safeguards()
+        self._report_usage()
+
+    def _report_usage(self) -> None:
+        with self._lock:
+            reported = list(self._reported.values())
+        for r in reported:
+            rate = window_rate(list(r.sampler.samples), self.window_ns)
+            if rate is None:
+                continue
+            r.rates = [*r.rates[-(USAGE_WINDOWS - 1) :], rate[0]]
+            if len(r.rates) < USAGE_WINDOWS:
+                continue
+            try:
+                r.report(max(r.rates))
+            except Exception:  # lending must never take the invoker down
+                log.exception("usage report failed")
+
+    def _check_safeguards(self) -> None:
         with self._lock:
             watched = list(self._watched.items())
         for key, w in watched:

@@ -31,6 +31,8 @@ REASON_STYLE: dict[str, tuple[str, str]] = {
     "planned": ("#7f7f7f", "o"),
     "start-now": ("#17becf", ">"),
     "backfill": ("#8c564b", "<"),
+    "lent": ("#e377c2", "1"),
+    "take-back": ("#7f0000", "2"),
     "grow": ("#2ca02c", "^"),
     "timely-release": ("#1f77b4", "P"),
     "safeguard": ("#d62728", "X"),

@@ -28,6 +28,8 @@ LIVE_REASONS = (
     "safeguard",
     "idle-capacity",
     "reclaim",
+    "lent",
+    "take-back",
     "resize-failed",
 )
 

@@ -242,6 +242,7 @@ OPS = st.lists(
         st.tuples(st.just("safeguard"), st.integers(0, 30)),
         st.tuples(st.just("revert"), st.integers(0, 30)),
         st.tuples(st.just("withdraw"), st.integers(0, 30)),
+        st.tuples(st.just("usage"), st.integers(0, 30), st.floats(0.0, 1.2)),
     ),
     max_size=60,
 )
@@ -254,7 +255,9 @@ def _check(led: CapacityLedger, fifo: bool = True) -> None:
     assert led.cpu_free + used_cpu == pytest.approx(led.cpu_capacity)
     assert led.memory_free_mb + used_mem == led.memory_capacity_mb
     for c in led.running.values():
-        assert c.granted and c.cpu >= c.cpu_floor - EPS
+        # Lenders and borrowers may run below their floor, never below one step.
+        assert c.granted and (c.cpu >= c.cpu_floor - EPS or c.lent_out > 0 or c.borrower)
+        assert c.cpu >= led.cpu_step - EPS and c.lent_out >= 0
         assert c.cpu <= max(c.cap, c.target, c.user_cpu) + EPS
     if fifo and led.running and led.waiting:  # FIFO: nobody started ahead of an earlier waiter
         assert max(c.seq for c in led.running.values()) < min(c.seq for c in led.waiting)
@@ -301,10 +304,14 @@ def _check_order(led: CapacityLedger, out: list, order: str) -> None:
 
 
 @settings(max_examples=300, deadline=None)
-@given(OPS, st.booleans(), st.sampled_from(["fifo", "age", "slack"]), st.booleans(), st.booleans())
-def test_permits_are_never_leaked_or_counted_twice(ops, idle, order, yields, backfill):
+@given(
+    OPS, st.booleans(), st.sampled_from(["fifo", "age", "slack"]), st.booleans(), st.booleans(), st.booleans()
+)
+def test_permits_are_never_leaked_or_counted_twice(ops, idle, order, yields, backfill, lending):
     clock = Clock()
-    led = CapacityLedger(2.0, 1024, order=order, backfill=backfill, wait_bound_ms=BOUND, clock=clock)
+    led = CapacityLedger(
+        2.0, 1024, order=order, backfill=backfill, wait_bound_ms=BOUND, clock=clock, lending=lending
+    )
     made = 0
     for op in ops:
         keys = sorted(led.running)
@@ -331,15 +338,20 @@ def test_permits_are_never_leaked_or_counted_twice(ops, idle, order, yields, bac
             out = led.revert(c.key, c.cpu_floor, c.memory_mb)
         elif op[0] == "withdraw" and led.waiting:
             out = led.withdraw(led.waiting[op[1] % len(led.waiting)].key)
+        elif op[0] == "usage" and keys:
+            c = led.running[keys[op[1] % len(keys)]]
+            out = led.observe_usage(c.key, op[2] * c.cpu_plan)
+            if c.lent_out > 0:  # measured after lending: it keeps what it uses plus the margin
+                assert c.cpu >= min(c.cpu_plan, c.used_cpu + led.lend_margin) - led.cpu_step - EPS
         else:
             out = []
         _check_order(led, out, order)
-        _check(led, fifo=order == "fifo" and not backfill)
+        _check(led, fifo=order == "fifo" and not backfill and not lending)
     while led.running or led.waiting:  # drain: everything ends, capacity is whole again
         for key in list(led.running):
             clock.now += 700.0
             _check_order(led, led.end(key), order)
-            _check(led, fifo=order == "fifo" and not backfill)
+            _check(led, fifo=order == "fifo" and not backfill and not lending)
         if led.waiting and not led.running:
             pytest.fail("a claim waits on an idle invoker")
     assert led.cpu_free == pytest.approx(2.0) and led.memory_free_mb == 1024
@@ -481,3 +493,48 @@ def test_reserved_cores_while_anything_waits_are_accounted():
     clock.now += 5_000  # nothing waits
     led.account()
     assert led.waited_ms == 2_000 and led.reserved_core_ms == pytest.approx(3_000)
+
+
+def test_idle_cores_of_a_running_claim_are_lent_to_a_waiter_and_taken_back_when_needed():
+    clock = Clock()
+    led = CapacityLedger(2.0, 4096, order="slack", clock=clock, lending=True)
+    led.submit(claim("lender", 1.5))
+    assert led.submit(claim("waiter", 1.0)) == []  # 0.5 free: it waits
+    # The lender is measured at 0.3 cores: it could lend 0.75 (keeping 0.3 + 0.25 on the step);
+    # it lends the 0.5 the waiter still needs.
+    out = led.observe_usage("lender", 0.3)
+    assert [(r.key, r.cpu, r.reason) for r in out] == [("lender", 1.0, "lent"), ("waiter", 1.0, "planned")]
+    assert "lent 0.5 idle cores to waiter" in (out[0].note or "")
+    assert led.cpu_lent_out() == 0.5 and led.running["waiter"].borrower
+    assert led.observe_usage("lender", 0.85) == []  # below 90 % of the 1.0 it kept
+    # Its use climbs to 90 % of what it kept: it takes its cores back from the borrower.
+    out = led.observe_usage("lender", 0.9)
+    assert [(r.key, r.cpu, r.reason) for r in out] == [
+        ("waiter", 0.5, "reclaim"),
+        ("lender", 1.5, "take-back"),
+    ]
+    assert led.cpu_lent_out() == 0 and led.cpu_free == pytest.approx(0.0)
+    assert "taken back by lender" in (out[0].note or "")
+
+
+def test_lending_only_when_it_lets_the_head_start_and_never_memory():
+    clock = Clock()
+    led = CapacityLedger(2.0, 1024, clock=clock, lending=True)
+    led.submit(claim("lender", 1.5))
+    led.submit(claim("big", 2.0))  # even all the lender's idle cores would not do
+    assert led.observe_usage("lender", 0.0) == [] and led.cpu_lent_out() == 0
+    led2 = CapacityLedger(2.0, 1024, clock=clock, lending=True)
+    led2.submit(claim("lender", 1.0, memory_mb=1024))
+    led2.submit(claim("waiter", 1.5, memory_mb=128))  # memory is not lent: it waits
+    assert led2.observe_usage("lender", 0.0) == []
+
+
+def test_lent_cores_go_back_when_nobody_waits():
+    clock = Clock()
+    led = CapacityLedger(2.0, 4096, clock=clock, lending=True)
+    led.submit(claim("lender", 1.5))
+    led.submit(claim("waiter", 1.0))
+    led.observe_usage("lender", 0.2)
+    assert led.running["lender"].cpu == 1.0
+    out = led.end("waiter")
+    assert [(r.key, r.cpu, r.reason, r.note) for r in out] == [("lender", 1.5, "take-back", "nobody waits")]

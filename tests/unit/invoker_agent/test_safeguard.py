@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
+import pytest
+
 from invoker_agent.safeguard import NearCap, SafeguardWatch, cpu_seconds, window_rate
 
 MS = 1_000_000
@@ -85,3 +87,29 @@ def test_an_ended_activation_is_skipped():
     watch.check_once()
     watch.check_once()
     assert fired == []
+
+
+def test_usage_is_reported_after_three_windows_as_their_peak_until_forgotten():
+    reported: list[float] = []
+    watch = SafeguardWatch(100)
+    sampler = SimpleNamespace(samples=[(i * 50 * MS, int(i * 50 * MS * 0.25), 0) for i in range(10)])
+    watch.report_usage("a", sampler, reported.append)  # type: ignore[arg-type]
+    watch.check_once()
+    watch.check_once()
+    assert reported == []  # a starting function looks idle: not yet
+    sampler.samples = [*sampler.samples, (10 * 50 * MS, int(9 * 50 * MS * 0.25 + 50 * MS * 0.95), 0)]
+    watch.check_once()
+    assert len(reported) == 1 and reported[0] == pytest.approx((0.25 + 0.95) / 2)  # the last 100 ms
+    watch.forget("a")
+    watch.check_once()
+    assert len(reported) == 1
+
+
+def test_a_failing_usage_report_is_logged_not_raised():
+    def boom(used: float) -> None:
+        raise RuntimeError("ledger bug")
+
+    watch = SafeguardWatch(100)
+    watch.report_usage("a", _sampler(0.5), boom)  # type: ignore[arg-type]
+    for _ in range(4):
+        watch.check_once()  # no exception escapes
