@@ -247,7 +247,8 @@ class InvokerAgent(Handler):
 
     # -- background ------------------------------------------------------------
     def _publish_health(self, status: str = "up") -> None:
-        cpu_free, mem_free, waiting = self.permits.snapshot()
+        view = self.permits.view()  # one consistent reading: free, waiting and lent together
+        cpu_free, mem_free, waiting = view.cpu_free, view.memory_free_mb, view.waiting
         PERMITS_FREE_CORES.labels(self.id).set(cpu_free)
         PERMITS_WAITING.labels(self.id).set(waiting)
         waited_ms, reserved_core_ms = self.permits.waiting_totals()
@@ -269,6 +270,8 @@ class InvokerAgent(Handler):
             queue_length=queued,
             running=self.executor.running,
             status=status,
+            waiting=waiting,
+            cpu_lent=view.cpu_lent,
         )
         self.producer.produce(self.settings.health_topic, health.to_bytes(), key=self.id)
 
@@ -314,6 +317,8 @@ def build(settings: Settings) -> ConsumeRunner:
         check_order(settings.scheduler),
         backfill=settings.scheduler_backfill,
         wait_bound_ms=settings.scheduler_wait_bound_ms,
+        lending=settings.scheduler_lending,
+        lend_margin=settings.scheduler_lend_margin,
     )
     db = CouchDB(settings)
     redis = RedisStore(settings)

@@ -17,17 +17,25 @@ Below, on the same time axis, each function's allocated cores as a step line wit
 a marker per change, shaped and coloured by its reason, and its measured use as a
 thin line (see :mod:`monitor.allocation_plot`).
 
+Every scheduler decision is listed too (:func:`decision_lines`, below the plots in the
+PNG and printed by ``gleaner dag timeline``): each function's allocation trajectory
+entries with their reason and note (whom it backfilled ahead of, waited behind, lent to or
+took back from), activation ids of this request's functions followed by their names. A
+reason this build does not know is listed as it is.
+
 Records come from the wild: a child that is not an object or has no start is left
 out, and malformed fields are read as missing rather than raising.
 """
 
 from __future__ import annotations
 
+import re
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
@@ -44,6 +52,8 @@ from monitor.allocation_plot import (
 _FAN_OUT = ("parallel", "map")
 _UNPLACED = 10**6  # stage of a child no record places: drawn last, in grey
 _COLORS = ("#4c72b0", "#dd8452", "#55a868", "#c44e52", "#8172b3", "#937860", "#da8bc3", "#8c8c8c")
+PNG_DECISIONS = 40  # decision lines drawn in the PNG at most (the CLI prints them all)
+_ACTIVATION_ID = re.compile(r"\b[0-9a-f]{32}\b")
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,6 +176,104 @@ def _stage_spans(dag_record: dict[str, Any], bars: list[_Bar]) -> dict[int, tupl
     return spans
 
 
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """One scheduler decision on one function: an entry of its allocation trajectory."""
+
+    at_ms: float | None  # epoch ms; None when the entry has no usable time
+    cpu: float | None
+    memory_mb: float | None
+    reason: str  # as recorded, known to this build or not
+    note: str | None
+
+
+def _decision(entry: Any) -> Decision | None:
+    """A trajectory entry read leniently (any reason string), or None when it is not one."""
+    if not isinstance(entry, dict):
+        return None
+    reason = entry.get("reason")
+    if not isinstance(reason, str) or not reason.strip():
+        return None
+    at = number(entry.get("at_ms", entry.get("at")))
+    cpu, memory = number(entry.get("cpu")), number(entry.get("memory"))
+    note = entry.get("note")
+    return Decision(
+        at if at is not None and at > 0 else None,
+        cpu if cpu is not None and cpu >= 0 else None,
+        memory if memory is not None and memory >= 0 else None,
+        " ".join(reason.split()),
+        (" ".join(note.split()) or None) if isinstance(note, str) else None,
+    )
+
+
+def scheduler_decisions(
+    dag_record: dict[str, Any], children: list[dict[str, Any]]
+) -> list[tuple[str, float, list[Decision]]]:
+    """(function label, waitTime ms, its decisions by time) per function, in timeline order;
+    entries without a time come last, in their recorded order."""
+    out = []
+    for bar in _bars(dag_record, children):
+        raw = mapping(bar.record.get("gleaner")).get("allocation_trajectory")
+        found = [d for d in map(_decision, raw if isinstance(raw, list) else []) if d is not None]
+        found.sort(key=lambda d: (d.at_ms is None, d.at_ms or 0.0))
+        out.append((f"{bar.name} [{bar.stage}.{bar.index}]", bar.wait_ms, found))
+    return out
+
+
+def _named(note: str, labels: dict[str, str]) -> str:
+    """``note`` with each activation id of this request followed by its function's label."""
+
+    def name(match: re.Match[str]) -> str:
+        label = labels.get(match.group(0))
+        return f"{match.group(0)} ({label})" if label else match.group(0)
+
+    return _ACTIVATION_ID.sub(name, note)
+
+
+def _amount(value: float | None, unit: str) -> str:
+    return "?" if value is None else f"{value:.3g}{unit}"
+
+
+def decision_lines(dag_record: dict[str, Any], children: list[dict[str, Any]]) -> list[str]:
+    """Every scheduler decision, per function, as text (times in seconds since the request
+    started, as on the PNG's axis)::
+
+        decoder [1.0], waited 3 ms:
+            0.810 s  start-now        0.5c  512 MB
+            1.300 s  backfill         1c    512 MB  backfilled ahead of <id> (work [1.1]), ...
+    """
+    bars = _bars(dag_record, children)
+    t0 = _number(dag_record.get("start")) or min((b.start_ms for b in bars), default=0.0)
+    labels = {
+        str(b.record.get("activationId")): f"{b.name} [{b.stage}.{b.index}]"
+        for b in bars
+        if isinstance(b.record.get("activationId"), str)
+    }
+    lines = ["scheduler decisions (seconds since the request started):"]
+    for label, wait_ms, found in scheduler_decisions(dag_record, children):
+        head = f"{label}, waited {wait_ms:.0f} ms" if wait_ms > 0 else label
+        if not found:
+            lines.append(f"{head}: no decision recorded")
+            continue
+        lines.append(f"{head}:")
+        for d in found:
+            at = "?" if d.at_ms is None else f"{(d.at_ms - t0) / 1000:.3f}"
+            text = f"{at:>10} s  {d.reason:<15}  {_amount(d.cpu, 'c'):<6}{_amount(d.memory_mb, ' MB'):>8}"
+            lines.append(f"{text}  {_named(d.note, labels)}" if d.note else text)
+    if len(lines) == 1:
+        lines.append("no function records")
+    return lines
+
+
+def _draw_decisions(ax: Axes, lines: list[str]) -> None:
+    ax.axis("off")
+    shown = lines[:PNG_DECISIONS]
+    if len(lines) > len(shown):
+        shown.append(f"... {len(lines) - len(shown)} more lines: gleaner dag timeline prints them all")
+    ax.text(0.0, 1.0, "\n".join(shown), transform=ax.transAxes, ha="left", va="top",
+            family="monospace", fontsize=7)  # fmt: skip
+
+
 def draw_timeline(
     dag_record: dict[str, Any], children: list[dict[str, Any]], out: Path, *, title: str | None = None
 ) -> Path:
@@ -176,9 +284,18 @@ def draw_timeline(
     skews = stage_skew(dag_record, children)
 
     rows = max(len(bars), 1)
-    fig = Figure(figsize=(11, 2.2 + 0.45 * rows + 2.6), layout="constrained")
+    decisions = decision_lines(dag_record, children) if bars else []
+    text_h = 0.13 * (min(len(decisions), PNG_DECISIONS + 1) + 1) if decisions else 0.0
+    fig = Figure(figsize=(11, 2.2 + 0.45 * rows + 2.6 + text_h), layout="constrained")
     FigureCanvasAgg(fig)
-    ax, low = fig.subplots(2, 1, sharex=True, gridspec_kw={"height_ratios": [0.45 * rows + 0.6, 2.3]})
+    if decisions:
+        ratios = [0.45 * rows + 0.6, 2.3, text_h]
+        ax, low, listing = fig.subplots(3, 1, gridspec_kw={"height_ratios": ratios})
+        low.sharex(ax)
+        ax.tick_params(axis="x", labelbottom=False)  # as sharex=True leaves the upper panel
+        _draw_decisions(listing, decisions)
+    else:
+        ax, low = fig.subplots(2, 1, sharex=True, gridspec_kw={"height_ratios": [0.45 * rows + 0.6, 2.3]})
 
     for k, (stage, (start, end, kind)) in enumerate(sorted(spans.items())):
         left, right = (start - t0) / 1000, (end - t0) / 1000

@@ -470,6 +470,9 @@ class InvokerHealth(Event):
     queue_length: int
     running: int
     status: str = "up"  # "up" | "draining"
+    # The scheduler's state (absent from older invokers' heartbeats: read as 0).
+    waiting: int = 0  # activations waiting for permits
+    cpu_lent: float = 0.0  # cores running activations have lent to others
     type: str = "invoker.health"
     version: int = VERSION
 
@@ -487,7 +490,19 @@ class InvokerHealth(Event):
             queue_length=_field(data, "queue_length", int),
             running=_field(data, "running", int),
             status=_field(data, "status", str, required=False) or "up",
+            waiting=int(cls._optional_amount(data, "waiting", int)),
+            cpu_lent=float(cls._optional_amount(data, "cpu_lent", (int, float))),
         )
+
+    @staticmethod
+    def _optional_amount(data: dict[str, Any], name: str, kinds: Any) -> float:  # a type, or a tuple
+        """A non-negative number, or 0 when the heartbeat has none (an older invoker)."""
+        value: float | None = _field(data, name, kinds, required=False)
+        if value is None:
+            return 0
+        if not 0 <= value < float("inf"):  # NaN fails this too
+            raise MalformedEvent(f"field '{name}' must be a non-negative number, got {value}")
+        return value
 
 
 @dataclass(frozen=True, slots=True)

@@ -78,7 +78,7 @@ class PlacementSwitch:
         """Placement runs ``policy`` from now on (a restart unless it already does)."""
         if policy == self.policy and self.still_ours():
             return
-        with _supervisor_paused(self.settings):
+        with supervisor_paused(self.settings):
             stop_part(self.settings, PLACEMENT, procs.marker(PLACEMENT), timeout=RESTART_TIMEOUT_S)
             policy_settings = dataclasses.replace(self.settings, placement_policy=policy)
             self._pid = procs.spawn_component(policy_settings, PLACEMENT)
@@ -105,7 +105,7 @@ class PlacementSwitch:
 
 
 @contextlib.contextmanager
-def _supervisor_paused(settings: Settings) -> Iterator[None]:
+def supervisor_paused(settings: Settings) -> Iterator[None]:
     pid = read_pid(settings, procs.SUPERVISOR, procs.marker(procs.SUPERVISOR))
     if pid is None:
         yield

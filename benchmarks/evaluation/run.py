@@ -17,9 +17,11 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from benchmarks.evaluation.calibrate import Calibration, calibrate, fit_cpu_seconds, spread
 from benchmarks.evaluation.report import DagEvaluation, LoadResult, PolicyRun, write_report
+from benchmarks.evaluation.scheduler_switch import SchedulerSwitch, label, schedulers_from
 from gleaner.cli.client import OpenWhiskClient, Target
 from gleaner.errors import BadRequest, GleanerError
 from gleaner.redis_store import RedisStore
@@ -47,11 +49,34 @@ class EvalTarget:
     notes: list[str] = field(default_factory=list)
 
 
-def run_order(policies: list[str], load_index: int) -> list[str]:
+def run_order(policies: list[Any], load_index: int) -> list[Any]:
     """The order the policies run in at the ``load_index``-th load: rotated by one per load, so
     that no policy always runs last, on a stack that has served the most requests by then."""
     k = load_index % len(policies)
     return policies[k:] + policies[:k]
+
+
+Variant = tuple[str, str | None]  # (harvesting policy, invoker scheduler; None: as the stack runs)
+
+
+def variants_of(policies: list[str], schedulers: list[str]) -> list[Variant]:
+    """Every policy under every scheduler, the last scheduler's first policy first (the
+    baseline: the new default's ``off``). Pure."""
+    if not schedulers:
+        return [(p, None) for p in policies]
+    last: str | None = schedulers[-1]
+    out: list[Variant] = [(p, last) for p in policies]
+    return out + [(p, s) for s in schedulers[:-1] for p in policies]
+
+
+def variant_order(variants: list[Variant], load_index: int) -> list[Variant]:
+    """Scheduler by scheduler (a switch restarts the invokers), the schedulers and the
+    policies within each rotated per load, so that none always runs first or last. Pure."""
+    schedulers = list(dict.fromkeys(s for _, s in variants))
+    out: list[Variant] = []
+    for s in run_order(schedulers, load_index):
+        out += run_order([v for v in variants if v[1] == s], load_index)
+    return out
 
 
 def loads_from(raw: str) -> list[str]:
@@ -162,6 +187,8 @@ def evaluate(
     args: argparse.Namespace,
     policies: list[str],
     loads: list[str],
+    schedulers: list[str] | None = None,
+    switch: SchedulerSwitch | None = None,
 ) -> DagEvaluation:
     started_wall = time.time()
     started = time.monotonic()
@@ -177,12 +204,13 @@ def evaluate(
     if args.budget_min:
         # Replaying N requests at every load, once per policy, takes about N * sum(1 / rate) * policies.
         per_request = sum(1 / r.rate_per_s for r in rate_table(cpu_seconds, capacity, 1) if r.load in loads)
-        fit = max(1, int(args.budget_min * 60 / (per_request * len(policies))))
+        runs = len(policies) * max(1, len(schedulers or []))
+        fit = max(1, int(args.budget_min * 60 / (per_request * runs)))
         if fit < n:
             t.notes.append(
                 f"Requests per load cut from {n} to {fit} to fit the {args.budget_min:g} min budget "
                 f"(`--budget-min`): at {cpu_seconds:.2f} CPU-s per request, {n} requests per load would "
-                f"take about {n * per_request * len(policies) / 60:.0f} min."
+                f"take about {n * per_request * runs / 60:.0f} min."
             )
             n = fit
             trace_inputs = trace_inputs[:n]
@@ -190,6 +218,9 @@ def evaluate(
                 cpu_seconds = fit_cpu_seconds(
                     calibration.sample_sizes, calibration.sample_cpu_seconds, sizes[:n]
                 )
+    variants = variants_of(policies, schedulers or [])
+    default = schedulers[-1] if schedulers else None
+    names = [label(p, s, default) for p, s in variants]
     rows = [r for r in rate_table(cpu_seconds, capacity, n) if r.load in loads]
     print(f"{t.dag}: {cpu_seconds:.2f} CPU-s per request at user allocations; {capacity:g} cores")
     for r in rows:
@@ -211,34 +242,40 @@ def evaluate(
     orders: list[str] = []
     for load_index, row in enumerate(rows):
         trace = synthesise(t.dag, trace_inputs, n, row.rate_per_s, args.seed)
-        if smallest:
-            # A burst of small requests first, unmeasured: the pool then holds about as many warm
-            # containers as the load keeps busy, so the first policy does not pay cold starts that
-            # the next one is spared.
-            burst = [TraceEntry(offset_s=0.0, dag=t.dag, input_path=p) for p in smallest]
-            replayer.run(burst, policy=policies[0], deadline_s=deadline, progress=False)
         ran: dict[str, PolicyRun] = {}
-        order = run_order(policies, load_index)
-        orders.append(f"{row.load}: {', '.join(order)}")
-        for policy in order:
+        order = variant_order(variants, load_index)
+        orders.append(f"{row.load}: {', '.join(label(p, s, default) for p, s in order)}")
+        warmed: str | bool | None = False  # the scheduler whose pool was warmed last
+        for policy, scheduler in order:
+            if switch is not None and scheduler is not None:
+                switch.use(scheduler)
+            if smallest and warmed != scheduler:
+                # A burst of small requests first, unmeasured: the pool then holds about as many
+                # warm containers as the load keeps busy, so the first policy does not pay cold
+                # starts that the next one is spared (again after a scheduler switch: the
+                # restarted invokers start with no containers).
+                burst = [TraceEntry(offset_s=0.0, dag=t.dag, input_path=p) for p in smallest]
+                replayer.run(burst, policy=policies[0], deadline_s=deadline, progress=False)
+                warmed = scheduler
+            name = label(policy, scheduler, default)
             stop = node()
             run = replayer.run(
                 trace,
                 policy=policy,
                 deadline_s=deadline,
                 progress=progress,
-                label=f"{t.dag} {row.load} {policy}",
+                label=f"{t.dag} {row.load} {name}",
             )
             used = stop()
-            write_requests_csv(data_dir / f"{row.load}-{policy}-requests.csv", run.outcomes)
-            write_functions_csv(data_dir / f"{row.load}-{policy}-functions.csv", run.outcomes)
-            ran[policy] = PolicyRun(policy, run, used)
+            write_requests_csv(data_dir / f"{row.load}-{name}-requests.csv", run.outcomes)
+            write_functions_csv(data_dir / f"{row.load}-{name}-functions.csv", run.outcomes)
+            ran[name] = PolicyRun(name, run, used)
             time.sleep(IDLE_BETWEEN_RUNS_S)  # let the last containers settle before the next run
-        results.append(LoadResult(row, [ran[p] for p in policies]))  # the baseline first
+        results.append(LoadResult(row, [ran[p] for p in names]))  # the baseline first
     return DagEvaluation(
         dag=t.dag,
         namespace=namespace,
-        policies=policies,
+        policies=names,
         requests=n,
         distinct_inputs=len(set(trace_inputs)),
         seed=args.seed,
@@ -257,6 +294,15 @@ def evaluate(
             f"`{policies[0]}`) warms the container pool.",
             f"Policies run in a rotated order per load ({'; '.join(orders)}), so that no policy "
             "always runs last, on a stack that has served the most requests by then.",
+            *(
+                [
+                    f"Invoker schedulers compared: {', '.join(schedulers)} (`--schedulers`); the "
+                    "invokers are restarted with each, and the pool warmed again, outside the "
+                    f"measured runs. Runs under `{default}` carry the policy's name alone."
+                ]
+                if schedulers
+                else []
+            ),
         ],
     )
 
@@ -300,8 +346,12 @@ def main(args: argparse.Namespace) -> int:
     if len(policies) < 2:
         raise BadRequest("--policy needs a baseline and at least one policy to compare, e.g. off,thesis")
     loads = loads_from(args.loads or DEFAULT_LOADS)
+    schedulers = schedulers_from(getattr(args, "schedulers", None))
     check_args(args)
     client = OpenWhiskClient(Target.resolve(args.apihost, args.auth))
+    switch = SchedulerSwitch(settings, client) if schedulers else None
+    if switch is not None:
+        switch.check()
     namespace = client.namespace()
     targets = eval_targets(args, settings, client, namespace)
     redis = RedisStore(settings)
@@ -311,7 +361,9 @@ def main(args: argparse.Namespace) -> int:
     try:
         with ReplayLock(redis, f"gleaner eval {' '.join(t.dag for t in targets)}"):
             for t in targets:
-                evaluation = evaluate(client, settings, namespace, replayer, t, args, policies, loads)
+                evaluation = evaluate(
+                    client, settings, namespace, replayer, t, args, policies, loads, schedulers, switch
+                )
                 # The headline goes to docs/benchmarks.md when the report goes beside it.
                 bench = out.parent / "benchmarks.md"
                 report = write_report(evaluation, out, bench if bench.exists() else None)

@@ -84,7 +84,8 @@ def dag_invoke(args: argparse.Namespace) -> int:
 
 
 def dag_timeline(args: argparse.Namespace) -> int:
-    from monitor.timeline import draw_timeline
+    """Draw the PNG, then print every scheduler decision on the request's functions."""
+    from monitor.timeline import decision_lines, draw_timeline
 
     client = _client(args)
     record = client.request("GET", f"/activations/{args.id}")[1]
@@ -93,6 +94,8 @@ def dag_timeline(args: argparse.Namespace) -> int:
     children = [client.request("GET", f"/activations/{cid}")[1] for cid in record.get("logs", [])]
     out = draw_timeline(record, children, Path(args.output or f"timeline-{args.id[:8]}.png"))
     print(f"ok: wrote {out}")
+    for line in decision_lines(record, children):
+        print(line)
     return 0
 
 
@@ -127,7 +130,9 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     param_flags(p)
     target_flags(p)
     p.set_defaults(func=dag_invoke)
-    p = verbs.add_parser("timeline", help="draw a DAG request's execution timeline as a PNG")
+    p = verbs.add_parser(
+        "timeline", help="draw a DAG request's execution timeline as a PNG and list its scheduler decisions"
+    )
     p.add_argument("id")
     p.add_argument("-o", "--output", help="PNG path (default timeline-<id>.png)")
     target_flags(p)

@@ -197,6 +197,12 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         default="off,thesis,libra,gleaner",
         help="harvesting policies compared; the first is the baseline",
     )
+    p.add_argument(
+        "--schedulers",
+        help="also compare the invokers' schedulers (fifo, age, slack, lend; restarts the invokers "
+        "between them): every policy runs under each; the last one's `off` is the baseline, "
+        "runs under the others are named policy@scheduler",
+    )
     # The placement comparison is a flag, not a subcommand: the DAGs are positional, and it
     # shares the inputs, calibration, budget, deadline and warm-up options.
     p.add_argument(

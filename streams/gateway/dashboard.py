@@ -1,15 +1,16 @@
 """The live dashboard at ``/dashboard``: a static page (``static/``, no build step, no outside
 network) that polls one JSON view, ``GET /api/v1/namespaces/{ns}/dashboard``.
 
-The view holds the invokers as their heartbeats describe them (capacity, used, waiting), the
-DAG requests still running (from the composition stream's state in Redis: the stages so far,
-finished functions from their records, running ones from their dispatch to now), and the last
-finished DAG requests (found among the namespace's last ``SCAN`` activations, so one
-indexed query serves a poll however many activations and DAGs the namespace has), each with
-its stage timeline (its functions' records), allocations and their origin, the plan's
-harvest decision, and a measured speedup where a baseline exists: the latest earlier request
-of the same DAG with the same input size that ran without harvesting, so
-``(L_off - L_on) / L_off`` as in the evaluation (monitor.evaluation).
+The view holds the invokers as their heartbeats describe them (capacity, used, cores lent
+across requests, the scheduler's queue, in flight), the DAG requests still running (from the
+composition stream's state in Redis: the stages so far, finished functions from their records,
+running ones from their dispatch to now), and the last finished DAG requests (found among the
+namespace's last ``SCAN`` activations, so one indexed query serves a poll however many
+activations and DAGs the namespace has), each with its stage timeline (its functions'
+records), allocations and their origin, the plan's harvest decision, and a measured speedup
+where a baseline exists: the latest earlier request of the same DAG with the same input size
+that ran without harvesting, so ``(L_off - L_on) / L_off`` as in the evaluation
+(monitor.evaluation).
 
 Who sees what: a tenant key its own namespace; the admin key (an operator) any one namespace
 by name, or with ``_`` every namespace. The view carries names, times and allocations only,
@@ -68,7 +69,11 @@ def _number(value: Any) -> float | None:
 
 
 def invoker_rows(heartbeats: list[dict[str, Any]], now: int) -> list[dict[str, Any]]:
-    """One row per invoker: capacity, used (capacity - free), running and waiting, by id."""
+    """One row per invoker, by id: capacity, used (capacity - free), the cores its running
+    activations lend to others (``cpu_lent``), running, its scheduler's queue (``queue``:
+    activations waiting for permits) and ``waiting``, the heartbeat's ``queue_length``
+    (activations it took and has not finished, running ones included). A heartbeat from an
+    older invoker, without the scheduler's fields, shows 0 for them."""
     rows = []
     for beat in heartbeats:
         cpu_cap = _number(beat.get("cpu_capacity")) or 0.0
@@ -87,6 +92,8 @@ def invoker_rows(heartbeats: list[dict[str, Any]], now: int) -> list[dict[str, A
                 "memory_used_mb": max(0, mem_cap - mem_free),
                 "running": int(_number(beat.get("running")) or 0),
                 "waiting": int(_number(beat.get("queue_length")) or 0),
+                "queue": max(0, int(_number(beat.get("waiting")) or 0)),
+                "cpu_lent": round(max(0.0, _number(beat.get("cpu_lent")) or 0.0), 3),
                 "age_ms": None if ts is None else max(0, now - int(ts)),
             }
         )

@@ -11,6 +11,7 @@ import asyncio
 import base64
 import itertools
 import json
+import re
 import shutil
 import subprocess
 import tempfile
@@ -157,6 +158,16 @@ REQUEST_JS = """(() => {
   };
 })()"""
 
+# What the page shows of the invokers: the table's headers, and per row its scheduler columns.
+INVOKERS_JS = """(() => ({
+  headers: [...document.querySelectorAll('#invokers thead th')].map((h) => h.textContent.trim()),
+  rows: [...document.querySelectorAll('#invokers tr[data-invoker]')].map((r) => ({
+    id: r.dataset.invoker,
+    queue: r.querySelector('td[data-col="queue"]')?.textContent ?? null,
+    lent: r.querySelector('td[data-col="cpu-lent"]')?.textContent ?? null,
+  })),
+}))()"""
+
 
 @pytest.fixture(scope="module")
 def chromium() -> str:
@@ -197,9 +208,7 @@ def test_a_dag_request_appears_with_its_timeline(ow, dash_dag, chromium, stack_u
             done = "v.status === 'success' && v.bars.length === 4"
             all_bars = f"(() => {{ const v = {request}; return v && {done} && v; }})()"
             shown = await browser.wait_for(all_bars, APPEAR_TIMEOUT_S, "all four bars")
-            invokers = await browser.evaluate(
-                "[...document.querySelectorAll('#invokers tr[data-invoker]')].map((r) => r.dataset.invoker)"
-            )
+            invokers = await browser.evaluate(INVOKERS_JS)
             await browser.screenshot(tmp_path / "dashboard.png")
             return rec, (shown, invokers), browser.page_errors()
 
@@ -215,7 +224,13 @@ def test_a_dag_request_appears_with_its_timeline(ow, dash_dag, chromium, stack_u
     assert all(b["width"] > 0 and b["origin"] == "user" for b in shown["bars"])
     by_stage = {b["stage"]: b for b in shown["bars"]}
     assert by_stage[0]["x"] <= by_stage[2]["x"]  # the stages run in order along the time axis
-    assert invokers, "no invoker row on the page"
+    assert invokers["rows"], "no invoker row on the page"
+    # Each invoker's scheduler state beside its capacity and use: its queue (activations
+    # waiting for permits) and the cores its running activations lend to other requests.
+    assert {"CPU used / capacity", "CPU lent", "queue", "in flight"} <= set(invokers["headers"])
+    for row in invokers["rows"]:
+        assert row["queue"] is not None and re.fullmatch(r"\d+", row["queue"]), row
+        assert row["lent"] is not None and re.fullmatch(r"\d+(\.\d+)? cores", row["lent"]), row
     assert (tmp_path / "dashboard.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert rec["namespace"] == TEST_NAMESPACE
 

@@ -74,10 +74,11 @@ function renderInvokers(rows) {
   const body = document.querySelector("#invokers tbody");
   body.replaceChildren();
   if (!rows.length) {
-    body.append(el("tr", {}, el("td", { colspan: "7", class: "empty" }, "No invoker has sent a heartbeat.")));
+    body.append(el("tr", {}, el("td", { colspan: "9", class: "empty" }, "No invoker has sent a heartbeat.")));
   }
   for (const r of rows) {
     const healthy = r.healthy ? "up" : r.status === "draining" ? "draining" : "down";
+    const lent = r.cpu_lent || 0, queue = r.queue || 0; // absent from an older gateway's view
     body.append(
       el(
         "tr",
@@ -85,9 +86,11 @@ function renderInvokers(rows) {
         el("td", {}, r.id),
         el("td", { class: r.healthy ? "up" : "down" }, healthy),
         meter(r.cpu_used, r.cpu_capacity, "cores"),
+        el("td", { class: "num" + (lent > 0 ? " lent" : ""), "data-col": "cpu-lent" }, `${+lent.toFixed(2)} cores`),
         meter(r.memory_used_mb, r.memory_capacity_mb, "MB"),
-        el("td", { class: "num" }, r.running),
-        el("td", { class: "num" }, r.waiting),
+        el("td", { class: "num", "data-col": "running" }, r.running),
+        el("td", { class: "num" + (queue > 0 ? " queued" : ""), "data-col": "queue" }, queue),
+        el("td", { class: "num", "data-col": "in-flight" }, r.waiting),
         el("td", {}, ago(r.age_ms)),
       ),
     );

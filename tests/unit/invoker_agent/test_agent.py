@@ -12,8 +12,8 @@ from gleaner.settings import Settings
 from invoker_agent.agent import InvokerAgent
 from invoker_agent.dedupe import ActivationClaims
 from invoker_agent.executor import ActionMissing
-from invoker_agent.permits import ResourcePermits
-from streams.events import ActivationRequest
+from invoker_agent.permits import PermitsView, ResourcePermits
+from streams.events import ActivationRequest, InvokerHealth
 from streams.kafka.deadletter import DeadLetters
 from streams.kafka.runner import ConsumeRunner, RunnerConfig
 from streams.kafka.testing import MemorySink, MemorySource
@@ -200,4 +200,19 @@ def test_taking_over_with_no_kept_answer_runs_the_activation():
     source.push(TOPIC, invocation("a" * 32))
     settle(runner, source, 1)
     assert executor.runs == ["a" * 32] and len(completions(sink)) == 1
+    agent.close()
+
+
+def test_the_heartbeat_carries_the_schedulers_queue_and_lent_cores():
+    executor = FakeExecutor()
+    _, _, sink, agent = make(executor)
+    agent._publish_health()
+    idle = InvokerHealth.from_dict(sink.on(SETTINGS.health_topic)[-1])
+    assert (idle.waiting, idle.cpu_lent, idle.cpu_free, idle.memory_free_mb) == (0, 0.0, 2.0, 4096)
+    busy = PermitsView(cpu_free=0.25, memory_free_mb=1024, waiting=3, cpu_lent=0.5)
+    executor.permits.view = lambda: busy  # type: ignore[method-assign]
+    agent._publish_health("draining")
+    beat = InvokerHealth.from_dict(sink.on(SETTINGS.health_topic)[-1])
+    assert (beat.cpu_free, beat.memory_free_mb, beat.waiting, beat.cpu_lent) == (0.25, 1024, 3, 0.5)
+    assert beat.status == "draining" and beat.cpu_capacity == 2.0
     agent.close()

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import argparse
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from gleaner.allocation import AllocationChange
+from gleaner.cli import dag as dag_cli
 from monitor.allocation_plot import allocation_series, start_label, usage_series
-from monitor.timeline import draw_timeline, stage_skew
+from monitor.timeline import PNG_DECISIONS, decision_lines, draw_timeline, scheduler_decisions, stage_skew
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 T0 = 1_700_000_000_000
@@ -261,3 +263,122 @@ def test_draw_timeline_survives_malformed_records(tmp_path: Path) -> None:
     junk: list[Any] = [None, "record", {"name": "no start"}, {"start": float("nan"), "end": 5}]
     _assert_png(draw_timeline(dag, [*children, *junk], tmp_path / "junk.png"))
     assert stage_skew(dag, [*children, *junk]) == {2: pytest.approx(3.4)}
+
+
+# --- the scheduler's decisions, listed -----------------------------------------------------
+
+WORK_B, WORK_C, OTHER = "b" * 32, "c" * 32, "e" * 32  # the last one: another request's function
+
+
+def contended() -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """A request whose parallel stage met the scheduler: one function waited, was backfilled
+    ahead of its sibling, lent cores and took them back; the sibling waited behind another
+    request's function."""
+    dag, children = video_with_changes()
+    a2, a3 = children[2], children[3]
+    a2["activationId"], a3["activationId"] = WORK_B, WORK_C
+    dag["gleaner"]["dag"]["stages"][2]["functions"][0]["activation_id"] = WORK_B
+    dag["gleaner"]["dag"]["stages"][2]["functions"][1]["activation_id"] = WORK_C
+    a2["gleaner"]["allocation_trajectory"] = [
+        change(
+            2_015, 0.5, "backfill", note=f"backfilled ahead of {WORK_C}, whose reserved start is in 40 ms"
+        ),
+        change(2_400, 0.25, "lent", note=f"lent 0.25 cores to {OTHER}"),
+        change(2_700, 0.5, "take-back", note="needed them back"),
+    ]
+    a3["gleaner"]["allocation_trajectory"] = [
+        change(2_016, 2.0, "planned", note=f"waited 12 ms behind {OTHER}"),
+        change(3_015, 3.0, "timely-release"),
+    ]
+    return dag, children
+
+
+def test_decision_lines_list_every_functions_decisions_with_reason_and_note() -> None:
+    dag, children = contended()
+    lines = decision_lines(dag, children)
+    assert lines[0] == "scheduler decisions (seconds since the request started):"
+    assert lines[1] == "streaming [0.0], waited 5 ms: no decision recorded"  # an old record
+    assert lines[2] == "decoder [1.0], waited 3 ms:"
+    assert lines[3].split() == ["0.810", "s", "start-now", "0.5c", "512", "MB"]
+    b = lines.index("recognition1 [2.0], waited 4 ms:")
+    backfill, lent, take_back = lines[b + 1 : b + 4]
+    assert backfill.split()[:5] == ["2.015", "s", "backfill", "0.5c", "512"]
+    assert backfill.endswith(
+        f"backfilled ahead of {WORK_C} (recognition2 [2.1]), whose reserved start is in 40 ms"
+    )
+    assert "  lent " in lent and "0.25c" in lent and lent.endswith(f"lent 0.25 cores to {OTHER}")  # not ours
+    assert "take-back" in take_back and take_back.endswith("needed them back")
+    c = lines.index("recognition2 [2.1], waited 4 ms:")
+    assert lines[c + 1].endswith(f"waited 12 ms behind {OTHER}") and "planned" in lines[c + 1]
+    assert lines[c + 2].split() == ["3.015", "s", "timely-release", "3c", "512", "MB"]
+    assert len(lines) == c + 3
+    # the same columns for every decision: times right-aligned, reasons in one column
+    rows = [line for line in lines if line.startswith("  ")]
+    assert len({row.index(" s  ") for row in rows}) == 1 and len(rows) == 4 + 3 + 2
+
+
+def test_unknown_reasons_are_listed_as_they_are_and_malformed_entries_skipped() -> None:
+    dag, children = contended()
+    children[1]["gleaner"]["allocation_trajectory"] = [
+        change(1_500, 1.0, "borrowed", note="borrowed\n 0.5 cores   from a lender"),  # a newer invoker's
+        {"reason": "sideways", "cpu": 1.0, "memory": 512},  # no time: listed last, at "?"
+        change(900, "lots", "grow", memory=-1),  # odd amounts: "?"
+        "nope",
+        None,
+        {"at_ms": T0 + 1_000, "cpu": 1.0, "memory": 512},  # no reason
+        change(1_100, 1.0, "   "),
+        change(1_200, 1.0, 7),
+    ]
+    lines = decision_lines(dag, children)
+    d = lines.index("decoder [1.0], waited 3 ms:")
+    grow, borrowed, sideways = lines[d + 1 : d + 4]
+    assert grow.split() == ["0.900", "s", "grow", "?", "?"]
+    assert borrowed.split()[:3] == ["1.500", "s", "borrowed"]
+    assert borrowed.endswith("borrowed 0.5 cores from a lender")
+    assert sideways.split() == ["?", "s", "sideways", "1c", "512", "MB"]
+    assert lines[d + 4] == "recognition1 [2.0], waited 4 ms:"
+    found = {label: ds for label, _, ds in scheduler_decisions(dag, children)}
+    assert [x.reason for x in found["decoder [1.0]"]] == ["grow", "borrowed", "sideways"]
+
+
+def test_decision_lines_of_a_bare_request() -> None:
+    assert decision_lines({"activationId": "r", "start": T0}, [None, {"name": "no start"}]) == [  # type: ignore[list-item]
+        "scheduler decisions (seconds since the request started):",
+        "no function records",
+    ]
+    sparse = [{"activationId": "z", "name": "lonely", "start": T0 + 10, "duration": 40}]
+    assert decision_lines({"start": T0}, sparse)[1:] == ["lonely [1000000.0]: no decision recorded"]
+
+
+def test_draw_timeline_lists_the_decisions_under_the_plots(tmp_path: Path) -> None:
+    dag, children = contended()
+    plain = draw_timeline(dag, [children[0]], tmp_path / "plain.png")
+    listed = draw_timeline(dag, children, tmp_path / "listed.png")
+    _assert_png(plain)
+    _assert_png(listed)
+    many = [change(2_015 + k, 0.5, "lent", note=f"decision {k}") for k in range(3 * PNG_DECISIONS)]
+    children[2]["gleaner"]["allocation_trajectory"] = many
+    _assert_png(draw_timeline(dag, children, tmp_path / "many.png"))
+
+
+def test_gleaner_dag_timeline_prints_the_decisions_after_the_png(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    dag, children = contended()
+    dag["logs"] = [c["activationId"] for c in children]
+    by_id = {c["activationId"]: c for c in [dag, *children]}
+
+    class FakeClient:
+        def request(self, method: str, path: str) -> tuple[int, dict[str, Any]]:
+            assert method == "GET" and path.startswith("/activations/")
+            return 200, by_id[path.removeprefix("/activations/")]
+
+    monkeypatch.setattr(dag_cli, "_client", lambda args: FakeClient())
+    out = tmp_path / "t.png"
+    args = argparse.Namespace(id=dag["activationId"], output=str(out), apihost=None, auth=None)
+    assert dag_cli.dag_timeline(args) == 0
+    printed = capsys.readouterr().out.splitlines()
+    assert printed[0] == f"ok: wrote {out}"
+    assert printed[1:] == decision_lines(dag, children)
+    assert any("backfilled ahead of" in line for line in printed)
+    _assert_png(out)

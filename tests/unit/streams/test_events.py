@@ -103,6 +103,50 @@ def test_completion_and_health_round_trip():
         InvokerHealth.from_dict({**orjson.loads(health.to_bytes()), "queue_length": "many"})
 
 
+def _beat(**kw):
+    data = InvokerHealth("i0", "abc", 1, 2.0, 4096, 0.5, 1024, 4, 2).to_dict()
+    data.update(kw)
+    return data
+
+
+def test_health_carries_the_schedulers_queue_and_lent_cores():
+    health = InvokerHealth("i0", "abc", 1, 2.0, 4096, 0.5, 1024, 4, 2, waiting=3, cpu_lent=0.75)
+    data = orjson.loads(health.to_bytes())
+    assert (data["waiting"], data["cpu_lent"]) == (3, 0.75)
+    assert InvokerHealth.from_dict(data) == health
+    # a whole number of cores is still a float once read
+    again = InvokerHealth.from_dict({**data, "cpu_lent": 1})
+    assert again.cpu_lent == 1.0 and isinstance(again.cpu_lent, float)
+
+
+def test_an_older_invokers_heartbeat_without_the_schedulers_fields_reads_as_zero():
+    old = {k: v for k, v in _beat().items() if k not in ("waiting", "cpu_lent")}
+    health = InvokerHealth.from_dict(old)
+    assert (health.waiting, health.cpu_lent) == (0, 0.0)
+    assert InvokerHealth.from_dict(_beat(waiting=None, cpu_lent=None)) == health
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("waiting", -1),
+        ("waiting", 1.5),
+        ("waiting", "3"),
+        ("waiting", True),
+        ("waiting", [1]),
+        ("cpu_lent", -0.25),
+        ("cpu_lent", "0.5"),
+        ("cpu_lent", False),
+        ("cpu_lent", float("nan")),
+        ("cpu_lent", float("inf")),
+        ("cpu_lent", {"cores": 1}),
+    ],
+)
+def test_a_bad_queue_or_lent_value_is_a_malformed_heartbeat(field, value):
+    with pytest.raises(MalformedEvent, match=field):
+        InvokerHealth.from_dict(_beat(**{field: value}))
+
+
 def test_a_derived_id_tells_apart_records_at_an_offset_reused_after_a_broker_restart():
     # A memory-only broker starts offsets at 0 again; Redis still remembers the old ids.
     before = derived_activation_id("dag.requests", 0, 5, 1_700_000_000_000)

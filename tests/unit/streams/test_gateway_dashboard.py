@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+from collections.abc import Sequence
 from typing import Any
 
 import httpx
@@ -15,6 +16,7 @@ from gleaner.errors import Forbidden, RedisError, Unauthorized
 from gleaner.records import RecordDraft, build_record
 from gleaner.settings import Settings
 from gleaner.subjects import ADMIN, TENANT
+from streams.events import InvokerHealth, now_ms
 from streams.gateway.app import Gateway
 from streams.gateway.dashboard import (
     ASSETS,
@@ -131,6 +133,25 @@ def test_invoker_rows_give_used_as_capacity_minus_free_and_waiting_as_the_queue(
 def test_invoker_rows_tolerate_a_heartbeat_missing_fields() -> None:
     (row,) = invoker_rows([{"invoker": "x"}], T0)
     assert row["cpu_used"] == 0 and row["age_ms"] is None and not row["healthy"]
+    assert row["queue"] == 0 and row["cpu_lent"] == 0.0
+
+
+def test_invoker_rows_show_the_schedulers_queue_and_lent_cores() -> None:
+    beat = {
+        "invoker": "invoker1",
+        "cpu_capacity": 2.0,
+        "cpu_free": 0.0,
+        "queue_length": 5,
+        "running": 2,
+        "waiting": 3,  # of the five it took, three wait for permits
+        "cpu_lent": 0.30000000000000004,
+    }
+    old = {"invoker": "invoker0", "cpu_capacity": 2.0, "queue_length": 1}  # an older invoker's beat
+    first, second = invoker_rows([beat, old], T0)
+    assert first["id"] == "invoker0" and (first["queue"], first["cpu_lent"]) == (0, 0.0)
+    assert (second["queue"], second["cpu_lent"], second["waiting"], second["running"]) == (3, 0.3, 5, 2)
+    odd = invoker_rows([{**beat, "waiting": "3", "cpu_lent": True}, {**beat, "waiting": -2}], T0)
+    assert [(r["queue"], r["cpu_lent"]) for r in odd] == [(0, 0.0), (0, 0.3)]
 
 
 def test_request_view_puts_each_function_on_the_timeline_from_the_request_start() -> None:
@@ -297,9 +318,14 @@ class FakeCouch:
 
 
 async def ask(
-    requests: list[tuple[str, dict[str, Any]]], couch: FakeCouch, compositions: FakeCompositions | None = None
+    requests: list[tuple[str, dict[str, Any]]],
+    couch: FakeCouch,
+    compositions: FakeCompositions | None = None,
+    heartbeats: Sequence[InvokerHealth] = (),
 ) -> list[httpx.Response]:
     gateway = Gateway(Settings())
+    for beat in heartbeats:
+        gateway.invokers.update(beat)
     gateway.auth = FakeAuth()  # type: ignore[assignment]
     gateway.db.call = couch.call  # type: ignore[method-assign]
     gateway.dashboard._compositions = compositions or FakeCompositions([])  # type: ignore[assignment]
@@ -334,6 +360,25 @@ def test_a_tenant_key_sees_its_own_namespace_with_timelines() -> None:
     # Every selected field is on the by-namespace-start index: CouchDB reads only `limit` records.
     assert set(couch.finds[0]["selector"]) == {"namespace", "start"}
     assert [next(iter(s)) for s in couch.finds[0]["sort"]] == ["namespace", "start"]
+
+
+def test_the_view_shows_each_invokers_queue_and_lent_cores_from_its_heartbeat() -> None:
+    busy = InvokerHealth("invoker0", "inc", now_ms(), 2.0, 4096, 0.0, 1024, 4, 1, waiting=3, cpu_lent=0.5)
+    older = InvokerHealth("invoker1", "inc", now_ms(), 2.0, 4096, 2.0, 4096, 0, 0)
+    (resp,) = asyncio.run(
+        ask(
+            [("/api/v1/namespaces/_/dashboard", {"headers": {"Authorization": basic(*TENANT_KEY)}})],
+            fake_couch(),
+            heartbeats=[older, busy],
+        )
+    )
+    assert resp.status_code == 200, resp.text
+    rows = resp.json()["invokers"]
+    assert [(r["id"], r["queue"], r["cpu_lent"], r["waiting"]) for r in rows] == [
+        ("invoker0", 3, 0.5, 4),
+        ("invoker1", 0, 0.0, 0),
+    ]
+    assert rows[0]["cpu_used"] == 2.0 and rows[0]["healthy"]
 
 
 def test_running_requests_of_the_own_namespace_appear_with_live_bars() -> None:
