@@ -30,7 +30,7 @@ from gleaner.ttlcache import TTLCache
 from predictor.allocation import AllowedValues, NormalizedDemand
 from predictor.inference import Prediction, Predictor
 from predictor.plan import Selection, Slot, check_policy, normalize_batch, plan_predicted, select_stages
-from predictor.policies import GLEANER, GLEANER_IDLE, OFF, THESIS, resolve_policy
+from predictor.policies import GLEANER, GLEANER_IDLE, OFF, PLANNED_POLICIES, THESIS, resolve_policy
 from predictor.store import ModelLoadError, dag_dir, load_current
 from predictor.validator import Demand
 from streams.events import DagPlan, DagRequest
@@ -324,6 +324,9 @@ class RequestPlanner:
         if draft.policy == OFF:
             asked = req.policy is not None or req.harvest is not None
             reasons.append("harvesting is off " + ("for this request" if asked else "(setting)"))
+            return
+        if draft.policy not in PLANNED_POLICIES:  # e.g. openwhisk: the invoker decides, not a plan
+            reasons.append(f"policy {draft.policy}: user allocations, nothing planned")
             return
         reasons.append(f"policy {draft.policy}")
         draft.input_size = size_of(req.input)
