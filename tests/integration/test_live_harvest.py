@@ -104,7 +104,7 @@ def test_the_planned_allocation_travels_on_the_invocation_and_starts_the_traject
         want = Allocation.from_dict(plan["allocations"][f"{g['stage']}.{g['index']}"])
         assert Allocation.from_dict(g["planned"]) == want and g["policy"] == policy
         trajectory = g["allocation_trajectory"]
-        assert trajectory[0]["reason"] in ("planned", "start-now")
+        assert trajectory[0]["reason"] in ("planned", "start-now", "backfill")
         assert trajectory[0]["cpu"] == g["allocation"]["cpu"] <= want.cpu
         assert all(c["reason"] in CHANGE_REASONS for c in trajectory)
         assert all(a["at_ms"] <= b["at_ms"] for a, b in itertools.pairwise(trajectory))
