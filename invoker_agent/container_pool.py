@@ -22,7 +22,13 @@ from dataclasses import dataclass, field
 
 from gleaner.errors import DockerError
 from gleaner.settings import Settings
-from invoker_agent.docker_engine import INCARNATION_LABEL, INVOKER_LABEL, ContainerInfo, DockerEngine
+from invoker_agent.docker_engine import (
+    DEFAULT_CPU_SHARES,
+    INCARNATION_LABEL,
+    INVOKER_LABEL,
+    ContainerInfo,
+    DockerEngine,
+)
 from invoker_agent.proxy_client import ActionProxyClient
 from monitor.cgroups import CgroupPaths
 
@@ -44,6 +50,7 @@ class Lease:
     cpu: float
     memory_mb: int
     key: str = ""
+    cpu_shares: int = DEFAULT_CPU_SHARES  # its CPU weight (OpenWhisk's policy weighs by memory)
     idle_since: float = field(default=0.0, repr=False)
     # The container's cgroup directories, found on its first run (they last as long as it).
     cgroup: CgroupPaths | None = field(default=None, repr=False)
@@ -66,20 +73,26 @@ class ContainerPool:
 
     # ------------------------------------------------------------------ acquire / release
     def acquire(
-        self, key: str, *, cpu: float, memory_mb: int, init: Callable[[ActionProxyClient], None]
+        self,
+        key: str,
+        *,
+        cpu: float,
+        memory_mb: int,
+        init: Callable[[ActionProxyClient], None],
+        cpu_shares: int = DEFAULT_CPU_SHARES,
     ) -> Lease:
         """A container for action version ``key`` with the given allocation, ready to /run."""
         started = time.perf_counter()
         waited = False
         while True:
             while (warm := self._take_idle(key)) is not None:
-                lease = self._reuse(warm, cpu, memory_mb)
+                lease = self._reuse(warm, cpu, memory_mb, cpu_shares)
                 if lease is not None:
                     if waited:  # it waited for a pre-warm start: that part of a cold start it saw
                         lease.cold, lease.init_ms = True, (time.perf_counter() - started) * 1000.0
                     return lease
             if not self._wait_for_warming(key, started + READY_TIMEOUT_S):
-                return self._cold_start(key, cpu, memory_mb, init)
+                return self._cold_start(key, cpu, memory_mb, init, cpu_shares)
             waited = True
 
     # ------------------------------------------------------------------ pre-warm
@@ -219,22 +232,35 @@ class ContainerPool:
             self._busy[lease.container.id] = lease
             return lease
 
-    def _reuse(self, lease: Lease, cpu: float, memory_mb: int) -> Lease | None:
-        resized = abs(lease.cpu - cpu) > _EPS or lease.memory_mb != memory_mb
+    def _reuse(
+        self, lease: Lease, cpu: float, memory_mb: int, cpu_shares: int = DEFAULT_CPU_SHARES
+    ) -> Lease | None:
+        reweighed = lease.cpu_shares != cpu_shares
+        resized = abs(lease.cpu - cpu) > _EPS or lease.memory_mb != memory_mb or reweighed
         if resized:
             try:
-                self.engine.update(lease.container.id, cpu=cpu, memory_mb=memory_mb)
+                self.engine.update(
+                    lease.container.id,
+                    cpu=cpu,
+                    memory_mb=memory_mb,
+                    cpu_shares=cpu_shares if reweighed else None,
+                )
             except DockerError as exc:
                 # e.g. the new memory limit is below what the container uses now
                 log.info("resize of %s refused, replacing it: %s", lease.container.name, exc)
                 self.destroy(lease)
                 return None
         lease.cold, lease.init_ms, lease.resized = False, None, resized
-        lease.cpu, lease.memory_mb = cpu, memory_mb
+        lease.cpu, lease.memory_mb, lease.cpu_shares = cpu, memory_mb, cpu_shares
         return lease
 
     def _cold_start(
-        self, key: str, cpu: float, memory_mb: int, init: Callable[[ActionProxyClient], None]
+        self,
+        key: str,
+        cpu: float,
+        memory_mb: int,
+        init: Callable[[ActionProxyClient], None],
+        cpu_shares: int = DEFAULT_CPU_SHARES,
     ) -> Lease:
         started = time.perf_counter()
         name = f"gleaner-{self.settings.invoker_id}-{uuid.uuid4().hex[:12]}"
@@ -243,10 +269,20 @@ class ContainerPool:
             INCARNATION_LABEL: self.incarnation,
             ACTION_LABEL: key[:255],
         }
-        info = self.engine.start(image=self.image, name=name, cpu=cpu, memory_mb=memory_mb, labels=labels)
+        info = self.engine.start(
+            image=self.image, name=name, cpu=cpu, memory_mb=memory_mb, labels=labels, cpu_shares=cpu_shares
+        )
         client = ActionProxyClient(info.ip, PROXY_PORT, token=info.token)
         lease = Lease(
-            info, client, cold=True, init_ms=None, resized=False, cpu=cpu, memory_mb=memory_mb, key=key
+            info,
+            client,
+            cold=True,
+            init_ms=None,
+            resized=False,
+            cpu=cpu,
+            memory_mb=memory_mb,
+            key=key,
+            cpu_shares=cpu_shares,
         )
         with self._lock:
             self._busy[info.id] = lease

@@ -84,14 +84,24 @@ class ContainerOptions:
     user: str | None
 
 
+DEFAULT_CPU_SHARES = 1024  # the kernel's weight of a cgroup nobody weighted
+
+
 def container_options(
-    settings: Settings, *, cpu: float, memory_mb: int, token: str, api_host: str = ""
+    settings: Settings,
+    *,
+    cpu: float,
+    memory_mb: int,
+    token: str,
+    api_host: str = "",
+    cpu_shares: int = DEFAULT_CPU_SHARES,
 ) -> ContainerOptions:
     """The create arguments of an action container, hardened unless the settings say not."""
     memory = _mib(memory_mb)
     host_config: dict[str, Any] = {
         "cpu_period": CPU_PERIOD_US,
         "cpu_quota": _quota(cpu),
+        "cpu_shares": cpu_shares,
         "mem_limit": memory,
         "memswap_limit": memory,  # no swap: over the limit is an OOM kill
         "network_mode": network_name(settings),
@@ -204,14 +214,26 @@ class DockerEngine:
             self.api.ping()
 
     def start(
-        self, *, image: str, name: str, cpu: float, memory_mb: int, labels: dict[str, str]
+        self,
+        *,
+        image: str,
+        name: str,
+        cpu: float,
+        memory_mb: int,
+        labels: dict[str, str],
+        cpu_shares: int = DEFAULT_CPU_SHARES,
     ) -> ContainerInfo:
         """Create and start a detached, resource-limited container; return its address,
         pid and the secret its action proxy answers to."""
         token = secrets.token_urlsafe(32)
         self.ensure_network()
         options = container_options(
-            self.settings, cpu=cpu, memory_mb=memory_mb, token=token, api_host=self.action_api_host()
+            self.settings,
+            cpu=cpu,
+            memory_mb=memory_mb,
+            token=token,
+            api_host=self.action_api_host(),
+            cpu_shares=cpu_shares,
         )
         all_labels = {MANAGED_LABEL: "true", **labels}
         with _wrapped(f"start {name} from {image}"):
@@ -317,12 +339,13 @@ class DockerEngine:
             host in base for host in ("://localhost", "://127.0.0.1", "://[::1]")
         )
 
-    def update(self, container_id: str, *, cpu: float, memory_mb: int) -> None:
+    def update(self, container_id: str, *, cpu: float, memory_mb: int, cpu_shares: int | None = None) -> None:
         """Resize a running container live (``docker update --cpus --memory --memory-swap``).
 
         Raises DockerError when the engine refuses, e.g. a memory limit below current usage.
         """
         memory = _mib(memory_mb)
+        shares = {} if cpu_shares is None else {"cpu_shares": cpu_shares}
         with _wrapped(f"update {container_id[:12]} to cpu={cpu} memory={memory_mb}MB"):
             self.api.update_container(
                 container_id,
@@ -330,6 +353,7 @@ class DockerEngine:
                 cpu_quota=_quota(cpu),
                 mem_limit=memory,
                 memswap_limit=memory,
+                **shares,
             )
 
     def set_cpu(self, info: ContainerInfo, cpu: float) -> None:

@@ -28,12 +28,13 @@ from gleaner.settings import Settings
 from invoker_agent.action_store import ActionStore
 from invoker_agent.container_pool import PROXY_PORT, ContainerPool, Lease
 from invoker_agent.dedupe import Holder
+from invoker_agent.docker_engine import DEFAULT_CPU_SHARES
 from invoker_agent.ledger import Claim
 from invoker_agent.permits import Resizer, ResourcePermits
 from invoker_agent.proxy_client import ActionProxyClient, InitError
 from invoker_agent.safeguard import SafeguardWatch
 from monitor.cgroups import CgroupNotFound, CgroupSampler, UsageSummary, find_cgroup
-from predictor.policies import BORROWING_POLICIES, LIVE_POLICIES, SAFEGUARD_POLICIES
+from predictor.policies import BORROWING_POLICIES, LIVE_POLICIES, SAFEGUARD_POLICIES, SHARES_POLICIES
 from streams.events import ActivationRequest, now_ms
 from streams.payloads import DataStore, ForeignReference, size_of
 
@@ -248,6 +249,7 @@ class ActivationExecutor:
             deadline_ms=None if req.deadline_ms is None else float(req.deadline_ms),
             remaining_ms=float(req.remaining_ms or 0),
             run_ms=None if req.run_ms is None else float(req.run_ms),
+            memory_only=req.policy in SHARES_POLICIES,
         )
 
     def _attempt(self, job: _Job, alloc: Allocation, draft: RecordDraft, *, rerun: bool = False) -> None:
@@ -263,6 +265,9 @@ class ActivationExecutor:
             self._finish(draft, INTERNAL_ERROR, {"error": "no resources became free in time"})
             return
         draft.gleaner["allocation"] = {"cpu": claim.cpu, "memory": claim.memory_mb}
+        if claim.memory_only:
+            cpu, shares = self._by_shares(claim.memory_mb)
+            draft.gleaner["allocation"] = {"cpu": cpu, "memory": claim.memory_mb, "cpu_shares": shares}
         with self._running_lock:
             self.running += 1
         try:
@@ -296,9 +301,16 @@ class ActivationExecutor:
         draft.start_ms = now_ms()
         draft.wait_ms = max(0, draft.start_ms - req.submitted_ms) if req.submitted_ms else None
         cpu, memory = self.permits.current(claim.key) or (claim.cpu, claim.memory_mb)
+        shares = DEFAULT_CPU_SHARES
+        if claim.memory_only:
+            cpu, shares = self._by_shares(memory)
         try:
             lease = self.pool.acquire(
-                f"{req.namespace}/{req.action}@{doc['_rev']}", cpu=cpu, memory_mb=memory, init=init
+                f"{req.namespace}/{req.action}@{doc['_rev']}",
+                cpu=cpu,
+                memory_mb=memory,
+                init=init,
+                cpu_shares=shares,
             )
         except InitError as exc:
             self._finish(draft, DEVELOPER_ERROR, {"error": f"The action failed to initialize: {exc}"})
@@ -429,6 +441,13 @@ class ActivationExecutor:
             self.keys.revoke(key)
         except GleanerError as exc:  # it still expires with the activation's deadline
             log.warning("cannot revoke the key of activation %s: %s", key.activation_id, exc)
+
+    def _by_shares(self, memory_mb: int) -> tuple[float, int]:
+        """OpenWhisk's CPU for a container of ``memory_mb``: no quota below the whole
+        invoker, and a CPU weight proportional to its share of the invoker's memory."""
+        cores = self.permits.cpu_capacity
+        share = memory_mb / max(1, self.permits.memory_capacity_mb)
+        return cores, max(2, round(DEFAULT_CPU_SHARES * cores * share))
 
     def _resizer(self, lease: Lease) -> Resizer:
         """Apply a live change to ``lease``'s container: CPU alone by a cgroup write,

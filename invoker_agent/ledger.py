@@ -111,6 +111,7 @@ class Claim:
     lent_out: float = 0.0  # cores it was granted but lent to others because it did not use them
     used_cpu: float | None = None  # measured use (cores, recent windows' peak); None: not yet
     borrower: bool = False  # started on lent cores: the first to give them back
+    memory_only: bool = False  # OpenWhisk's admission: memory permits only, CPU weighed by shares
     queued_ms: float = 0.0  # when it reached the ledger
     granted_ms: float = 0.0  # when it started
     urgency: float = 0.0  # its latest start (least slack first), set when it queues
@@ -411,6 +412,8 @@ class CapacityLedger:
         """What ``claim`` would start with now (whole plan, or start-now); None: it must wait."""
         if claim.memory_mb > self.memory_free_mb:
             return None
+        if claim.memory_only:  # it holds no cores: its container is weighed, not capped
+            return 0.0, "planned"
         if self.cpu_free + EPS >= claim.cpu_plan:
             return claim.cpu_plan, "planned"
         if claim.live and self.cpu_free + EPS >= claim.cpu_floor:

@@ -59,6 +59,7 @@ def test_hardening_off_is_dockers_defaults_on_the_default_bridge() -> None:
     assert set(opts.host_config) == {
         "cpu_period",
         "cpu_quota",
+        "cpu_shares",
         "mem_limit",
         "memswap_limit",
         "network_mode",
@@ -204,3 +205,9 @@ def test_without_hardening_no_network_is_made() -> None:
     api = FakeNetworkApi(None)
     _engine(api, action_hardening=False, container_network="bridge").ensure_network()
     assert api.calls == []
+
+
+def test_a_container_is_weighed_as_asked() -> None:
+    assert container_options(SETTINGS, cpu=1, memory_mb=128, token="t").host_config["cpu_shares"] == 1024
+    hc = container_options(SETTINGS, cpu=2, memory_mb=256, token="t", cpu_shares=128).host_config
+    assert hc["cpu_shares"] == 128 and hc["cpu_quota"] == 200_000

@@ -55,11 +55,13 @@ class FakePool:
         self.engine = FakeEngine()
         self.memory: list[int] = []
         self.acquired: list[tuple[float, int]] = []
+        self.shares: list[int] = []
         self.destroyed = 0
 
-    def acquire(self, key: str, *, cpu: float, memory_mb: int, init: Any) -> Lease:
+    def acquire(self, key: str, *, cpu: float, memory_mb: int, init: Any, cpu_shares: int = 1024) -> Lease:
         self.memory.append(memory_mb)
         self.acquired.append((cpu, memory_mb))
+        self.shares.append(cpu_shares)
         info = ContainerInfo("c" * 64, "fake", "127.0.0.1", NO_PID)
         return Lease(info, FakeClient(self.memory), False, None, False, cpu, memory_mb)  # type: ignore[arg-type]
 
@@ -151,6 +153,18 @@ def test_a_plan_beyond_the_invoker_falls_back_to_the_user_allocation(parts):
     assert "capacity" in g["allocation_reason"]
 
 
+def test_openwhisks_policy_admits_by_memory_and_weighs_cpu_by_memory(parts):
+    executor, pool, permits = parts
+    assert permits.acquire(Claim("other", 1.0, 128, 1.0, 1.0, 1.0, 128))  # every core is held
+    record = executor.execute(request(None, "openwhisk"))  # still starts: only memory is admitted
+    g = record["gleaner"]
+    # No quota below the whole invoker; 512 of 4096 MB -> 1/8 of one core's 1024 shares.
+    assert pool.acquired == [(1.0, 512)] and pool.shares == [128]
+    assert g["allocation"] == {"cpu": 1.0, "memory": 512, "cpu_shares": 128}
+    permits.end("other")
+    assert permits.snapshot() == (1.0, 4096, 0)
+
+
 class BrokenClient:
     def run(self, **_: Any) -> RunResponse:
         raise RuntimeError("proxy answered nonsense")
@@ -160,7 +174,7 @@ def test_a_platform_failure_after_the_container_started_ends_in_a_record_and_fre
     executor, pool, permits = parts
     original = pool.acquire
 
-    def acquire(key: str, *, cpu: float, memory_mb: int, init: Any) -> Lease:
+    def acquire(key: str, *, cpu: float, memory_mb: int, init: Any, cpu_shares: int = 1024) -> Lease:
         lease = original(key, cpu=cpu, memory_mb=memory_mb, init=init)
         lease.client = BrokenClient()  # type: ignore[assignment]
         return lease
@@ -198,7 +212,7 @@ class EnvPool(FakePool):
         super().__init__()
         self.client = client
 
-    def acquire(self, key: str, *, cpu: float, memory_mb: int, init: Any) -> Lease:
+    def acquire(self, key: str, *, cpu: float, memory_mb: int, init: Any, cpu_shares: int = 1024) -> Lease:
         info = ContainerInfo("c" * 64, "fake", "127.0.0.1", NO_PID)
         return Lease(info, self.client, False, None, False, cpu, memory_mb)  # type: ignore[arg-type]
 

@@ -538,3 +538,14 @@ def test_lent_cores_go_back_when_nobody_waits():
     assert led.running["lender"].cpu == 1.0
     out = led.end("waiter")
     assert [(r.key, r.cpu, r.reason, r.note) for r in out] == [("lender", 1.5, "take-back", "nobody waits")]
+
+
+def test_a_memory_only_claim_waits_for_memory_alone():
+    led = CapacityLedger(2.0, 1024)
+    led.submit(claim("cores", 2.0))
+    out = led.submit(claim("ow", 1.0, memory_only=True, memory_mb=512))
+    assert [(r.key, r.cpu, r.reason) for r in out] == [("ow", 0.0, "planned")] and led.cpu_free == 0.0
+    assert led.submit(claim("ow2", 1.0, memory_only=True, memory_mb=1024)) == []  # memory is short
+    assert led.end("ow") == []  # 896 MB free: still short
+    assert [(r.key, r.cpu) for r in led.end("cores")] == [("ow2", 0.0)]  # memory alone admits it
+    assert led.cpu_free == 2.0 and led.memory_free_mb == 0

@@ -45,11 +45,19 @@ class FakeEngine:
     def __init__(self, fail: bool = False) -> None:
         self.started: list[tuple[float, int]] = []
         self.removed: list[str] = []
+        self.updated: list[tuple[float, int, int | None]] = []
         self.fail = fail
         self.gate: threading.Event | None = None  # when set: start() waits for it
 
     def start(
-        self, *, image: str, name: str, cpu: float, memory_mb: int, labels: dict[str, str]
+        self,
+        *,
+        image: str,
+        name: str,
+        cpu: float,
+        memory_mb: int,
+        labels: dict[str, str],
+        cpu_shares: int = 1024,
     ) -> ContainerInfo:
         if self.gate is not None:
             self.gate.wait(5)
@@ -61,8 +69,8 @@ class FakeEngine:
     def remove(self, container_id: str) -> None:
         self.removed.append(container_id)
 
-    def update(self, container_id: str, *, cpu: float, memory_mb: int) -> None:
-        pass
+    def update(self, container_id: str, *, cpu: float, memory_mb: int, cpu_shares: int | None = None) -> None:
+        self.updated.append((cpu, memory_mb, cpu_shares))
 
 
 class FakeProxy:
@@ -220,6 +228,18 @@ def test_a_run_takes_the_prewarmed_container_warm() -> None:
     prewarmer.hint(hint(PrewarmFunction("b")))
     lease = pool.acquire(KEY, cpu=0.5, memory_mb=256, init=lambda c: None)
     assert lease.cold is False and len(engine.started) == 1
+
+
+def test_a_warm_container_is_reweighed_only_when_its_cpu_shares_change() -> None:
+    _, pool, engine = build()
+    lease = pool.acquire(KEY, cpu=2.0, memory_mb=256, init=lambda c: None, cpu_shares=128)  # OpenWhisk's
+    assert lease.cpu_shares == 128
+    pool.release(lease)
+    lease = pool.acquire(KEY, cpu=0.5, memory_mb=256, init=lambda c: None)  # a quota run: weight reset
+    assert engine.updated == [(0.5, 256, 1024)] and lease.cpu_shares == 1024
+    pool.release(lease)
+    pool.acquire(KEY, cpu=1.0, memory_mb=256, init=lambda c: None)  # same weight: not rewritten
+    assert engine.updated[-1] == (1.0, 256, None) and len(engine.started) == 1
 
 
 def test_a_run_that_arrives_while_its_container_is_warming_waits_for_it_and_says_so() -> None:

@@ -127,7 +127,7 @@ def test_unknown_policy_and_custom_policies(tmp_path):
     trace = _write(tmp_path / "t.jsonl", '{"offset_s": 0, "dag": "d", "input": {}, "policy": "greedy"}')
     assert (
         _error(trace, 1).reason
-        == "unknown policy 'greedy' (known: gleaner, gleaner-idle, libra, off, thesis)"
+        == "unknown policy 'greedy' (known: gleaner, gleaner-idle, libra, off, openwhisk, thesis)"
     )
     assert read_trace(trace, policies=("greedy",))[0].policy == "greedy"
 
