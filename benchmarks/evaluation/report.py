@@ -159,7 +159,9 @@ def summary(ev: DagEvaluation, report_link: str) -> str:
     )
 
 
-def render(ev: DagEvaluation, plots: dict[str, Path], base_dir: Path) -> str:
+def render(
+    ev: DagEvaluation, plots: dict[str, Path], base_dir: Path, sections: list[str] | None = None
+) -> str:
     baseline = ev.policies[0]
     stamp = dt.datetime.fromtimestamp(ev.started_wall, dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
     command = "gleaner " + " ".join(shlex.quote(a) for a in sys.argv[1:])
@@ -237,6 +239,8 @@ def render(ev: DagEvaluation, plots: dict[str, Path], base_dir: Path) -> str:
         "",
         *verdict.live_changes_table(ev),
     ]
+    if sections:
+        lines += ["", *sections]
     lines += [
         "",
         "## Latency per load and policy",
@@ -362,12 +366,15 @@ def render(ev: DagEvaluation, plots: dict[str, Path], base_dir: Path) -> str:
     return "\n".join(lines)
 
 
-def write_report(ev: DagEvaluation, out_dir: Path, benchmarks: Path | None = None) -> Path:
-    """``out_dir/<dag>.md`` with its plots; with ``benchmarks``, also the headline there."""
+def write_report(
+    ev: DagEvaluation, out_dir: Path, benchmarks: Path | None = None, sections: list[str] | None = None
+) -> Path:
+    """``out_dir/<dag>.md`` with its plots; with ``benchmarks``, also the headline there.
+    ``sections``: more of the report's lines (e.g. the scheduler's verdict), after the targets."""
     plots = _plots(ev, out_dir / "img")
     path = out_dir / f"{ev.dag}.md"
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(render(ev, plots, out_dir))
+    path.write_text(render(ev, plots, out_dir, sections or []))
     if benchmarks is not None:
         link = path.relative_to(benchmarks.parent) if path.is_relative_to(benchmarks.parent) else path
         write_section(benchmarks, f"eval-{ev.dag}", summary(ev, str(link)))

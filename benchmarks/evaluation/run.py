@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from benchmarks.evaluation import scheduling_verdict
 from benchmarks.evaluation.calibrate import Calibration, calibrate, fit_cpu_seconds, spread
 from benchmarks.evaluation.report import DagEvaluation, LoadResult, PolicyRun, write_report
 from benchmarks.evaluation.scheduler_switch import SchedulerSwitch, label, schedulers_from
@@ -366,7 +367,9 @@ def main(args: argparse.Namespace) -> int:
                 )
                 # The headline goes to docs/benchmarks.md when the report goes beside it.
                 bench = out.parent / "benchmarks.md"
-                report = write_report(evaluation, out, bench if bench.exists() else None)
+                report = write_report(
+                    evaluation, out, bench if bench.exists() else None, scheduling_verdict.section(evaluation)
+                )
                 print(report.read_text())
                 print(f"\nreport: {report}")
     finally:
