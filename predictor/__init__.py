@@ -11,7 +11,8 @@ allocation) -> a policy sizes each parallel stage -> :func:`plan_request` return
 the allocations of every parallel stage. Policies: ``thesis`` (the normalizer
 rounds up to an allowed value, the harvesting validator fits the stage's budget),
 ``libra`` (every function at its own peak, :func:`size_to_peak`) and ``gleaner``
-(CPU divided by predicted work, :func:`divide_work`).
+(CPU divided by predicted work, :func:`divide_work`, each function's time at c
+cores from its :class:`ScalingCurve` when the profile's CPU sweep fitted one).
 
     trained = load_current(root, "guest", "video")
     plan = plan_request(Predictor(trained), analyze(dag), input_size, user, allowed, policy="gleaner")
@@ -48,6 +49,7 @@ if TYPE_CHECKING:
     from predictor.peak_sizing import PeakSize, size_to_peak
     from predictor.plan import POLICIES, Plan, StagePlan, plan_request
     from predictor.report import ReportFiles, write_report
+    from predictor.scaling import ScalingCurve, fit_curve, fit_curves
     from predictor.store import ModelLoadError, load_current, save_models
     from predictor.train import TrainResult, train_dag
     from predictor.validator import Demand, StageDecision, validate_stage
@@ -83,6 +85,7 @@ _EXPORTS = {
     "peak_sizing": ("PeakSize", "size_to_peak"),
     "plan": ("POLICIES", "Plan", "StagePlan", "plan_request"),
     "report": ("ReportFiles", "write_report"),
+    "scaling": ("ScalingCurve", "fit_curve", "fit_curves"),
     "store": ("ModelLoadError", "load_current", "save_models"),
     "train": ("TrainResult", "train_dag"),
     "validator": ("Demand", "StageDecision", "validate_stage"),
@@ -108,6 +111,7 @@ __all__ = [
     "Predictor",
     "ProfileRow",
     "ReportFiles",
+    "ScalingCurve",
     "Skipped",
     "StageDecision",
     "StagePlan",
@@ -119,6 +123,8 @@ __all__ = [
     "allowed_at_least",
     "collect_rows",
     "divide_work",
+    "fit_curve",
+    "fit_curves",
     "is_accurate",
     "load_current",
     "normalize",

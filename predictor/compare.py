@@ -14,7 +14,8 @@
 * Choice: lowest mean absolute error among models whose p99 predict latency is
   within the budget (2 ms per model; the four request-time models are typically
   well under it); if none is, the fastest. The chosen models are then refit on all rows.
-* Only successful rows of *parallel* stages train: they are the only ones harvested.
+* Only successful rows of *parallel* stages train: they are the only ones harvested;
+  and only rows at the profile allocation (a CPU sweep's lower ones fit scaling curves).
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ from tqdm import tqdm
 
 from gleaner.errors import GleanerError
 from predictor.allocation import AllowedValues, Grid, is_accurate
-from predictor.dataset import ProfileRow
+from predictor.dataset import ProfileRow, at_profile_allocation
 from predictor.models import (
     MODEL_NAMES,
     TARGETS,
@@ -173,13 +174,16 @@ class Comparison:
 
 
 def training_rows(rows: Sequence[ProfileRow]) -> list[ProfileRow]:
-    """The rows that train: successful functions of parallel stages, of a single DAG."""
+    """The rows that train: successful functions of parallel stages, of a single DAG,
+    at the profile allocation."""
     if len(rows) < MIN_ROWS:
         raise TrainingError(f"the dataset has {len(rows)} rows; at least {MIN_ROWS} are needed to train")
     dags = sorted({r.dag for r in rows})
     if len(dags) > 1:
         raise TrainingError(f"rows of several DAGs ({', '.join(dags)}); train one DAG at a time")
-    usable = [r for r in rows if r.parallel and r.success]
+    # A CPU sweep's rows at lower allocations fit scaling curves (predictor.scaling), not
+    # these models: they predict at the profile's maximum.
+    usable = [r for r in at_profile_allocation(rows) if r.parallel and r.success]
     if not usable:
         raise TrainingError(f"DAG {dags[0]!r}: no successful rows of a parallel stage; nothing to harvest")
     if len(usable) < MIN_ROWS:

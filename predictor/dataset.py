@@ -23,16 +23,22 @@ alloc_cpu           float    CPU cores the function ran with
 alloc_memory_mb     float    memory MB the function ran with
 duration_ms         int      activation end - start, milliseconds
 success             bool     the function's activation succeeded
+init_ms             int      of ``duration_ms``, the container start (its ``initTime``;
+                             0 when warm); files written before it lack the column
 ==================  =======  ===================================================
 
 Profiling runs every function at the maximum allocation (§3.5.1), so peaks are
 true demands; a peak equal to ``alloc_cpu`` means the function was CPU-bound.
+A CPU sweep (:mod:`predictor.profiler`) adds rows of a few inputs at lower
+allocations: they fit the scaling curves (:mod:`predictor.scaling`), and only the
+rows at a function's largest allocation train the models (:func:`at_profile_allocation`).
 """
 
 from __future__ import annotations
 
 import csv
 import logging
+import math
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import astuple, dataclass, field, fields
@@ -64,9 +70,12 @@ class ProfileRow:
     alloc_memory_mb: float
     duration_ms: int
     success: bool
+    init_ms: int = 0
 
 
 COLUMNS: tuple[str, ...] = tuple(f.name for f in fields(ProfileRow))
+# Columns added later, at the end: a file without them still reads, with their defaults.
+OPTIONAL_COLUMNS: tuple[str, ...] = ("init_ms",)
 _TYPES: dict[str, type] = {
     "request_id": str,
     "dag": str,
@@ -76,6 +85,7 @@ _TYPES: dict[str, type] = {
     "index": int,
     "input_size": int,
     "duration_ms": int,
+    "init_ms": int,
     "peak_cpu": float,
     "peak_memory_mb": float,
     "alloc_cpu": float,
@@ -165,11 +175,30 @@ def rows_from_records(
                         alloc_memory_mb=float(alloc.get("memory", 0.0)),
                         duration_ms=int(child.get("end", 0)) - int(child.get("start", 0)),
                         success=bool((child.get("response") or {}).get("success", False)),
+                        init_ms=int(_annotation(child, "initTime") or 0),
                     )
                 )
             except (KeyError, TypeError, ValueError):
                 skipped.add("with malformed fields")
     return rows
+
+
+def _annotation(record: Mapping[str, Any], key: str) -> Any:
+    for a in record.get("annotations") or []:
+        if isinstance(a, Mapping) and a.get("key") == key:
+            return a.get("value")
+    return None
+
+
+def at_profile_allocation(rows: Iterable[ProfileRow]) -> list[ProfileRow]:
+    """The rows at their function's largest CPU allocation in ``rows`` (the profile's
+    maximum): what the models learn from. A CPU sweep's lower allocations are left out."""
+    rows = list(rows)
+    top: dict[tuple[str, int, int], float] = {}
+    for r in rows:
+        key = (r.dag, r.stage, r.index)
+        top[key] = max(top.get(key, r.alloc_cpu), r.alloc_cpu)
+    return [r for r in rows if math.isclose(r.alloc_cpu, top[(r.dag, r.stage, r.index)], abs_tol=1e-9)]
 
 
 def collect_rows(
@@ -223,14 +252,16 @@ def read_csv(path: Path) -> list[ProfileRow]:
         with path.open(newline="", encoding="utf-8") as f:
             reader = csv.reader(f)
             header = next(reader, None)
-            if header is None or tuple(header) != COLUMNS:
+            older = COLUMNS[: len(COLUMNS) - len(OPTIONAL_COLUMNS)]
+            if header is None or tuple(header) not in (COLUMNS, older):
                 raise DatasetError(f"{path}: header {header} is not {list(COLUMNS)}")
+            columns = tuple(header)
             rows = []
             for line, cells in enumerate(reader, start=2):
-                if len(cells) != len(COLUMNS):
-                    raise DatasetError(f"{path}:{line}: {len(cells)} cells, expected {len(COLUMNS)}")
+                if len(cells) != len(columns):
+                    raise DatasetError(f"{path}:{line}: {len(cells)} cells, expected {len(columns)}")
                 try:
-                    values = {c: _parse(c, raw) for c, raw in zip(COLUMNS, cells, strict=True)}
+                    values = {c: _parse(c, raw) for c, raw in zip(columns, cells, strict=True)}
                 except ValueError as exc:
                     raise DatasetError(f"{path}:{line}: {exc}") from exc
                 rows.append(ProfileRow(**values))  # type: ignore[arg-type]

@@ -1,6 +1,7 @@
 """The inference pipeline (thesis §3.5.2, Fig. 3.5): DAG input size -> ML1 ->
 each function's input size -> ML2 -> each function's CPU and memory demand
-(and, with a work model, its duration at the maximum allocation).
+(and, with a work model, its duration at the maximum allocation; with a scaling
+curve, how that duration changes with the cores: the curve rides on the prediction).
 
 One batched predict call per model for all requested functions: four calls per
 request (three without a duration model) however wide its stages are, and
@@ -16,6 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from predictor.models import TrainedModels, compile_predict
+from predictor.scaling import ScalingCurve
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,6 +26,7 @@ class Prediction:
     cpu: float  # cores, ML2-CPU, raw (not normalized)
     memory_mb: float  # MB, ML2-memory, raw (not normalized)
     duration_ms: float | None = None  # ML2-duration at the maximum allocation, raw; None without the model
+    scaling: ScalingCurve | None = None  # the function's fitted curve; None: linear (predictor.scaling)
 
 
 class Predictor:
@@ -37,6 +40,7 @@ class Predictor:
         # Versions saved before the work model have none: they predict no duration.
         duration = trained.models.get("duration")
         self._dur = compile_predict(duration) if duration is not None else None
+        self._curves = dict(trained.scaling)
 
     @property
     def has_work_model(self) -> bool:
@@ -73,8 +77,16 @@ class Predictor:
         cpu = np.where(bad, np.nan, self._cpu(x2)).tolist()
         mem = np.where(bad, np.nan, self._mem(x2)).tolist()
         dur = np.where(bad, np.nan, self._dur(x2)).tolist() if self._dur is not None else None
+        curves = self._curves
+        slots = [slot for _, request_slots in requests for slot in request_slots] if curves else None
         flat = [
-            Prediction(s, c, m, None if dur is None else dur[i])
+            Prediction(
+                s,
+                c,
+                m,
+                None if dur is None else dur[i],
+                None if slots is None else curves.get((int(slots[i][0]), int(slots[i][1]))),
+            )
             for i, (s, c, m) in enumerate(zip(sizes.tolist(), cpu, mem, strict=True))
         ]
         out: list[list[Prediction]] = []

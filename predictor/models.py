@@ -11,7 +11,9 @@ Targets, per DAG (function identity = stage + index within the stage):
 Profiling runs every function at the maximum allocation, so ``duration`` is the
 duration at the maximum and duration x peak CPU the function's work in
 CPU-seconds (:mod:`predictor.work_division`). The duration model is optional:
-models saved before it existed still load and plan (without work).
+models saved before it existed still load and plan (without work). Saved with the
+models: each parallel function's scaling curve (:mod:`predictor.scaling`), which
+says what its time is at other allocations.
 
 All models are seeded. XGBoost is not a dependency: scikit-learn's
 GradientBoostingRegressor (the same gradient-boosted trees, without XGBoost's
@@ -39,6 +41,7 @@ from sklearn.tree import DecisionTreeRegressor
 
 from predictor.allocation import AllowedValues
 from predictor.dataset import ProfileRow
+from predictor.scaling import ScalingCurve
 
 FloatArray = NDArray[np.float64]
 
@@ -282,6 +285,10 @@ class TrainedModels:
     metrics: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     version: int | None = None  # set once saved
     created: str = ""
+    # Per parallel function (stage, index): its fitted scaling curve, if any, and why
+    # (fitted or not; predictor.scaling). Versions saved before curves have none.
+    scaling: Mapping[tuple[int, int], ScalingCurve] = field(default_factory=dict)
+    scaling_reasons: Mapping[tuple[int, int], str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         missing = set(REQUIRED_TARGETS) - set(self.models)

@@ -7,7 +7,9 @@ Policies (``plan_request(..., policy=...)``):
 * ``libra``   (the Libra / Freyr baseline) every function at its own normalized
   peak, no stage budget (:mod:`predictor.peak_sizing`).
 * ``gleaner`` CPU divided by predicted work to equalise finish times within the
-  budget (:mod:`predictor.work_division`); memory as the validator decides.
+  budget (:mod:`predictor.work_division`), each function's time from its scaling
+  curve when it has one (:mod:`predictor.scaling`), and never more core-seconds
+  than the user allocations; memory as the validator decides.
   Without a work model, or when the division is rejected, CPU falls back to the
   validator's, with a reason.
 
@@ -46,6 +48,9 @@ class StagePlan:
     policy: str = "thesis"
     makespan_s: float | None = None  # gleaner: predicted makespan with the planned CPU
     validator_makespan_s: float | None = None  # gleaner: the same with the validator's CPU
+    # gleaner with scaling curves: core-seconds reserved with the planned CPU, and with the user's
+    core_s: float | None = None
+    user_core_s: float | None = None
 
 
 def _rounded(value: float | None) -> float | None:
@@ -84,6 +89,15 @@ class Plan:
             if sp.policy == "gleaner":
                 summary["makespan_s"] = _rounded(sp.makespan_s)
                 summary["validator_makespan_s"] = _rounded(sp.validator_makespan_s)
+                if any(p.scaling is not None for p in sp.predicted):
+                    summary["scaling"] = {
+                        "serial_fraction": [
+                            None if p.scaling is None else round(p.scaling.serial_fraction, 4)
+                            for p in sp.predicted
+                        ],
+                        "core_s": _rounded(sp.core_s),
+                        "user_core_s": _rounded(sp.user_core_s),
+                    }
             stages.append(summary)
         return {
             "policy": self.policy,
@@ -172,8 +186,9 @@ def _gleaner(s: _Stage, reasons: list[str]) -> StagePlan:
         why = "no work model" if missing else "a predicted duration is not finite"
         return _fallback(s, normalized, validated, why, None)
     works = [w for w in work if w is not None]
-    validator_makespan = predicted_makespan(works, caps, [a[0] for a in validated.allocations])
-    division = divide_work(works, caps, [u[0] for u in s.user], s.allowed.cpu)
+    curves = [p.scaling for p in s.predicted]  # None: that function scales linearly
+    validator_makespan = predicted_makespan(works, caps, [a[0] for a in validated.allocations], curves)
+    division = divide_work(works, caps, [u[0] for u in s.user], s.allowed.cpu, curves)
     if division.mode == "rejected":
         return _fallback(
             s, normalized, validated, f"work division rejected ({division.reason})", validator_makespan
@@ -193,6 +208,8 @@ def _gleaner(s: _Stage, reasons: list[str]) -> StagePlan:
         "gleaner",
         division.makespan_s,
         validator_makespan,
+        division.core_s,
+        division.user_core_s,
     )
 
 

@@ -17,6 +17,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from predictor.compare import Comparison, TargetResult
+from predictor.scaling import ScalingFits
 
 UNITS = {"input_size": "bytes", "cpu": "cores", "memory": "MB", "duration": "ms"}
 MATERIAL = 0.05  # a relative change in error below 5 % is noise on a test set this size
@@ -132,7 +133,32 @@ def _identity_line(res: TargetResult) -> str | None:
     )
 
 
-def write_report(comparison: Comparison, report_dir: Path, *, version_dir: Path | None = None) -> ReportFiles:
+def _scaling_section(scaling: ScalingFits) -> list[str]:
+    md = [
+        "",
+        "## Scaling curves",
+        "",
+        "Amdahl's law t(c) = t1 (s + (1 - s) / c) per parallel function, fitted on the profile's CPU "
+        "sweep (predictor.scaling); without one a function plans linearly.",
+        "",
+        "| function | serial fraction s | speedup 1 → 2 cores | fit |",
+        "|---|---|---|---|",
+    ]
+    for (stage, index), why in sorted(scaling.reasons.items()):
+        curve = scaling.curves.get((stage, index))
+        s = f"{curve.serial_fraction:.3f}" if curve else "linear"
+        x2 = f"x{curve.speedup(1.0, 2.0):.2f}" if curve else "x2 (assumed)"
+        md.append(f"| {stage}.{index} | {s} | {x2} | {why} |")
+    return md
+
+
+def write_report(
+    comparison: Comparison,
+    report_dir: Path,
+    *,
+    version_dir: Path | None = None,
+    scaling: ScalingFits | None = None,
+) -> ReportFiles:
     """Write ``<dag>-models.md`` and its PNG plots into ``report_dir``."""
     report_dir.mkdir(parents=True, exist_ok=True)
     slug = _slug(comparison.dag)
@@ -194,7 +220,10 @@ def write_report(comparison: Comparison, report_dir: Path, *, version_dir: Path 
         if line:
             md += ["", line]
         md += ["", f"![{res.target.title} errors]({slug}-errors-{name}.png)"]
-    md += ["", "## Accuracy", "", f"![accuracy]({accuracy_png.name})", ""]
+    md += ["", "## Accuracy", "", f"![accuracy]({accuracy_png.name})"]
+    if scaling is not None and scaling.reasons:
+        md += _scaling_section(scaling)
+    md.append("")
     markdown = report_dir / f"{slug}-models.md"
     markdown.write_text("\n".join(md), encoding="utf-8")
     return ReportFiles(markdown, tuple(plots))

@@ -8,7 +8,8 @@ Layout, one directory per training run, never modified once written::
             cpu.joblib               ML2-CPU
             memory.joblib            ML2-memory
             duration.joblib          ML2-duration (missing from versions saved before it)
-            meta.json                what, when, from which data, how good
+            meta.json                what, when, from which data, how good; and each
+                                     parallel function's scaling curve (``scaling``)
             dataset.csv              the exact rows it was trained on
         current                      text file naming the live version ("v2")
 
@@ -18,12 +19,15 @@ sees either the old version or the new one, never a half-written one.
 
 A version without a duration model (saved before it existed) still loads: its
 predictor predicts no duration, and plans fall back to what needs no work model.
+A version without scaling curves (or with one that does not parse) loads too:
+those functions plan with the linear model.
 
 joblib files are pickles: load only model directories you wrote yourself.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import math
@@ -45,6 +49,7 @@ import sklearn
 from gleaner.errors import GleanerError
 from predictor.allocation import AllowedValues
 from predictor.models import REQUIRED_TARGETS, TARGETS, TrainedModels
+from predictor.scaling import ScalingCurve, parse_slot_key, slot_key
 
 FORMAT_VERSION = 1
 CURRENT = "current"
@@ -157,6 +162,7 @@ def save_models(
             "allowed": trained.allowed.as_dict(),
             "settings": dict(settings_snapshot),
             "models": models,
+            "scaling": _scaling_meta(trained),
             "libraries": library_versions(),
         }
         # Claim the next free version by renaming; a concurrent writer makes us retry.
@@ -176,6 +182,44 @@ def save_models(
         raise
     _write_atomically(directory / CURRENT, f"v{version}\n")
     return final
+
+
+def _scaling_meta(trained: TrainedModels) -> dict[str, Any]:
+    """Curves and the reasons by ``"stage.index"``: small, plain JSON next to the models."""
+    return {
+        "curves": {slot_key(s): c.to_dict() for s, c in sorted(trained.scaling.items())},
+        "reasons": {slot_key(s): why for s, why in sorted(trained.scaling_reasons.items())},
+    }
+
+
+def _scaling_from_meta(
+    meta: Mapping[str, Any],
+) -> tuple[dict[tuple[int, int], ScalingCurve], dict[tuple[int, int], str]]:
+    """The saved curves; an entry that does not parse is left out with its reason
+    (its function plans linearly), never failing the load: the models are still good."""
+    scaling = meta.get("scaling")
+    if not isinstance(scaling, Mapping):
+        return {}, {}  # saved before curves
+
+    def entries(name: str) -> list[tuple[Any, Any]]:
+        found = scaling.get(name)
+        return list(found.items()) if isinstance(found, Mapping) else []
+
+    curves: dict[tuple[int, int], ScalingCurve] = {}
+    reasons: dict[tuple[int, int], str] = {}
+    for key, why in entries("reasons"):
+        with contextlib.suppress(ValueError):
+            reasons[parse_slot_key(str(key))] = str(why)
+    for key, entry in entries("curves"):
+        try:
+            slot = parse_slot_key(str(key))
+        except ValueError:
+            continue
+        try:
+            curves[slot] = ScalingCurve.from_dict(entry)
+        except ValueError as exc:
+            reasons[slot] = f"saved curve unusable ({exc}): linear"
+    return curves, reasons
 
 
 def _read_meta(version_dir: Path) -> dict[str, Any]:
@@ -253,6 +297,7 @@ def load_current(root: Path, namespace: str, dag: str) -> TrainedModels | None:
                 f"{TARGETS[t].features}; retrain the DAG"
             )
     models = {t: _load_model(version_dir, t, entries.get(t)) for t in targets}
+    curves, reasons = _scaling_from_meta(meta)
     return TrainedModels(
         namespace=namespace,
         dag=dag,
@@ -263,4 +308,6 @@ def load_current(root: Path, namespace: str, dag: str) -> TrainedModels | None:
         metrics={t: entries[t].get("metrics", {}) for t in targets},
         version=int(match.group(1)),
         created=str(meta.get("created", "")),
+        scaling=curves,
+        scaling_reasons=reasons,
     )

@@ -1,9 +1,9 @@
-"""Train one DAG's models from a profiling dataset: read -> compare -> save the
-best -> write the report."""
+"""Train one DAG's models from a profiling dataset: read -> compare -> fit each
+parallel function's scaling curve -> save the best with the curves -> write the report."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from gleaner.settings import Settings
@@ -12,6 +12,7 @@ from predictor.compare import LATENCY_BUDGET_MS, Comparison, TrainingError, comp
 from predictor.dataset import read_csv
 from predictor.models import TrainedModels
 from predictor.report import ReportFiles, write_report
+from predictor.scaling import ScalingFits, fit_curves
 from predictor.store import save_models
 
 # The settings a model version depends on, kept in its meta.json.
@@ -24,6 +25,7 @@ class TrainResult:
     trained: TrainedModels
     comparison: Comparison
     report: ReportFiles
+    scaling: ScalingFits
 
 
 def train_dag(
@@ -46,8 +48,11 @@ def train_dag(
         raise TrainingError(f"{dataset_csv} has no rows of DAG {dag!r}")
     allowed = AllowedValues.from_settings(settings)
     comparison = compare(rows, allowed, seed, latency_budget_ms=latency_budget_ms, progress=progress)
-    trained = comparison.to_trained(namespace)
+    scaling = fit_curves(rows, allowed.cpu)  # every row: the sweep's lower allocations too
+    trained = replace(
+        comparison.to_trained(namespace), scaling=scaling.curves, scaling_reasons=scaling.reasons
+    )
     snapshot = {name: getattr(settings, name) for name in SNAPSHOT_FIELDS}
     version_dir = save_models(models_root, namespace, dag, trained, dataset_csv, snapshot)
-    report = write_report(comparison, report_dir, version_dir=version_dir)
-    return TrainResult(version_dir, trained, comparison, report)
+    report = write_report(comparison, report_dir, version_dir=version_dir, scaling=scaling)
+    return TrainResult(version_dir, trained, comparison, report, scaling)

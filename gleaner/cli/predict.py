@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from gleaner.cli.client import OpenWhiskClient, Target
 from gleaner.cli.wsk import target_flags
 from gleaner.errors import GleanerError
 from gleaner.settings import Settings, load_settings
+
+if TYPE_CHECKING:
+    from predictor.sweep import CpuSweep
 
 
 def _client(args: argparse.Namespace) -> OpenWhiskClient:
@@ -34,6 +38,22 @@ def input_files(args: argparse.Namespace, dag: str, settings: Settings) -> list[
     return WORKLOADS[dag].generate_inputs(args.inputs or 100, args.seed, out)
 
 
+def cpu_sweep(args: argparse.Namespace, settings: Settings, n_inputs: int) -> CpuSweep:
+    """The profile's CPU sweep from ``--cpu-sweep`` and ``--sweep-inputs`` (defaults: see
+    :mod:`predictor.sweep`)."""
+    from predictor.allocation import Grid
+    from predictor.profiler import SETTLE_MARGIN_S, profile_cpu
+    from predictor.sweep import CpuSweep, default_cpus, default_inputs, parse_cpus
+
+    top = profile_cpu(settings.cpu_max, settings.invoker_cpu_capacity)
+    grid = Grid(settings.cpu_min, settings.cpu_max, settings.cpu_step)
+    cpus = default_cpus(top, grid) if args.cpu_sweep is None else parse_cpus(args.cpu_sweep, top, grid)
+    if args.sweep_inputs is not None and args.sweep_inputs < 0:
+        raise GleanerError(f"--sweep-inputs must be >= 0, got {args.sweep_inputs}")
+    inputs = default_inputs(n_inputs) if args.sweep_inputs is None else args.sweep_inputs
+    return CpuSweep(cpus, inputs, settings.action_cache_ttl_s + SETTLE_MARGIN_S)
+
+
 def cmd_profile(args: argparse.Namespace) -> int:
     from predictor.profiler import profile_dag
 
@@ -41,11 +61,13 @@ def cmd_profile(args: argparse.Namespace) -> int:
     client = _client(args)
     ns = client.namespace()
     files = input_files(args, args.dag, settings)
+    sweep = cpu_sweep(args, settings, len(files))
     out = Path(args.out) if args.out else dataset_path(settings, ns, args.dag)
-    result = profile_dag(client, args.dag, files, out, progress=not args.quiet)
+    result = profile_dag(client, args.dag, files, out, progress=not args.quiet, sweep=sweep)
     print(
         f"ok: profiled {args.dag} with {result.requests} requests ({result.failed} failed): {result.skipped}"
     )
+    print(f"{result.sweep}")
     print(f"dataset: {result.dataset}")
     return 0 if result.rows else 1
 
@@ -95,7 +117,10 @@ def cmd_workload(args: argparse.Namespace) -> int:
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    p = sub.add_parser("profile", help="run a DAG once per input at maximum allocation; build its dataset")
+    p = sub.add_parser(
+        "profile",
+        help="run a DAG once per input at maximum allocation, a few at lower ones; build its dataset",
+    )
     p.add_argument("dag")
     p.add_argument(
         "--inputs", type=int, default=0, help="how many inputs (default: 100, or all in --input-dir)"
@@ -103,6 +128,19 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--input-dir", help="a folder of JSON inputs (default: the workload's generator)")
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--out", help="dataset CSV (default ~/.gleaner/profiles/<ns>/<dag>.csv)")
+    p.add_argument(
+        "--cpu-sweep",
+        metavar="CORES",
+        help="CPU allocations for the scaling curves, e.g. 2,1,0.5: every input runs at the maximum, "
+        "a few also at each lower one, the parallel stage's CPU limits set meanwhile and restored "
+        "(default: about 1/2 and 1/4 of the maximum; 'off': none)",
+    )
+    p.add_argument(
+        "--sweep-inputs",
+        type=int,
+        metavar="N",
+        help="inputs run at each lower allocation (default: a tenth of the inputs, 1 to 10)",
+    )
     p.add_argument("-q", "--quiet", action="store_true")
     target_flags(p)
     p.set_defaults(func=cmd_profile)

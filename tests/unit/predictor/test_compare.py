@@ -149,3 +149,10 @@ def test_failed_rows_do_not_train() -> None:
     rows = [replace(r, success=False) if r.request_id == "req0000" else r for r in rows]
     usable = training_rows(rows)
     assert len(usable) == 19 * 4 and all(r.success and r.parallel for r in usable)
+
+
+def test_a_cpu_sweeps_lower_allocations_do_not_train_the_models() -> None:
+    rows = synthetic_rows(20)
+    swept = [replace(r, request_id=f"s{r.request_id}", alloc_cpu=1.0) for r in rows[:12]]
+    usable = training_rows(rows + swept)
+    assert usable == training_rows(rows) and all(r.alloc_cpu == 2.0 for r in usable)

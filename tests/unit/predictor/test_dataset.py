@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,7 @@ from predictor.dataset import (
     DatasetError,
     ProfileRow,
     Skipped,
+    at_profile_allocation,
     collect_rows,
     read_csv,
     rows_from_records,
@@ -146,10 +148,10 @@ def test_every_column_is_documented() -> None:
         ("", "header"),
         (",".join(COLUMNS) + "\nx,aes,1\n", "profile.csv:2: 3 cells"),
         (
-            ",".join(COLUMNS) + "\nr,aes,big,1,0,f,true,1,1.0,1.0,1.0,1.0,1,true\n",
+            ",".join(COLUMNS) + "\nr,aes,big,1,0,f,true,1,1.0,1.0,1.0,1.0,1,true,0\n",
             "profile.csv:2: invalid literal",
         ),
-        (",".join(COLUMNS) + "\nr,aes,1,1,0,f,yes,1,1.0,1.0,1.0,1.0,1,true\n", "expected true or false"),
+        (",".join(COLUMNS) + "\nr,aes,1,1,0,f,yes,1,1.0,1.0,1.0,1.0,1,true,0\n", "expected true or false"),
     ],
 )
 def test_bad_csv_names_the_problem(tmp_path: Path, content: str, match: str) -> None:
@@ -162,3 +164,29 @@ def test_bad_csv_names_the_problem(tmp_path: Path, content: str, match: str) -> 
 def test_missing_csv(tmp_path: Path) -> None:
     with pytest.raises(DatasetError, match="cannot read dataset"):
         read_csv(tmp_path / "nope.csv")
+
+
+def test_the_container_start_is_recorded() -> None:
+    cold = child("b0", 1, 0, 6000)
+    cold["annotations"].append({"key": "initTime", "value": 180})
+    children = [child("a0", 0, 0, 9000), cold, child("b1", 1, 1, 3000)]
+    rows = rows_from_records(dag_record(), children)
+    assert [r.init_ms for r in rows] == [0, 180, 0]
+    assert rows[1].duration_ms == 250  # the duration still includes it
+
+
+def test_a_file_written_before_init_ms_still_reads(tmp_path: Path) -> None:
+    rows = synthetic_rows(n_requests=2)
+    path = tmp_path / "old.csv"
+    write_csv(rows, path)
+    lines = path.read_text().splitlines()
+    assert lines[0].endswith(",init_ms")
+    path.write_text("\n".join(line.rsplit(",", 1)[0] for line in lines) + "\n")  # drop the last column
+    assert read_csv(path) == rows  # init_ms defaults to 0
+
+
+def test_rows_at_the_profile_allocation() -> None:
+    rows = synthetic_rows(n_requests=3)
+    lower = [replace(r, alloc_cpu=0.5) for r in rows]
+    other_dag = [replace(r, dag="other", alloc_cpu=1.0) for r in rows[:2]]  # its own maximum
+    assert at_profile_allocation(rows + lower + other_dag) == rows + other_dag

@@ -21,7 +21,7 @@ def test_every_export_resolves() -> None:
 def test_the_pure_modules_do_not_import_sklearn_or_matplotlib() -> None:
     code = (
         "import sys, predictor.allocation, predictor.validator, predictor.dataset,"
-        " predictor.work_division, predictor.peak_sizing;"
+        " predictor.work_division, predictor.peak_sizing, predictor.scaling, predictor.sweep;"
         "heavy = [m for m in ('sklearn', 'matplotlib') if m in sys.modules];"
         "assert not heavy, heavy"
     )

@@ -7,6 +7,7 @@ import json
 import math
 import time
 from collections.abc import Mapping
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -15,6 +16,7 @@ from composer import analyze, map, parallel, sequence
 from predictor.inference import Prediction, Predictor
 from predictor.models import TARGETS, TrainedModels
 from predictor.plan import Plan, plan_request
+from predictor.scaling import ScalingCurve
 from tests.unit.predictor import OURS, SHARES, analysis, synthetic_comparison
 
 
@@ -304,3 +306,28 @@ def test_thesis_ignores_the_work_model_and_unknown_policies_fail() -> None:
     )
     with pytest.raises(ValueError, match="unknown planning policy 'fast'"):
         plan_request(with_work, PAIR, 10, USER_PAIR, OURS, policy="fast")
+
+
+def test_gleaner_plans_with_the_scaling_curves_that_ride_on_the_predictions() -> None:
+    # Equal peaks, 3x the work, user 1-1: linear gives the long one 1.5 cores. With
+    # s = 0.45 its step from 1 to 1.25 is worth under half its cores: it stops at its
+    # own 1 core, the short one is harvested to the minimum, 0.75 cores unspent.
+    duration = [3000.0, 1000.0]
+    linear = pair([2.0, 2.0], [300.0, 200.0], duration)
+    curves = {(0, 0): ScalingCurve(0.45), (0, 1): ScalingCurve(0.45)}
+    curved = Predictor(replace(linear.trained, scaling=curves))
+    assert [p.scaling for p in curved.predict(10, PAIR_SLOTS)] == [curves[(0, 0)], curves[(0, 1)]]
+    plain = plan_request(linear, PAIR, 10, USER_PAIR, OURS, policy="gleaner")
+    shaped = plan_request(curved, PAIR, 10, USER_PAIR, OURS, policy="gleaner")
+    assert triples(plain)[(0, 0)][0] == 1.5 and "scaling" not in plain.to_dict()["stages"][0]
+    assert triples(shaped) == {(0, 0): (1.0, 384, "user"), (0, 1): (0.25, 256, "harvest")}
+    (sp,) = shaped.stages
+    assert "stopped: 0 at 1 (marginal speedup" in sp.decision.reason
+    assert sp.core_s is not None and sp.user_core_s is not None and sp.core_s <= sp.user_core_s
+    summary = json.loads(json.dumps(shaped.to_dict(), allow_nan=False))["stages"][0]
+    assert summary["scaling"]["serial_fraction"] == [0.45, 0.45]
+    assert summary["scaling"]["core_s"] <= summary["scaling"]["user_core_s"]
+    assert summary["makespan_s"] <= summary["validator_makespan_s"]
+    # The thesis policy does not look at curves.
+    thesis = plan_request(curved, PAIR, 10, USER_PAIR, OURS)
+    assert triples(thesis) == triples(plan_request(linear, PAIR, 10, USER_PAIR, OURS))

@@ -15,8 +15,26 @@ from predictor.policies import (
 
 
 def test_the_known_policies():
-    assert HARVEST_POLICIES == ("off", "thesis", "libra", "gleaner", "gleaner-idle")
+    assert HARVEST_POLICIES == ("off", "thesis", "libra", "gleaner", "gleaner-idle", "openwhisk")
     assert (OFF, THESIS, DEFAULT_HARVEST_POLICY) == ("off", "thesis", "thesis")
+
+
+def test_the_registry_says_what_each_policy_does():
+    from predictor.policies import (
+        BORROWING_POLICIES,
+        LIVE_POLICIES,
+        PLANNED_POLICIES,
+        SAFEGUARD_POLICIES,
+        SHARES_POLICIES,
+        policy_named,
+    )
+
+    assert {"gleaner", "gleaner-idle"} == LIVE_POLICIES and {"gleaner-idle"} == BORROWING_POLICIES
+    assert {"libra", "gleaner", "gleaner-idle"} == SAFEGUARD_POLICIES and {"openwhisk"} == SHARES_POLICIES
+    assert {"thesis", "libra", "gleaner", "gleaner-idle"} == PLANNED_POLICIES
+    assert policy_named("openwhisk").sizing == "user" and policy_named("gleaner").sizing == "work"
+    with pytest.raises(ValueError, match="known: off, thesis"):
+        policy_named("greedy")
 
 
 @pytest.mark.parametrize(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +13,7 @@ from gleaner.errors import GleanerError
 from predictor.dataset import write_csv
 from predictor.inference import Predictor
 from predictor.models import TrainedModels
+from predictor.scaling import ScalingCurve
 from predictor.store import ModelLoadError, dag_dir, load_current, save_models, sha256_of
 from tests.unit.predictor import DAG, synthetic_comparison, synthetic_rows
 
@@ -182,3 +184,57 @@ def test_trained_models_need_the_three_required_targets() -> None:
     required = {k: t.models[k] for k in ("input_size", "cpu", "memory")}
     assert set(TrainedModels("guest", DAG, required, {}, {}, t.allowed).models) == set(required)
     assert np.isfinite(t.metrics["cpu"]["mae"]) and np.isfinite(t.metrics["duration"]["mae"])
+
+
+# ---- scaling curves ------------------------------------------------------------------
+
+CURVES = {(1, 0): ScalingCurve(0.45, 3.0, 6, (0.5, 1.0, 2.0), 0.02), (1, 2): ScalingCurve(0.2)}
+REASONS = {(1, 0): "Amdahl s=0.450 ...", (1, 1): "2 distinct CPU allocations ...: linear", (1, 2): "..."}
+
+
+def save_with_curves(tmp_path: Path) -> tuple[Path, Path]:
+    csv = tmp_path / "profile.csv"
+    write_csv(synthetic_rows(20), csv)
+    root = tmp_path / "models"
+    with_curves = replace(trained(), scaling=CURVES, scaling_reasons=REASONS)
+    return root, save_models(root, "guest", DAG, with_curves, csv, SNAPSHOT)
+
+
+def test_curves_are_saved_with_the_models_and_reach_the_predictions(tmp_path: Path) -> None:
+    root, version_dir = save_with_curves(tmp_path)
+    meta = json.loads((version_dir / "meta.json").read_text())
+    assert meta["scaling"]["curves"]["1.0"]["serial_fraction"] == 0.45
+    assert set(meta["scaling"]["reasons"]) == {"1.0", "1.1", "1.2"}
+    loaded = load_current(root, "guest", DAG)
+    assert loaded is not None and loaded.scaling == CURVES and loaded.scaling_reasons == REASONS
+    predictions = Predictor(loaded).predict(2e7, [(1, i) for i in range(4)])
+    assert [p.scaling for p in predictions] == [CURVES[(1, 0)], None, CURVES[(1, 2)], None]
+
+
+def test_a_version_saved_before_curves_loads_without_them(saved: tuple[Path, Path]) -> None:
+    root, version_dir = saved
+    meta = json.loads((version_dir / "meta.json").read_text())
+    assert meta["scaling"] == {"curves": {}, "reasons": {}}
+    del meta["scaling"]
+    (version_dir / "meta.json").write_text(json.dumps(meta))
+    loaded = load_current(root, "guest", DAG)
+    assert loaded is not None and loaded.scaling == {} and loaded.scaling_reasons == {}
+    assert all(p.scaling is None for p in Predictor(loaded).predict(2e7, [(1, 0), (1, 1)]))
+
+
+def test_a_curve_that_does_not_parse_leaves_its_function_linear(tmp_path: Path) -> None:
+    root, version_dir = save_with_curves(tmp_path)
+    meta = json.loads((version_dir / "meta.json").read_text())
+    meta["scaling"]["curves"]["1.0"] = {"serial_fraction": 7}
+    meta["scaling"]["curves"]["not a slot"] = {"serial_fraction": 0.1}
+    (version_dir / "meta.json").write_text(json.dumps(meta))
+    loaded = load_current(root, "guest", DAG)
+    assert loaded is not None and loaded.scaling == {(1, 2): CURVES[(1, 2)]}
+    assert loaded.scaling_reasons[(1, 0)].startswith("saved curve unusable")
+
+
+def test_a_scaling_section_of_the_wrong_shape_loads_as_no_curves(tmp_path: Path) -> None:
+    root, version_dir = save_with_curves(tmp_path)
+    edit_meta("scaling", {"curves": ["1.0"], "reasons": "none"})(version_dir)
+    loaded = load_current(root, "guest", DAG)
+    assert loaded is not None and loaded.scaling == {} and loaded.scaling_reasons == {}

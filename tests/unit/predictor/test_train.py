@@ -15,6 +15,7 @@ from predictor.inference import Predictor
 from predictor.models import MODEL_NAMES
 from predictor.plan import plan_request
 from predictor.report import write_report
+from predictor.scaling import ScalingCurve
 from predictor.store import load_current
 from predictor.train import train_dag
 from tests.unit.predictor import DAG, OURS, analysis, synthetic_comparison, synthetic_rows
@@ -86,3 +87,37 @@ def test_unusable_datasets_fail_clearly(tmp_path: Path, rows: list, match: str) 
     with pytest.raises(GleanerError, match=match):
         train_dag(csv, tmp_path / "models", "guest", DAG, settings, tmp_path / "report", progress=False)
     assert not (tmp_path / "models").exists()  # nothing half-saved
+
+
+def test_a_cpu_sweep_trains_scaling_curves_and_leaves_the_models_alone(tmp_path: Path) -> None:
+    # The sweep: the first 5 requests' parallel functions again at 1 and at 0.5 core,
+    # each using every core it gets and speeding up as Amdahl's law with s = 0.3.
+    rows = synthetic_rows(30)
+    swept = {f"req{i:04d}" for i in range(5)}
+    rows = [
+        replace(r, peak_cpu=2.0, duration_ms=max(r.duration_ms, 500))
+        if r.request_id in swept and r.parallel
+        else r
+        for r in rows
+    ]
+    curve = ScalingCurve(0.3)
+    lower = [
+        replace(r, alloc_cpu=c, peak_cpu=c, duration_ms=round(r.duration_ms * curve.speedup(c, 2.0)))
+        for c in (1.0, 0.5)
+        for r in rows
+        if r.request_id in swept and r.parallel
+    ]
+    csv = tmp_path / "profile.csv"
+    write_csv(rows + lower, csv)
+    settings = load_settings(env={}, cpu_max=2.0)
+    result = train_dag(csv, tmp_path / "models", "guest", DAG, settings, tmp_path / "report", progress=False)
+    assert result.comparison.n_train + result.comparison.n_test == 30 * 4  # the sweep's rows do not train
+    loaded = load_current(tmp_path / "models", "guest", DAG)
+    assert loaded is not None and set(loaded.scaling) == {(1, i) for i in range(4)}
+    for s in loaded.scaling.values():
+        assert s.serial_fraction == pytest.approx(0.3, abs=0.01) and s.allocations == (0.5, 1.0, 2.0)
+    assert loaded.scaling_reasons == result.scaling.reasons
+    predictions = Predictor(loaded).predict(25_000_000, [(1, i) for i in range(4)])
+    assert all(p.scaling is not None for p in predictions)
+    report = result.report.markdown.read_text()
+    assert "## Scaling curves" in report and "| 1.0 | 0.300 |" in report
