@@ -337,7 +337,8 @@ class ActivationExecutor:
         self, job: _Job, claim: Claim, draft: RecordDraft, guard: bool, lease: Lease, done: list[bool]
     ) -> None:
         req, params, limits = job.req, job.params, job.limits
-        self.permits.attach(claim.key, self._resizer(lease), (lease.cpu, lease.memory_mb))
+        if not claim.memory_only:  # OpenWhisk's way holds no cores: nothing to resize live
+            self.permits.attach(claim.key, self._resizer(lease), (lease.cpu, lease.memory_mb))
         try:
             if lease.cgroup is None:
                 lease.cgroup = find_cgroup(lease.container.pid, container_id=lease.container.id)
@@ -359,7 +360,7 @@ class ActivationExecutor:
                 # Work-aware: at its cap is expected; beyond its predicted work is a misprediction.
                 claim.work if self.settings.harvest_work_aware_safeguard and claim.work > 0 else None,
             )
-        if sampler is not None and self.permits.lending:
+        if sampler is not None and self.permits.lending and not claim.memory_only:
             # Lending across requests: idle cores of this run may start a waiter of any request.
             self.safeguards.report_usage(
                 claim.key, sampler, lambda used: self.permits.observe_usage(claim.key, used)

@@ -29,6 +29,8 @@ HEALTHY_TIMEOUT_S = 60.0
 SCHEDULERS: dict[str, dict[str, Any]] = {
     "fifo": {"scheduler": "fifo", "scheduler_backfill": False, "scheduler_lending": False},
     "age": {"scheduler": "age", "scheduler_backfill": False, "scheduler_lending": False},
+    "backfill": {"scheduler": "fifo", "scheduler_backfill": True, "scheduler_lending": False},
+    "order": {"scheduler": "slack", "scheduler_backfill": False, "scheduler_lending": False},
     "slack": {"scheduler": "slack", "scheduler_backfill": True, "scheduler_lending": False},
     "lend": {"scheduler": "slack", "scheduler_backfill": True, "scheduler_lending": True},
 }

@@ -161,6 +161,8 @@ def test_openwhisks_policy_admits_by_memory_and_weighs_cpu_by_memory(parts):
     # No quota below the whole invoker; 512 of 4096 MB -> 1/8 of one core's 1024 shares.
     assert pool.acquired == [(1.0, 512)] and pool.shares == [128]
     assert g["allocation"] == {"cpu": 1.0, "memory": 512, "cpu_shares": 128}
+    # Nothing to resize live: its trajectory is its start alone (a resize to 0 cores once failed).
+    assert [c["reason"] for c in g["allocation_trajectory"]] == ["planned"] and pool.engine.resizes == []
     permits.end("other")
     assert permits.snapshot() == (1.0, 4096, 0)
 
