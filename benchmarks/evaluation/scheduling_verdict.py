@@ -25,6 +25,7 @@ P99_RATIO_TARGET = 0.6  # at medium and high
 P50_HIGH_OVER_LOW = 3.0
 UTIL_HIGH_TARGET = 0.70
 VIDEO_MEAN_TARGET = 0.30
+SLO_FACTOR = 3.0  # the SLO: this many times the DAG's mean latency when requests come one at a time
 
 
 @dataclass(frozen=True, slots=True)
@@ -176,6 +177,41 @@ def targets_table(ev: DagEvaluation) -> list[str]:
     return lines if len(lines) > 2 else [f"`{OURS}` and `{BASE}` were not both run."]
 
 
+def attainment(pr: PolicyRun, slo_s: float) -> float:
+    """The share of the trace's requests that ended well within ``slo_s`` (a failed or
+    unfinished request misses it)."""
+    outcomes = pr.run.outcomes
+    if not outcomes:
+        return math.nan
+    met = sum(1 for o in outcomes if o.succeeded and o.latency_ms / 1000 <= slo_s)
+    return met / len(outcomes)
+
+
+def slo_table(ev: DagEvaluation) -> list[str]:
+    """SLO attainment per load and run, the SLO set from the calibration's unloaded latency."""
+    unloaded = ev.calibration.mean_latency_s if ev.calibration is not None else math.nan
+    if math.isnan(unloaded) or unloaded <= 0:
+        return [
+            "SLO attainment needs the unloaded latency that calibration measures "
+            "(this run was given `--cpu-seconds`)."
+        ]
+    slo = SLO_FACTOR * unloaded
+    lines = [
+        f"SLO: {SLO_FACTOR:g} x the mean latency of the calibration's requests run one at a time "
+        f"({unloaded:.2f} s), so {slo:.2f} s; a failed or unfinished request misses it.",
+        "",
+        "| load | " + " | ".join(ev.policies) + " |",
+        "|---|" + "---|" * len(ev.policies),
+    ]
+    for lr in ev.loads:
+        cells = []
+        for name in ev.policies:
+            pr = _run(lr, name)
+            cells.append("n/a" if pr is None else f"{_f(attainment(pr, slo) * 100, '.0f')} %")
+        lines.append(f"| {lr.load} | " + " | ".join(cells) + " |")
+    return lines
+
+
 def section(ev: DagEvaluation) -> list[str]:
     """The report's section on the scheduler, when the evaluation compared what it needs."""
     names = set(ev.policies)
@@ -193,4 +229,8 @@ def section(ev: DagEvaluation) -> list[str]:
         "Targets (issue 20), the default policy against `off` under the same scheduler:",
         "",
         *targets_table(ev),
+        "",
+        "### SLO attainment",
+        "",
+        *slo_table(ev),
     ]

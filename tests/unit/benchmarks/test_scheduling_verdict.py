@@ -77,3 +77,22 @@ def test_the_section_appears_only_when_the_run_compared_schedulers_or_openwhisk(
     assert "## Scheduling across requests (issue 20)" in text
     assert "| high | off | off@fifo | 1 | 0 |" in text  # the scheduler's own gain, without harvesting
     assert "| high | gleaner@fifo | off@fifo | 1 | 0 |" in text
+
+
+def test_slo_attainment_counts_failed_and_unfinished_requests_as_missed():
+    from benchmarks.evaluation.calibrate import Calibration
+    from streams.replay.outcomes import FAILED
+
+    outcomes = [
+        outcome("gleaner", 0, 1000),
+        outcome("gleaner", 1, 3100),  # over 3 x 1.0 s
+        outcome("gleaner", 2, 500, status=FAILED, error="boom"),
+        outcome("gleaner", 3, None),  # never finished
+    ]
+    pr = PolicyRun("gleaner", run("gleaner", outcomes), utilisation(1.0))
+    assert sv.attainment(pr, 3.0) == 0.25
+    ev = _ev(off=[1000, 2000, 2900, 4000], gleaner=[900, 1000, 1100, 9000])
+    assert sv.slo_table(ev)[0].startswith("SLO attainment needs the unloaded latency")
+    ev.calibration = Calibration(2, (1.0, 1.0), (10, 20), (0.5, 1.5), 1.0, 3.0)
+    text = "\n".join(sv.slo_table(ev))
+    assert "so 3.00 s" in text and "| high | 75 % | 75 % |" in text
