@@ -37,9 +37,10 @@ from invoker_agent.container_pool import ContainerPool
 from invoker_agent.dedupe import ActivationClaims, Claim
 from invoker_agent.docker_engine import DockerEngine
 from invoker_agent.executor import ActionMissing, ActivationExecutor
+from invoker_agent.ledger import CapacityLedger
 from invoker_agent.permits import ResourcePermits
 from invoker_agent.prewarm import Prewarmer
-from invoker_agent.scheduling import check_order
+from invoker_agent.scheduling import SchedulerConfig
 from streams.events import (
     PREWARM_HINT,
     ActivationCompleted,
@@ -311,14 +312,12 @@ def build(settings: Settings) -> ConsumeRunner:
     deadletters = DeadLetters(settings, producer)
     engine = DockerEngine(settings)
     permits = ResourcePermits(
-        settings.invoker_cpu_capacity,
-        settings.invoker_memory_capacity_mb,
-        settings.cpu_step,
-        check_order(settings.scheduler),
-        backfill=settings.scheduler_backfill,
-        wait_bound_ms=settings.scheduler_wait_bound_ms,
-        lending=settings.scheduler_lending,
-        lend_margin=settings.scheduler_lend_margin,
+        CapacityLedger(
+            settings.invoker_cpu_capacity,
+            settings.invoker_memory_capacity_mb,
+            settings.cpu_step,
+            SchedulerConfig.from_settings(settings),
+        )
     )
     db = CouchDB(settings)
     redis = RedisStore(settings)

@@ -55,23 +55,23 @@ nothing is ever negative.
 from __future__ import annotations
 
 import math
-import time
 from collections import deque
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from gleaner.allocation import ChangeReason
 from gleaner.errors import InvalidLimits
 from invoker_agent.scheduling import (
+    FIFO_ONLY,
     Running,
-    SchedulerOrder,
-    check_order,
+    SchedulerConfig,
     latest_start,
     may_backfill,
     order_key,
     reservation,
     run_estimate_ms,
 )
+from streams.events import now_ms
 
 EPS = 1e-9
 TAKE_BACK_NEAR = 0.9  # a lender using this share of what it kept takes its lent cores back
@@ -138,37 +138,24 @@ class Resize:
     note: str | None = None  # the scheduler's why, for the record (e.g. whom a backfill passed)
 
 
-def wall_ms() -> float:
-    return time.time() * 1000.0
-
-
 class CapacityLedger:
     def __init__(
         self,
         cpu_capacity: float,
         memory_capacity_mb: int,
         cpu_step: float = 0.25,
-        order: SchedulerOrder = "fifo",
+        scheduler: SchedulerConfig = FIFO_ONLY,
         *,
-        backfill: bool = False,
-        wait_bound_ms: float = 30_000.0,
-        clock: Callable[[], float] = wall_ms,
-        lending: bool = False,
-        lend_margin: float = 0.25,
+        clock: Callable[[], float] = now_ms,
     ) -> None:
         if cpu_capacity <= 0 or memory_capacity_mb <= 0 or cpu_step <= 0:
             raise InvalidLimits("an invoker needs positive capacity and a positive CPU step")
-        if not wait_bound_ms > 0:
-            raise InvalidLimits("the scheduler's waiting bound must be positive")
         self.cpu_capacity = cpu_capacity
         self.memory_capacity_mb = memory_capacity_mb
         self.cpu_step = cpu_step
-        self.order: SchedulerOrder = check_order(order)
-        self.backfill = backfill
-        self.wait_bound_ms = wait_bound_ms
+        self.scheduler = scheduler
+        self.order = scheduler.order  # read on every comparison
         self.clock = clock  # epoch ms; injected so that tests drive time
-        self.lending = lending  # lend measured idle cores of running claims to waiters
-        self.lend_margin = lend_margin  # cores a lender keeps above its measured use
         self.cpu_free = cpu_capacity
         self.memory_free_mb = memory_capacity_mb
         self.waiting: deque[Claim] = deque()
@@ -215,7 +202,7 @@ class CapacityLedger:
         claim.cap = min(claim.cap, self.cpu_capacity)
         claim.queued_ms = self.clock()
         claim.urgency = latest_start(
-            claim.deadline_ms, claim.remaining_ms, claim.queued_ms, self.wait_bound_ms
+            claim.deadline_ms, claim.remaining_ms, claim.queued_ms, self.scheduler.wait_bound_ms
         )
         self.waiting.append(claim)
         if self.order != "fifo":  # the most urgent first; FIFO among equals
@@ -279,7 +266,7 @@ class CapacityLedger:
         claim.used_cpu = max(0.0, used_cpu)
         if claim.lent_out > EPS and claim.used_cpu >= TAKE_BACK_NEAR * claim.cpu:
             return self._take_back(claim, f"used {claim.used_cpu:.2f} of the {claim.cpu:g} cores it kept")
-        if self.lending and self.waiting:
+        if self.scheduler.lending and self.waiting:
             return self._schedule()
         return []
 
@@ -402,9 +389,9 @@ class CapacityLedger:
                 break
             if self._admit(head, out):
                 continue
-            if self.lending and self._borrow_for(head, out):
+            if self.scheduler.lending and self._borrow_for(head, out):
                 continue
-            if self.backfill:
+            if self.scheduler.backfill:
                 self._backfill(head, out)
             break
 
@@ -442,7 +429,7 @@ class CapacityLedger:
     def _backfill(self, head: Claim, out: list[Resize]) -> None:
         """EASY backfilling behind a head that does not fit (see :mod:`invoker_agent.scheduling`)."""
         now = self.clock()
-        if now - head.queued_ms > self.wait_bound_ms:
+        if now - head.queued_ms > self.scheduler.wait_bound_ms:
             return  # the head waited long enough: it gets everything that frees
         need_cpu = head.cpu_floor if head.live else head.cpu_plan
         running = [
@@ -459,7 +446,11 @@ class CapacityLedger:
             if not may_backfill(now, run, cpu, claim.memory_mb, held):
                 continue
             if not (math.isfinite(run) and now + run <= held.start_ms):  # it uses the spare part
-                held = type(held)(held.start_ms, held.spare_cpu - cpu, held.spare_memory_mb - claim.memory_mb)
+                held = replace(
+                    held,
+                    spare_cpu=held.spare_cpu - cpu,
+                    spare_memory_mb=held.spare_memory_mb - claim.memory_mb,
+                )
             ahead = f"backfilled ahead of {head.key}"
             if math.isfinite(held.start_ms):
                 ahead += f", whose reserved start is in {max(0.0, held.start_ms - now):.0f} ms"
@@ -499,7 +490,7 @@ class CapacityLedger:
         """Cores ``claim`` holds but is measured not to use, less a margin; on the step."""
         if claim.used_cpu is None or claim.ended:
             return 0.0
-        keep = max(self.cpu_step, claim.used_cpu + self.lend_margin)
+        keep = max(self.cpu_step, claim.used_cpu + self.scheduler.lend_margin)
         return floor_to_step(max(0.0, claim.cpu - keep), self.cpu_step)
 
     def _borrow_for(self, head: Claim, out: list[Resize]) -> bool:

@@ -21,8 +21,7 @@ from dataclasses import dataclass, field
 from gleaner.allocation import AllocationChange, ChangeReason
 from gleaner.errors import DockerError
 from gleaner.metrics import RESIZES
-from invoker_agent.ledger import CapacityLedger, Claim, Resize, wall_ms
-from invoker_agent.scheduling import SchedulerOrder
+from invoker_agent.ledger import CapacityLedger, Claim, Resize
 from streams.events import now_ms
 
 log = logging.getLogger(__name__)
@@ -48,30 +47,8 @@ class _Applier:
 
 
 class ResourcePermits:
-    def __init__(
-        self,
-        cpu_capacity: float,
-        memory_capacity_mb: int,
-        cpu_step: float = 0.25,
-        order: SchedulerOrder = "fifo",
-        *,
-        backfill: bool = False,
-        wait_bound_ms: float = 30_000.0,
-        clock: Callable[[], float] = wall_ms,
-        lending: bool = False,
-        lend_margin: float = 0.25,
-    ) -> None:
-        self.ledger = CapacityLedger(
-            cpu_capacity,
-            memory_capacity_mb,
-            cpu_step,
-            order,
-            backfill=backfill,
-            wait_bound_ms=wait_bound_ms,
-            clock=clock,
-            lending=lending,
-            lend_margin=lend_margin,
-        )
+    def __init__(self, ledger: CapacityLedger) -> None:
+        self.ledger = ledger
         self._cond = threading.Condition()
         self._changes: dict[str, list[AllocationChange]] = {}
         self._appliers: dict[str, _Applier] = {}
@@ -125,7 +102,7 @@ class ResourcePermits:
 
     @property
     def lending(self) -> bool:
-        return self.ledger.lending
+        return self.ledger.scheduler.lending
 
     def end(self, key: str) -> list[AllocationChange]:
         """``key`` ended: its permits return (first to its siblings); its trajectory."""

@@ -33,7 +33,9 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Literal, get_args
+from typing import Literal, Protocol, get_args
+
+from gleaner.errors import InvalidLimits
 
 SchedulerOrder = Literal["fifo", "age", "slack"]
 SCHEDULER_ORDERS: tuple[str, ...] = get_args(SchedulerOrder)
@@ -43,6 +45,53 @@ def check_order(name: str) -> SchedulerOrder:
     if name not in SCHEDULER_ORDERS:
         raise ValueError(f"scheduler order {name!r} is not one of {', '.join(SCHEDULER_ORDERS)}")
     return name  # type: ignore[return-value]
+
+
+class _SchedulerSettings(Protocol):
+    """The part of ``gleaner.settings.Settings`` that configures the scheduler."""
+
+    @property
+    def scheduler(self) -> str: ...
+    @property
+    def scheduler_backfill(self) -> bool: ...
+    @property
+    def scheduler_wait_bound_ms(self) -> float: ...
+    @property
+    def scheduler_lending(self) -> bool: ...
+    @property
+    def scheduler_lend_margin(self) -> float: ...
+
+
+@dataclass(frozen=True, slots=True)
+class SchedulerConfig:
+    """How one invoker's ledger serves claims across requests (the default: FIFO alone)."""
+
+    order: SchedulerOrder = "fifo"
+    backfill: bool = False  # EASY backfill behind a head that does not fit
+    wait_bound_ms: float = 30_000.0  # starvation bound of the order, and of backfill
+    lending: bool = False  # lend running claims' measured idle cores to a waiter
+    lend_margin: float = 0.25  # cores a lender keeps above its measured use
+
+    def __post_init__(self) -> None:
+        try:
+            check_order(self.order)
+        except ValueError as exc:
+            raise InvalidLimits(str(exc)) from exc
+        if not self.wait_bound_ms > 0 or not self.lend_margin >= 0:
+            raise InvalidLimits("the scheduler needs a positive waiting bound and a lend margin >= 0")
+
+    @classmethod
+    def from_settings(cls, s: _SchedulerSettings) -> SchedulerConfig:
+        return cls(
+            check_order(s.scheduler),
+            s.scheduler_backfill,
+            s.scheduler_wait_bound_ms,
+            s.scheduler_lending,
+            s.scheduler_lend_margin,
+        )
+
+
+FIFO_ONLY = SchedulerConfig()  # the invoker before issue 20: one FIFO queue, nothing else
 
 
 def latest_start(deadline_ms: float | None, remaining_ms: float, queued_ms: float, bound_ms: float) -> float:

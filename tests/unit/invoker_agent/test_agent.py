@@ -12,6 +12,7 @@ from gleaner.settings import Settings
 from invoker_agent.agent import InvokerAgent
 from invoker_agent.dedupe import ActivationClaims
 from invoker_agent.executor import ActionMissing
+from invoker_agent.ledger import CapacityLedger
 from invoker_agent.permits import PermitsView, ResourcePermits
 from streams.events import ActivationRequest, InvokerHealth
 from streams.kafka.deadletter import DeadLetters
@@ -32,7 +33,7 @@ class NoPool:
 class FakeExecutor:
     def __init__(self, failures: list[Exception] | None = None) -> None:
         self.failures = failures or []
-        self.permits = ResourcePermits(2.0, 4096)
+        self.permits = ResourcePermits(CapacityLedger(2.0, 4096))
         self.pool = NoPool()
         self.running = 0
         self.runs: list[str] = []

@@ -16,7 +16,7 @@ from gleaner.settings import Settings
 from invoker_agent.container_pool import Lease
 from invoker_agent.docker_engine import ContainerInfo
 from invoker_agent.executor import OOM_MSG, ActivationExecutor
-from invoker_agent.ledger import Claim
+from invoker_agent.ledger import CapacityLedger, Claim
 from invoker_agent.permits import ResourcePermits
 from invoker_agent.proxy_client import RunResponse
 from streams.events import ActivationRequest
@@ -90,7 +90,7 @@ class FakeData:
 @pytest.fixture()
 def parts(tmp_path: Path) -> tuple[ActivationExecutor, FakePool, ResourcePermits]:
     settings = Settings(state_dir=tmp_path, cpu_max=2.0, invoker_cpu_capacity=1.0)
-    pool, permits = FakePool(), ResourcePermits(1.0, 4096)
+    pool, permits = FakePool(), ResourcePermits(CapacityLedger(1.0, 4096))
     executor = ActivationExecutor(
         settings,
         FakeActions(),  # type: ignore[arg-type]
@@ -237,7 +237,7 @@ def env_parts(
         Settings(state_dir=tmp_path),
         AnnotatedActions(annotations or []),  # type: ignore[arg-type]
         EnvPool(client),  # type: ignore[arg-type]
-        ResourcePermits(1.0, 4096),
+        ResourcePermits(CapacityLedger(1.0, 4096)),
         FakeData(),  # type: ignore[arg-type]
         keys=keys,
     )

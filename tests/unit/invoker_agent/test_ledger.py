@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 
 from gleaner.errors import InvalidLimits
 from invoker_agent.ledger import EPS, CapacityLedger, Claim, floor_to_step
+from invoker_agent.scheduling import SchedulerConfig
 
 
 def claim(key: str, cpu: float, *, user: float | None = None, live: bool = False, **kw: object) -> Claim:
@@ -154,7 +155,7 @@ def test_borrowed_cores_are_not_released_to_siblings_as_stage_budget():
 
 
 def test_by_age_an_older_request_is_served_before_a_newer_one_that_queued_first():
-    led = CapacityLedger(1.0, 4096, order="age")
+    led = CapacityLedger(1.0, 4096, scheduler=SchedulerConfig(order="age"))
     led.submit(claim("busy", 1.0, priority=0.0))
     led.submit(claim("new", 1.0, priority=200.0))
     led.submit(claim("old", 1.0, priority=100.0))
@@ -164,7 +165,7 @@ def test_by_age_an_older_request_is_served_before_a_newer_one_that_queued_first(
 
 
 def test_by_age_a_newer_requests_growth_waits_behind_an_older_waiter():
-    led = CapacityLedger(2.0, 4096, order="age")
+    led = CapacityLedger(2.0, 4096, scheduler=SchedulerConfig(order="age"))
     led.submit(claim("x", 1.0, priority=0.0))
     led.submit(claim("grower", 1.0, user=0.5, live=True, priority=300.0))  # starts at 1.0 of... 1 free
     led.submit(claim("hog", 0.5, priority=50.0))
@@ -293,9 +294,11 @@ def _check_order(led: CapacityLedger, out: list, order: str) -> None:
             assert r.note and "ahead of" in r.note
             head_key = r.note.split("ahead of ")[1].split(",")[0]
             head = next((c for c in led.waiting if c.key == head_key), None)
-            assert head is None or led.clock() - head.queued_ms <= led.wait_bound_ms
+            assert head is None or led.clock() - head.queued_ms <= led.scheduler.wait_bound_ms
         elif order == "slack":
-            assert all(w.queued_ms + 2 * led.wait_bound_ms >= started.queued_ms for w in led.waiting)
+            assert all(
+                w.queued_ms + 2 * led.scheduler.wait_bound_ms >= started.queued_ms for w in led.waiting
+            )
     if order == "slack" and led.waiting:  # a yielding claim holds no acceleration past a more urgent waiter
         head = led.waiting[0]
         for c in led.running.values():
@@ -309,9 +312,7 @@ def _check_order(led: CapacityLedger, out: list, order: str) -> None:
 )
 def test_permits_are_never_leaked_or_counted_twice(ops, idle, order, yields, backfill, lending):
     clock = Clock()
-    led = CapacityLedger(
-        2.0, 1024, order=order, backfill=backfill, wait_bound_ms=BOUND, clock=clock, lending=lending
-    )
+    led = CapacityLedger(2.0, 1024, scheduler=SchedulerConfig(order, backfill, BOUND, lending), clock=clock)
     made = 0
     for op in ops:
         keys = sorted(led.running)
@@ -342,7 +343,7 @@ def test_permits_are_never_leaked_or_counted_twice(ops, idle, order, yields, bac
             c = led.running[keys[op[1] % len(keys)]]
             out = led.observe_usage(c.key, op[2] * c.cpu_plan)
             if c.lent_out > 0:  # measured after lending: it keeps what it uses plus the margin
-                assert c.cpu >= min(c.cpu_plan, c.used_cpu + led.lend_margin) - led.cpu_step - EPS
+                assert c.cpu >= min(c.cpu_plan, c.used_cpu + led.scheduler.lend_margin) - led.cpu_step - EPS
         else:
             out = []
         _check_order(led, out, order)
@@ -360,7 +361,7 @@ def test_permits_are_never_leaked_or_counted_twice(ops, idle, order, yields, bac
 # ---------------------------------------------------------------------- the scheduler across requests
 def _sched(order: str = "slack", backfill: bool = True, cpu: float = 2.0) -> tuple[CapacityLedger, Clock]:
     clock = Clock()
-    return CapacityLedger(cpu, 4096, order=order, backfill=backfill, wait_bound_ms=BOUND, clock=clock), clock
+    return CapacityLedger(cpu, 4096, scheduler=SchedulerConfig(order, backfill, BOUND), clock=clock), clock
 
 
 def test_least_slack_serves_the_request_with_less_slack_first_whatever_queued_first():
@@ -497,7 +498,7 @@ def test_reserved_cores_while_anything_waits_are_accounted():
 
 def test_idle_cores_of_a_running_claim_are_lent_to_a_waiter_and_taken_back_when_needed():
     clock = Clock()
-    led = CapacityLedger(2.0, 4096, order="slack", clock=clock, lending=True)
+    led = CapacityLedger(2.0, 4096, scheduler=SchedulerConfig(order="slack", lending=True), clock=clock)
     led.submit(claim("lender", 1.5))
     assert led.submit(claim("waiter", 1.0)) == []  # 0.5 free: it waits
     # The lender is measured at 0.3 cores: it could lend 0.75 (keeping 0.3 + 0.25 on the step);
@@ -519,11 +520,11 @@ def test_idle_cores_of_a_running_claim_are_lent_to_a_waiter_and_taken_back_when_
 
 def test_lending_only_when_it_lets_the_head_start_and_never_memory():
     clock = Clock()
-    led = CapacityLedger(2.0, 1024, clock=clock, lending=True)
+    led = CapacityLedger(2.0, 1024, scheduler=SchedulerConfig(lending=True), clock=clock)
     led.submit(claim("lender", 1.5))
     led.submit(claim("big", 2.0))  # even all the lender's idle cores would not do
     assert led.observe_usage("lender", 0.0) == [] and led.cpu_lent_out() == 0
-    led2 = CapacityLedger(2.0, 1024, clock=clock, lending=True)
+    led2 = CapacityLedger(2.0, 1024, scheduler=SchedulerConfig(lending=True), clock=clock)
     led2.submit(claim("lender", 1.0, memory_mb=1024))
     led2.submit(claim("waiter", 1.5, memory_mb=128))  # memory is not lent: it waits
     assert led2.observe_usage("lender", 0.0) == []
@@ -531,7 +532,7 @@ def test_lending_only_when_it_lets_the_head_start_and_never_memory():
 
 def test_lent_cores_go_back_when_nobody_waits():
     clock = Clock()
-    led = CapacityLedger(2.0, 4096, clock=clock, lending=True)
+    led = CapacityLedger(2.0, 4096, scheduler=SchedulerConfig(lending=True), clock=clock)
     led.submit(claim("lender", 1.5))
     led.submit(claim("waiter", 1.0))
     led.observe_usage("lender", 0.2)
@@ -549,3 +550,12 @@ def test_a_memory_only_claim_waits_for_memory_alone():
     assert led.end("ow") == []  # 896 MB free: still short
     assert [(r.key, r.cpu) for r in led.end("cores")] == [("ow2", 0.0)]  # memory alone admits it
     assert led.cpu_free == 2.0 and led.memory_free_mb == 0
+
+
+def test_a_scheduler_config_refuses_what_it_cannot_run():
+    with pytest.raises(InvalidLimits, match="fifo, age, slack"):
+        SchedulerConfig(order="lifo")  # type: ignore[arg-type]
+    with pytest.raises(InvalidLimits, match="waiting bound"):
+        SchedulerConfig(wait_bound_ms=0)
+    with pytest.raises(InvalidLimits, match="lend margin"):
+        SchedulerConfig(lend_margin=-0.25)

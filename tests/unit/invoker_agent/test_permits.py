@@ -9,7 +9,7 @@ import time
 import pytest
 
 from gleaner.errors import DockerError, InvalidLimits
-from invoker_agent.ledger import Claim
+from invoker_agent.ledger import CapacityLedger, Claim
 from invoker_agent.permits import ResourcePermits
 
 
@@ -28,7 +28,7 @@ def claim(key: str, cpu: float, memory: int = 128, **kw: object) -> Claim:
 
 
 def test_cpu_and_memory_are_granted_together():
-    p = ResourcePermits(2.0, 1024)
+    p = ResourcePermits(CapacityLedger(2.0, 1024))
     assert p.acquire(claim("a", 1.5, 256), timeout_s=0)
     assert not p.acquire(claim("b", 1.0, 256), timeout_s=0.01)  # CPU short, memory free
     assert p.acquire(claim("c", 0.5, 768), timeout_s=0)
@@ -38,7 +38,7 @@ def test_cpu_and_memory_are_granted_together():
 
 
 def test_waiters_are_served_in_arrival_order():
-    p = ResourcePermits(2.0, 4096)
+    p = ResourcePermits(CapacityLedger(2.0, 4096))
     assert p.acquire(claim("first", 2.0))
     order: list[str] = []
 
@@ -63,11 +63,11 @@ def test_waiters_are_served_in_arrival_order():
 
 def test_impossible_allocation_is_refused():
     with pytest.raises(InvalidLimits):
-        ResourcePermits(2.0, 1024).acquire(claim("a", 4.0))
+        ResourcePermits(CapacityLedger(2.0, 1024)).acquire(claim("a", 4.0))
 
 
 def test_timely_release_is_applied_through_the_resizer_and_recorded():
-    p = ResourcePermits(2.0, 4096)
+    p = ResourcePermits(CapacityLedger(2.0, 4096))
     group = ("req", 1)
     a = claim("a", 1.0, live=True, group=group)
     b = claim("b", 1.0, live=True, group=group, cap=2.0, work=5.0)
@@ -82,7 +82,7 @@ def test_timely_release_is_applied_through_the_resizer_and_recorded():
 
 
 def test_a_change_made_before_the_container_exists_is_applied_on_attach():
-    p = ResourcePermits(2.0, 4096)
+    p = ResourcePermits(CapacityLedger(2.0, 4096))
     group = ("req", 1)
     assert p.acquire(claim("a", 1.0, live=True, group=group))
     assert p.acquire(claim("b", 1.0, live=True, group=group, cap=2.0))
@@ -93,7 +93,7 @@ def test_a_change_made_before_the_container_exists_is_applied_on_attach():
 
 
 def test_a_failed_resize_keeps_the_previous_allocation_and_frees_the_rest():
-    p = ResourcePermits(2.0, 4096)
+    p = ResourcePermits(CapacityLedger(2.0, 4096))
     group = ("req", 1)
     assert p.acquire(claim("a", 1.0, live=True, group=group))
     assert p.acquire(claim("b", 1.0, live=True, group=group, cap=2.0))
@@ -112,7 +112,7 @@ def test_a_failed_resize_keeps_the_previous_allocation_and_frees_the_rest():
 
 
 def test_safeguard_is_recorded_with_its_reason():
-    p = ResourcePermits(2.0, 4096)
+    p = ResourcePermits(CapacityLedger(2.0, 4096))
     assert p.acquire(claim("h", 0.5, user_cpu=1.0))
     applied: list[tuple[float, int]] = []
     p.attach("h", lambda cpu, mem: applied.append((cpu, mem)), (0.5, 128))
@@ -123,7 +123,7 @@ def test_safeguard_is_recorded_with_its_reason():
 
 
 def test_capacity_is_whole_again_after_a_threaded_burst():
-    p = ResourcePermits(2.0, 2048)
+    p = ResourcePermits(CapacityLedger(2.0, 2048))
     group = ("req", 1)
 
     def one(i: int) -> None:

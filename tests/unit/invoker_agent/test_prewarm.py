@@ -23,6 +23,7 @@ from invoker_agent.agent import InvokerAgent
 from invoker_agent.container_pool import ContainerPool, containers_to_start
 from invoker_agent.dedupe import ActivationClaims
 from invoker_agent.docker_engine import ContainerInfo
+from invoker_agent.ledger import CapacityLedger
 from invoker_agent.permits import ResourcePermits
 from invoker_agent.prewarm import Later, Prewarmer, SeenHints, container_key, start_in_s
 from streams.events import PrewarmFunction, PrewarmHint, now_ms
@@ -122,7 +123,7 @@ def build(
     settings = settings or Settings(invoker_id="invoker0")
     engine = engine or FakeEngine()
     pool = ContainerPool(engine, settings)  # type: ignore[arg-type]
-    permits = ResourcePermits(4.0, memory_mb, settings.cpu_step)
+    permits = ResourcePermits(CapacityLedger(4.0, memory_mb, settings.cpu_step))
     prewarmer = Prewarmer(settings, pool, FakeActions({"b": DOC, "c": DOC}), permits, starter=Inline())  # type: ignore[arg-type]
     return prewarmer, pool, engine
 
@@ -374,7 +375,7 @@ def test_a_full_timer_drops_the_hint_as_busy() -> None:
     settings = Settings(invoker_id="invoker0")
     pool = ContainerPool(FakeEngine(), settings)  # type: ignore[arg-type]
     engine = pool.engine
-    permits = ResourcePermits(4.0, 4096, settings.cpu_step)
+    permits = ResourcePermits(CapacityLedger(4.0, 4096, settings.cpu_step))
     prewarmer = Prewarmer(settings, pool, FakeActions({"b": DOC}), permits, starter=Inline(), max_delayed=0)  # type: ignore[arg-type]
     before = outcome("busy")
     prewarmer.hint(delayed(60_000))
