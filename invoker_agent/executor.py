@@ -265,9 +265,6 @@ class ActivationExecutor:
             self._finish(draft, INTERNAL_ERROR, {"error": "no resources became free in time"})
             return
         draft.gleaner["allocation"] = {"cpu": claim.cpu, "memory": claim.memory_mb}
-        if claim.memory_only:
-            cpu, shares = self._by_shares(claim.memory_mb)
-            draft.gleaner["allocation"] = {"cpu": cpu, "memory": claim.memory_mb, "cpu_shares": shares}
         with self._running_lock:
             self.running += 1
         try:
@@ -302,8 +299,9 @@ class ActivationExecutor:
         draft.wait_ms = max(0, draft.start_ms - req.submitted_ms) if req.submitted_ms else None
         cpu, memory = self.permits.current(claim.key) or (claim.cpu, claim.memory_mb)
         shares = DEFAULT_CPU_SHARES
-        if claim.memory_only:
+        if claim.memory_only:  # what its container runs with is the record's allocation
             cpu, shares = self._by_shares(memory)
+            draft.gleaner["allocation"] = {"cpu": cpu, "memory": memory, "cpu_shares": shares}
         try:
             lease = self.pool.acquire(
                 f"{req.namespace}/{req.action}@{doc['_rev']}",

@@ -27,7 +27,7 @@ from gleaner.ttlcache import TTLCache
 from streams.composition.prewarm import StageTimes, prewarm_hints, stages_of
 from streams.composition.records import dag_record
 from streams.composition.state import CompositionStore
-from streams.composition.urgency import Urgency, planned_stage_ms, urgency_of
+from streams.composition.urgency import RequestTimes, planned_stage_ms
 from streams.events import (
     ActivationCompleted,
     ActivationRequest,
@@ -248,10 +248,12 @@ class CompositionAgent(Handler):
     def _carry_out(
         self, state: RequestState, dag: dict[str, Any], commands: list[Any], partition: int
     ) -> None:
+        times: RequestTimes | None = None  # worked out at the event's first invocation
         for cmd in commands:
             if isinstance(cmd, Invoke):
                 state.activations[cmd.activation_id].input_size = size_of(cmd.params)
-                urgent = self._urgency(state, dag, cmd.stage)
+                times = times or self._request_times(state, dag)
+                urgent = times.of(cmd.stage)
                 event = ActivationRequest(
                     activation_id=cmd.activation_id,
                     namespace=state.namespace,
@@ -278,18 +280,15 @@ class CompositionAgent(Handler):
             self.producer.flush()  # events first, state after: a replay re-derives the same ids
         self.store.save(state, dag, partition)
 
-    def _urgency(self, state: RequestState, dag: dict[str, Any], stage: int | None) -> Urgency:
-        """Deadline and remaining critical path for the invoker's least-slack order."""
+    def _request_times(self, state: RequestState, dag: dict[str, Any]) -> RequestTimes:
+        """Deadline and stage times for the invoker's least-slack order."""
         tree = self._trees.get(str(dag["rev"]))
-        depth = len(stages_of(tree)) if tree is not None else 0
-        allocations = (dag.get("harvest") or {}).get("allocations") or {}
         slo = dag.get("slo_ms")
-        return urgency_of(
+        return RequestTimes.build(
             state.started_ms,
-            stage,
-            depth,
+            len(stages_of(tree)) if tree is not None else 0,
             self._stage_times.runs(_dag_key(state, dag)),
-            planned_stage_ms(allocations),
+            planned_stage_ms((dag.get("harvest") or {}).get("allocations") or {}),
             slo if isinstance(slo, int) else None,
             self.settings.dag_slo_factor,
         )

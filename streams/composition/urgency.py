@@ -20,6 +20,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from gleaner.allocation import Allocation
+from gleaner.errors import MalformedEvent
+
 
 @dataclass(frozen=True, slots=True)
 class Urgency:
@@ -35,46 +38,58 @@ def planned_stage_ms(allocations: Mapping[str, Any]) -> dict[int, float]:
     out: dict[int, float] = {}
     for key, raw in allocations.items():
         head, _, _ = str(key).partition(".")
-        if not head.isdigit() or not isinstance(raw, Mapping):
+        try:
+            planned = Allocation.from_dict(raw)
+        except MalformedEvent:  # checked when the plan was decoded; kept safe anyway
             continue
-        predicted = raw.get("predicted")
-        cpu = raw.get("cpu")
-        if not isinstance(predicted, Mapping) or not isinstance(cpu, int | float) or cpu <= 0:
+        predicted = planned.predicted
+        if not head.isdigit() or predicted is None or predicted.duration_ms is None:
             continue
-        duration, peak = predicted.get("duration_ms"), predicted.get("cpu")
-        if not isinstance(duration, int | float) or not math.isfinite(duration) or duration < 0:
+        if not math.isfinite(predicted.duration_ms) or predicted.duration_ms < 0:
             continue
-        stretch = max(1.0, float(peak) / float(cpu)) if isinstance(peak, int | float) and peak > 0 else 1.0
-        stage = int(head)
-        out[stage] = max(out.get(stage, 0.0), float(duration) * stretch)
+        stretch = max(1.0, predicted.cpu / planned.cpu) if predicted.cpu > 0 else 1.0
+        out[int(head)] = max(out.get(int(head), 0.0), predicted.duration_ms * stretch)
     return out
 
 
-def urgency_of(
-    started_ms: int,
-    stage: int | None,
-    depth: int,
-    learned: Mapping[int, float],
-    planned: Mapping[int, float],
-    slo_ms: int | None,
-    factor: float,
-) -> Urgency:
-    """The deadline, remaining critical path and own run of a function of ``stage``."""
+@dataclass(frozen=True, slots=True)
+class RequestTimes:
+    """One request's predicted stage times (ms; unknown stages absent) and its deadline,
+    worked out once per event; :meth:`of` then answers per function."""
 
-    def stage_ms(s: int) -> float | None:
-        value = planned.get(s, learned.get(s))
-        return None if value is None or not math.isfinite(value) else max(0.0, value)
+    stage_ms: dict[int, float]
+    depth: int
+    deadline_ms: int | None
 
-    known = {s: ms for s in range(depth) if (ms := stage_ms(s)) is not None}
-    total = sum(known.values())
-    if slo_ms is not None and slo_ms > 0:
-        deadline: int | None = started_ms + int(slo_ms)
-    elif total > 0:
-        deadline = started_ms + round(factor * total)
-    else:
-        deadline = None
-    if stage is None or not 0 <= stage < depth:
-        return Urgency(deadline, None, None)
-    remaining = sum(ms for s, ms in known.items() if s >= stage)
-    run = known.get(stage)
-    return Urgency(deadline, round(remaining), None if run is None else round(run))
+    @classmethod
+    def build(
+        cls,
+        started_ms: int,
+        depth: int,
+        learned: Mapping[int, float],
+        planned: Mapping[int, float],
+        slo_ms: int | None,
+        factor: float,
+    ) -> RequestTimes:
+        stage_ms = {}
+        for s in range(depth):
+            value = planned.get(s, learned.get(s))
+            if value is not None and math.isfinite(value):
+                stage_ms[s] = max(0.0, value)
+        total = sum(stage_ms.values())
+        if slo_ms is not None and slo_ms > 0:
+            deadline: int | None = started_ms + int(slo_ms)
+        elif total > 0:
+            deadline = started_ms + round(factor * total)
+        else:
+            deadline = None
+        return cls(stage_ms, depth, deadline)
+
+    def of(self, stage: int | None) -> Urgency:
+        """The deadline, remaining critical path and own run of a function of ``stage``."""
+        if stage is None or not 0 <= stage < self.depth:
+            return Urgency(self.deadline_ms, None, None)
+        remaining = sum(ms for s, ms in self.stage_ms.items() if s >= stage)
+        run = self.stage_ms.get(stage)
+        return Urgency(self.deadline_ms, round(remaining), None if run is None else round(run))
+

@@ -2,7 +2,20 @@
 
 from __future__ import annotations
 
-from streams.composition.urgency import Urgency, planned_stage_ms, urgency_of
+from streams.composition.urgency import RequestTimes, Urgency, planned_stage_ms
+
+
+def urgency_of(started, stage, depth, learned, planned, slo, factor):
+    return RequestTimes.build(started, depth, learned, planned, slo, factor).of(stage)
+
+
+def test_one_request_answers_every_stage_from_times_worked_out_once():
+    times = RequestTimes.build(0, 3, {0: 100.0, 1: 400.0, 2: 50.0}, {}, None, 1.0)
+    assert [times.of(s) for s in range(3)] == [
+        Urgency(550, 550, 100),
+        Urgency(550, 450, 400),
+        Urgency(550, 50, 50),
+    ]
 
 
 def test_without_an_slo_the_deadline_is_arrival_plus_factor_times_the_predicted_latency():
