@@ -13,9 +13,9 @@ import statistics
 from dataclasses import dataclass
 
 from benchmarks.evaluation.report import DagEvaluation, LoadResult, PolicyRun
+from benchmarks.evaluation.verdict import OURS, VIDEO_MEAN_TARGET, fmt, met
 from monitor.evaluation import LatencySummary, paired_speedups
 
-OURS = "gleaner"
 BASE = "off"
 OPENWHISK = "openwhisk"
 SLOWER_SHARE = 0.05  # slower than its twin by more than 5 % ...
@@ -24,7 +24,6 @@ MEAN_TARGETS = {"low": 0.40, "medium": 0.40, "high": 0.30}
 P99_RATIO_TARGET = 0.6  # at medium and high
 P50_HIGH_OVER_LOW = 3.0
 UTIL_HIGH_TARGET = 0.70
-VIDEO_MEAN_TARGET = 0.30
 SLO_FACTOR = 3.0  # the SLO: this many times the DAG's mean latency when requests come one at a time
 
 
@@ -39,20 +38,16 @@ class Pair:
     slower: int  # slower than the twin by more than 5 % and 50 ms
     worst_ms: float  # the largest loss against the twin (ms; <= 0: none slower)
     mean_speedup: float
-    p50_s: float
-    p99_s: float
-    base_p50_s: float
-    base_p99_s: float
-    mean_s: float
-    base_mean_s: float
+    mine: LatencySummary  # seconds
+    theirs: LatencySummary
 
 
 def _run(lr: LoadResult, name: str) -> PolicyRun | None:
     return next((pr for pr in lr.runs if pr.policy == name), None)
 
 
-def _latencies_s(pr: PolicyRun) -> list[float]:
-    return [o.latency_ms / 1000 for o in pr.run.outcomes if o.succeeded]
+def _summary(pr: PolicyRun) -> LatencySummary:
+    return LatencySummary.of([o.latency_ms / 1000 for o in pr.run.outcomes if o.succeeded])
 
 
 def pair(lr: LoadResult, policy: str, against: str) -> Pair | None:
@@ -60,37 +55,20 @@ def pair(lr: LoadResult, policy: str, against: str) -> Pair | None:
     if ours is None or base is None:
         return None
     a, b = ours.run.latency_by_seq(), base.run.latency_by_seq()
-    losses = [x - y for k, x in a.items() if x is not None and (y := b.get(k)) is not None]
-    slower = sum(
-        1
-        for k, x in a.items()
-        if x is not None and (y := b.get(k)) is not None and x > y * (1 + SLOWER_SHARE) and x - y > SLOWER_MS
-    )
+    twins = [(x, y) for k, x in a.items() if x is not None and (y := b.get(k)) is not None]
+    slower = sum(1 for x, y in twins if x > y * (1 + SLOWER_SHARE) and x - y > SLOWER_MS)
     speedups = list(paired_speedups(b, a).values())
-    mine, theirs = LatencySummary.of(_latencies_s(ours)), LatencySummary.of(_latencies_s(base))
     return Pair(
         lr.load,
         policy,
         against,
-        len(losses),
+        len(twins),
         slower,
-        max(losses, default=math.nan),
+        max((x - y for x, y in twins), default=math.nan),
         statistics.fmean(speedups) if speedups else math.nan,
-        mine.p50,
-        mine.p99,
-        theirs.p50,
-        theirs.p99,
-        statistics.fmean(_latencies_s(ours)) if _latencies_s(ours) else math.nan,
-        statistics.fmean(_latencies_s(base)) if _latencies_s(base) else math.nan,
+        _summary(ours),
+        _summary(base),
     )
-
-
-def _f(x: float, spec: str = ".2f") -> str:
-    return "n/a" if math.isnan(x) else format(x, spec)
-
-
-def _yes(ok: bool) -> str:
-    return "yes" if ok else "**no**"
 
 
 def pairs_table(ev: DagEvaluation) -> list[str]:
@@ -102,9 +80,9 @@ def pairs_table(ev: DagEvaluation) -> list[str]:
     ]
     for p in _pairs(ev):
         lines.append(
-            f"| {p.load} | {p.policy} | {p.against} | {p.paired} | {p.slower} | {_f(p.worst_ms / 1000)} | "
-            f"{_f(p.mean_speedup)} | {_f(p.p50_s)} | {_f(p.base_p50_s)} | {_f(p.p99_s)} | "
-            f"{_f(p.base_p99_s)} | {_f(p.p99_s / p.base_p99_s if p.base_p99_s else math.nan)} |"
+            f"| {p.load} | {p.policy} | {p.against} | {p.paired} | {p.slower} | {fmt(p.worst_ms / 1000)} | "
+            f"{fmt(p.mean_speedup)} | {fmt(p.mine.p50)} | {fmt(p.theirs.p50)} | {fmt(p.mine.p99)} | "
+            f"{fmt(p.theirs.p99)} | {fmt(p.mine.p99 / p.theirs.p99 if p.theirs.p99 else math.nan)} |"
         )
     return lines
 
@@ -134,45 +112,45 @@ def targets_table(ev: DagEvaluation) -> list[str]:
         p = pair(lr, OURS, BASE)
         if p is None:
             continue
-        p50[lr.load] = p.p50_s
+        p50[lr.load] = p.mine.p50
         lines.append(
             f"| no request slower than its `off` twin by > 5 % and 50 ms | {lr.load} | "
-            f"{p.slower} of {p.paired} (worst {_f(p.worst_ms / 1000)} s) | {_yes(p.slower == 0)} |"
+            f"{p.slower} of {p.paired} (worst {fmt(p.worst_ms / 1000)} s) | {met(p.slower == 0)} |"
         )
         want = MEAN_TARGETS.get(lr.load)
         if want is not None:
-            met = _yes(p.mean_speedup >= want)
-            lines.append(f"| mean speedup >= {want} | {lr.load} | {_f(p.mean_speedup)} | {met} |")
+            verdict = met(p.mean_speedup >= want)
+            lines.append(f"| mean speedup >= {want} | {lr.load} | {fmt(p.mean_speedup)} | {verdict} |")
         if lr.load in ("medium", "high"):
-            ratio = p.p99_s / p.base_p99_s if p.base_p99_s else math.nan
+            ratio = p.mine.p99 / p.theirs.p99 if p.theirs.p99 else math.nan
             lines.append(
-                f"| P99 <= {P99_RATIO_TARGET}x off | {lr.load} | {_f(ratio)}x ({_f(p.p99_s)} s vs "
-                f"{_f(p.base_p99_s)} s) | {_yes(ratio <= P99_RATIO_TARGET)} |"
+                f"| P99 <= {P99_RATIO_TARGET}x off | {lr.load} | {fmt(ratio)}x ({fmt(p.mine.p99)} s vs "
+                f"{fmt(p.theirs.p99)} s) | {met(ratio <= P99_RATIO_TARGET)} |"
             )
         if lr.load == "high":
             ours = _run(lr, OURS)
             util = ours.utilisation.cpu_utilisation if ours is not None else math.nan
             lines.append(
                 f"| function containers use >= {UTIL_HIGH_TARGET:.0%} of the cores | high | "
-                f"{_f(util * 100, '.0f')} % | {_yes(util >= UTIL_HIGH_TARGET)} |"
+                f"{fmt(util * 100, '.0f')} % | {met(util >= UTIL_HIGH_TARGET)} |"
             )
         if "video" in ev.dag:
             lines.append(
-                f"| video mean >= {VIDEO_MEAN_TARGET} | {lr.load} | {_f(p.mean_speedup)} | "
-                f"{_yes(p.mean_speedup >= VIDEO_MEAN_TARGET)} |"
+                f"| video mean >= {VIDEO_MEAN_TARGET} | {lr.load} | {fmt(p.mean_speedup)} | "
+                f"{met(p.mean_speedup >= VIDEO_MEAN_TARGET)} |"
             )
         ow = pair(lr, OURS, OPENWHISK)
         if ow is not None:
-            ok = ow.mean_s < ow.base_mean_s and ow.p99_s < ow.base_p99_s
+            ok = ow.mine.mean < ow.theirs.mean and ow.mine.p99 < ow.theirs.p99
             lines.append(
-                f"| lower mean and P99 than `openwhisk` | {lr.load} | mean {_f(ow.mean_s)} vs "
-                f"{_f(ow.base_mean_s)} s, P99 {_f(ow.p99_s)} vs {_f(ow.base_p99_s)} s | {_yes(ok)} |"
+                f"| lower mean and P99 than `openwhisk` | {lr.load} | mean {fmt(ow.mine.mean)} vs "
+                f"{fmt(ow.theirs.mean)} s, P99 {fmt(ow.mine.p99)} vs {fmt(ow.theirs.p99)} s | {met(ok)} |"
             )
     if "low" in p50 and "high" in p50:
         ratio = p50["high"] / p50["low"] if p50["low"] else math.nan
         lines.append(
-            f"| P50 at high <= {P50_HIGH_OVER_LOW:g}x P50 at low | high | {_f(ratio)}x | "
-            f"{_yes(ratio <= P50_HIGH_OVER_LOW)} |"
+            f"| P50 at high <= {P50_HIGH_OVER_LOW:g}x P50 at low | high | {fmt(ratio)}x | "
+            f"{met(ratio <= P50_HIGH_OVER_LOW)} |"
         )
     return lines if len(lines) > 2 else [f"`{OURS}` and `{BASE}` were not both run."]
 
@@ -183,8 +161,8 @@ def attainment(pr: PolicyRun, slo_s: float) -> float:
     outcomes = pr.run.outcomes
     if not outcomes:
         return math.nan
-    met = sum(1 for o in outcomes if o.succeeded and o.latency_ms / 1000 <= slo_s)
-    return met / len(outcomes)
+    within = sum(1 for o in outcomes if o.succeeded and o.latency_ms / 1000 <= slo_s)
+    return within / len(outcomes)
 
 
 def slo_table(ev: DagEvaluation) -> list[str]:
@@ -207,7 +185,7 @@ def slo_table(ev: DagEvaluation) -> list[str]:
         cells = []
         for name in ev.policies:
             pr = _run(lr, name)
-            cells.append("n/a" if pr is None else f"{_f(attainment(pr, slo) * 100, '.0f')} %")
+            cells.append("n/a" if pr is None else f"{fmt(attainment(pr, slo) * 100, '.0f')} %")
         lines.append(f"| {lr.load} | " + " | ".join(cells) + " |")
     return lines
 

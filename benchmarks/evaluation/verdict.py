@@ -43,7 +43,8 @@ class Cell:
     util_ratio: float  # mean CPU utilisation over the baseline's
 
 
-def _f(x: float, spec: str = ".2f") -> str:
+def fmt(x: float, spec: str = ".2f") -> str:
+    """A figure, or n/a where it could not be measured."""
     return "n/a" if math.isnan(x) else format(x, spec)
 
 
@@ -91,8 +92,8 @@ def winners_table(ev: DagEvaluation) -> list[str]:
         if ours is None or not rivals:
             on_mean = on_min = "n/a"
         else:
-            on_mean = _yes(all(ours.speedup.mean > r.speedup.mean for r in rivals))
-            on_min = _yes(all(ours.speedup.min > r.speedup.min for r in rivals))
+            on_mean = met(all(ours.speedup.mean > r.speedup.mean for r in rivals))
+            on_min = met(all(ours.speedup.min > r.speedup.min for r in rivals))
         lines.append(
             f"| {load} | {best_mean.policy} ({best_mean.speedup.mean:.2f}) | "
             f"{best_min.policy} ({best_min.speedup.min:.2f}) | {on_mean} | {on_min} |"
@@ -100,7 +101,8 @@ def winners_table(ev: DagEvaluation) -> list[str]:
     return lines
 
 
-def _yes(ok: bool) -> str:
+def met(ok: bool) -> str:
+    """A target's verdict, a miss in bold."""
     return "yes" if ok else "**no**"
 
 
@@ -112,30 +114,30 @@ def targets_table(ev: DagEvaluation, policy: str = OURS) -> list[str]:
     lines = ["| target | load | measured | met |", "|---|---|---|---|"]
     for c in mine:
         lines.append(
-            f"| mean speedup >= {MEAN_TARGET} | {c.load} | {_f(c.speedup.mean)} | "
-            f"{_yes(c.speedup.mean >= MEAN_TARGET)} |"
+            f"| mean speedup >= {MEAN_TARGET} | {c.load} | {fmt(c.speedup.mean)} | "
+            f"{met(c.speedup.mean >= MEAN_TARGET)} |"
         )
         lines.append(
-            f"| min speedup >= {MIN_TARGET} | {c.load} | {_f(c.speedup.min)} | "
-            f"{_yes(c.speedup.min >= MIN_TARGET)} |"
+            f"| min speedup >= {MIN_TARGET} | {c.load} | {fmt(c.speedup.min)} | "
+            f"{met(c.speedup.min >= MIN_TARGET)} |"
         )
     for c in mine:
         if c.load == "medium":
             lower = 1 - c.p99_ratio
             lines.append(
-                f"| P99 >= {P99_TARGET:.0%} lower | medium | {_f(lower * 100, '.0f')} % lower | "
-                f"{_yes(lower >= P99_TARGET)} |"
+                f"| P99 >= {P99_TARGET:.0%} lower | medium | {fmt(lower * 100, '.0f')} % lower | "
+                f"{met(lower >= P99_TARGET)} |"
             )
         if c.load == "low":
             lines.append(
-                f"| CPU utilisation >= {UTIL_TARGET:g}x off | low | {_f(c.util_ratio)}x | "
-                f"{_yes(c.util_ratio >= UTIL_TARGET)} |"
+                f"| CPU utilisation >= {UTIL_TARGET:g}x off | low | {fmt(c.util_ratio)}x | "
+                f"{met(c.util_ratio >= UTIL_TARGET)} |"
             )
     if "video" in ev.dag:
         for c in mine:
             lines.append(
-                f"| video mean >= {VIDEO_MEAN_TARGET} | {c.load} | {_f(c.speedup.mean)} | "
-                f"{_yes(c.speedup.mean >= VIDEO_MEAN_TARGET)} |"
+                f"| video mean >= {VIDEO_MEAN_TARGET} | {c.load} | {fmt(c.speedup.mean)} | "
+                f"{met(c.speedup.mean >= VIDEO_MEAN_TARGET)} |"
             )
     return lines
 

@@ -6,7 +6,7 @@ import math
 
 from benchmarks.evaluation import scheduling_verdict as sv
 from benchmarks.evaluation.report import DagEvaluation, LoadResult, PolicyRun
-from tests.unit.benchmarks.test_evaluation_report import outcome, row, run, utilisation
+from tests.unit.benchmarks.test_evaluation_report import dag_evaluation, outcome, row, run, utilisation
 
 
 def _runs(policy: str, latencies: list[float], scale: float = 1.0) -> PolicyRun:
@@ -18,23 +18,7 @@ def _runs(policy: str, latencies: list[float], scale: float = 1.0) -> PolicyRun:
 def _ev(load: str = "high", **runs: list[float]) -> DagEvaluation:
     names = list(runs)
     lr = LoadResult(row(load, 1.0, 1.0, 60), [_runs(n, runs[n], 3.0) for n in names])
-    return DagEvaluation(
-        dag="demo",
-        namespace="guest",
-        policies=names,
-        requests=3,
-        distinct_inputs=3,
-        seed=7,
-        cpu_seconds=2.0,
-        calibration=None,
-        capacity_cores=4.0,
-        memory_capacity_mb=8192,
-        model_note="m",
-        deadline_s=60.0,
-        loads=[lr],
-        started_wall=0.0,
-        seconds=1.0,
-    )
+    return dag_evaluation([lr], names)
 
 
 def test_a_pair_counts_requests_slower_by_more_than_5_percent_and_50_ms():
