@@ -92,4 +92,3 @@ class RequestTimes:
         remaining = sum(ms for s, ms in self.stage_ms.items() if s >= stage)
         run = self.stage_ms.get(stage)
         return Urgency(self.deadline_ms, round(remaining), None if run is None else round(run))
-
