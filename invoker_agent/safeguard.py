@@ -1,9 +1,12 @@
 """The safeguard (Freyr; Libra): a harvested activation running near its cap
 gets its user allocation back, live.
 
-Near its cap means CPU use >= 90 % of its current CPU limit for two consecutive
-windows (each at least one CFS period, so a throttled container is not mistaken
-for an idle one), or memory >= 90 % of its limit.
+Near its cap means CPU use averaging >= 90 % of its current CPU limit over the
+last two windows (each at least one CFS period, so a throttled container is not
+mistaken for an idle one), or memory >= 90 % of its limit. The average, not each
+window: CFS grants the quota per 100 ms period, so a capped container's rate in
+one window swings around its cap (0.8x, then 1.2x) and a per-window test could
+miss it for a whole second.
 
 Work-aware: a harvested CPU-bound function runs at its cap by design, so being at
 the cap says nothing about whether it was sized wrongly. When the activation
@@ -19,7 +22,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from monitor.cgroups import CgroupSampler
 from monitor.usage import MIB
@@ -33,13 +36,13 @@ WINDOWS = 2
 
 @dataclass(slots=True)
 class NearCap:
-    """Counts consecutive near-cap CPU windows; says why once the safeguard should fire."""
+    """Keeps the last windows' use as a fraction of the cap; says why once the safeguard should fire."""
 
     cpu_near: float = CPU_NEAR
     memory_near: float = MEMORY_NEAR
     windows: int = WINDOWS
     work_cpu_s: float | None = None  # predicted CPU-seconds; None: fire on the cap alone
-    streak: int = 0
+    recent: list[float] = field(default_factory=list)  # use / limit of the last windows
 
     def observe(
         self,
@@ -51,20 +54,14 @@ class NearCap:
     ) -> str | None:
         if memory_limit_mb > 0 and memory_mb >= self.memory_near * memory_limit_mb:
             return f"memory {memory_mb:.0f} MB >= {self.memory_near:.0%} of its {memory_limit_mb:.0f} MB"
-        if cpu_limit > 0 and cpu_used >= self.cpu_near * cpu_limit:
-            self.streak += 1
-        else:
-            self.streak = 0
-        if self.streak >= self.windows and (self.work_cpu_s is None or cpu_s_so_far > self.work_cpu_s):
+        self.recent = [*self.recent[-(self.windows - 1) :], cpu_used / cpu_limit if cpu_limit > 0 else 0.0]
+        share = sum(self.recent) / self.windows
+        near = len(self.recent) == self.windows and share >= self.cpu_near
+        if near and (self.work_cpu_s is None or cpu_s_so_far > self.work_cpu_s):
+            used = f"cpu {share * cpu_limit:.2f} cores >= {self.cpu_near:.0%} of its {cpu_limit:g}"
             if self.work_cpu_s is not None:
-                return (
-                    f"cpu {cpu_used:.2f} cores >= {self.cpu_near:.0%} of its {cpu_limit:g} after "
-                    f"{cpu_s_so_far:.2f} CPU-s, beyond the {self.work_cpu_s:.2f} predicted"
-                )
-            return (
-                f"cpu {cpu_used:.2f} cores >= {self.cpu_near:.0%} of its {cpu_limit:g} for "
-                f"{self.streak} windows"
-            )
+                return f"{used} after {cpu_s_so_far:.2f} CPU-s, beyond the {self.work_cpu_s:.2f} predicted"
+            return f"{used} over {self.windows} windows"
         return None
 
 

@@ -22,11 +22,12 @@ from tests.unit.predictor import OURS, synthetic_comparison, synthetic_rows
 pytestmark = pytest.mark.integration
 
 SMALL = "def main(args):\n    return {'size': len(str(args))}\n"
-# Busy for a wall-clock second whatever its cap: at a low cap it runs at 100 % of it.
+# Busy for two wall-clock seconds whatever its cap: at a low cap it runs at 100 % of it, and
+# on a host busy with other tests it still has ~20 windows in which to be seen at its cap.
 BURN = (
     "import time\n"
     "def main(args):\n"
-    "    end, n = time.time() + 1.0, 0\n"
+    "    end, n = time.time() + 2.0, 0\n"
     "    while time.time() < end:\n"
     "        n += 1\n"
     "    return {'n': n}\n"
@@ -113,17 +114,23 @@ def test_the_planned_allocation_travels_on_the_invocation_and_starts_the_traject
 
 
 def test_a_wrongly_light_prediction_is_caught_by_the_safeguard(ow, couch, live_dags):
-    rec = run(ow, "live-burn", "gleaner")
-    assert rec["response"]["success"], rec
+    """A burner only reaches its cap when the host has the cores to give it: on a host
+    saturated by other work it runs below its cap and rightly keeps it. So up to three
+    requests, and one safeguard among their twelve burners is required."""
     guarded = []
-    for child in parallel_children(couch, rec):
-        g = child["gleaner"]
-        assert g["origin"] == "harvest" and g["allocation"]["cpu"] < USER["cpu"], g
-        reasons = [c["reason"] for c in g["allocation_trajectory"]]
-        if "safeguard" in reasons:
-            guarded.append(child)
-            change = next(c for c in g["allocation_trajectory"] if c["reason"] == "safeguard")
-            assert "cpu" in change["note"] and change["cpu"] >= g["allocation"]["cpu"]
+    for _ in range(3):
+        rec = run(ow, "live-burn", "gleaner")
+        assert rec["response"]["success"], rec
+        for child in parallel_children(couch, rec):
+            g = child["gleaner"]
+            assert g["origin"] == "harvest" and g["allocation"]["cpu"] < USER["cpu"], g
+            reasons = [c["reason"] for c in g["allocation_trajectory"]]
+            if "safeguard" in reasons:
+                guarded.append(child)
+                change = next(c for c in g["allocation_trajectory"] if c["reason"] == "safeguard")
+                assert "cpu" in change["note"] and change["cpu"] >= g["allocation"]["cpu"]
+        if guarded:
+            break
     assert guarded, "no burning function was given its user allocation back"
 
 

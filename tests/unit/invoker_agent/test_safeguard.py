@@ -1,4 +1,4 @@
-"""The safeguard fires on two consecutive near-cap CPU windows or on memory
+"""The safeguard fires when two windows average near the CPU cap, or on memory
 near its limit, once, and never takes the invoker down."""
 
 from __future__ import annotations
@@ -16,6 +16,14 @@ def test_two_consecutive_windows_near_the_cap():
     check = NearCap()
     assert check.observe(0.46, 0.5, 10, 256) is None
     assert "2 windows" in (check.observe(0.49, 0.5, 10, 256) or "")
+
+
+def test_a_capped_rate_swinging_around_the_cap_fires():
+    # CFS hands out the quota per period: a capped container's windows read 0.8x, 1.1x, ...
+    check = NearCap()
+    assert check.observe(0.20, 0.25, 10, 256) is None
+    why = check.observe(0.27, 0.25, 10, 256)
+    assert why is not None and "cpu 0.24 cores" in why
 
 
 def test_a_window_below_the_cap_resets_the_streak():
