@@ -14,7 +14,7 @@ from __future__ import annotations
 import argparse
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -60,14 +60,37 @@ def run_order(policies: list[Any], load_index: int) -> list[Any]:
 Variant = tuple[str, str | None]  # (harvesting policy, invoker scheduler; None: as the stack runs)
 
 
-def variants_of(policies: list[str], schedulers: list[str]) -> list[Variant]:
-    """Every policy under every scheduler, the last scheduler's first policy first (the
-    baseline: the new default's ``off``). Pure."""
+def variants_of(policies: list[str], schedulers: list[str], pinned: Sequence[Variant] = ()) -> list[Variant]:
+    """Every policy under every scheduler not only ``pinned`` to, the last scheduler's first
+    policy first (the baseline: the new default's ``off``); then each pinned ``policy@scheduler``
+    under its one scheduler. Pure."""
     if not schedulers:
         return [(p, None) for p in policies]
     last: str | None = schedulers[-1]
+    only_pinned = {s for _, s in pinned}
     out: list[Variant] = [(p, last) for p in policies]
-    return out + [(p, s) for s in schedulers[:-1] for p in policies]
+    out += [(p, s) for s in schedulers[:-1] if s not in only_pinned for p in policies]
+    return out + [v for v in pinned if v not in out]
+
+
+def pinned_from(raw: str, schedulers: list[str]) -> tuple[str, list[Variant], list[str]]:
+    """Splits ``off,gleaner,off@fifo`` into the plain policies (``off,gleaner``), the pinned
+    runs ([("off", "fifo")]) and the schedulers to switch between: each pinned one, then
+    ``schedulers`` (the last of which the plain policies run under). Pure."""
+    plain: list[str] = []
+    pinned: list[Variant] = []
+    for entry in (x.strip() for x in raw.split(",")):
+        if "@" not in entry:
+            plain.append(entry)
+            continue
+        policy, _, scheduler = entry.partition("@")
+        pinned.append((policies_from(policy)[0], schedulers_from(scheduler)[0]))
+    if pinned and not schedulers:
+        raise BadRequest(
+            "a policy@scheduler run needs --schedulers: the scheduler the other policies run under"
+        )
+    extra = [s for _, s in pinned if s is not None and s not in schedulers]
+    return ",".join(plain), pinned, list(dict.fromkeys(extra)) + schedulers
 
 
 def variant_order(variants: list[Variant], load_index: int) -> list[Variant]:
@@ -190,6 +213,7 @@ def evaluate(
     loads: list[str],
     schedulers: list[str] | None = None,
     switch: SchedulerSwitch | None = None,
+    pinned: list[Variant] | None = None,
 ) -> DagEvaluation:
     started_wall = time.time()
     started = time.monotonic()
@@ -205,7 +229,7 @@ def evaluate(
     if args.budget_min:
         # Replaying N requests at every load, once per policy, takes about N * sum(1 / rate) * policies.
         per_request = sum(1 / r.rate_per_s for r in rate_table(cpu_seconds, capacity, 1) if r.load in loads)
-        runs = len(policies) * max(1, len(schedulers or []))
+        runs = len(variants_of(policies, schedulers or [], pinned or []))
         fit = max(1, int(args.budget_min * 60 / (per_request * runs)))
         if fit < n:
             t.notes.append(
@@ -219,7 +243,7 @@ def evaluate(
                 cpu_seconds = fit_cpu_seconds(
                     calibration.sample_sizes, calibration.sample_cpu_seconds, sizes[:n]
                 )
-    variants = variants_of(policies, schedulers or [])
+    variants = variants_of(policies, schedulers or [], pinned or [])
     default = schedulers[-1] if schedulers else None
     names = [label(p, s, default) for p, s in variants]
     rows = [r for r in rate_table(cpu_seconds, capacity, n) if r.load in loads]
@@ -343,11 +367,11 @@ def eval_targets(
 
 def main(args: argparse.Namespace) -> int:
     settings = load_settings()
-    policies = policies_from(args.policy)
-    if len(policies) < 2:
+    plain, pinned, schedulers = pinned_from(args.policy, schedulers_from(getattr(args, "schedulers", None)))
+    policies = policies_from(plain)
+    if len(policies) + len(pinned) < 2:
         raise BadRequest("--policy needs a baseline and at least one policy to compare, e.g. off,thesis")
     loads = loads_from(args.loads or DEFAULT_LOADS)
-    schedulers = schedulers_from(getattr(args, "schedulers", None))
     check_args(args)
     client = OpenWhiskClient(Target.resolve(args.apihost, args.auth))
     switch = SchedulerSwitch(settings, client) if schedulers else None
@@ -363,7 +387,17 @@ def main(args: argparse.Namespace) -> int:
         with ReplayLock(redis, f"gleaner eval {' '.join(t.dag for t in targets)}"):
             for t in targets:
                 evaluation = evaluate(
-                    client, settings, namespace, replayer, t, args, policies, loads, schedulers, switch
+                    client,
+                    settings,
+                    namespace,
+                    replayer,
+                    t,
+                    args,
+                    policies,
+                    loads,
+                    schedulers,
+                    switch,
+                    pinned,
                 )
                 # The headline goes to docs/benchmarks.md when the report goes beside it.
                 bench = out.parent / "benchmarks.md"

@@ -195,7 +195,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument(
         "--policy",
         default="off,thesis,libra,gleaner",
-        help="harvesting policies compared; the first is the baseline",
+        help="harvesting policies compared; the first is the baseline. With --schedulers, "
+        "policy@scheduler runs that policy under that scheduler only (e.g. off@fifo)",
     )
     p.add_argument(
         "--schedulers",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from benchmarks.evaluation.run import variant_order, variants_of
+from benchmarks.evaluation.run import pinned_from, variant_order, variants_of
 from benchmarks.evaluation.scheduler_switch import (
     SCHEDULERS,
     configured,
@@ -58,3 +58,29 @@ def test_incarnations_of_healthy_invokers():
     ]
     assert incarnations(beats) == {"invoker0": "a"}
     assert incarnations(None) == {}
+
+
+def test_a_pinned_policy_runs_under_its_scheduler_only():
+    plain, pinned, schedulers = pinned_from("off,gleaner,off@fifo", ["lend"])
+    assert (plain, pinned, schedulers) == ("off,gleaner", [("off", "fifo")], ["fifo", "lend"])
+    variants = variants_of(["off", "gleaner"], schedulers, pinned)
+    assert variants == [("off", "lend"), ("gleaner", "lend"), ("off", "fifo")]
+    assert [label(p, s, "lend") for p, s in variants] == ["off", "gleaner", "off@fifo"]
+    # A scheduler named in --schedulers still runs every policy; the pinned run is not repeated.
+    both = variants_of(["off", "gleaner"], ["fifo", "lend"], [("off", "age")])
+    assert both == [
+        ("off", "lend"),
+        ("gleaner", "lend"),
+        ("off", "fifo"),
+        ("gleaner", "fifo"),
+        ("off", "age"),
+    ]
+
+
+def test_a_pinned_policy_is_checked():
+    with pytest.raises(BadRequest, match="needs --schedulers"):
+        pinned_from("off,off@fifo", [])
+    with pytest.raises(BadRequest, match="unknown scheduler"):
+        pinned_from("off,off@lifo", ["lend"])
+    with pytest.raises(BadRequest):
+        pinned_from("off,nope@fifo", ["lend"])
