@@ -82,6 +82,36 @@ class RedisStore:
             raise self._wrap(exc) from exc
         return [m.decode() for m in members]
 
+    def hset_many(self, key: str, fields: dict[str, bytes]) -> None:
+        """Set ``fields`` of the hash ``key`` in one round trip."""
+        if not fields:
+            return
+        try:
+            self._redis.hset(key, mapping=fields)  # type: ignore[arg-type]
+        except redis.RedisError as exc:
+            raise self._wrap(exc) from exc
+
+    def hdel(self, key: str, *fields: str) -> None:
+        if not fields:
+            return
+        try:
+            self._redis.hdel(key, *fields)
+        except redis.RedisError as exc:
+            raise self._wrap(exc) from exc
+
+    def hgetall(self, key: str) -> dict[str, bytes]:
+        try:
+            raw: Any = self._redis.hgetall(key)
+        except redis.RedisError as exc:
+            raise self._wrap(exc) from exc
+        return {k.decode(): v for k, v in raw.items()}
+
+    def hlen(self, key: str) -> int:
+        try:
+            return int(self._redis.hlen(key))
+        except redis.RedisError as exc:
+            raise self._wrap(exc) from exc
+
     def ping(self) -> bool:
         try:
             return bool(self._redis.ping())
