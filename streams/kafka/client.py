@@ -247,6 +247,23 @@ class EventProducer:
             self._poller.join(1)
 
 
+FOLLOW_CHECK_S = 1.0  # how often an idle group-less reader checks for a restarted log
+FOLLOW_QUERY_S = 0.5
+
+
+def restarted_partitions(
+    seen_ends: dict[tuple[str, int], int], ends: dict[tuple[str, int], tuple[int, int]]
+) -> dict[tuple[str, int], int]:
+    """Partitions whose log end went back below the end seen before (a living log only
+    grows: the broker lost it and began again), each with the offset to read again from,
+    the log's start. Pure."""
+    out = {}
+    for tp, (low, high) in ends.items():
+        if 0 <= high < seen_ends.get(tp, -1):
+            out[tp] = max(0, low)
+    return out
+
+
 class EventConsumer:
     """A consumer in a group (``group_id``) or, with ``assign_latest``, a
     group-less reader of every partition from the end (for listeners that
@@ -273,6 +290,9 @@ class EventConsumer:
         wake_on: Iterable[str] = (),
     ) -> None:
         self.topics = list(topics)
+        self._follows = assign_latest
+        self._last_follow_check = time.monotonic()
+        self._seen_ends: dict[tuple[str, int], int] = {}  # a reader's partitions: their log end
         self._listener: RebalanceListener | None = None
         self._held = False  # paused by the caller (a retry hold): never resumed by dozing
         self._doze: Doze | None = None
@@ -317,6 +337,7 @@ class EventConsumer:
                         tp = confluent_kafka.TopicPartition(topic, p)
                         _low, high = self._consumer.get_watermark_offsets(tp, timeout=10)
                         parts.append(confluent_kafka.TopicPartition(topic, p, high))
+                        self._seen_ends[(topic, p)] = high
                 self._consumer.assign(parts)
             else:
                 self._consumer.subscribe(self.topics, on_assign=self._assigned, on_revoke=self._revoked)
@@ -383,18 +404,52 @@ class EventConsumer:
                 timeout_s = doze.wait_s(now, timeout_s)
         msg = self._consumer.poll(timeout_s)
         if msg is None:
+            self._follow_check(time.monotonic(), soon=False)
             return None
         err = msg.error()
         if err is not None:
             if err.code() == confluent_kafka.KafkaError._PARTITION_EOF:
                 return None
             if err.retriable() or not err.fatal():
+                self._follow_check(time.monotonic(), soon=True)
                 return None
             raise KafkaError(f"consume failed: {err}")
         if doze is not None:  # a probe's partitions are already resumed; a new assignment's too
             with self._lock:
                 self._apply(doze.seen(time.monotonic()))
         return _record(msg)
+
+    def _follow_check(self, now: float, *, soon: bool) -> None:
+        """A group-less reader (``assign_latest``) rewinds a partition whose log restarted.
+
+        A broker that lost its log (the embedded memory broker after a crash) starts each
+        partition again at 0, while this reader still waits at its old offset: librdkafka sees
+        no error from Tansu, so without this it would hear nothing ever again. A group member
+        needs none of this: its group and committed offsets went with the broker, and it
+        re-joins from the start. Checked when idle, every FOLLOW_CHECK_S (a quarter of it
+        after a broker error); one unanswered query ends a check."""
+        if not self._follows or now - self._last_follow_check < FOLLOW_CHECK_S / (4 if soon else 1):
+            return
+        self._last_follow_check = now
+        try:
+            positions = self._consumer.position(self._consumer.assignment())
+            ends: dict[tuple[str, int], tuple[int, int]] = {}
+            for tp in positions:
+                ends[(tp.topic, tp.partition)] = self._consumer.get_watermark_offsets(
+                    tp, timeout=FOLLOW_QUERY_S, cached=False
+                )
+        except confluent_kafka.KafkaException as exc:  # broker away or topic not back yet
+            log.debug("follow check of %s failed: %s", self.topics, exc)
+            return
+        where = {(tp.topic, tp.partition): tp.offset for tp in positions}
+        rewind = restarted_partitions(self._seen_ends, ends)
+        self._seen_ends.update({tp: high for tp, (_low, high) in ends.items()})
+        if not rewind:
+            return
+        log.warning("the broker restarted %s; reading them again from their start", sorted(rewind))
+        parts = [confluent_kafka.TopicPartition(t, p, rewind.get((t, p), where[(t, p)])) for (t, p) in where]
+        with contextlib.suppress(confluent_kafka.KafkaException):
+            self._consumer.assign(parts)
 
     def _apply(self, change: str | None) -> None:
         """Pause or resume for dozing; a failure only costs the idle saving."""
