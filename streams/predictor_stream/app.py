@@ -9,7 +9,10 @@ Malformed or oversized requests, requests that cannot prove their namespace
 (neither platform-signed nor carrying a valid key of it, see
 :mod:`streams.predictor_stream.events`), and requests whose plan cannot be
 produced, go to the dead-letter topic with the reason. What this stream
-produces carries the platform signature, as every component's does.
+produces carries the platform signature, as every component's does. A tenant's
+request whose key cannot be checked because CouchDB cannot be read is held,
+with the newer events of its partition, and tried again with backoff for up to
+``platform_retry_s`` (:mod:`streams.predictor_stream.hold`).
 
 Requests are planned in batches: the agent reads events into an
 :class:`~streams.predictor_stream.inbox.Inbox` and a worker takes whatever
@@ -48,13 +51,15 @@ from streams.kafka.signing import SIGNATURE_HEADER, Signer, normalize_headers
 from streams.predictor_stream.events import (
     PLANS,
     Gate,
+    Held,
     Incoming,
     Outgoing,
     Where,
     dead_letter,
-    plan_events,
+    plan_or_hold,
 )
 from streams.predictor_stream.fetch_wait import AdaptiveFetchWait, install
+from streams.predictor_stream.hold import Hold, plan_in_order
 from streams.predictor_stream.inbox import Inbox
 from streams.predictor_stream.planner import RequestPlanner
 
@@ -64,6 +69,8 @@ PLANNER_STORE_TIMEOUT_S = 2.0
 # Requests planned in one thread hop at most: a full batch plans in ~10-20 ms on
 # this 2-core box, so a request that arrives behind one waits no longer than that.
 MAX_BATCH = 32
+# Events held for the key store at most: beyond, nothing new is taken until the hold empties.
+HOLD_CAPACITY = 4 * MAX_BATCH
 FETCH_WAIT_CHECK_S = 0.5
 
 
@@ -121,9 +128,13 @@ def make_app(settings: Settings) -> faust.App:
     subjects_db = CouchDB(settings, timeout_s=PLANNER_STORE_TIMEOUT_S)
     gate = Gate(signer, lambda credential: subjects.authenticate(subjects_db, credential))
 
-    def plan_and_sign(batch: list[Incoming]) -> list[tuple[Outgoing, bytes]]:
-        signed = []
-        for out in plan_events(planner, batch, limit, gate):
+    def plan_and_sign(batch: list[Incoming], hold: Hold[Any]) -> list[tuple[Outgoing, bytes] | Held]:
+        signed: list[tuple[Outgoing, bytes] | Held] = []
+        blocked = hold.partitions()
+        for out in plan_or_hold(planner, batch, limit, gate, hold.may_wait, hold.bound_s, blocked):
+            if isinstance(out, Held):
+                signed.append(out)
+                continue
             topic = settings.dag_plans_topic if out.topic == PLANS else settings.deadletter_topic
             signed.append((out, signer.signature(topic, out.key, out.value)))
         return signed
@@ -155,16 +166,20 @@ def make_app(settings: Settings) -> faust.App:
             await inbox.put(event)
 
     async def plan_batches(stream: Any, inbox: Inbox[Any]) -> None:
-        while True:
-            events = await inbox.take()
-            batch = [incoming(event) for event in events]
+        async def plan(batch: list[Incoming], hold: Hold[Any]) -> list[tuple[Outgoing, bytes] | Held]:
             # Off the event loop: the planner reads CouchDB synchronously, and a
             # blocked loop misses Kafka heartbeats and leaves the group.
-            outs = await asyncio.to_thread(plan_and_sign, batch)
-            for one, (out, signed) in zip(batch, outs, strict=True):
+            return await asyncio.to_thread(plan_and_sign, batch, hold)
+
+        async def hand_over(ready: list[tuple[Any, Incoming, tuple[Outgoing, bytes]]]) -> None:
+            for _, one, (out, signed) in ready:
                 await publish(one, out, signed)
-            for event in events:  # committable once handed over: the commit flushes the producer first
+            for event, _, _ in ready:  # committable once handed over: the commit flushes the producer first
                 await stream.ack(event)
+
+        # A held event is never acked, so no offset of its partition is committed past it.
+        hold: Hold[Any] = Hold(settings.platform_retry_s, HOLD_CAPACITY)
+        await plan_in_order(inbox.take, incoming, plan, hand_over, hold)
 
     @app.timer(FETCH_WAIT_CHECK_S)  # type: ignore[untyped-decorator]
     async def follow_traffic() -> None:

@@ -9,12 +9,18 @@ The predictor is the first consumer of ``dag.requests``: a request is the
 gateway's (platform-signed) or a tenant's own, carrying its ``uuid:key`` in
 a ``gleaner-auth`` header whose namespace must be the request's. Anything
 else is dead-lettered with the reason; the plan that goes on is signed.
+
+A tenant's credential is checked against the key store (CouchDB). When that
+store cannot be read, the request is not refused but held (:class:`Held`) for
+the caller to try again, and so is every later event of its partition, so a
+partition's order is kept (:func:`plan_or_hold`); only a request that has
+waited its bound is dead-lettered, with why.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -36,6 +42,7 @@ from streams.kafka.signing import (
 log = logging.getLogger(__name__)
 PLANS = "plans"
 DEADLETTERS = "deadletters"
+Partition = tuple[str, int]  # (topic, partition): the unit of order
 
 
 class Planner(Protocol):
@@ -69,6 +76,23 @@ class Outgoing:
     value: bytes
 
 
+@dataclass(frozen=True, slots=True)
+class Held:
+    """An event that waits, and why: the key store could not be read to check its
+    credential, or (``behind``) an earlier event of its partition waits."""
+
+    reason: str
+    behind: bool = False
+
+
+class KeyStoreUnavailable(Exception):
+    """The key store could not be read to check a tenant's credential: neither yes nor no."""
+
+    def __init__(self, namespace: str, cause: Exception) -> None:
+        super().__init__(f"the key store could not be read ({cause})")
+        self.namespace = namespace
+
+
 def dead_letter(key: bytes | None, raw: bytes | None, where: Where, reason: str) -> Outgoing:
     letter = dead_letter_event(where.topic, where.partition, where.offset, raw, reason)
     return Outgoing(DEADLETTERS, key, letter.to_bytes())
@@ -91,14 +115,16 @@ class Gate:
     def tenant_refuses(
         self, req: DagRequest, key: bytes | None, raw: bytes | None, where: Where, headers: Headers
     ) -> str | None:
+        """Why a tenant may not write ``req``, or None when it may.
+
+        Raises KeyStoreUnavailable when the credential cannot be checked (the store is away)."""
         if self.signer.signed(where.topic, key, raw, headers):
             return None
         credential = tenant_credential(headers)
         try:
             owner = self.authenticate(credential) if credential is not None else None
-        except ServiceError as exc:  # Faust cannot hold one event back: park it with why
-            why = f"the key store could not be read ({exc}); send it again"
-            return f"namespace {req.namespace} not proven: {why}"
+        except ServiceError as exc:
+            raise KeyStoreUnavailable(req.namespace, exc) from exc
         return namespace_not_proven(req.namespace, credential, owner)
 
 
@@ -118,8 +144,43 @@ def plan_event(
 def plan_events(
     planner: Planner, events: Sequence[Incoming], limit: int, gate: Gate | None = None
 ) -> list[Outgoing]:
-    """The plan of each request event, or why it has none, in order."""
-    admitted = [_admit(e, limit, gate) for e in events]
+    """The plan of each request event, or why it has none, in order. Nothing waits:
+    a request whose credential cannot be checked is dead-lettered with why."""
+    outs = plan_or_hold(planner, events, limit, gate, may_wait=_never)
+    return [out for out in outs if not isinstance(out, Held)]  # none is: nothing may wait
+
+
+def _never(_where: Where) -> bool:
+    return False
+
+
+def plan_or_hold(
+    planner: Planner,
+    events: Sequence[Incoming],
+    limit: int,
+    gate: Gate | None,
+    may_wait: Callable[[Where], bool],
+    waited_s: float = 0.0,
+    blocked: Collection[Partition] = (),
+) -> list[Outgoing | Held]:
+    """The plan of each request event, why it has none, or that it waits, in order.
+
+    A request whose credential cannot be checked (the key store cannot be read) is
+    Held while ``may_wait`` allows it, else dead-lettered with why (``waited_s``: how
+    long such a request waits). Every event after a held one in its partition, and
+    every event of a ``blocked`` partition (one with events held already), is held
+    unread, so the caller can try them again in their partition's order."""
+    stopped = set(blocked)
+    admitted: list[DagRequest | Outgoing | Held] = []
+    for e in events:
+        part = (e.where.topic, e.where.partition)
+        if part in stopped:
+            admitted.append(Held(f"an earlier request of {part[0]}[{part[1]}] waits", behind=True))
+            continue
+        one = _admit(e, limit, gate, may_wait, waited_s)
+        if isinstance(one, Held):
+            stopped.add(part)
+        admitted.append(one)
     reqs = [a for a in admitted if isinstance(a, DagRequest)]
     try:
         plans = planner.plan_batch(reqs) if reqs else []
@@ -128,13 +189,16 @@ def plan_events(
         plans = [_plan_alone(planner, req) for req in reqs]
     planned = iter(plans)
     return [
-        a if isinstance(a, Outgoing) else _outgoing(e, a, next(planned), limit)
+        _outgoing(e, a, next(planned), limit) if isinstance(a, DagRequest) else a
         for e, a in zip(events, admitted, strict=True)
     ]
 
 
-def _admit(e: Incoming, limit: int, gate: Gate | None) -> DagRequest | Outgoing:
-    """The request an event carries, or its dead letter: size, signature, shape, namespace."""
+def _admit(
+    e: Incoming, limit: int, gate: Gate | None, may_wait: Callable[[Where], bool], waited_s: float
+) -> DagRequest | Outgoing | Held:
+    """The request an event carries, its dead letter (size, signature, shape, namespace),
+    or that it waits for the key store."""
     too_large = oversize(e.raw, limit)
     if too_large is not None:
         return dead_letter(e.key, e.raw, e.where, too_large)
@@ -153,6 +217,12 @@ def _admit(e: Incoming, limit: int, gate: Gate | None) -> DagRequest | Outgoing:
         req = DagRequest.from_dict(data, fallback_id=fallback)
         if gate is not None and not platform:
             refused = gate.tenant_refuses(req, e.key, e.raw, w, e.headers)
+    except KeyStoreUnavailable as exc:
+        if may_wait(e.where):
+            return Held(str(exc))
+        waited = f" and the request waited {waited_s:g} s for it" if waited_s > 0 else ""
+        why = f"namespace {exc.namespace} not proven: {exc}{waited}; send it again"
+        return dead_letter(e.key, e.raw, e.where, why)
     except MalformedEvent as exc:
         return dead_letter(e.key, e.raw, e.where, str(exc))
     except Exception as exc:  # a bug must not stop the stream: park the event with why

@@ -11,6 +11,7 @@ one batch is in hand and one waiting.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from typing import Generic, TypeVar
 
 T = TypeVar("T")
@@ -37,11 +38,19 @@ class Inbox(Generic[T]):
         self._items.append(item)
         self._arrived.set()
 
-    async def take(self) -> list[T]:
-        """Everything waiting, oldest first (at most ``max_batch``); waits for one item."""
+    async def take(self, within: float | None = None) -> list[T]:
+        """Everything waiting, oldest first (at most ``max_batch``); waits for one item,
+        for at most ``within`` seconds if given (then an empty list)."""
         while not self._items:
             self._arrived.clear()
-            await self._arrived.wait()
+            if within is None:
+                await self._arrived.wait()
+                continue
+            if within > 0:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._arrived.wait(), within)
+            if not self._items:
+                return []
         batch, self._items = self._items[: self.max_batch], self._items[self.max_batch :]
         self._room.set()
         return batch

@@ -16,11 +16,13 @@ from streams.predictor_stream.events import (
     DEADLETTERS,
     PLANS,
     Gate,
+    Held,
     Incoming,
     Outgoing,
     Where,
     plan_event,
     plan_events,
+    plan_or_hold,
 )
 
 WHERE = Where("dag.requests", 0, 7)
@@ -128,7 +130,7 @@ def test_a_request_that_cannot_prove_its_namespace_is_dead_lettered_with_why():
     assert gated(raw, forged)[1] == "forged event on dag.requests: its platform signature does not match"
 
 
-def test_a_key_store_outage_parks_a_tenants_request_with_why():
+def test_without_a_hold_a_key_store_outage_parks_a_tenants_request_with_why():
     def down(_credential: str) -> str | None:
         raise CouchDBError("connection refused")
 
@@ -284,3 +286,75 @@ def test_a_signed_request_with_its_id_costs_one_hmac():
     out = plan_event(EchoPlanner(), b"k", raw, WHERE, LIMIT, Gate(signer, KEYS.get), headers)
     assert out.topic == PLANS and out.key == RID.encode()
     assert signer.hmacs == 1  # the signature check; no position id (it has an id), no second check
+
+
+# --- a key store outage: held, in each partition's order -------------------------------------------
+
+
+class Flaky:
+    """A key check that fails with a store error while ``down``, counting its calls."""
+
+    def __init__(self) -> None:
+        self.down = True
+        self.calls = 0
+
+    def __call__(self, credential: str) -> str | None:
+        self.calls += 1
+        if self.down:
+            raise CouchDBError("connection refused")
+        return KEYS.get(credential)
+
+
+def tenant(raw: bytes, where: Where) -> Incoming:
+    return Incoming(b"k", raw, where, normalize_headers(tenant_headers("u:guest-key")))
+
+
+def on(partition: int, offset: int) -> Where:
+    return Where("dag.requests", partition, offset, 1_700_000_000_000)
+
+
+def test_a_tenants_request_the_key_store_cannot_check_is_held_with_the_rest_of_its_partition():
+    store = Flaky()
+    batch = [
+        signed(request(request_id=rid(0)), on(0, 0)),
+        tenant(request(request_id=rid(1)), on(0, 1)),  # the store is down: held
+        signed(request(request_id=rid(2)), on(0, 2)),  # behind it: held, unread
+        signed(b"{not json", on(0, 3)),  # even a dead letter waits its turn
+        signed(request(request_id=rid(4)), on(1, 0)),  # another partition goes on
+    ]
+    outs = plan_or_hold(EchoPlanner(), batch, LIMIT, Gate(SIGNER, store), lambda _: True, 120.0)
+    assert isinstance(outs[0], Outgoing) and outs[0].key == rid(0).encode()
+    assert outs[1] == Held("the key store could not be read (connection refused)")
+    behind = Held("an earlier request of dag.requests[0] waits", behind=True)
+    assert outs[2] == outs[3] == behind
+    assert isinstance(outs[4], Outgoing) and outs[4].topic == PLANS and outs[4].key == rid(4).encode()
+    assert store.calls == 1
+
+
+def test_a_blocked_partition_holds_its_events_without_reading_them():
+    store = Flaky()
+    batch = [tenant(request(request_id=rid(0)), on(0, 5)), tenant(request(request_id=rid(1)), on(1, 5))]
+    blocked = {("dag.requests", 0)}
+    outs = plan_or_hold(EchoPlanner(), batch, LIMIT, Gate(SIGNER, store), lambda _: True, 120.0, blocked)
+    assert outs[0] == Held("an earlier request of dag.requests[0] waits", behind=True)
+    assert outs[1] == Held("the key store could not be read (connection refused)")
+    assert store.calls == 1  # only the unblocked partition's request asked the store
+
+
+def test_a_request_that_has_waited_its_bound_is_dead_lettered_with_why_and_the_next_goes_on():
+    store = Flaky()
+    batch = [tenant(request(request_id=rid(0)), on(0, 0)), signed(request(request_id=rid(1)), on(0, 1))]
+    outs = plan_or_hold(EchoPlanner(), batch, LIMIT, Gate(SIGNER, store), lambda _: False, 120.0)
+    assert isinstance(outs[0], Outgoing) and outs[0].topic == DEADLETTERS
+    assert orjson.loads(outs[0].value)["reason"] == (
+        "namespace guest not proven: the key store could not be read (connection refused)"
+        " and the request waited 120 s for it; send it again"
+    )
+    assert isinstance(outs[1], Outgoing) and outs[1].topic == PLANS
+
+
+def test_a_platform_signed_request_never_asks_the_key_store():
+    store = Flaky()
+    batch = [signed(request(request_id=rid(i)), on(i % 2, i)) for i in range(4)]
+    outs = plan_or_hold(EchoPlanner(), batch, LIMIT, Gate(SIGNER, store), lambda _: True, 120.0)
+    assert [o.topic for o in outs if isinstance(o, Outgoing)] == [PLANS] * 4 and store.calls == 0

@@ -56,3 +56,18 @@ def test_a_full_inbox_holds_the_reader_until_a_batch_is_taken():
 def test_a_batch_needs_room_for_one_item():
     with pytest.raises(ValueError, match="at least 1"):
         Inbox(0)
+
+
+def test_a_take_within_a_time_returns_what_arrived_or_nothing_when_it_is_up():
+    async def scenario() -> tuple[list[int], list[int], list[int], list[int]]:
+        inbox: Inbox[int] = Inbox(8)
+        empty = await inbox.take(within=0.01)
+        now = await inbox.take(within=0)  # no wait at all
+        await inbox.put(1)
+        waiting = await inbox.take(within=0)
+        later = asyncio.get_running_loop().call_later(0.01, lambda: asyncio.ensure_future(inbox.put(2)))
+        arrived = await inbox.take(within=5)
+        later.cancel()
+        return empty, now, waiting, arrived
+
+    assert asyncio.run(scenario()) == ([], [], [1], [2])
