@@ -160,6 +160,21 @@ class Machine:
         self._run(state, comp, out, now_ms)
         return out
 
+    def resume(self, state: RequestState) -> list[Command]:
+        """The invocations in flight, again (same ids, same inputs), for a request whose
+        events the broker may have lost: each invoker runs an id once, so one that already
+        runs or ran it changes nothing. Changes no state."""
+        if state.status != "running":
+            return []
+        out: list[Command] = []
+        for comp in state.compositions.values():
+            info = state.activations.get(comp.waiting) if comp.waiting else None
+            if comp.waiting is None or info is None or info.done:
+                continue
+            params = comp.value if isinstance(comp.value, dict) else {"value": comp.value}
+            out.append(Invoke(comp.waiting, info.action, params, comp.id, info.stage, info.index))
+        return out
+
     def expire(self, state: RequestState, now_ms: int) -> list[Command]:
         if state.status != "running" or now_ms < state.deadline_ms:
             return []

@@ -17,15 +17,17 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 from gleaner.couchdb import ACTIVATIONS, CouchDB
-from gleaner.errors import MalformedEvent, ServiceError
+from gleaner.errors import GleanerError, MalformedEvent, ServiceError
 from gleaner.metrics import ACTIVATION_COUNT, ACTIVATION_DURATION, HOP_SECONDS, status_label
 from gleaner.records import annotation
+from gleaner.redis_store import RedisStore
 from gleaner.settings import Settings
 from streams.events import ActivationCompleted, decode
 from streams.kafka.client import EventConsumer, EventProducer, Record, member_id
 from streams.kafka.deadletter import DeadLetters
 from streams.kafka.doorbell import process_bell
 from streams.kafka.runner import ConsumeRunner, Handler, RunnerConfig, Ticket
+from streams.outbox import Outbox
 
 log = logging.getLogger(__name__)
 GROUP = "gleaner-records"
@@ -74,8 +76,15 @@ def observe_record(doc: dict[str, Any]) -> None:
 
 
 class RecordSink(Handler):
-    def __init__(self, db: BulkWriter, window_s: float, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        db: BulkWriter,
+        window_s: float,
+        clock: Callable[[], float] = time.monotonic,
+        settle: Callable[[list[str]], None] | None = None,
+    ) -> None:
         self.db = db
+        self.settle = settle  # the outbox: these activations' records exist
         self.window_s = window_s
         self._clock = clock
         self._batch: list[tuple[dict[str, Any], Ticket]] = []
@@ -123,10 +132,19 @@ class RecordSink(Handler):
                 ticket.dead_letter(next(e for e in errors if e.startswith(doc["_id"] + ":")))
             else:
                 ticket.done()
+        self._settle([doc["activationId"] for doc, _ in self._batch if doc["_id"] not in failed])
         self._batch = []
         if dupes:
             log.info("%d records were already written (redelivery)", dupes)
         log.debug("wrote %d records", written)
+
+    def _settle(self, activation_ids: list[str]) -> None:
+        if self.settle is None or not activation_ids:
+            return
+        try:
+            self.settle(activation_ids)
+        except GleanerError as exc:  # they stay pending: after a broker loss, sent again (idempotent)
+            log.warning("outbox not settled for %d records: %s", len(activation_ids), exc)
 
 
 def build(settings: Settings) -> ConsumeRunner:
@@ -135,7 +153,8 @@ def build(settings: Settings) -> ConsumeRunner:
     consumer = EventConsumer(
         settings, GROUP, [settings.completed_topic], hot=False, instance_id=member_id("records"), bell=bell
     )
-    sink = RecordSink(CouchDB(settings), settings.record_batch_ms / 1000)
+    outbox = Outbox(RedisStore(settings))
+    sink = RecordSink(CouchDB(settings), settings.record_batch_ms / 1000, settle=outbox.settle)
     # A whole batch may wait on CouchDB.
     config = RunnerConfig.for_settings(settings, max_in_flight=2 * MAX_BATCH)
     return ConsumeRunner("record-sink", consumer, producer, DeadLetters(settings, producer), sink, config)

@@ -125,8 +125,9 @@ class CompositionAgent(Handler):
             self.producer.produce(self.settings.dag_plans_topic, plan.to_bytes(), key=req.request_id)
             self.producer.flush()
             return
-        if self.store.load(req.request_id) is not None:
-            log.info("duplicate DAG request %s ignored", req.request_id)
+        loaded = self.store.load(req.request_id)
+        if loaded is not None:
+            self._resume(*loaded, rec.partition)
             return
         doc = self._dag_doc(f"{req.namespace}/{req.dag}")
         state = RequestState(
@@ -157,6 +158,20 @@ class CompositionAgent(Handler):
         commands = machine.start(state, req.input)
         self._prewarm(state, dag, machine.root, 0)
         self._carry_out(state, dag, commands, rec.partition)
+
+    def _resume(self, state: RequestState, dag: dict[str, Any], partition: int) -> None:
+        """A request seen before came again: a duplicate, or the outbox sending it again after
+        the broker lost its events. What is in flight is sent again, and a finished request's
+        record and result are published again; every consumer is idempotent on the ids."""
+        if state.status == "running":
+            commands: list[Any] = self._machine(dag, state.namespace).resume(state)
+            log.info("DAG request %s came again: %d invocations sent again", state.request_id, len(commands))
+        else:
+            result = state.result or {}
+            commands = [Finish(state.status, result)]
+            log.info("DAG request %s came again: its %s end published again", state.request_id, state.status)
+        if commands:
+            self._carry_out(state, dag, commands, partition)
 
     def _prewarm(self, state: RequestState, dag: dict[str, Any], tree: Node, seen: int) -> None:
         """Ask placement to start the containers of the stages due a hint now that the request

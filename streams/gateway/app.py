@@ -35,6 +35,7 @@ from streams.gateway.http import MAX_LIST, error_response, flag, int_param, json
 from streams.gateway.openapi import OPENAPI_PATH, openapi_document
 from streams.kafka.client import EventProducer
 from streams.kafka.doorbell import process_bell
+from streams.outbox import Outbox
 from streams.payloads import DataStore, ForeignReference, refs_in
 from streams.placement.agent import InvokerTable, follow_health
 
@@ -103,6 +104,7 @@ class Gateway:
         self.waiter: CompletionWaiter | None = None
         self.invokers = InvokerTable(settings.invoker_unhealthy_after_s)
         self.data: DataStore | None = None
+        self.outbox: Outbox | None = None
         self.dags = DagRoutes(self)
         self.admin = AdminRoutes(self)
         self.dashboard = DashboardRoutes(self)
@@ -144,9 +146,9 @@ class Gateway:
 
     async def _startup(self, _app: web.Application) -> None:
         self.producer = EventProducer(self.settings, process_bell(self.settings))
-        self.data = DataStore(
-            RedisStore(self.settings), self.settings.inline_payload_bytes, self.settings.data_ttl_s
-        )
+        redis = RedisStore(self.settings)
+        self.data = DataStore(redis, self.settings.inline_payload_bytes, self.settings.data_ttl_s)
+        self.outbox = Outbox(redis)
         self.waiter = CompletionWaiter(self.settings, asyncio.get_running_loop(), process_bell(self.settings))
         self.waiter.start()
         threading.Thread(
@@ -254,6 +256,16 @@ class Gateway:
         return json_response([action_view(d, code=False) for d in found["docs"]])
 
     # -- invoke ------------------------------------------------------------------
+    def accept(self, topic: str, activation_id: str, value: bytes) -> None:
+        """Keep an accepted event in the outbox, then produce it: a broker crash cannot lose
+        it (:mod:`streams.outbox`). Without Redis it is still accepted, and the log says so."""
+        assert self.producer is not None and self.outbox is not None
+        try:
+            self.outbox.keep(activation_id, topic, value)
+        except GleanerError as exc:
+            log.warning("%s accepted without the outbox (a broker crash loses it): %s", activation_id, exc)
+        self.producer.produce(topic, value, key=activation_id)
+
     async def invoke(self, request: web.Request) -> web.Response:
         ns = await self._namespace(request)
         name = request.match_info["name"]
@@ -285,7 +297,7 @@ class Gateway:
         )
         assert self.producer is not None and self.waiter is not None
         waiting = self.waiter.expect(activation_id) if blocking else None
-        self.producer.produce(self.settings.invocations_topic, event.to_bytes(), key=activation_id)
+        self.accept(self.settings.invocations_topic, activation_id, event.to_bytes())
         if waiting is None:
             return json_response({"activationId": activation_id}, 202)
         try:

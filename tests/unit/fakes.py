@@ -12,6 +12,7 @@ class MemoryRedis:
     def __init__(self) -> None:
         self.values: dict[str, bytes] = {}
         self.sorted: dict[str, dict[str, float]] = {}
+        self.hashes: dict[str, dict[str, bytes]] = {}
         self.down = 0  # the next N calls fail
 
     def _call(self) -> None:
@@ -54,6 +55,23 @@ class MemoryRedis:
         self._call()
         members = sorted(self.sorted.get(key, {}).items(), key=lambda kv: kv[1])
         return [m for m, s in members if s <= score][:limit]
+
+    def hset_many(self, key: str, fields: dict[str, bytes]) -> None:
+        self._call()
+        self.hashes.setdefault(key, {}).update(fields)
+
+    def hdel(self, key: str, *fields: str) -> None:
+        self._call()
+        for field in fields:
+            self.hashes.get(key, {}).pop(field, None)
+
+    def hgetall(self, key: str) -> dict[str, bytes]:
+        self._call()
+        return dict(self.hashes.get(key, {}))
+
+    def hlen(self, key: str) -> int:
+        self._call()
+        return len(self.hashes.get(key, {}))
 
 
 class MemoryCouch:

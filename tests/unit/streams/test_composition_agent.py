@@ -70,12 +70,40 @@ def test_a_sequence_runs_stage_by_stage_to_one_result():
     assert source.committed((PLANS, 0)) == 1 and source.committed((DONE, 0)) == 2
 
 
-def test_a_duplicate_plan_changes_nothing():
-    runner, source, sink, _, _ = make()
-    source.push(PLANS, plan())
+def test_a_duplicate_plan_changes_nothing_but_sends_what_is_in_flight_again():
+    """The outbox sends a request again after the broker lost its events: the invocation in
+    flight goes out again with the same id (the invoker runs an id once), nothing new starts."""
+    runner, source, sink, redis, _ = make()
     source.push(PLANS, plan())
     turns(runner)
-    assert len(sink.on(SETTINGS.invocations_topic)) == 1
+    saved = dict(redis.values)
+    source.push(PLANS, plan())
+    turns(runner)
+    first, again = sink.on(SETTINGS.invocations_topic)
+    assert again["activation_id"] == first["activation_id"] and again["params"] == first["params"]
+    assert again["action"] == "a" and again["stage"] == first["stage"]
+    source.push(DONE, completed(first["activation_id"], {"y": 2}))
+    source.push(DONE, completed(first["activation_id"], {"y": 2}))  # both copies answered
+    turns(runner)
+    assert [e["action"] for e in sink.on(SETTINGS.invocations_topic)] == ["a", "a", "b"]
+    assert saved.keys() <= redis.values.keys()
+
+
+def test_a_finished_request_that_comes_again_publishes_its_end_again():
+    runner, source, sink, _, _ = make()
+    source.push(PLANS, plan())
+    turns(runner)
+    a = sink.on(SETTINGS.invocations_topic)[0]
+    source.push(DONE, completed(a["activation_id"], {"y": 2}))
+    turns(runner)
+    b = sink.on(SETTINGS.invocations_topic)[1]
+    source.push(DONE, completed(b["activation_id"], {"z": 3}))
+    turns(runner)
+    source.push(PLANS, plan())
+    turns(runner)
+    first, again = sink.on(SETTINGS.dag_results_topic)
+    assert again == first and again["result"] == {"z": 3}
+    assert len(sink.on(SETTINGS.invocations_topic)) == 2  # nothing ran again
 
 
 def test_redis_down_is_retried_and_the_stream_stays_up_with_the_same_ids():
