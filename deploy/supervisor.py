@@ -10,9 +10,11 @@ start failures; a part that crash-loops after a successful start would be
 restarted at once, forever, with no count to show. The loop is a few dozen
 lines around a pure schedule (:class:`Backoff`), tested without processes.
 
-It watches Gleaner's components and the embedded Redis, CouchDB and Kafka;
-external services are the operator's to run. Kafka here keeps topics in
-memory, so a restarted broker gets its topics back empty (see the README).
+It watches Gleaner's components and the embedded Redis, CouchDB and Kafka,
+and with ``kafka_storage=s3`` Kafka's S3 store (SeaweedFS), which it looks at
+before Kafka; external services are the operator's to run. Kafka on
+``memory://`` loses its topics with its process, so after a restart they are
+created again (on ``s3://`` they are still there, and that step does nothing).
 """
 
 from __future__ import annotations
@@ -167,8 +169,8 @@ def stack_parts(settings: Settings) -> list[Part]:
     from deploy import procs, services
 
     parts: list[Part] = []
-    for name in ("kafka", "redis", "couchdb"):
-        if not services.service(settings, name).external:
+    for name in services.service_names(settings):
+        if name != "docker" and not services.service(settings, name).external:
             parts.append(_service_part(settings, name))
     parts.extend(_component_part(settings, name) for name in procs.component_names(settings))
     return parts
@@ -186,7 +188,7 @@ def _service_part(settings: Settings, name: str) -> Part:
 
     def start() -> int | None:
         status = services.start(settings, name)
-        if name == "kafka":  # memory-only broker: its topics are gone with it
+        if name == "kafka":  # on memory://, its topics are gone with it (on s3:// a no-op)
             services.ensure_topics(settings, all_topics(settings), settings.topic_partitions)
         return status.pid
 

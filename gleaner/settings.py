@@ -34,6 +34,11 @@ _SECRET_FIELDS = frozenset(
     }
 )
 
+# The embedded broker's storage engines (deploy/seaweed.py), and how many ports above
+# kafka_s3_port the S3 store also takes (deploy/seaweed.py's MAX_PORT_OFFSET).
+KAFKA_STORAGES = ("memory", "s3")
+KAFKA_S3_PORT_SPAN = 10_004
+
 # streams/placement/policies.py's POLICIES, by name (a test keeps the two in step).
 PLACEMENT_POLICIES = ("greedy-jsq", "jsq", "round-robin", "greedy-round-robin", "hash")
 
@@ -109,6 +114,12 @@ class Settings:
     kafka_stream_fetch_wait_ms: int = 5
     kafka_stream_fetch_wait_idle_ms: int = 50
     kafka_message_max_bytes: int = 8 * 2**20
+    # Where the embedded Tansu keeps its log: "memory" (lost when it stops) or "s3" (durable:
+    # on a SeaweedFS that `gleaner up` starts first, supervises and stops; deploy/seaweed.py).
+    kafka_storage: str = "memory"
+    # The S3 port of that SeaweedFS; its other servers take the 4 ports just above, and
+    # each of the 5 its HTTP port + 10000 for gRPC. Loopback only.
+    kafka_s3_port: int = 8333
 
     # --- HTTP gateway --------------------------------------------------------
     gateway_bind: str = "0.0.0.0"
@@ -361,6 +372,13 @@ def _check(s: Settings) -> None:
         raise SettingsError("scheduler_lend_margin must not be negative")
     if not s.scheduler_wait_bound_ms > 0 or not s.dag_slo_factor >= 1:
         raise SettingsError("scheduler_wait_bound_ms must be positive and dag_slo_factor at least 1")
+    if s.kafka_storage not in KAFKA_STORAGES:
+        raise SettingsError(f"kafka_storage must be {' or '.join(KAFKA_STORAGES)}, got {s.kafka_storage!r}")
+    if not 1024 <= s.kafka_s3_port <= 65535 - KAFKA_S3_PORT_SPAN:
+        raise SettingsError(
+            f"kafka_s3_port must be 1024..{65535 - KAFKA_S3_PORT_SPAN} (the store also listens"
+            f" up to {KAFKA_S3_PORT_SPAN} above it), got {s.kafka_s3_port}"
+        )
     if s.placement_policy not in PLACEMENT_POLICIES:
         raise SettingsError(
             f"placement_policy must be one of {', '.join(PLACEMENT_POLICIES)}, got {s.placement_policy!r}"
