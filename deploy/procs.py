@@ -38,6 +38,8 @@ COMPONENTS = ("records", "placement", "composition", "predictor", "invoker", "ga
 SUPERVISOR = "supervisor"  # restarts whatever crashes (deploy/supervisor.py)
 GATEWAY_READY_TIMEOUT_S = 60.0
 EARLY_EXIT_GRACE_S = 0.3  # a component that dies this fast has a config or import error
+CUT_OFF_AFTER_S = 15.0  # reused parts that see no invoker for this long are started again
+PLACEMENT_INVOKERS_GAUGE = "gleaner_placement_invokers_healthy"
 
 
 def is_invoker(name: str) -> bool:
@@ -142,6 +144,27 @@ def gateway_check(settings: Settings) -> str | None:
     return f"invokers up: {', '.join(up)}" if up else None
 
 
+def gauge_value(text: str, name: str) -> float | None:
+    """The value of an unlabelled gauge in a Prometheus text exposition; None if absent. Pure."""
+    for line in text.splitlines():
+        if line.startswith(name + " "):
+            try:
+                return float(line.split()[1])
+            except (IndexError, ValueError):
+                return None
+    return None
+
+
+def placement_check(settings: Settings) -> str | None:
+    """How many invokers placement counts healthy (read from its metrics), or None while it
+    sees none: a gateway can see an invoker that placement, cut off, cannot."""
+    address = metrics_address(settings, "placement")
+    if address is None:
+        return "metrics off"  # its view cannot be read: the gateway's stands for both
+    value = gauge_value(httpx.get(address, timeout=2.0).text, PLACEMENT_INVOKERS_GAUGE)
+    return f"sees {value:g} healthy invoker(s)" if value else None
+
+
 def _died(settings: Settings, name: str, proc: subprocess.Popen[bytes] | None, pid: int) -> StackError:
     code = f" with code {proc.returncode}" if proc is not None and proc.returncode is not None else ""
     log = log_file(settings, name)
@@ -180,7 +203,22 @@ def start_components(
 
     details = {name: "running" for name in names}
     if "gateway" in names:
-        details["gateway"] = _wait_gateway(settings, ready_timeout, alive_or_raise)
+        kept = [n for n in names if running[n][2]]
+
+        def restart_cut_off() -> None:
+            """Reused parts alive but cut off (the broker was replaced under them): start
+            them again, the supervisor first out of the way (``up`` starts it after)."""
+            stop_part(settings, SUPERVISOR, marker(SUPERVISOR), timeout=10.0)
+            for name in kept:
+                stop_part(settings, name, marker(name), timeout=10.0)
+                proc = spawn(settings, name, component_argv(name), env=component_env(settings, name))
+                running[name] = (proc.pid, proc, False)
+
+        details["gateway"] = _wait_gateway(
+            settings, ready_timeout, alive_or_raise, restart_cut_off if kept else None
+        )
+        if "placement" in names:
+            details["placement"] = placement_check(settings) or "running"
     else:
         alive_or_raise()
     out = []
@@ -191,18 +229,26 @@ def start_components(
     return out
 
 
-def _wait_gateway(settings: Settings, timeout: float, alive_or_raise: Any) -> str:
-    deadline = time.monotonic() + timeout
+def _wait_gateway(
+    settings: Settings, timeout: float, alive_or_raise: Any, restart_cut_off: Any | None = None
+) -> str:
+    """Until the gateway and placement both see a healthy invoker (a request can go through);
+    reused parts that still do not after CUT_OFF_AFTER_S are started again, once."""
+    began = time.monotonic()
+    deadline = began + timeout
     last = ""
     while True:
         alive_or_raise()
         try:
             detail = gateway_check(settings)
-            if detail is not None:
+            if detail is not None and placement_check(settings) is not None:
                 return detail
-            last = "no invoker reported up yet"
+            last = "no invoker reported up yet" if detail is None else "placement sees no invoker yet"
         except (httpx.HTTPError, ValueError) as exc:
             last = f"{type(exc).__name__}: {exc}"
+        if restart_cut_off is not None and time.monotonic() - began >= CUT_OFF_AFTER_S:
+            restart_cut_off()
+            restart_cut_off = None
         if time.monotonic() >= deadline:
             log = log_file(settings, "gateway")
             raise StackError(

@@ -18,6 +18,7 @@ from typing import Any
 import docker.errors
 
 from deploy import images, procs, services, supervisor
+from deploy.broker_loss import after_broker_loss
 from deploy.common import PartStatus
 from gleaner.couchdb import CouchDB, ensure_schema
 from gleaner.credentials import ensure_admin_credential, ensure_guest_credential
@@ -26,6 +27,8 @@ from gleaner.settings import GUEST_AUTH, Settings
 from gleaner.subjects import ensure_admin, ensure_subject, revoke_uuid
 from invoker_agent.docker_engine import INVOKER_LABEL, MANAGED_LABEL
 from streams.topics import all_topics
+
+BEFORE_REDIS = ("docker", services.S3STORE, "kafka")  # in service_names' order: the store, then Tansu
 
 
 def wskprops_path() -> Path:
@@ -90,9 +93,14 @@ def up(
 ) -> list[PartStatus]:
     """Start (or reuse) every part; raise :class:`StackError` naming the first
     part that cannot be made healthy. ``demo`` also runs the demo (a skewed DAG, harvesting off then on)."""
-    parts = [services.start(settings, "docker"), services.start(settings, "kafka")]
+    first = [name for name in services.service_names(settings) if name in BEFORE_REDIS]
+    parts = [services.start(settings, name) for name in first]
+    kafka = parts[-1]
     services.ensure_topics(settings, all_topics(settings), settings.topic_partitions)
     parts.append(services.start(settings, "redis"))
+    if kafka.detail.startswith("started") and settings.kafka_storage == "memory":
+        # A broker started without its log: what the gateway accepted before is sent again.
+        after_broker_loss(settings)
     parts.append(services.start(settings, "couchdb"))
     try:
         ensure_schema(settings)
@@ -140,7 +148,7 @@ def down(settings: Settings, *, docker: bool = False) -> None:
     Redis, Kafka; dockerd only with ``docker=True`` (and only if ours)."""
     procs.stop_components(settings)
     remove_managed_containers(settings)
-    for part in ("couchdb", "redis", "kafka"):
+    for part in ("couchdb", "redis", "kafka", services.S3STORE):
         services.stop(settings, part)
     if docker:
         services.stop(settings, "docker")
@@ -148,7 +156,7 @@ def down(settings: Settings, *, docker: bool = False) -> None:
 
 def status(settings: Settings) -> list[PartStatus]:
     restarts = supervisor.read_state(settings)
-    parts = [_with_restarts(services.status(settings, p), restarts) for p in services.SERVICES]
+    parts = [_with_restarts(services.status(settings, p), restarts) for p in services.service_names(settings)]
     parts.append(images.image_status(settings))
     parts.extend(procs.component_status(settings, name, restarts) for name in procs.component_names(settings))
     parts.append(procs.component_status(settings, procs.SUPERVISOR))

@@ -178,6 +178,7 @@ def stack_parts(settings: Settings) -> list[Part]:
 
 def _service_part(settings: Settings, name: str) -> Part:
     from deploy import services
+    from deploy.broker_loss import after_broker_loss
     from deploy.common import read_pid
     from streams.topics import all_topics
 
@@ -188,7 +189,9 @@ def _service_part(settings: Settings, name: str) -> Part:
 
     def start() -> int | None:
         status = services.start(settings, name)
-        if name == "kafka":  # on memory://, its topics are gone with it (on s3:// a no-op)
+        if name == "kafka" and settings.kafka_storage == "memory":
+            after_broker_loss(settings)  # its topics and log went with it: topics, then the outbox
+        elif name == "kafka":  # on s3:// its topics survive: a no-op
             services.ensure_topics(settings, all_topics(settings), settings.topic_partitions)
         return status.pid
 

@@ -69,6 +69,24 @@ def test_a_stopped_store_delays_requests_but_loses_none(stack_up, counter, part,
     wait_for(lambda: _all_up(stack_up), 30, "every component up")
 
 
+def test_a_killed_broker_is_restarted_and_loses_no_accepted_request(stack_up, counter):
+    """The memory broker loses its log: topics come back, every part finds the broker again
+    by itself, and what the gateway accepted is produced again from its outbox."""
+    before = chaos._pid(stack_up, "kafka")
+    _assert_clean(_replay(stack_up, chaos.kill("kafka"), counter))
+    assert chaos._pid(stack_up, "kafka") != before
+    wait_for(lambda: _all_up(stack_up), 30, "every component up")
+
+
+def test_a_frozen_broker_delays_requests_but_loses_none(stack_up, counter):
+    _assert_clean(_replay(stack_up, chaos.freeze("kafka", 20), counter))
+
+
+def test_placement_and_an_invoker_killed_together_lose_nothing(stack_up, counter):
+    _assert_clean(_replay(stack_up, chaos.kill_together("placement", "invoker"), counter))
+    wait_for(lambda: _all_up(stack_up), 30, "every component up")
+
+
 def test_an_invoker_killed_for_good_hands_its_work_to_another(stack_up, counter, couch):
     """A second invoker the supervisor does not know of: killed, it stays dead, and
     placement sends what it owed to invoker0 once it has been silent for 10 s."""
