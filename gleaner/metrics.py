@@ -99,6 +99,15 @@ CONSUMER_LAG = Gauge(
 DEADLETTERS = Counter(
     "gleaner_deadletters", "Records parked on a dead-letter topic, by source topic.", ("topic",)
 )
+PLACEMENT_UNACKNOWLEDGED = Gauge(
+    "gleaner_placement_unacknowledged",
+    "Activations placement dispatched whose completion it has not seen yet (what it would "
+    "send elsewhere if their invoker went silent); about the activations in flight.",
+)
+PLACEMENT_UNACKED_STORE_ERRORS = Counter(
+    "gleaner_placement_unacked_store_errors",
+    "Failed reads or writes of placement's unacknowledged list in Redis (dispatch goes on).",
+)
 
 
 def status_label(status_code: object) -> str:

@@ -7,7 +7,8 @@ for the first heartbeat; past ``no_invoker_wait_s`` they fail with a record
 (statusCode 3) instead of hanging. A waiting request's offset is done only
 once it is dispatched or failed. What an invoker was sent and has not
 answered is sent again to a healthy one once it goes silent (see
-:mod:`streams.placement.acks`).
+:mod:`streams.placement.acks`); that list is kept in Redis, so a restarted
+placement still knows it (:mod:`streams.placement.journal`).
 
 Placement is the first consumer of ``invocations``, the one entry topic for
 single activations: an event there is Gleaner's own (platform-signed, from
@@ -38,6 +39,7 @@ from gleaner.couchdb import CouchDB
 from gleaner.errors import MalformedEvent
 from gleaner.metrics import PREWARMS
 from gleaner.records import INTERNAL_ERROR
+from gleaner.redis_store import RedisStore
 from gleaner.settings import Settings
 from streams.events import (
     ActivationCompleted,
@@ -54,12 +56,15 @@ from streams.kafka.doorbell import Bell, process_bell
 from streams.kafka.runner import ConsumeRunner, DeadLetterSink, Handler, RunnerConfig, Sink, Ticket
 from streams.kafka.signing import Signer, namespace_not_proven, tenant_credential
 from streams.placement.acks import Unacknowledged
+from streams.placement.journal import UnackedJournal, keep_written, unacked_key
+from streams.placement.listen import follow
 from streams.placement.policies import POLICIES, InvokerView, Policy
 from streams.placement.prewarm import route_hint
 
 log = logging.getLogger(__name__)
 GROUP = "gleaner-placement"
 NO_INVOKER_MSG = "No invokers available: none has sent a healthy heartbeat."
+EXPIRE_EVERY_S = 10.0
 
 
 @dataclass(slots=True)
@@ -119,58 +124,68 @@ def follow_health(
     deadletters: DeadLetterSink | None = None,
 ) -> None:
     """Feed ``table`` from the health topic; every reader sees every heartbeat.
-    One reader (placement's) dead-letters malformed heartbeats, so each is parked once."""
+    One reader (placement's) dead-letters malformed heartbeats, so each is parked once.
+    Runs until ``stop``: a failing consumer is replaced (:func:`streams.placement.listen.follow`)."""
     signer = Signer.for_settings(settings)
-    consumer = EventConsumer(
-        settings,
-        group,
-        [settings.health_topic],
-        assign_latest=True,
-        wait_ms=settings.kafka_fetch_wait_health_ms,  # a beat a second: never dozes
-    )
-    try:
-        while not stop.is_set():
-            rec = consumer.poll(0.2)
-            if rec is None:
-                continue
-            try:
-                # Only invokers beat: a forged heartbeat would steer work to no one.
-                limit = settings.kafka_message_max_bytes
-                refused = oversize(rec.value, limit) or signature_rejects(signer, rec)
-                if refused is not None:
-                    raise MalformedEvent(refused)
-                table.update(InvokerHealth.from_dict(decode(rec.value)))
-            except MalformedEvent as exc:
-                if deadletters is None:
-                    log.warning("ignoring malformed heartbeat: %s", exc)
-                else:
-                    deadletters.send(rec, str(exc))
-    finally:
-        consumer.close()
+
+    def open_reader() -> EventConsumer:
+        return EventConsumer(
+            settings,
+            group,
+            [settings.health_topic],
+            assign_latest=True,
+            wait_ms=settings.kafka_fetch_wait_health_ms,  # a beat a second: never dozes
+        )
+
+    follow("health", open_reader, heartbeat_reader(settings, signer, table, deadletters), stop)
+
+
+def heartbeat_reader(
+    settings: Settings, signer: Signer, table: InvokerTable, deadletters: DeadLetterSink | None
+) -> Callable[[Record], None]:
+    def on_record(rec: Record) -> None:
+        try:
+            # Only invokers beat: a forged heartbeat would steer work to no one.
+            refused = oversize(rec.value, settings.kafka_message_max_bytes) or signature_rejects(signer, rec)
+            if refused is not None:
+                raise MalformedEvent(refused)
+            table.update(InvokerHealth.from_dict(decode(rec.value)))
+        except MalformedEvent as exc:
+            if deadletters is None:
+                log.warning("ignoring malformed heartbeat: %s", exc)
+            else:
+                deadletters.send(rec, str(exc))
+
+    return on_record
 
 
 def follow_completions(
     settings: Settings, unacked: Unacknowledged, stop: threading.Event, bell: Bell | None = None
 ) -> None:
-    """Acknowledge dispatched activations as their (platform-signed) completions appear."""
-    signer = Signer.for_settings(settings)
-    consumer = EventConsumer(
-        settings,
-        "gleaner-placement-acks",
-        [settings.completed_topic],
-        assign_latest=True,
-        hot=False,
-        bell=bell,
-    )
-    try:
-        while not stop.is_set():
-            rec = consumer.poll(0.2)
-            if rec is None or signature_rejects(signer, rec) is not None:
-                continue  # the record sink dead-letters a forged one
-            with contextlib.suppress(MalformedEvent):  # the record sink dead-letters it
-                unacked.acked(ActivationCompleted.from_dict(decode(rec.value)).activation_id)
-    finally:
-        consumer.close()
+    """Acknowledge dispatched activations as their (platform-signed) completions appear.
+    Runs until ``stop``: a failing consumer is replaced (:func:`streams.placement.listen.follow`)."""
+
+    def open_reader() -> EventConsumer:
+        return EventConsumer(
+            settings,
+            "gleaner-placement-acks",
+            [settings.completed_topic],
+            assign_latest=True,
+            hot=False,
+            bell=bell,
+        )
+
+    follow("acks", open_reader, completion_reader(Signer.for_settings(settings), unacked), stop)
+
+
+def completion_reader(signer: Signer, unacked: Unacknowledged) -> Callable[[Record], None]:
+    def on_record(rec: Record) -> None:
+        if signature_rejects(signer, rec) is not None:
+            return  # the record sink dead-letters a forged one
+        with contextlib.suppress(MalformedEvent):  # the record sink dead-letters it
+            unacked.acked(ActivationCompleted.from_dict(decode(rec.value)).activation_id)
+
+    return on_record
 
 
 class PlacementAgent(Handler):
@@ -198,9 +213,13 @@ class PlacementAgent(Handler):
         self._clock = clock
         self._waiting: deque[tuple[float, ActivationRequest, Ticket]] = deque()
         self._last_retry = 0.0
-        self.unacked = unacked or Unacknowledged()
-        self._taken_back: deque[ActivationRequest] = deque()  # from silent invokers, to send again
+        self._last_expiry = clock()
+        # Not ``unacked or ...``: an empty list is falsy, and the agent would note its
+        # dispatches in a list of its own that the completion reader never acknowledges.
+        self.unacked = unacked if unacked is not None else Unacknowledged()
         self.redispatched = 0
+        self._stop = threading.Event()
+        self._writer: threading.Thread | None = None
 
     def handle(self, record: Record, ticket: Ticket) -> None:
         data = decode(record.value)
@@ -215,6 +234,14 @@ class PlacementAgent(Handler):
         if self._waiting or not self._dispatch(req):
             self._waiting.append((self._clock(), req, ticket.defer()))  # keep arrival order
 
+    def start(self) -> None:
+        # What a previous placement left, before the first dispatch (retried by the writer).
+        self.unacked.recover()
+        self._writer = threading.Thread(
+            target=keep_written, args=(self.unacked.flush, self._stop), name="unacked-writer", daemon=True
+        )
+        self._writer.start()
+
     def tick(self) -> None:
         now = self._clock()
         if now - self._last_retry >= 0.1 or self.table.changed.is_set():
@@ -223,6 +250,17 @@ class PlacementAgent(Handler):
             self._take_back_from_silent()
             if self._waiting:
                 self._retry_waiting(now)
+        if now - self._last_expiry >= EXPIRE_EVERY_S:
+            self._last_expiry = now
+            dropped = self.unacked.expire()
+            if dropped:
+                log.warning("forgot %d dispatched activations never acknowledged (stale)", dropped)
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._writer is not None:
+            self._writer.join(2)
+        self.unacked.flush()  # the last notes too
 
     def revoked(self, tps: list[tuple[str, int]]) -> None:
         gone = set(tps)
@@ -259,6 +297,10 @@ class PlacementAgent(Handler):
         return len(self._waiting)
 
     def _dispatch(self, req: ActivationRequest) -> bool:
+        if self.unacked.completed(req.activation_id):
+            # A replay of a finished activation: the invoker would skip it and never answer.
+            log.debug("activation %s already completed; not sent again", req.activation_id)
+            return True
         invoker = self.policy.choose(self.table.views(), req.composition, req.action)
         if invoker is None:
             return False
@@ -269,16 +311,18 @@ class PlacementAgent(Handler):
         return True
 
     def _take_back_from_silent(self) -> None:
-        """Send again what silent invokers owe; the receiving invoker takes their claims over."""
+        """Send again what silent invokers owe; the receiving invoker takes their claims over.
+        Taken back, they stay on the list (and in Redis) until sent, and a completion that
+        comes meanwhile still removes them: nothing finished is sent again."""
         silent = {v.id for v in self.table.views() if not v.healthy}
         for invoker in silent & self.unacked.invokers():
-            owed = self.unacked.owed_by(invoker)
+            owed = self.unacked.take_back(invoker)
             log.warning(
-                "invoker %s is silent; sending its %d unfinished activations elsewhere", invoker, len(owed)
+                "invoker %s is silent; sending its %d unfinished activations elsewhere", invoker, owed
             )
-            self._taken_back.extend(dataclasses.replace(r, redispatched_from=invoker) for r in owed)
-        while self._taken_back and self._dispatch(self._taken_back[0]):
-            self._taken_back.popleft()
+        for req in self.unacked.pending():
+            if not self._dispatch(req):
+                break
             self.redispatched += 1
 
     def _retry_waiting(self, now: float) -> None:
@@ -304,7 +348,7 @@ def build(settings: Settings, policy: str = "greedy-jsq", no_invoker_wait_s: flo
     bell = process_bell(settings)
     producer = EventProducer(settings, bell)
     table = InvokerTable(settings.invoker_unhealthy_after_s)
-    unacked = Unacknowledged()
+    unacked = Unacknowledged(journal=UnackedJournal(RedisStore(settings), unacked_key(settings)))
     db = CouchDB(settings)
     config = RunnerConfig.for_settings(settings, tenant_entry=True)
     agent = PlacementAgent(

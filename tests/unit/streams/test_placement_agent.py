@@ -4,15 +4,19 @@ from __future__ import annotations
 
 import orjson
 import pytest
+from prometheus_client import REGISTRY
 
 from gleaner.kafka_auth import tenant_headers
 from gleaner.settings import Settings
 from streams.events import ActivationRequest, InvokerHealth
+from streams.failures import failed_completion
 from streams.kafka.deadletter import DeadLetters
 from streams.kafka.runner import ConsumeRunner, RunnerConfig
 from streams.kafka.signing import SIGNATURE_HEADER, Signer, normalize_headers
-from streams.kafka.testing import MemorySink, MemorySource
-from streams.placement.agent import NO_INVOKER_MSG, InvokerTable, PlacementAgent
+from streams.kafka.testing import MemorySink, MemorySource, record
+from streams.placement.acks import Unacknowledged
+from streams.placement.agent import NO_INVOKER_MSG, InvokerTable, PlacementAgent, completion_reader
+from streams.placement.journal import MemoryHashes, UnackedJournal, unacked_key
 
 SETTINGS = Settings()
 TOPIC = SETTINGS.invocations_topic
@@ -30,10 +34,10 @@ def heartbeat(table: InvokerTable, invoker: str = "i0") -> None:
     table.update(InvokerHealth(invoker, "inc", 0, 2.0, 4096, 2.0, 4096, 0, 0))
 
 
-def make(wait_s: float = 30.0):
+def make(wait_s: float = 30.0, unacked: Unacknowledged | None = None):
     source, sink, clock = MemorySource(), MemorySink(), Clock()
     table = InvokerTable(unhealthy_after_s=1e9)
-    agent = PlacementAgent(SETTINGS, sink, table, "greedy-jsq", wait_s, clock)
+    agent = PlacementAgent(SETTINGS, sink, table, "greedy-jsq", wait_s, clock, unacked=unacked)
     runner = ConsumeRunner(
         "placement",
         source,
@@ -114,9 +118,8 @@ def test_a_silent_invokers_unanswered_work_goes_to_a_healthy_one_marked_as_taken
     runner.run_once()
     assert [e["activation_id"] for e in sink.on(SETTINGS.invoker_topic("i0"))] == ["a" * 32, "b" * 32]
     agent.unacked.acked("a" * 32)  # i0 finished a, then went silent
-    table._after = 5.0
     heartbeat(table, "i1")
-    table._invokers["i0"].seen -= 10
+    silence(table, "i0")
     clock.now += 1
     runner.run_once()
     (moved,) = sink.on(SETTINGS.invoker_topic("i1"))
@@ -125,6 +128,88 @@ def test_a_silent_invokers_unanswered_work_goes_to_a_healthy_one_marked_as_taken
     clock.now += 1
     runner.run_once()
     assert len(sink.on(SETTINGS.invoker_topic("i1"))) == 1  # sent once, not on every tick
+
+
+def silence(table: InvokerTable, invoker: str) -> None:
+    table._after = 5.0
+    table._invokers[invoker].seen -= 10
+
+
+def complete(unacked: Unacknowledged, activation_id: str) -> None:
+    """The invoker's completion, as placement's completion reader reads it."""
+    req = ActivationRequest(activation_id, "guest", "echo")
+    event = failed_completion(req, 0, "ok", "i0")  # any signed completion with the id
+    completion_reader(SIGNER, unacked)(record(SETTINGS.completed_topic, event.to_bytes(), signer=SIGNER))
+
+
+def test_completions_acknowledge_the_list_the_agent_was_given_and_the_gauge_returns_to_zero():
+    # build() hands the agent an empty list, the one the completion reader acknowledges: it must
+    # keep that one (``unacked or Unacknowledged()`` swapped it for its own, never acknowledged).
+    shared = Unacknowledged()
+    runner, source, _, table, _, agent = make(unacked=shared)
+    assert agent.unacked is shared
+    heartbeat(table)
+    ids = [f"{n:032x}" for n in range(20)]
+    for aid in ids:
+        source.push(TOPIC, invocation(aid))
+        runner.run_once()
+    assert len(shared) == 20 and REGISTRY.get_sample_value("gleaner_placement_unacknowledged") == 20
+    for aid in ids:
+        complete(shared, aid)
+    assert len(shared) == 0 and REGISTRY.get_sample_value("gleaner_placement_unacknowledged") == 0
+
+
+def test_what_completed_while_taken_back_is_not_sent_again():
+    runner, source, sink, table, clock, agent = make()
+    heartbeat(table, "i0")
+    source.push(TOPIC, invocation("a" * 32))
+    runner.run_once()
+    silence(table, "i0")  # no healthy invoker: it waits, taken back
+    clock.now += 1
+    runner.run_once()
+    assert [r.activation_id for r in agent.unacked.pending()] == ["a" * 32]
+    complete(agent.unacked, "a" * 32)  # i0 had finished it after all
+    heartbeat(table, "i1")
+    clock.now += 1
+    runner.run_once()
+    assert sink.on(SETTINGS.invoker_topic("i1")) == [] and len(agent.unacked) == 0
+
+
+def test_a_replayed_invocation_of_a_finished_activation_is_not_sent_again():
+    runner, source, sink, table, _, agent = make()
+    heartbeat(table)
+    source.push(TOPIC, invocation("a" * 32))
+    runner.run_once()
+    complete(agent.unacked, "a" * 32)
+    source.push(TOPIC, invocation("a" * 32))  # redelivered (a rebalance before the commit)
+    runner.run_once()
+    assert len(sink.on(SETTINGS.invoker_topic("i0"))) == 1 and len(agent.unacked) == 0
+    assert source.committed(TP) == 2
+
+
+def test_a_restarted_placement_sends_again_what_a_silent_invoker_owed_before_the_restart():
+    store = MemoryHashes()
+    key = unacked_key(SETTINGS)
+    runner, source, _, table, _, agent = make(unacked=Unacknowledged(journal=UnackedJournal(store, key)))
+    heartbeat(table, "i0")
+    for aid in ("a" * 32, "b" * 32):
+        source.push(TOPIC, invocation(aid))
+        runner.run_once()
+    complete(agent.unacked, "a" * 32)
+    agent.close()  # the last notes written
+    assert set(store.hashes[key]) == {"b" * 32}
+
+    runner, _, sink, table, clock, agent = make(unacked=Unacknowledged(journal=UnackedJournal(store, key)))
+    agent.start()
+    heartbeat(table, "i0")
+    heartbeat(table, "i1")
+    silence(table, "i0")
+    clock.now += 1
+    runner.run_once()
+    agent.close()
+    (moved,) = sink.on(SETTINGS.invoker_topic("i1"))
+    assert moved["activation_id"] == "b" * 32 and moved["redispatched_from"] == "i0"
+    assert orjson.loads(store.hashes[key]["b" * 32])["invoker"] == "i1"
 
 
 # --- tenants' own Kafka events --------------------------------------------------------------------
