@@ -104,6 +104,10 @@ PLACEMENT_UNACKNOWLEDGED = Gauge(
     "Activations placement dispatched whose completion it has not seen yet (what it would "
     "send elsewhere if their invoker went silent); about the activations in flight.",
 )
+PLACEMENT_INVOKERS_HEALTHY = Gauge(
+    "gleaner_placement_invokers_healthy",
+    "Invokers placement counts healthy (a heartbeat 'up' within the last 10 s): what it can place on.",
+)
 PLACEMENT_UNACKED_STORE_ERRORS = Counter(
     "gleaner_placement_unacked_store_errors",
     "Failed reads or writes of placement's unacknowledged list in Redis (dispatch goes on).",

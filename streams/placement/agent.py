@@ -37,7 +37,7 @@ from dataclasses import dataclass
 from gleaner import subjects
 from gleaner.couchdb import CouchDB
 from gleaner.errors import MalformedEvent
-from gleaner.metrics import PREWARMS
+from gleaner.metrics import PLACEMENT_INVOKERS_HEALTHY, PREWARMS
 from gleaner.records import INTERNAL_ERROR
 from gleaner.redis_store import RedisStore
 from gleaner.settings import Settings
@@ -247,6 +247,8 @@ class PlacementAgent(Handler):
         if now - self._last_retry >= 0.1 or self.table.changed.is_set():
             self.table.changed.clear()
             self._last_retry = now
+            # `gleaner up` waits for this: placement, not only the gateway, sees an invoker.
+            PLACEMENT_INVOKERS_HEALTHY.set(sum(1 for v in self.table.views() if v.healthy))
             self._take_back_from_silent()
             if self._waiting:
                 self._retry_waiting(now)

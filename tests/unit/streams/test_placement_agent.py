@@ -268,3 +268,17 @@ def test_an_event_that_cannot_prove_its_namespace_is_dead_lettered_and_never_dis
     assert sink.on(SETTINGS.invoker_topic("i0")) == []
     (letter,) = sink.on(SETTINGS.deadletter_topic)
     assert why in letter["reason"] and source.committed(TP) == 1
+
+
+def test_the_healthy_invokers_gauge_follows_the_heartbeats():
+    from gleaner.metrics import PLACEMENT_INVOKERS_HEALTHY
+
+    runner, _, _, table, clock, _ = make()
+    clock.now += 1
+    runner.run_once()
+    assert PLACEMENT_INVOKERS_HEALTHY._value.get() == 0
+    heartbeat(table, "i0")
+    heartbeat(table, "i1")
+    clock.now += 1
+    runner.run_once()
+    assert PLACEMENT_INVOKERS_HEALTHY._value.get() == 2
