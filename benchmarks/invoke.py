@@ -171,15 +171,17 @@ def main(args: argparse.Namespace) -> int:
 Measures = tuple[dict[str, float], dict[str, float], dict[str, float]]
 
 
-def measure_both_ways(args: argparse.Namespace, env: str, what: tuple[str, str]) -> tuple[Measures, Measures]:
-    """The invoke measures with ``env`` off, then on, restarting the embedded stack
-    before each (components and the supervisor inherit the variable). Ends on."""
+def measure_both_ways(
+    args: argparse.Namespace, env: str, what: tuple[str, str], values: tuple[str, str] = ("0", "1")
+) -> tuple[Measures, Measures]:
+    """The invoke measures with ``env`` off, then on (``values``), restarting the embedded
+    stack before each (components and the supervisor inherit the variable). Ends on."""
     from deploy import stack  # the bench drives the stack only here
 
     results: dict[bool, Measures] = {}
     for on in (False, True):
         print(f"stack with {what[on]} ...", flush=True)
-        os.environ[env] = "1" if on else "0"
+        os.environ[env] = values[on]
         settings = load_settings()
         stack.down(settings)
         stack.up(settings, progress=False)
@@ -245,6 +247,30 @@ def durability_table(memory: Measures, durable: Measures, args: argparse.Namespa
     )
     title = "Cost of durable embedded stores"
     return comparison_table(title, intro, ("in memory", "durable"), memory, durable, args)
+
+
+def outbox(args: argparse.Namespace) -> int:
+    """The cost of the gateway's outbox (a Redis write before each accepted event)."""
+    off, on = measure_both_ways(args, "GLEANER_OUTBOX", ("no outbox", "the outbox"))
+    intro = (
+        "The same `gleaner bench invoke` measures on the embedded stack twice in one run: the gateway"
+        " producing what it accepts straight away (`GLEANER_OUTBOX=false`), then keeping it in Redis"
+        " first (one HSET before each produce) until its record exists."
+    )
+    table = comparison_table("Cost of the outbox", intro, ("no outbox", "outbox"), off, on, args)
+    return _report(args, "invoke-outbox", table)
+
+
+def broker_storage(args: argparse.Namespace) -> int:
+    """The embedded broker's log in memory against on the local S3 store."""
+    what = ("the memory broker", "the s3 broker (SeaweedFS)")
+    off, on = measure_both_ways(args, "GLEANER_KAFKA_STORAGE", what, ("memory", "s3"))
+    intro = (
+        "The same `gleaner bench invoke` measures on the embedded stack twice in one run: Tansu keeping its"
+        " log in memory (`GLEANER_KAFKA_STORAGE=memory`), then on a local SeaweedFS (`s3`)."
+    )
+    table = comparison_table("Broker storage: memory against s3", intro, ("memory", "s3"), off, on, args)
+    return _report(args, "invoke-broker-storage", table)
 
 
 def hardening(args: argparse.Namespace) -> int:

@@ -120,6 +120,9 @@ class Settings:
     # The S3 port of that SeaweedFS; its other servers take the 4 ports just above, and
     # each of the 5 its HTTP port + 10000 for gRPC. Loopback only.
     kafka_s3_port: int = 8333
+    # The gateway keeps what it accepts in Redis until its record exists, and sends it again
+    # after the memory broker lost its log (streams/outbox.py). Off only to measure its cost.
+    outbox: bool = True
 
     # --- HTTP gateway --------------------------------------------------------
     gateway_bind: str = "0.0.0.0"

@@ -25,11 +25,27 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         help="restart the embedded stack with default, then hardened action containers, and compare",
     )
 
+    p.add_argument(
+        "--outbox",
+        action="store_true",
+        help="restart the embedded stack without, then with the gateway's outbox, and compare",
+    )
+    p.add_argument(
+        "--broker-storage",
+        action="store_true",
+        help="restart the embedded stack with the broker's log in memory, then on s3, and compare "
+        "(ends on s3: `gleaner down; gleaner up` goes back to the default)",
+    )
+
     def run(args: argparse.Namespace) -> int:
-        from benchmarks.invoke import durability, hardening, main
+        from benchmarks.invoke import broker_storage, durability, hardening, main, outbox
 
         if args.hardening:
             return int(hardening(args))
+        if args.outbox:
+            return int(outbox(args))
+        if args.broker_storage:
+            return int(broker_storage(args))
         return int(durability(args) if args.durability else main(args))
 
     p.set_defaults(func=run)

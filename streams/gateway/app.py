@@ -148,7 +148,7 @@ class Gateway:
         self.producer = EventProducer(self.settings, process_bell(self.settings))
         redis = RedisStore(self.settings)
         self.data = DataStore(redis, self.settings.inline_payload_bytes, self.settings.data_ttl_s)
-        self.outbox = Outbox(redis)
+        self.outbox = Outbox(redis) if self.settings.outbox else None
         self.waiter = CompletionWaiter(self.settings, asyncio.get_running_loop(), process_bell(self.settings))
         self.waiter.start()
         threading.Thread(
@@ -259,9 +259,10 @@ class Gateway:
     def accept(self, topic: str, activation_id: str, value: bytes) -> None:
         """Keep an accepted event in the outbox, then produce it: a broker crash cannot lose
         it (:mod:`streams.outbox`). Without Redis it is still accepted, and the log says so."""
-        assert self.producer is not None and self.outbox is not None
+        assert self.producer is not None
         try:
-            self.outbox.keep(activation_id, topic, value)
+            if self.outbox is not None:
+                self.outbox.keep(activation_id, topic, value)
         except GleanerError as exc:
             log.warning("%s accepted without the outbox (a broker crash loses it): %s", activation_id, exc)
         self.producer.produce(topic, value, key=activation_id)
