@@ -59,3 +59,23 @@ def test_an_activation_moves_the_activation_counter(
     assert any(k.startswith("gleaner_permits_free_cores") for k in invoker)
     gateway = scrape(metrics_address(stack_up, "gateway") or "")
     assert any(k.startswith("gleaner_http_requests_total") and "'200'" in k for k in gateway)
+
+
+def test_placement_acknowledges_every_dispatch_after_a_burst(
+    stack_up: Settings, ow: OpenWhiskClient, unique: str
+) -> None:
+    """Every activation placement sends is acknowledged once its completion appears: the
+    unacknowledged count goes back to 0, and placement counts the invoker healthy."""
+    url = metrics_address(stack_up, "placement")
+    assert url is not None
+    name = f"burst-{unique}"
+    ow.put_action(name, {"exec": {"kind": "python:3", "code": HELLO}}, overwrite=True)
+    for _ in range(20):
+        status, _ = ow.invoke(name, {}, blocking=False, result=False)
+        assert status == 202
+
+    def owed() -> float:
+        return scrape(url).get("gleaner_placement_unacknowledged[]", -1.0)
+
+    wait_for(lambda: owed() == 0.0, timeout_s=60, what="gleaner_placement_unacknowledged back to 0")
+    assert scrape(url).get("gleaner_placement_invokers_healthy[]", 0.0) >= 1
