@@ -9,11 +9,15 @@ action store that is down is retried with a backoff up to
 A record's offset is done only once its completion is produced, and committed
 only after the producer has flushed it. The activation's claim is marked done
 as soon as the broker has its completion, so a redelivery is skipped, not run
-again.
+again. A duplicate of an activation finished here gets the completion it was
+given published again (the last ``RECENT_COMPLETIONS`` are kept), in case its
+sender never saw it; a duplicate of one still running gets nothing (its
+completion is on the way).
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 import time
@@ -34,7 +38,7 @@ from gleaner.redis_store import RedisStore
 from gleaner.settings import Settings
 from invoker_agent.action_store import ActionStore
 from invoker_agent.container_pool import ContainerPool
-from invoker_agent.dedupe import ActivationClaims, Claim
+from invoker_agent.dedupe import ActivationClaims, Claim, RecentCompletions
 from invoker_agent.docker_engine import DockerEngine
 from invoker_agent.executor import ActionMissing, ActivationExecutor
 from invoker_agent.ledger import CapacityLedger
@@ -63,6 +67,8 @@ log = logging.getLogger(__name__)
 
 MAX_IN_FLIGHT = 256  # stop fetching beyond this many unfinished records (back-pressure)
 BACKOFF_MAX_S = 5.0
+RECENT_COMPLETIONS = 1000  # delivered completions kept to publish again on a duplicate ...
+RECENT_COMPLETIONS_BYTES = 32 * 2**20  # ... and at most this many bytes of them
 
 
 class InvokerAgent(Handler):
@@ -94,6 +100,7 @@ class InvokerAgent(Handler):
         self._counted = (0.0, 0.0)  # the scheduler's waiting totals already in the counters (s)
         self._finished: list[str] = []
         self._finished_lock = threading.Lock()
+        self.recent = RecentCompletions(RECENT_COMPLETIONS, RECENT_COMPLETIONS_BYTES)
         self._stop = threading.Event()
 
     # -- runner hooks ------------------------------------------------------------
@@ -150,9 +157,28 @@ class InvokerAgent(Handler):
     # -- one activation (worker thread) ------------------------------------------------
     def _work(self, req: ActivationRequest, ticket: Ticket) -> None:
         try:
+            kept = self.recent.get(req.activation_id)
+            if kept is not None:
+                # Finished here, its completion delivered: whoever sent it again may have
+                # missed that completion. Publish the same one again (consumers are
+                # idempotent on the activation id); never run it again. Asked before the
+                # claim, so this holds even when Redis lost or cannot give the done mark.
+                log.info(
+                    "duplicate of finished activation %s: its completion published again", req.activation_id
+                )
+                if self._republish(req.activation_id, *kept):
+                    ticket.done()
+                return
             claim = self.claims.claim(req.activation_id, takeover_from=req.redispatched_from)
+            if claim is Claim.FINISHED:
+                log.info(
+                    "duplicate of finished activation %s skipped (its completion is not kept here)",
+                    req.activation_id,
+                )
+                ticket.done()
+                return
             if claim is Claim.DUPLICATE:
-                log.info("duplicate activation %s skipped", req.activation_id)
+                log.info("duplicate of running activation %s skipped", req.activation_id)
                 ticket.done()
                 return
             event = self._recovered(req) if claim is Claim.TAKEOVER else None
@@ -220,13 +246,15 @@ class InvokerAgent(Handler):
     def _publish(self, req: ActivationRequest, event: ActivationCompleted) -> bool:
         """Produce the completion, retrying while Kafka is away. False only when stopping."""
         attempt = 0
+        key = completion_key(req)
         while True:
             try:
+                value = event.to_bytes()
                 self.producer.produce(
                     self.settings.completed_topic,
-                    event.to_bytes(),
-                    key=completion_key(req),
-                    on_delivered=lambda: self._delivered(req.activation_id),
+                    value,
+                    key=key,
+                    on_delivered=functools.partial(self._delivered, req.activation_id, key, value),
                 )
                 return True
             except ServiceError as exc:
@@ -242,7 +270,31 @@ class InvokerAgent(Handler):
                 event = failed_completion(req, INTERNAL_ERROR, reason, self.id)
                 event.record.setdefault("gleaner", {})["unpublishable"] = True
 
-    def _delivered(self, activation_id: str) -> None:
+    def _republish(self, activation_id: str, key: str, value: bytes) -> bool:
+        """Produce a completion delivered before once more, retrying while Kafka is away.
+        False only when stopping."""
+        attempt = 0
+        while True:
+            try:
+                self.producer.produce(
+                    self.settings.completed_topic,
+                    value,
+                    key=key,
+                    on_delivered=functools.partial(self._delivered, activation_id, key, value),
+                )
+                return True
+            except ServiceError as exc:
+                attempt += 1
+                if self._stop.is_set():
+                    log.error("completion of %s not published again before stopping: %s", activation_id, exc)
+                    return False
+                self._stop.wait(min(BACKOFF_MAX_S, 0.2 * 2 ** (attempt - 1)))
+            except GleanerError as exc:  # it went out once; the duplicate is skipped all the same
+                log.warning("completion of %s not published again: %s", activation_id, exc)
+                return True
+
+    def _delivered(self, activation_id: str, key: str, value: bytes) -> None:
+        self.recent.delivered(activation_id, key, value)
         with self._finished_lock:
             self._finished.append(activation_id)
 

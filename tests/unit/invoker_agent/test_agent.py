@@ -3,14 +3,17 @@ exactly one completion, whatever fails on the way."""
 
 from __future__ import annotations
 
+import threading
 import time
 from typing import Any
+
+import pytest
 
 from gleaner.errors import CouchDBError
 from gleaner.records import RecordDraft, build_record
 from gleaner.settings import Settings
 from invoker_agent.agent import InvokerAgent
-from invoker_agent.dedupe import ActivationClaims
+from invoker_agent.dedupe import ActivationClaims, Claim, RecentCompletions
 from invoker_agent.executor import ActionMissing
 from invoker_agent.ledger import CapacityLedger
 from invoker_agent.permits import PermitsView, ResourcePermits
@@ -96,14 +99,87 @@ def test_an_activation_ends_in_one_completion_keyed_by_its_dag():
     agent.close()
 
 
-def test_a_duplicate_delivery_runs_once():
+def test_a_duplicate_delivery_runs_once_and_gets_the_same_completion_again():
     executor = FakeExecutor()
     runner, source, sink, agent = make(executor)
     source.push(TOPIC, invocation("a" * 32))
     settle(runner, source, 1)
     source.push(TOPIC, invocation("a" * 32))
     settle(runner, source, 2)
-    assert executor.runs == ["a" * 32] and len(completions(sink)) == 1
+    first, again = completed(sink)
+    assert executor.runs == ["a" * 32] and again == first
+    agent.close()
+
+
+def completed(sink: MemorySink) -> list[tuple[str | bytes | None, bytes]]:
+    """(key, bytes) of each completion produced."""
+    return [(p.key, p.value) for p in sink.produced if p.topic == SETTINGS.completed_topic]
+
+
+@pytest.mark.parametrize("redispatched_from", [None, "i0", "i1"])
+def test_each_duplicate_of_a_finished_activation_republishes_its_completion_and_never_runs_it(
+    redispatched_from,
+):
+    # Its sender never saw the completion (placement restarted, the broker lost it): answer again.
+    aid = "a" * 32
+    redis = MemoryRedis()
+    executor = FakeExecutor()
+    runner, source, sink, agent = make(executor, redis=redis)
+    claimed = spy_on_claims(agent)
+    source.push(TOPIC, invocation(aid))
+    settle(runner, source, 1)
+    runner.run_once()
+    assert redis.values["gleaner:activation:" + aid] == b"done"
+    again = ActivationRequest(aid, "guest", "f", caused_by="d" * 32, redispatched_from=redispatched_from)
+    for n in range(2, 5):
+        source.push(TOPIC, again.to_bytes())
+        settle(runner, source, n)
+        assert len(completed(sink)) == n  # one more per duplicate
+    original = completed(sink)[0]
+    assert completed(sink) == [original] * 4 and original[0] == "d" * 32
+    assert executor.runs == [aid] and executor.recovered_from == [] and claimed == [Claim.RUN]
+    agent.close()
+
+
+def test_a_duplicate_of_a_finished_activation_whose_completion_is_not_kept_gets_nothing_and_no_run():
+    aid = "a" * 32
+    executor = FakeExecutor()
+    runner, source, sink, agent = make(executor)
+    claimed = spy_on_claims(agent)
+    source.push(TOPIC, invocation(aid))
+    settle(runner, source, 1)
+    runner.run_once()
+    agent.recent = RecentCompletions(max_items=0)  # forgotten (evicted, or finished by another run)
+    source.push(TOPIC, invocation(aid))
+    settle(runner, source, 2)
+    assert claimed == [Claim.RUN, Claim.FINISHED] and executor.runs == [aid] and len(completed(sink)) == 1
+    agent.close()
+
+
+def test_a_finished_activation_is_answered_from_memory_even_when_redis_is_down():
+    aid = "a" * 32
+    redis = MemoryRedis()
+    executor = FakeExecutor()
+    runner, source, sink, agent = make(executor, redis=redis)
+    source.push(TOPIC, invocation(aid))
+    settle(runner, source, 1)
+    redis.down = 1000  # a claim would say RUN (availability first)
+    source.push(TOPIC, invocation(aid))
+    settle(runner, source, 2)
+    first, again = completed(sink)
+    assert executor.runs == [aid] and again == first
+    agent.close()
+
+
+def test_the_completions_kept_are_bounded():
+    executor = FakeExecutor()
+    runner, source, sink, agent = make(executor)
+    agent.recent = RecentCompletions(max_items=2)
+    for n in range(3):
+        source.push(TOPIC, invocation(str(n) * 32))
+        settle(runner, source, n + 1)
+    assert len(agent.recent) == 2 and agent.recent.get("0" * 32) is None
+    assert agent.recent.get("2" * 32) == completed(sink)[-1]
     agent.close()
 
 
@@ -216,4 +292,60 @@ def test_the_heartbeat_carries_the_schedulers_queue_and_lent_cores():
     beat = InvokerHealth.from_dict(sink.on(SETTINGS.health_topic)[-1])
     assert (beat.cpu_free, beat.memory_free_mb, beat.waiting, beat.cpu_lent) == (0.25, 1024, 3, 0.5)
     assert beat.status == "draining" and beat.cpu_capacity == 2.0
+    agent.close()
+
+
+class GatedExecutor(FakeExecutor):
+    """Runs block until ``gate`` opens: an activation that is still running."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.gate = threading.Event()
+        self.started: list[str] = []
+
+    def execute(self, req: ActivationRequest) -> dict[str, Any]:
+        self.started.append(req.activation_id)
+        assert self.gate.wait(20.0)
+        return super().execute(req)
+
+
+def spy_on_claims(agent: InvokerAgent) -> list[Claim]:
+    """What each claim of ``agent`` answered, in order."""
+    answers: list[Claim] = []
+    claim = agent.claims.claim
+
+    def spied(activation_id: str, takeover_from: str | None = None) -> Claim:
+        answers.append(claim(activation_id, takeover_from))
+        return answers[-1]
+
+    agent.claims.claim = spied  # type: ignore[method-assign]
+    return answers
+
+
+@pytest.mark.parametrize("redispatched_from", [None, "i0"])
+def test_a_duplicate_of_a_running_activation_publishes_nothing_and_does_not_run_twice(redispatched_from):
+    # "i0": placement thought this invoker silent, took its work back and sent it here again.
+    aid = "a" * 32
+    executor = GatedExecutor()
+    runner, source, sink, agent = make(executor)
+    claimed = spy_on_claims(agent)
+    source.push(TOPIC, invocation(aid))
+    deadline = time.monotonic() + 20.0
+    while not executor.started and time.monotonic() < deadline:
+        runner.run_once()
+        time.sleep(0.01)
+    assert executor.started == [aid]
+    again = ActivationRequest(aid, "guest", "f", caused_by="d" * 32, redispatched_from=redispatched_from)
+    source.push(TOPIC, again.to_bytes())
+    deadline = time.monotonic() + 5.0
+    while (len(claimed) < 2 or agent._in_flight != 1) and time.monotonic() < deadline:
+        runner.run_once()  # until the duplicate's worker is through
+        time.sleep(0.01)
+    try:
+        assert claimed == [Claim.RUN, Claim.DUPLICATE]
+        assert completions(sink) == [] and executor.recovered_from == [] and executor.started == [aid]
+    finally:
+        executor.gate.set()
+    settle(runner, source, 2)
+    assert executor.runs == [aid] and len(completions(sink)) == 1
     agent.close()

@@ -1,4 +1,4 @@
-from invoker_agent.dedupe import ActivationClaims, Claim, Holder
+from invoker_agent.dedupe import ActivationClaims, Claim, Holder, RecentCompletions
 from tests.unit.fakes import MemoryRedis
 
 AID = "a" * 32
@@ -21,7 +21,7 @@ def test_a_restarted_invoker_takes_over_its_own_unfinished_claim_but_not_a_finis
     assert new.claim(AID) is Claim.TAKEOVER
     assert new.previous_holder(AID) == Holder("i0", "old") and new.previous_holder(AID) is None
     new.finished([AID])
-    assert claims(redis, "i0", "newer").claim(AID) is Claim.DUPLICATE
+    assert claims(redis, "i0", "newer").claim(AID) is Claim.FINISHED
 
 
 def test_work_taken_back_from_a_silent_invoker_runs_elsewhere_once_and_the_late_original_is_skipped():
@@ -40,10 +40,53 @@ def test_a_finished_activation_is_not_taken_over_even_when_re_dispatched():
     i0 = claims(redis, "i0", "x")
     i0.claim(AID)
     i0.finished([AID])
-    assert claims(redis, "i1", "y").claim(AID, takeover_from="i0") is Claim.DUPLICATE
+    assert claims(redis, "i1", "y").claim(AID, takeover_from="i0") is Claim.FINISHED
 
 
 def test_redis_down_means_run_it():
     redis = MemoryRedis()
     redis.down = 1
     assert claims(redis, "i0", "x").claim(AID) is Claim.RUN
+
+
+def test_work_sent_back_to_the_live_incarnation_still_running_it_is_not_taken_over():
+    # Placement thought i0 silent and re-sent its work; it came back to i0 itself.
+    redis = MemoryRedis()
+    me = claims(redis, "i0", "live")
+    assert me.claim(AID) is Claim.RUN
+    assert me.claim(AID, takeover_from="i0") is Claim.DUPLICATE
+    assert me.previous_holder(AID) is None
+    assert redis.values["gleaner:activation:" + AID] == b"running:i0:live"
+
+
+def test_work_sent_back_to_a_restarted_invoker_is_still_taken_over():
+    redis = MemoryRedis()
+    claims(redis, "i0", "crashed").claim(AID)
+    new = claims(redis, "i0", "new")
+    assert new.claim(AID, takeover_from="i0") is Claim.TAKEOVER
+    assert new.previous_holder(AID) == Holder("i0", "crashed")
+
+
+def test_a_claim_says_whether_the_duplicate_is_of_a_running_or_a_finished_activation():
+    redis = MemoryRedis()
+    me = claims(redis, "i0", "x")
+    assert me.claim(AID) is Claim.RUN
+    assert me.claim(AID) is Claim.DUPLICATE and claims(redis, "i1", "y").claim(AID) is Claim.DUPLICATE
+    me.finished([AID])
+    assert me.claim(AID) is Claim.FINISHED and claims(redis, "i1", "y").claim(AID) is Claim.FINISHED
+    assert me.claim(AID, takeover_from="i0") is Claim.FINISHED
+
+
+def test_recent_completions_keep_the_last_ones_within_a_count_and_a_byte_budget():
+    recent = RecentCompletions(max_items=3, max_bytes=100)
+    for n in range(5):
+        recent.delivered(f"a{n}", "k", b"x" * 10)
+    assert len(recent) == 3 and recent.get("a0") is None and recent.get("a4") == ("k", b"x" * 10)
+    recent.delivered("a2", "k", b"y" * 10)  # delivered again: newest, not counted twice
+    assert len(recent) == 3 and recent.size_bytes == 30
+    recent.delivered("big", "k", b"z" * 85)  # the count pushes a3 out, then the bytes a4
+    assert recent.get("a3") is None and recent.get("a4") is None and len(recent) == 2
+    assert recent.get("a2") == ("k", b"y" * 10) and recent.size_bytes == 95
+    recent.delivered("huge", "k", b"z" * 101)  # alone above the budget: not kept
+    assert recent.get("huge") is None and recent.size_bytes == 95
+    assert len(RecentCompletions(max_items=0)) == 0
