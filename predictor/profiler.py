@@ -8,23 +8,17 @@ for every function) and the records come back from ``/activations``.
 
 CPU sweep (:mod:`predictor.sweep`): a few inputs also run at lower allocations,
 so that each parallel function's scaling curve can be fitted (three or more
-allocations). A request can only run below the maximum at its user allocations,
-so the profiler sets the parallel-stage actions' CPU limit to the sweep's value
-(``PUT /actions/<name>`` with only ``limits.cpu``; code, memory, parameters kept),
-runs those inputs with harvesting off, and puts the user's limits back at the end,
-also after an error or Ctrl-C. Meanwhile other requests of those actions would run
-at the sweep's CPU: profile while the DAG is otherwise idle, as one always has.
-The profile's own requests carry explicit allocations, so the inputs at the
-maximum run while the limit change reaches every cache (``action_cache_ttl_s``).
-A limit change is a new action version: the first request after it starts its
-containers cold, which the dataset's ``init_ms`` lets the curve fit leave out.
+allocations). Those requests are profile requests too, with ``profile_cpu=<cores>``:
+the predictor stream then gives every function of that request those cores (memory
+at the maximum, as for any profile request). Nothing else changes: the actions'
+own limits are never touched, so other requests of them run as they always do, and
+a crash mid-sweep leaves nothing to undo. A new allocation may start containers
+cold, which the dataset's ``init_ms`` lets the curve fit leave out.
 """
 
 from __future__ import annotations
 
-import logging
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -33,15 +27,11 @@ import orjson
 from tqdm import tqdm
 
 from gleaner.cli.client import OpenWhiskClient
-from gleaner.errors import GleanerError
 from predictor.allocation import Grid
 from predictor.dataset import ProfileRow, Skipped, collect_rows, write_csv
-from predictor.sweep import CpuSweep, chunks, default_cpus, default_inputs, pick_inputs
-
-log = logging.getLogger(__name__)
+from predictor.sweep import CpuSweep, default_cpus, default_inputs, pick_inputs
 
 RECORD_WAIT_S = 30.0
-SETTLE_MARGIN_S = 0.5  # beyond the caches' TTL, before a request relies on a new limit
 
 Records = tuple[dict[str, Any], list[dict[str, Any]]]
 
@@ -63,7 +53,7 @@ def default_sweep(n_inputs: int) -> CpuSweep:
     s = load_settings()
     top = profile_cpu(s.cpu_max, s.invoker_cpu_capacity)
     grid = Grid(s.cpu_min, s.cpu_max, s.cpu_step)
-    return CpuSweep(default_cpus(top, grid), default_inputs(n_inputs), s.action_cache_ttl_s + SETTLE_MARGIN_S)
+    return CpuSweep(default_cpus(top, grid), default_inputs(n_inputs))
 
 
 def profile_cpu(cpu_max: float, invoker_cpu_capacity: float) -> float:
@@ -79,7 +69,6 @@ def profile_dag(
     *,
     progress: bool = True,
     sweep: CpuSweep | Literal["auto"] | None = "auto",
-    sleep: Callable[[float], None] = time.sleep,
 ) -> ProfileResult:
     """Profile ``dag`` on ``inputs`` and write the dataset to ``out``. ``sweep``:
     ``"auto"`` for :func:`default_sweep`, None for none."""
@@ -94,50 +83,35 @@ def profile_dag(
     bar = tqdm(
         total=len(inputs) + len(passes) * len(swept), desc=f"profile {dag}", unit="req", disable=not progress
     )
-    user = _cpu_limits(client, actions) if passes else {}
-    unrestored: list[str] = []
     try:
-        for p, part in enumerate(chunks(len(inputs), len(passes))):
-            changed = time.monotonic()
-            if p < len(passes):
-                _set_cpu(client, dict.fromkeys(actions, passes[p]))
-            for i in part:
-                failed += _run(client, dag, inputs[i], requests, profile=True)
+        for path in inputs:
+            failed += _run(client, dag, path, requests)
+            bar.update()
+        for cores in passes:
+            bar.set_postfix_str(f"{cores:g} cores")
+            for i in swept:
+                failed += _run(client, dag, inputs[i], requests, cpu=cores)
                 bar.update()
-            if p < len(passes):
-                # The inputs at the maximum above usually outlast every cache's TTL.
-                wait = plan.settle_s - (time.monotonic() - changed)
-                if wait > 0:
-                    sleep(wait)
-                for i in swept:
-                    bar.set_postfix_str(f"{passes[p]:g} cores")
-                    failed += _run(client, dag, inputs[i], requests, profile=False)
-                    bar.update()
     finally:
         bar.close()
-        unrestored = _set_cpu(client, user) if user else []
-        if unrestored:
-            log.error("CPU limits not restored, set them again by hand: %s", ", ".join(unrestored))
     rows, skipped = collect_rows(requests)
     out.parent.mkdir(parents=True, exist_ok=True)
     write_csv(rows, out)
     done = CpuSweep(passes, len(swept)) if passes else CpuSweep((), 0)
     summary = done.describe() + (f" of {', '.join(actions)}" if done.requests else "")
-    if unrestored:
-        summary += f"; CPU limits NOT restored: {', '.join(unrestored)}"
     return ProfileResult(out, len(rows), len(requests), failed, _summary(skipped, rows), summary)
 
 
-def _run(client: OpenWhiskClient, dag: str, path: Path, into: list[Records], *, profile: bool) -> int:
-    """One blocking request and its records appended to ``into``; 1 if it failed."""
+def _run(
+    client: OpenWhiskClient, dag: str, path: Path, into: list[Records], *, cpu: float | None = None
+) -> int:
+    """One blocking profile request (every function at ``cpu`` cores, or at the
+    maximum) and its records appended to ``into``; 1 if it failed."""
     value = orjson.loads(path.read_bytes())
-    status, rec = client.request(
-        "POST",
-        f"/dags/{dag}",
-        json=value,
-        ok=(200, 202, 500, 502),
-        params={"blocking": "true", "profile": str(profile).lower(), "harvest": "false"},
-    )
+    params = {"blocking": "true", "profile": "true", "harvest": "false"}
+    if cpu is not None:
+        params["profile_cpu"] = repr(float(cpu))
+    status, rec = client.request("POST", f"/dags/{dag}", json=value, ok=(200, 202, 500, 502), params=params)
     if status == 202:  # still running after the blocking wait: wait for its record
         rec = client.record(rec["activationId"], RECORD_WAIT_S)
     children = [client.record(aid, RECORD_WAIT_S) for aid in rec.get("logs", [])]
@@ -151,30 +125,6 @@ def _parallel_actions(client: OpenWhiskClient, dag: str) -> list[str]:
     stages = (doc.get("analysis") or {}).get("stages") or []
     names = [str(f) for s in stages if s.get("kind") == "parallel" for f in s.get("functions", [])]
     return list(dict.fromkeys(names))
-
-
-def _cpu_limits(client: OpenWhiskClient, actions: Sequence[str]) -> dict[str, float]:
-    out: dict[str, float] = {}
-    for name in actions:
-        _, doc = client.request("GET", f"/actions/{name}", params={"code": "false"})
-        try:
-            out[name] = float(doc["limits"]["cpu"])
-        except (KeyError, TypeError, ValueError) as exc:
-            raise GleanerError(f"action {name} has no CPU limit to sweep from: {exc}") from exc
-    return out
-
-
-def _set_cpu(client: OpenWhiskClient, cpu: dict[str, float]) -> list[str]:
-    """Set each action's CPU limit; the ones that failed, as ``name (cores)``. Every
-    action is tried even after a failure (this also puts the user's limits back)."""
-    failed: list[str] = []
-    for name, cores in cpu.items():
-        try:
-            client.put_action(name, {"limits": {"cpu": cores}}, overwrite=True)
-        except GleanerError as exc:
-            log.warning("cannot set %s to %g cores: %s", name, cores, exc)
-            failed.append(f"{name} ({cores:g} cores)")
-    return failed
 
 
 def _summary(skipped: Skipped, rows: list[ProfileRow]) -> str:

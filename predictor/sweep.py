@@ -1,5 +1,6 @@
-"""The profiler's CPU sweep, planned: which lower allocations, which inputs, in what
-order. Pure; :mod:`predictor.profiler` runs it.
+"""The profiler's CPU sweep, planned: which lower allocations and which inputs.
+Pure; :mod:`predictor.profiler` runs it (each swept input as a profile request with
+``profile_cpu`` set to the lower allocation, after every input ran at the maximum).
 
 A scaling curve (:mod:`predictor.scaling`) needs each function timed at three or
 more allocations. The profile runs every input at the maximum; the sweep adds a
@@ -9,10 +10,18 @@ a curve is one shape per function, and each swept input is compared with its own
 run at the maximum. They are taken from the larger half of the inputs, where the
 function's own work, not the per-request overhead, sets the time.
 
+Every function of a sweep request runs at the lower allocation, the sequential
+stages' too (only the parallel functions' rows fit curves; every function's rows
+below its largest allocation are kept out of the models' training,
+:func:`predictor.dataset.at_profile_allocation`).
+
 Cost: about a tenth of the inputs (at least 1, at most 10) at each of two lower
-allocations. A sweep request costs at most ~2x one at the maximum (the functions of
-a stage then run side by side at their share of the invoker), so the profile takes
-about 1.2-1.4x as long.
+allocations. A parallel stage of a sweep request costs at most ~2x its run at the
+maximum (its functions then run side by side at their share of the invoker); a
+sequential stage takes up to maximum/allocation times as long (4x at a quarter) when
+it uses every core of the maximum, and no longer when it never uses more than the
+allocation. The profile takes about 1.2-1.4x as long, at worst (CPU-bound sequential
+stages) about 1.6x.
 """
 
 from __future__ import annotations
@@ -34,13 +43,10 @@ OFF = ("", "off", "none")
 class CpuSweep:
     cpus: tuple[float, ...]  # lower allocations, in cores, highest first; empty: no sweep
     inputs: int  # inputs run at each of them
-    settle_s: float = 0.0  # after a limit change, how long caches may still serve the old one
 
     def __post_init__(self) -> None:
-        if self.inputs < 0 or self.settle_s < 0:
-            raise ValueError(
-                f"a sweep needs inputs >= 0 and settle_s >= 0, got {self.inputs}, {self.settle_s}"
-            )
+        if self.inputs < 0:
+            raise ValueError(f"a sweep needs inputs >= 0, got {self.inputs}")
 
     @property
     def requests(self) -> int:
@@ -112,10 +118,3 @@ def pick_inputs(sizes: Sequence[int], k: int) -> list[int]:
         if i not in picked:
             picked.append(i)
     return sorted(picked, key=lambda i: (sizes[i], i))
-
-
-def chunks(n: int, parts: int) -> list[range]:
-    """``range(n)`` cut into ``parts`` (>= 1) consecutive pieces, as even as can be."""
-    parts = max(parts, 1)
-    bounds = [round(n * p / parts) for p in range(parts + 1)]
-    return [range(bounds[p], bounds[p + 1]) for p in range(parts)]

@@ -279,9 +279,18 @@ class DagRequest(Event):
     harvest: bool | None = None  # per-request switch; None = the global setting
     policy: str | None = None  # harvesting policy (predictor.policies); wins over ``harvest``
     profile: bool = False  # run every function at the maximum allocation (the profiler's runs)
+    # With ``profile``: every function at this many cores instead of the maximum (the
+    # profiler's CPU sweep); None: the maximum. Left off the wire when None.
+    profile_cpu: float | None = None
     submitted_ms: int = 0
     type: str = "dag.request"
     version: int = VERSION
+
+    def to_dict(self) -> dict[str, Any]:
+        out = Event.to_dict(self)
+        if self.profile_cpu is None:
+            del out["profile_cpu"]  # an event without it reads the same in any version
+        return out
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], *, fallback_id: str | None = None) -> DagRequest:
@@ -289,6 +298,7 @@ class DagRequest(Event):
         request_id = str(_field(data, "request_id", str, required=fallback_id is None) or fallback_id)
         if not _ACTIVATION_ID.match(request_id):
             raise MalformedEvent(f"request_id must be 32 lowercase hex characters, got {request_id!r}")
+        profile = bool(_field(data, "profile", bool, required=False))
         return cls(
             request_id=request_id,
             namespace=_name(data, "namespace"),
@@ -296,9 +306,22 @@ class DagRequest(Event):
             input=_field(data, "input", dict, required=False) or {},
             harvest=_field(data, "harvest", bool, required=False),
             policy=_policy(data),
-            profile=bool(_field(data, "profile", bool, required=False)),
+            profile=profile,
+            profile_cpu=_profile_cpu(data, profile),
             submitted_ms=_field(data, "submitted_ms", int, required=False) or now_ms(),
         )
+
+
+def _profile_cpu(data: dict[str, Any], profile: bool) -> float | None:
+    """A DAG request's ``profile_cpu``: positive, finite cores, and only on a profile request."""
+    value: int | float | None = _field(data, "profile_cpu", (int, float), required=False)
+    if value is None:
+        return None
+    if not 0 < value < float("inf"):  # NaN fails this too
+        raise MalformedEvent(f"field 'profile_cpu' must be a positive, finite number of cores, got {value}")
+    if not profile:
+        raise MalformedEvent("field 'profile_cpu' is only meaningful with 'profile': true")
+    return float(value)
 
 
 @dataclass(frozen=True, slots=True)

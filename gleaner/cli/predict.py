@@ -42,7 +42,7 @@ def cpu_sweep(args: argparse.Namespace, settings: Settings, n_inputs: int) -> Cp
     """The profile's CPU sweep from ``--cpu-sweep`` and ``--sweep-inputs`` (defaults: see
     :mod:`predictor.sweep`)."""
     from predictor.allocation import Grid
-    from predictor.profiler import SETTLE_MARGIN_S, profile_cpu
+    from predictor.profiler import profile_cpu
     from predictor.sweep import CpuSweep, default_cpus, default_inputs, parse_cpus
 
     top = profile_cpu(settings.cpu_max, settings.invoker_cpu_capacity)
@@ -51,7 +51,7 @@ def cpu_sweep(args: argparse.Namespace, settings: Settings, n_inputs: int) -> Cp
     if args.sweep_inputs is not None and args.sweep_inputs < 0:
         raise GleanerError(f"--sweep-inputs must be >= 0, got {args.sweep_inputs}")
     inputs = default_inputs(n_inputs) if args.sweep_inputs is None else args.sweep_inputs
-    return CpuSweep(cpus, inputs, settings.action_cache_ttl_s + SETTLE_MARGIN_S)
+    return CpuSweep(cpus, inputs)
 
 
 def cmd_profile(args: argparse.Namespace) -> int:
@@ -132,7 +132,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         "--cpu-sweep",
         metavar="CORES",
         help="CPU allocations for the scaling curves, e.g. 2,1,0.5: every input runs at the maximum, "
-        "a few also at each lower one, the parallel stage's CPU limits set meanwhile and restored "
+        "a few also at each lower one (those requests ask for it, the actions' limits are untouched) "
         "(default: about 1/2 and 1/4 of the maximum; 'off': none)",
     )
     p.add_argument(

@@ -11,6 +11,7 @@ also invocable as ``POST .../actions/{name}``, so ``wsk action invoke`` works.
 from __future__ import annotations
 
 import asyncio
+import math
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
@@ -51,6 +52,23 @@ def dag_view(doc: dict[str, Any]) -> dict[str, Any]:
         for k in ("namespace", "name", "version", "composition", "analysis", "slo_ms", "updated")
         if k in doc
     }
+
+
+def _profile_cpu(request: web.Request, profile: bool) -> float | None:
+    """``profile_cpu``: the cores every function of a profile request runs with (the
+    profiler's CPU sweep), a positive number, only with ``profile=true``; None if absent."""
+    raw = request.query.get("profile_cpu")
+    if raw is None:
+        return None
+    try:
+        cores = float(raw)
+    except ValueError:
+        cores = math.nan
+    if not 0 < cores < math.inf:  # NaN fails this too
+        raise BadRequest(f"The query parameter 'profile_cpu' must be a positive number of cores, got {raw!r}")
+    if not profile:
+        raise BadRequest("The query parameter 'profile_cpu' is only allowed with 'profile=true'")
+    return cores
 
 
 class DagRoutes:
@@ -169,6 +187,7 @@ class DagRoutes:
         except ValueError as exc:
             raise BadRequest(f"The query parameter 'policy' is invalid: {exc}") from exc
         profile = flag(request, "profile")
+        profile_cpu = _profile_cpu(request, profile)
         value = await json_body(request, self.gw.settings.max_dag_payload_bytes)
         if not isinstance(value, dict):
             raise BadRequest("The request content was malformed: the DAG input must be a JSON object.")
@@ -193,6 +212,7 @@ class DagRoutes:
             harvest=harvest,
             policy=policy,
             profile=profile,
+            profile_cpu=profile_cpu,
             submitted_ms=now_ms(),
         )
         waiting = self.gw.waiter.expect(request_id) if blocking else None

@@ -94,6 +94,12 @@ def _dag_invoke_params() -> list[Schema]:
         _flag("harvest", "Harvest idle resources inside parallel stages (default: the setting)."),
         _query("policy", {"type": "string", "enum": list(HARVEST_POLICIES)}, "The harvesting policy."),
         _flag("profile", "Record this request for the profiler."),
+        _query(
+            "profile_cpu",
+            {"type": "number", "minimum": 0, "exclusiveMinimum": True},
+            "Only with `profile=true`: every function at this many cores instead of the maximum "
+            "(the profiler's CPU sweep), clamped to an invoker's capacity and onto the CPU grid.",
+        ),
     ]
 
 

@@ -27,7 +27,7 @@ from gleaner.errors import GleanerError
 from gleaner.metrics import HARVEST_DECISIONS
 from gleaner.settings import Settings
 from gleaner.ttlcache import TTLCache
-from predictor.allocation import AllowedValues, NormalizedDemand
+from predictor.allocation import EPS_STEPS, AllowedValues, NormalizedDemand
 from predictor.inference import Prediction, Predictor
 from predictor.plan import Selection, Slot, check_policy, normalize_batch, plan_predicted, select_stages
 from predictor.policies import GLEANER, GLEANER_IDLE, OFF, PLANNED_POLICIES, THESIS, resolve_policy
@@ -304,17 +304,39 @@ class RequestPlanner:
 
     def _profile(self, req: DagRequest, reasons: list[str]) -> dict[str, Any]:
         """Every function at the maximum allowed allocation, bounded by an
-        invoker's capacity, so the profiler sees each function's true peak."""
+        invoker's capacity, so the profiler sees each function's true peak; or,
+        with ``profile_cpu`` (the profiler's CPU sweep), at that many cores."""
         dag = self._doc(DAGS, f"{req.namespace}/{req.dag}")
         if dag is None:
             reasons.append(f"profile: DAG {req.dag} does not exist")
             return {}
         s = self.settings
         cpu = min(s.cpu_max, s.invoker_cpu_capacity)
+        if req.profile_cpu is not None:
+            cpu = self._profile_cpu(req.profile_cpu, cpu, reasons)
         memory = min(s.memory_max_mb, s.invoker_memory_capacity_mb)
         profile = Allocation(float(cpu), int(memory), "profile")
         reasons.append(f"profile: every function at {cpu} cores / {memory} MB")
         return {f"{f.stage}.{f.index}": profile.to_dict() for f in self._analysis(dag).functions}
+
+    def _profile_cpu(self, asked: float, top: float, reasons: list[str]) -> float:
+        """The cores of a profile request that asks for ``asked``: at most ``top`` (the
+        profile maximum, bounded by an invoker's capacity), else A(asked) on the CPU grid,
+        or the grid's largest value within ``top`` when A(asked) is above it."""
+        grid = self.allowed.cpu
+        slack = EPS_STEPS * grid.step
+        if asked >= top - slack:
+            cpu = top
+        else:
+            cpu = grid.at_least(asked)
+            if cpu > top + slack:
+                cpu = grid.value(grid.floor_units(top))
+        if abs(cpu - asked) > slack:
+            reasons.append(
+                f"profile: {asked:g} cores asked, {cpu:g} given (at most {top:g}, "
+                f"on the grid {grid.minimum:g} to {grid.top:g} in steps of {grid.step:g})"
+            )
+        return cpu
 
     def _prepare(self, draft: _Draft, dags: dict[tuple[str, str], _DagInputs | str]) -> None:
         """Everything a request needs before the models; sets ``draft.predictor``

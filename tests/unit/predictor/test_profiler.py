@@ -1,6 +1,6 @@
 """The profiler against a fake gateway: every input at the maximum, the CPU sweep's
-inputs at the lower allocations with the parallel stage's limits set meanwhile,
-and the user's limits back afterwards, also after an error."""
+inputs at the lower allocations as profile requests that ask for them
+(``profile_cpu``); the actions' own limits are never read nor changed."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import orjson
 import pytest
 
 from gleaner.errors import GleanerError
-from predictor.dataset import read_csv
+from predictor.dataset import at_profile_allocation, read_csv
 from predictor.profiler import profile_dag
 from predictor.scaling import ScalingCurve, fit_curves
 from predictor.sweep import CpuSweep
@@ -34,7 +34,6 @@ class FakeGateway:
         self.ids = itertools.count()
         self.fail_on = fail_on  # the POST that raises, counting from 0
         self.posts = 0
-        self.refuse_put: set[str] = set()
 
     def request(
         self,
@@ -55,28 +54,32 @@ class FakeGateway:
             if self.posts == self.fail_on:
                 raise GleanerError("cannot reach the gateway")
             self.posts += 1
-            return 200, self._run(path[6:], json, (params or {}).get("profile") == "true")
+            query = params or {}
+            cpu = query.get("profile_cpu")
+            return 200, self._run(
+                path[6:], json, query.get("profile") == "true", None if cpu is None else float(cpu)
+            )
         raise AssertionError(f"unexpected {method} {path}")
 
     def put_action(self, name: str, body: dict[str, Any], overwrite: bool) -> Any:
         self.calls.append(("PUT", f"/actions/{name}", body))
-        assert overwrite and set(body) == {"limits"} and set(body["limits"]) == {"cpu"}
-        if name in self.refuse_put:
-            raise GleanerError("the store is down")
         self.limits[name] = body["limits"]["cpu"]
         return {}
 
     def record(self, activation_id: str, timeout_s: float = 30.0) -> dict[str, Any]:
         return self.records[activation_id]
 
-    def _run(self, dag: str, value: dict[str, Any], profile: bool) -> dict[str, Any]:
+    def _run(
+        self, dag: str, value: dict[str, Any], profile: bool, profile_cpu: float | None
+    ) -> dict[str, Any]:
         size = int(value["size"])
         stages, logs = [], []
         for index, (kind, names) in enumerate(self.stages):
             functions = []
             for i, name in enumerate(names):
                 aid = f"a{next(self.ids)}"
-                cores = 2.0 if profile else self.limits[name]
+                # As the planner: a profile request at its profile_cpu, or the maximum.
+                cores = (profile_cpu or 2.0) if profile else self.limits[name]
                 seconds = ScalingCurve(SERIAL, size / 1000).time_at(cores)
                 self.records[aid] = {
                     "activationId": aid,
@@ -114,42 +117,38 @@ def inputs(tmp_path: Path, n: int) -> list[Path]:
 
 
 def profile(gw: FakeGateway, tmp_path: Path, sweep: CpuSweep | None, n: int = 10) -> Any:
-    sleeps: list[float] = []
-    result = profile_dag(
+    return profile_dag(
         gw,  # type: ignore[arg-type]
         "d",
         inputs(tmp_path, n),
         tmp_path / "profile.csv",
         progress=False,
         sweep=sweep,
-        sleep=sleeps.append,
     )
-    return result, sleeps
 
 
-def test_the_sweep_runs_a_few_inputs_at_each_lower_allocation_and_restores_the_limits(tmp_path: Path) -> None:
+def touched_actions(gw: FakeGateway) -> list[tuple[str, str]]:
+    """Every call that read or changed an action (the profiler has no business there)."""
+    return [(m, p) for m, p, _ in gw.calls if m == "PUT" or p.startswith("/actions/")]
+
+
+def test_the_sweep_asks_for_each_lower_allocation_per_request_and_leaves_the_actions_alone(
+    tmp_path: Path,
+) -> None:
     gw = FakeGateway()
-    result, sleeps = profile(gw, tmp_path, CpuSweep((1.0, 0.5), 2, settle_s=2.5))
+    result = profile(gw, tmp_path, CpuSweep((1.0, 0.5), 2))
     assert result.requests == 10 + 2 * 2 and result.failed == 0
     assert result.sweep == "CPU sweep at 1, 0.5 cores, 2 inputs each (4 requests) of f1, f2"
-    assert gw.limits == USER  # the user's limits are back
-    puts = [(path, body["limits"]["cpu"]) for method, path, body in gw.calls if method == "PUT"]
-    assert puts == [
-        ("/actions/f1", 1.0),
-        ("/actions/f2", 1.0),
-        ("/actions/f1", 0.5),
-        ("/actions/f2", 0.5),
-        ("/actions/f1", 1.25),
-        ("/actions/f2", 0.75),
-    ]
-    # Only the parallel stage is swept; its requests run with harvesting off, the others as a profile.
+    assert touched_actions(gw) == [] and gw.limits == USER
+    # Every request is a profile request with harvesting off; the sweep's name their cores.
     posts = [params for method, _, params in gw.calls if method == "POST"]
-    assert all(p["harvest"] == "false" for p in posts)
-    assert [p["profile"] for p in posts] == ["true"] * 5 + ["false"] * 2 + ["true"] * 5 + ["false"] * 2
-    assert len(sleeps) == 2 and all(0 < s <= 2.5 for s in sleeps)  # the fake answers at once
+    assert all(p["profile"] == "true" and p["harvest"] == "false" for p in posts)
+    assert [p.get("profile_cpu") for p in posts] == [None] * 10 + ["1.0"] * 2 + ["0.5"] * 2
     rows = read_csv(result.dataset)
-    swept = {(r.action, r.alloc_cpu) for r in rows if r.alloc_cpu < 2.0 and r.parallel}
-    assert swept == {("f1", 1.0), ("f1", 0.5), ("f2", 1.0), ("f2", 0.5)}
+    # The swept inputs ran with every function at the sweep's cores (the planner's answer).
+    swept = {(r.action, r.alloc_cpu) for r in rows if r.alloc_cpu < 2.0}
+    assert swept == {(a, c) for a in USER for c in (1.0, 0.5)}
+    assert {r.alloc_cpu for r in at_profile_allocation(rows)} == {2.0}  # the models see the maximum only
     # The swept inputs are the larger ones, each also run at the maximum: one curve per function.
     fits = fit_curves(rows, OURS.cpu)
     assert set(fits.curves) == {(1, 0), (1, 1)}
@@ -158,34 +157,26 @@ def test_the_sweep_runs_a_few_inputs_at_each_lower_allocation_and_restores_the_l
 
 def test_without_a_sweep_every_input_runs_once_at_the_maximum(tmp_path: Path) -> None:
     gw = FakeGateway()
-    result, sleeps = profile(gw, tmp_path, None, n=4)
-    assert result.requests == 4 and result.sweep == "no CPU sweep" and sleeps == []
+    result = profile(gw, tmp_path, None, n=4)
+    assert result.requests == 4 and result.sweep == "no CPU sweep"
     assert [m for m, _, _ in gw.calls] == ["POST"] * 4  # not even a look at the DAG
+    assert not any("profile_cpu" in params for _, _, params in gw.calls)
     assert all(r.alloc_cpu == 2.0 for r in read_csv(result.dataset))
 
 
 def test_a_dag_without_a_parallel_stage_has_nothing_to_sweep(tmp_path: Path) -> None:
     gw = FakeGateway(stages=[("action", ["split"]), ("action", ["merge"])])
-    result, _ = profile(gw, tmp_path, CpuSweep((1.0, 0.5), 2), n=3)
+    result = profile(gw, tmp_path, CpuSweep((1.0, 0.5), 2), n=3)
     assert result.requests == 3 and result.sweep == "no CPU sweep"
-    assert not any(m == "PUT" for m, _, _ in gw.calls)
+    assert touched_actions(gw) == []
+    assert not any("profile_cpu" in params for _, _, params in gw.calls)
 
 
-def test_the_limits_come_back_after_an_error(tmp_path: Path) -> None:
-    gw = FakeGateway(fail_on=6)  # during the first sweep pass
+def test_an_error_mid_sweep_leaves_nothing_to_undo(tmp_path: Path) -> None:
+    gw = FakeGateway(fail_on=11)  # the second request of the first sweep pass
     with pytest.raises(GleanerError, match="cannot reach"):
         profile(gw, tmp_path, CpuSweep((1.0, 0.5), 2))
-    assert gw.limits == USER
-
-
-def test_limits_that_cannot_be_restored_are_named(tmp_path: Path) -> None:
-    gw = FakeGateway()
-    gw.refuse_put = {"f2"}  # f2 keeps its user limit throughout: its rows say so
-    result, _ = profile(gw, tmp_path, CpuSweep((1.0,), 1), n=3)
-    assert result.sweep.endswith("CPU limits NOT restored: f2 (0.75 cores)")
-    assert gw.limits == USER
-    rows = read_csv(result.dataset)
-    assert {r.alloc_cpu for r in rows if r.action == "f2"} == {2.0, 0.75}  # the records tell the truth
+    assert touched_actions(gw) == [] and gw.limits == USER
 
 
 # ---- the command line ---------------------------------------------------------------
@@ -199,7 +190,7 @@ def test_the_profile_command_reads_the_sweep_flags() -> None:
     settings = load_settings(env={}, cpu_max=2.0, invoker_cpu_capacity=2.0, action_cache_ttl_s=2.0)
     parse = build_parser().parse_args
     default = cpu_sweep(parse(["profile", "d"]), settings, 20)
-    assert default == CpuSweep((1.0, 0.5), 2, settle_s=2.5)
+    assert default == CpuSweep((1.0, 0.5), 2)
     chosen = cpu_sweep(
         parse(["profile", "d", "--cpu-sweep", "2,1.5,0.75,0.25", "--sweep-inputs", "3"]), settings, 20
     )

@@ -1,4 +1,4 @@
-"""The CPU sweep's plan: the lower allocations, how many and which inputs, the order."""
+"""The CPU sweep's plan: the lower allocations, how many and which inputs."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 
 from gleaner.errors import GleanerError
 from predictor.allocation import THESIS_TABLE_3_2
-from predictor.sweep import CpuSweep, chunks, default_cpus, default_inputs, parse_cpus, pick_inputs
+from predictor.sweep import CpuSweep, default_cpus, default_inputs, parse_cpus, pick_inputs
 from tests.unit.predictor import OURS
 
 GRID = OURS.cpu  # 0.25..2, step 0.25
@@ -63,14 +63,6 @@ def test_picked_inputs_are_distinct_and_as_many_as_asked(sizes: list[int], k: in
     picked = pick_inputs(sizes, k)
     assert len(picked) == len(set(picked)) == min(k, len(sizes))
     assert all(0 <= i < len(sizes) for i in picked)
-
-
-@given(st.integers(0, 200), st.integers(0, 5))
-def test_chunks_cover_every_input_once_in_order(n: int, parts: int) -> None:
-    pieces = chunks(n, parts)
-    assert len(pieces) == max(parts, 1)
-    assert [i for piece in pieces for i in piece] == list(range(n))
-    assert max(len(p) for p in pieces) - min(len(p) for p in pieces) <= 1
 
 
 def test_a_sweep_says_what_it_runs() -> None:

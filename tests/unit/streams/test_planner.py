@@ -143,6 +143,39 @@ def test_profile_requests_get_the_maximum_for_every_function(settings):
     assert not plan.harvest
 
 
+def test_a_profile_request_with_profile_cpu_gets_those_cores_for_every_function(settings: Settings) -> None:
+    top = planner(settings).plan(request(profile=True))
+    plan = planner(settings).plan(request(profile=True, profile_cpu=1.0))
+    written = [Allocation.from_dict(a) for a in plan.allocations.values()]
+    assert len(written) == 6 and not plan.harvest
+    assert all(a.cpu == 1.0 and a.origin == "profile" for a in written)
+    # Memory as for any profile request: the maximum.
+    assert {a.memory_mb for a in written} == {a["memory"] for a in top.allocations.values()}
+    assert any("every function at 1.0 cores" in r for r in plan.reasons), plan.reasons
+    assert not any("asked" in r for r in plan.reasons)  # on the grid, within the capacity: as asked
+
+
+@pytest.mark.parametrize(
+    ("capacity", "asked", "given"),
+    [
+        (2.0, 5.0, 2.0),  # above the maximum: the maximum
+        (2.0, 0.6, 0.75),  # between grid values: A(asked), as the normalizer rounds
+        (2.0, 0.1, 0.25),  # below the grid: its minimum
+        (1.9, 1.8, 1.75),  # A(1.8) = 2 is above the invoker's 1.9: the grid's largest within it
+        (1.9, 1.95, 1.9),  # at or above the capacity: the profile maximum, as without profile_cpu
+    ],
+)
+def test_profile_cpu_is_clamped_to_the_capacity_and_the_grid(
+    settings: Settings, capacity: float, asked: float, given: float
+) -> None:
+    import dataclasses
+
+    changed = dataclasses.replace(settings, invoker_cpu_capacity=capacity)
+    plan = planner(changed).plan(request(profile=True, profile_cpu=asked))
+    assert {Allocation.from_dict(a).cpu for a in plan.allocations.values()} == {given}
+    assert any(f"{asked:g} cores asked, {given:g} given" in r for r in plan.reasons), plan.reasons
+
+
 def test_each_plan_counts_as_a_harvest_decision_by_mode(settings, trained):
     from prometheus_client import REGISTRY
 
