@@ -263,32 +263,6 @@ def ensure_runtime_image(settings: Settings, *, rebuild: bool = False, progress:
     return _build(settings, settings.runtime_image, dockerfile, files, rebuild=rebuild, progress=progress)
 
 
-def build_layer_image(
-    settings: Settings,
-    tag: str,
-    dockerfile_text: str,
-    context_files: dict[str, bytes],
-    *,
-    rebuild: bool = False,
-    progress: bool = True,
-) -> str:
-    """Build a workload image on top of the runtime image, without a registry.
-
-    ``dockerfile_text`` should start ``FROM gleaner/python:3`` (or the base);
-    the runtime image is ensured first so that ``FROM`` resolves locally.
-    ``context_files`` maps paths inside the build context to their bytes.
-
-    Installing Python packages inside the build: containers reach PyPI only
-    through this machine's TLS interception, so a ``RUN pip install`` step
-    fails certificate checks unless the host's CA bundle
-    ``/etc/ssl/certs/ca-certificates.crt`` is put in the context and copied in
-    (and named by ``PIP_CERT``), or wheels are built on the host, passed in the
-    context and installed with ``pip install --no-index --find-links``.
-    """
-    ensure_runtime_image(settings, progress=progress)
-    return _build(settings, tag, dockerfile_text, context_files, rebuild=rebuild, progress=progress)
-
-
 def image_is_current(
     settings: Settings, tag: str, dockerfile_text: str | bytes, context_files: Mapping[str, bytes]
 ) -> bool:

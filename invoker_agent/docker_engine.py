@@ -452,14 +452,6 @@ class DockerEngine:
             return ""
         return token_in(env)
 
-    def image_exists(self, image: str) -> bool:
-        with _wrapped(f"inspect image {image}"):
-            try:
-                self.api.inspect_image(image)
-            except docker.errors.ImageNotFound:
-                return False
-            return True
-
     def close(self) -> None:
         with _wrapped("close"):
             self.client.close()

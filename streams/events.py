@@ -357,11 +357,6 @@ class DagPlan(Event):
             policy=_plan_policy(data),
         )
 
-    def allocation_of(self, stage: int, index: int) -> Allocation | None:
-        """The planned allocation of one function, or None (it runs at its user allocation)."""
-        raw = self.allocations.get(f"{stage}.{index}")
-        return None if raw is None else Allocation.from_dict(raw)
-
     def summary(self) -> dict[str, Any]:
         """What the DAG-level record keeps of the decision."""
         return {
