@@ -69,6 +69,7 @@ def _sampler(rate: float) -> SimpleNamespace:
 def test_the_watch_fires_once_and_stops_watching():
     fired: list[str] = []
     watch = SafeguardWatch(100)
+    watch.stop()  # no background checks: the test counts the checks
     watch.watch("a", _sampler(0.5), lambda: (0.5, 256), fired.append)  # type: ignore[arg-type]
     watch.check_once()
     assert fired == []
@@ -78,19 +79,27 @@ def test_the_watch_fires_once_and_stops_watching():
     assert len(fired) == 1
 
 
-def test_a_failing_safeguard_is_logged_not_raised():
+def test_a_failing_safeguard_is_logged_not_raised(caplog: pytest.LogCaptureFixture):
+    tried: list[str] = []
+
     def boom(why: str) -> None:
+        tried.append(why)
         raise RuntimeError("docker went away")
 
     watch = SafeguardWatch(100)
+    watch.stop()  # no background checks: these two are the only ones
     watch.watch("a", _sampler(1.0), lambda: (0.5, 256), boom)  # type: ignore[arg-type]
     watch.check_once()
-    watch.check_once()  # no exception escapes
+    assert tried == []
+    watch.check_once()  # it fires, and no exception escapes
+    assert len(tried) == 1 and "cpu" in tried[0]
+    assert "safeguard of a failed" in caplog.text and "docker went away" in caplog.text
 
 
 def test_an_ended_activation_is_skipped():
     fired: list[str] = []
     watch = SafeguardWatch(100)
+    watch.stop()  # no background checks: the test counts the checks
     watch.watch("a", _sampler(1.0), lambda: None, fired.append)  # type: ignore[arg-type]
     watch.check_once()
     watch.check_once()
@@ -100,6 +109,7 @@ def test_an_ended_activation_is_skipped():
 def test_usage_is_reported_after_three_windows_as_their_peak_until_forgotten():
     reported: list[float] = []
     watch = SafeguardWatch(100)
+    watch.stop()  # no background checks: the test counts the checks
     sampler = SimpleNamespace(samples=[(i * 50 * MS, int(i * 50 * MS * 0.25), 0) for i in range(10)])
     watch.report_usage("a", sampler, reported.append)  # type: ignore[arg-type]
     watch.check_once()
@@ -113,11 +123,17 @@ def test_usage_is_reported_after_three_windows_as_their_peak_until_forgotten():
     assert len(reported) == 1
 
 
-def test_a_failing_usage_report_is_logged_not_raised():
+def test_a_failing_usage_report_is_logged_not_raised(caplog: pytest.LogCaptureFixture):
+    tried: list[float] = []
+
     def boom(used: float) -> None:
+        tried.append(used)
         raise RuntimeError("ledger bug")
 
     watch = SafeguardWatch(100)
+    watch.stop()  # no background checks: these four are the only ones
     watch.report_usage("a", _sampler(0.5), boom)  # type: ignore[arg-type]
     for _ in range(4):
         watch.check_once()  # no exception escapes
+    assert tried == [pytest.approx(0.5)] * 2  # reported from the third window on, each time
+    assert caplog.text.count("usage report failed") == 2 and "ledger bug" in caplog.text

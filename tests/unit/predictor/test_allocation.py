@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 
 from gleaner.errors import SettingsError
 from gleaner.settings import load_settings
+from predictor import allocation as allocation_module
 from predictor.allocation import (
     THESIS_TABLE_3_2,
     AllowedValues,
@@ -89,13 +90,25 @@ def test_a_huge_probe_is_the_top_of_the_grid(probe: float) -> None:
     assert g.at_least(probe) == 2.0
 
 
-def test_allowed_values_build_their_grids_once() -> None:
+def test_allowed_values_build_their_grids_once(monkeypatch: pytest.MonkeyPatch) -> None:
     import pickle
 
+    built: list[tuple[float, ...]] = []
+
+    def counted(*args: float) -> Grid:
+        built.append(args)
+        return Grid(*args)
+
+    monkeypatch.setattr(allocation_module, "Grid", counted)
     a = AllowedValues(0.25, 2.0, 0.25, 128.0, 8192.0, 128.0)
-    assert a.cpu == Grid(0.25, 2.0, 0.25) and a.mem == Grid(128.0, 8192.0, 128.0)
-    assert a.cpu is object.__getattribute__(a, "cpu")  # built once at construction, not per read
-    assert a.cpu == Grid(0.25, 2.0, 0.25) and a.mem.top == 8192.0
+    assert built == [(0.25, 2.0, 0.25), (128.0, 8192.0, 128.0)]  # both, at construction
+    for _ in range(3):
+        assert a.cpu == Grid(0.25, 2.0, 0.25) and a.mem == Grid(128.0, 8192.0, 128.0)
+    assert len(built) == 2  # reads do not build them again
+    monkeypatch.undo()
+    with pytest.raises(SettingsError):  # a bad grid fails when built, not at its first read
+        AllowedValues(0.25, 2.0, 0.0, 128.0, 8192.0, 128.0)
+    assert a.mem.top == 8192.0
     assert pickle.loads(pickle.dumps(a)) == a and pickle.loads(pickle.dumps(a)).cpu.units == 7
     assert hash(a) == hash(AllowedValues(0.25, 2.0, 0.25, 128.0, 8192.0, 128.0))
 

@@ -165,8 +165,9 @@ def test_known_names_the_dags_that_are_not_deployed():
 
 def test_a_recorded_request_without_submitted_ms_is_not_scheduled_at_replay_time():
     no_time = orjson.dumps({"type": "dag.request", "namespace": "guest", "dag": "video", "input": {"k": 1}})
-    entries, _ = entries_from_events([req(T0), no_time, req(T0 + 2_500)])
-    assert all(e.offset_s <= 2.5 for e in entries)
+    entries, skipped = entries_from_events([req(T0), no_time, req(T0 + 2_500)])
+    assert skipped == 1  # without a time and without a broker timestamp, it is skipped
+    assert [e.offset_s for e in entries] == [0.0, 2.5]  # the two timed ones keep their spacing
 
 
 def test_a_request_whose_input_expired_is_skipped_and_the_spacing_starts_at_the_first_kept():
