@@ -251,18 +251,23 @@ def test_logs_from_children_threads_and_fds_are_captured(proxy: ActionProxyClien
     } <= bodies
 
 
-def test_lingering_child_does_not_hold_the_answer(proxy: ActionProxyClient) -> None:
-    source = """
+def test_lingering_child_does_not_hold_the_answer(proxy: ActionProxyClient, tmp_path: Path) -> None:
+    # The child keeps stdout open until the test lets it end: an answer that waited for
+    # the child's output to end would never come, and the run would time out instead.
+    let_go = tmp_path / "let-go"
+    source = f"""
         import subprocess
         def main(args):
-            subprocess.Popen(["sh", "-c", "sleep 3; echo late"])  # keeps stdout open
+            subprocess.Popen(["sh", "-c", "while [ ! -e '{let_go}' ]; do sleep 0.05; done; echo late"])
             print("done")
-            return {}
+            return {{}}
     """
     init_source(proxy, source)
-    started = time.monotonic()
-    resp = run(proxy)
-    assert resp.ok and time.monotonic() - started < 2
+    try:
+        resp = run(proxy, timeout_s=20.0)
+    finally:
+        let_go.touch()
+    assert resp.ok, resp.error
     assert [line.split(" ", 1)[1] for line in resp.logs] == ["stdout: done"]
 
 
@@ -322,14 +327,52 @@ def test_keep_alive_across_many_runs(proxy: ActionProxyClient) -> None:
     conn = proxy._conn
     assert conn is not None and conn.sock is not None
     sock = conn.sock
-    timings = []
     for i in range(300):
-        started = time.perf_counter()
         assert run(proxy, {"i": i}).result == {"i": i}
-        timings.append(time.perf_counter() - started)
     assert proxy._conn is conn and conn.sock is sock  # one TCP connection for all of them
-    timings.sort()
-    assert timings[len(timings) // 2] < 0.02  # no Nagle/delayed-ACK stall (that would be ~40 ms)
+
+
+class _Recorded:
+    """A real socket that notes the options set on it and each send."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self.options: list[tuple[int, int, int]] = []
+        self.sends: list[bytes] = []
+
+    def setsockopt(self, level: int, option: int, value: int) -> None:
+        self.options.append((level, option, value))
+        self.sock.setsockopt(level, option, value)
+
+    def sendall(self, data: bytes) -> None:
+        self.sends.append(bytes(data))
+        self.sock.sendall(data)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.sock, name)
+
+
+def test_each_response_leaves_in_one_send_on_a_nodelay_socket() -> None:
+    """Headers and body sent apart stall ~40 ms a call (Nagle against the client's delayed
+    ACK). How long a warm /run takes is measured by
+    `gleaner bench invoke` (benchmarks/invoke.py, warm: run_p50)."""
+    with socket.create_server(("127.0.0.1", 0)) as server:
+        client = socket.create_connection(server.getsockname())
+        conn, _ = server.accept()
+        with client:
+            client.sendall(b"GET /ping HTTP/1.1\r\nHost: x\r\n\r\n" * 2)  # two on one connection
+            client.shutdown(socket.SHUT_WR)
+            recorded = _Recorded(conn)
+            actionproxy.handle_connection(actionproxy.Action(), recorded, actionproxy.Gate(TOKEN))  # type: ignore[arg-type]
+            received = b""
+            while chunk := client.recv(65536):
+                received += chunk
+    assert (socket.IPPROTO_TCP, socket.TCP_NODELAY, 1) in recorded.options
+    assert len(recorded.sends) == 2 and received == b"".join(recorded.sends)
+    for sent in recorded.sends:  # each send is a whole response: status, headers and body
+        head, _, body = sent.partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 200 ") and f"Content-Length: {len(body)}".encode() in head
+        assert json.loads(body) == {"ok": True}
 
 
 def test_timeout_raises_timed_out(proxy: ActionProxyClient) -> None:
@@ -372,10 +415,8 @@ def test_client_reconnects_after_a_dropped_keep_alive() -> None:
 
 def test_wait_ready_times_out_on_a_closed_port() -> None:
     client = ActionProxyClient("127.0.0.1", _free_port())
-    started = time.monotonic()
-    with pytest.raises(ContainerError, match="not ready"):
+    with pytest.raises(ContainerError, match=r"not ready after 0\.3s"):
         client.wait_ready(0.3)
-    assert time.monotonic() - started < 3
 
 
 def test_a_run_whose_caller_is_gone_ends_the_container_before_the_function_finishes(tmp_path: Path) -> None:
