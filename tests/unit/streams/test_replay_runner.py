@@ -28,7 +28,6 @@ TOPICS = Topics(requests="dag.requests", results="dag.results", completed="activ
 NAMESPACE = "guest"
 DAG = "demo"
 DEADLINE_S = 0.75  # for runs where a request never finishes (short, with room for a loaded machine)
-SLACK_S = 3.0
 
 # One child per function of the parallel stage: (waitTime ms, cold, cpu, origin); listed in
 # reverse below, so that the outcome's order comes from (stage, index), not arrival.
@@ -270,7 +269,7 @@ def test_open_loop_sends_every_arrival_even_when_the_first_never_answers(make):
     assert outcomes[0].status == UNFINISHED and not outcomes[0].finished
     assert outcomes[1].status == SUCCESS and outcomes[2].status == SUCCESS
     assert run.unfinished == [outcomes[0]]
-    assert took < 0.01 + DEADLINE_S + SLACK_S  # the run returns after its deadline
+    assert took >= 0.01 + DEADLINE_S  # it waited the deadline out after the last arrival, then returned
 
 
 def test_sends_follow_the_schedule_not_the_trace_order(make):
@@ -358,7 +357,7 @@ def test_a_request_never_answered_is_unfinished_and_the_run_still_returns(make):
     assert math.isnan(o.latency_ms) and o.functions == []
     assert run.unfinished == [o] and run.failed == []
     assert not math.isnan(o.sent_s)  # it was sent; nothing came back
-    assert took < DEADLINE_S + SLACK_S
+    assert took >= DEADLINE_S  # given its whole deadline (a run that never returned: pytest-timeout)
 
 
 def test_without_a_dag_result_the_record_decides_after_the_grace_period(make, monkeypatch):
