@@ -13,6 +13,7 @@ carries one too, so a late pre-warm fails this test rather than hide).
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -20,10 +21,12 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from composer import dag_document, sequence
+from deploy.common import read_pid
+from deploy.procs import marker
 from gleaner.cli.client import OpenWhiskClient
 from gleaner.metrics import metrics_address
 from gleaner.records import annotation
-from gleaner.settings import Settings
+from gleaner.settings import Settings, load_settings
 from tests.integration.conftest import wait_for
 
 pytestmark = pytest.mark.integration
@@ -47,6 +50,16 @@ def prewarms_started(settings: Settings) -> float:
     )
 
 
+def stack_prewarm(settings: Settings) -> bool:
+    """Pre-warm as the running composition stream has it (its hints start the containers),
+    read from that process's environment: the stack may have been started (``gleaner up``)
+    with another environment than this test's."""
+    pid = read_pid(settings, "composition", marker("composition"))
+    assert pid is not None, "the composition stream is not running"
+    items = Path(f"/proc/{pid}/environ").read_bytes().decode(errors="replace").split("\0")
+    return load_settings(env=dict(item.split("=", 1) for item in items if "=" in item)).prewarm
+
+
 def cold_starts(ow: OpenWhiskClient, rec: dict[str, Any]) -> list[str]:
     children = [ow.request("GET", f"/activations/{aid}")[1] for aid in rec["logs"]]
     return [c["name"] for c in children if annotation(c, "initTime") is not None]
@@ -55,8 +68,8 @@ def cold_starts(ow: OpenWhiskClient, rec: dict[str, Any]) -> list[str]:
 def test_a_dag_whose_containers_are_gone_sees_at_most_one_cold_start(
     stack_up: Settings, ow: OpenWhiskClient, unique: str
 ) -> None:
-    if not stack_up.prewarm:
-        pytest.skip("GLEANER_PREWARM is off on this stack")
+    if not stack_prewarm(stack_up):
+        pytest.skip("GLEANER_PREWARM is off on the running stack")
     names = [f"pw-first-{unique}", f"pw-second-{unique}", f"pw-third-{unique}"]
     for name, code in zip(names, (WORK, WORK, STEP), strict=True):
         ow.put_action(name, {"exec": {"kind": "python:3", "code": code}}, overwrite=True)
