@@ -276,16 +276,20 @@ class CapacityLedger:
         claim = self.running.get(key)
         if claim is None:
             return []
+        # A lender whose shrink failed kept the cores it lent: the borrowers give them back.
+        kept = round(cpu - claim.cpu, 9) if claim.lent_out > EPS else 0.0
         self.cpu_free += claim.cpu - cpu
         self.memory_free_mb += claim.memory_mb - memory_mb
         claim.cpu, claim.memory_mb, claim.lent = cpu, memory_mb, 0.0
-        # A lender whose shrink failed keeps its cores: what it lent is no longer owed back
-        # (the borrower already runs; the invoker is overcommitted until one of them ends).
         claim.lent_out, claim.used_cpu = 0.0, None
+        out: list[Resize] = []
+        if kept > EPS:
+            cut, out = self._cut_borrowers(kept, claim, f"{key} could not lend its cores")
+            self.cpu_free = round(self.cpu_free + cut, 9)
         claim.target = min(claim.target, max(cpu, claim.cpu_plan))
         # No more live changes for a container that refused one.
         claim.live = claim.borrows = claim.guarded = claim.yields = False
-        return self._schedule()
+        return out + self._schedule()
 
     # ------------------------------------------------------------------ internals
     def _take(self, cores: float) -> float:
@@ -523,14 +527,23 @@ class CapacityLedger:
     def _take_back(self, lender: Claim, why: str) -> list[Resize]:
         """The lender needs its cores: from the free ones first, then from borrowers, the
         least urgent first, each down to one step (it runs slower, it does not stop)."""
-        out: list[Resize] = []
         want = lender.lent_out
         got = self._take(want)
-        borrowers = sorted(
-            (c for c in self.running.values() if c.borrower and c is not lender),
-            key=self._order,
-            reverse=True,
-        )
+        cut, out = self._cut_borrowers(want - got, lender, f"cores taken back by {lender.key}")
+        got = round(got + cut, 9)
+        if got > EPS:
+            lender.cpu = round(lender.cpu + got, 9)
+            lender.lent_out = round(max(0.0, lender.lent_out - got), 9)
+            out.append(Resize(lender.key, lender.cpu, lender.memory_mb, "take-back", note=why))
+        return out + self._schedule()
+
+    def _cut_borrowers(self, want: float, lender: Claim, note: str) -> tuple[float, list[Resize]]:
+        """Up to ``want`` cores from borrowers, the least urgent first, each down to one step
+        (it runs slower, it does not stop): how many were cut, and the resizes."""
+        out: list[Resize] = []
+        got = 0.0
+        borrowers = [c for c in self.running.values() if c.borrower and c is not lender]
+        borrowers.sort(key=self._order, reverse=True)
         for b in borrowers:
             if got + EPS >= want:
                 break
@@ -540,12 +553,8 @@ class CapacityLedger:
             b.cpu = round(b.cpu - cut, 9)
             b.target = min(b.target, max(b.cpu, b.cpu_floor))
             got = round(got + cut, 9)
-            out.append(Resize(b.key, b.cpu, b.memory_mb, "reclaim", note=f"cores taken back by {lender.key}"))
-        if got > EPS:
-            lender.cpu = round(lender.cpu + got, 9)
-            lender.lent_out = round(max(0.0, lender.lent_out - got), 9)
-            out.append(Resize(lender.key, lender.cpu, lender.memory_mb, "take-back", note=why))
-        return out + self._schedule()
+            out.append(Resize(b.key, b.cpu, b.memory_mb, "reclaim", note=note))
+        return got, out
 
     def _restore_lenders(self) -> list[Resize]:
         """Nobody waits: lent cores go back to their lenders as they free."""

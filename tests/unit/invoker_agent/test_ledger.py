@@ -252,7 +252,10 @@ OPS = st.lists(
 def _check(led: CapacityLedger, fifo: bool = True) -> None:
     used_cpu = sum(c.cpu for c in led.running.values())
     used_mem = sum(c.memory_mb for c in led.running.values())
-    assert led.cpu_free >= -EPS and led.memory_free_mb >= 0
+    # Over capacity only by what a lender kept when its shrink did not apply and borrowers
+    # already at one step could not give back (they run on; nothing starts until it is whole).
+    assert led.cpu_free >= -sum(c.cpu for c in led.running.values() if c.borrower) - EPS
+    assert led.memory_free_mb >= 0
     assert led.cpu_free + used_cpu == pytest.approx(led.cpu_capacity)
     assert led.memory_free_mb + used_mem == led.memory_capacity_mb
     for c in led.running.values():
