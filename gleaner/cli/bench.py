@@ -109,6 +109,12 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("-q", "--quiet", action="store_true")
     p.set_defaults(func=lambda a: int(__import__("benchmarks.chaos", fromlist=["main"]).main(a)))
 
+    p = verbs.add_parser(
+        "broker", help="one Kafka hop on a memory and an s3 broker side by side (own ports, not the stack)"
+    )
+    __import__("benchmarks.broker_hop", fromlist=["add_arguments"]).add_arguments(p)
+    p.set_defaults(func=lambda a: int(__import__("benchmarks.broker_hop", fromlist=["main"]).main(a)))
+
     for verb, module, helptext in (
         ("harvest", "benchmarks.harvest", "the same requests with harvesting off, then on"),
         (
