@@ -36,9 +36,11 @@ import orjson
 from deploy import procs, services
 from deploy.common import read_pid
 from gleaner.couchdb import ACTIVATIONS, CouchDB
+from gleaner.errors import GleanerError
 from gleaner.settings import Settings
 from invoker_agent.docker_engine import DockerEngine, network_name
 from invoker_agent.host_firewall import HostFirewall
+from streams.kafka.client import EventConsumer
 from streams.kafka.signing import Signer
 
 REPORT = """
@@ -287,28 +289,14 @@ def deploy(settings: Settings, namespace: str, auth: str, dag: str = "chaos") ->
 
 
 class _Results:
-    """Every ``dag.results`` event for our request ids, from now on."""
+    """Every ``dag.results`` event for our request ids, from now on. The platform's own
+    group-less reader, so that it too reads a partition again after a broker lost its log."""
 
     def __init__(self, settings: Settings) -> None:
         self.seen: dict[str, tuple[float, dict[str, Any]]] = {}
         self._stop = threading.Event()
-        self._consumer = confluent_kafka.Consumer(
-            {
-                "bootstrap.servers": settings.kafka_bootstrap,
-                "group.id": f"chaos-{uuid.uuid4().hex}",
-                "enable.auto.commit": False,
-                "fetch.wait.max.ms": 20,
-            }
-        )
-        topic = settings.dag_results_topic
-        parts = self._consumer.list_topics(topic, timeout=10).topics[topic].partitions
-        tps = []
-        for p in parts:
-            _low, high = self._consumer.get_watermark_offsets(
-                confluent_kafka.TopicPartition(topic, p), timeout=10
-            )
-            tps.append(confluent_kafka.TopicPartition(topic, p, high))
-        self._consumer.assign(tps)
+        group, topics = f"chaos-{uuid.uuid4().hex}", [settings.dag_results_topic]
+        self._consumer = EventConsumer(settings, group, topics, assign_latest=True, wait_ms=20)
         self.wanted: set[str] = set()
         self._thread = threading.Thread(target=self._run, name="chaos-results", daemon=True)
         self._thread.start()
@@ -316,14 +304,14 @@ class _Results:
     def _run(self) -> None:
         while not self._stop.is_set():
             try:
-                msg = self._consumer.poll(0.1)
-            except confluent_kafka.KafkaException:
+                rec = self._consumer.poll(0.1)
+            except GleanerError:
                 time.sleep(0.5)  # the broker itself may be the fault
                 continue
-            if msg is None or msg.error():
+            if rec is None:
                 continue
             try:
-                event = orjson.loads(msg.value() or b"")
+                event = orjson.loads(rec.value or b"")
             except orjson.JSONDecodeError:
                 continue
             rid = event.get("request_id")

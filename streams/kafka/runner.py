@@ -36,7 +36,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from gleaner.errors import MalformedEvent, ServiceError
+from gleaner.errors import KafkaError, MalformedEvent, ServiceError
 from gleaner.metrics import DEADLETTERS, KAFKA_HOP_SECONDS
 from gleaner.settings import Settings
 from streams.kafka.checkpoint import Checkpoint
@@ -164,6 +164,10 @@ class RunnerConfig:
     # An entry topic tenants may write to: unsigned records reach the handler, which
     # proves their credential; a signature that is present must still hold.
     tenant_entry: bool = False
+    # A member that lost its partitions in a rebalance and is given none back (not even an
+    # empty assignment) for this long gives up, so the supervisor starts it afresh: after a
+    # broker paused for seconds, Tansu was seen never to finish the group's rejoin.
+    rejoin_timeout_s: float = 30.0
 
     @classmethod
     def for_settings(cls, settings: Settings, **overrides: Any) -> RunnerConfig:
@@ -205,6 +209,7 @@ class ConsumeRunner:
         self._retry: _Retry | None = None
         self._stop = threading.Event()
         self._last_record = clock()
+        self._revoked_at: float | None = None  # lost its partitions, none given back since
         self.retries = 0  # transient failures met, for operators and tests
         self.dead_lettered = 0
         source.listen(self)
@@ -255,6 +260,9 @@ class ConsumeRunner:
         self._tick()
         if self.checkpoint.due():
             self._commit()
+        if self._revoked_at is not None and self._clock() - self._revoked_at > self.config.rejoin_timeout_s:
+            waited = f"{self.config.rejoin_timeout_s:g} s"
+            raise KafkaError(f"{self.name}: no partitions given back {waited} after a rebalance; restarting")
 
     # -- one record --------------------------------------------------------------
     def _attempt(self, record: Record, attempts: int) -> None:
@@ -350,12 +358,14 @@ class ConsumeRunner:
     # -- rebalances (called from inside poll) -----------------------------------------
     def assigned(self, tps: list[TopicPartition]) -> None:
         log.info("%s: assigned %s", self.name, tps)
+        self._revoked_at = None
         if self._retry is not None:
             self.source.pause()  # new partitions arrive unpaused
         self.handler.assigned(tps)
 
     def revoked(self, tps: list[TopicPartition]) -> None:
         log.info("%s: revoked %s", self.name, tps)
+        self._revoked_at = self._clock()
         gone = set(tps)
         self.checkpoint.revoke(tps)
         self._backlog = deque(r for r in self._backlog if (r.topic, r.partition) not in gone)

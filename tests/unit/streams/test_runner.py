@@ -226,6 +226,7 @@ def test_a_revoked_partition_ends_its_retry():
     assert source.paused
     source.rebalance(revoked=[TP])
     assert not source.paused
+    source.rebalance(assigned=[TP])
     clock.now = 100
     turns(runner, 2)
     assert handler.seen == [b"a"]
