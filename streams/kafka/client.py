@@ -296,7 +296,8 @@ class EventConsumer:
         self._listener: RebalanceListener | None = None
         self._held = False  # paused by the caller (a retry hold): never resumed by dozing
         self._doze: Doze | None = None
-        # The doze state and pause/resume: the polling thread and the bell's thread.
+        # The doze state, shared by the polling thread and the bell's thread; never held
+        # across a librdkafka call (see _rung).
         self._lock = threading.Lock()
         self._unlisten: Callable[[], None] | None = None
         if settings.kafka_idle_after_ms > 0:
@@ -351,7 +352,11 @@ class EventConsumer:
         with self._lock:
             if self._doze is None or self._held:
                 return
-            self._apply(self._doze.rung(time.monotonic()))
+            change = self._doze.rung(time.monotonic())
+        # librdkafka is called outside the lock: inside a rebalance it blocks this thread
+        # until the polling thread's callback returns, and that callback takes the lock
+        # (held across the call, the two waited on each other for good after a broker pause).
+        self._apply(change)
 
     def listen(self, listener: RebalanceListener) -> None:
         """Tell ``listener`` which partitions this member gains and loses
@@ -361,12 +366,14 @@ class EventConsumer:
     def _assigned(self, consumer: Any, parts: list[Any]) -> None:
         # On the polling thread, inside poll: a ring meanwhile waits for the lock.
         with self._lock:
-            if self._doze is not None and not self._held:
-                # A partition paused while this member dozed may come back still paused:
-                # a new assignment fetches, and counts as fresh traffic.
+            wake = self._doze is not None and not self._held
+            if self._doze is not None and wake:
                 self._doze.wake(time.monotonic())
-                with contextlib.suppress(confluent_kafka.KafkaException):
-                    consumer.resume(parts)
+        if wake:
+            # A partition paused while this member dozed may come back still paused:
+            # a new assignment fetches, and counts as fresh traffic.
+            with contextlib.suppress(confluent_kafka.KafkaException):
+                consumer.resume(parts)
         if self._listener is not None:
             self._listener.assigned([(tp.topic, tp.partition) for tp in parts])
 
@@ -378,30 +385,31 @@ class EventConsumer:
         """Stop fetching (polls keep the membership alive) until :meth:`resume`."""
         with self._lock:
             self._held = True
-            try:
-                self._consumer.pause(self._consumer.assignment())
-            except confluent_kafka.KafkaException as exc:
-                raise KafkaError(f"pause failed: {exc}") from exc
+        try:
+            self._consumer.pause(self._consumer.assignment())
+        except confluent_kafka.KafkaException as exc:
+            raise KafkaError(f"pause failed: {exc}") from exc
 
     def resume(self) -> None:
         with self._lock:
             self._held = False
             if self._doze is not None:
                 self._doze.wake(time.monotonic())
-            try:
-                parts = self._consumer.assignment()
-                self._consumer.resume(parts)
-            except confluent_kafka.KafkaException as exc:
-                raise KafkaError(f"resume failed: {exc}") from exc
-            self._kick(parts)
+        try:
+            parts = self._consumer.assignment()
+            self._consumer.resume(parts)
+        except confluent_kafka.KafkaException as exc:
+            raise KafkaError(f"resume failed: {exc}") from exc
+        self._kick(parts)
 
     def poll(self, timeout_s: float) -> Record | None:
         doze = None if self._held else self._doze
         if doze is not None:
             now = time.monotonic()
             with self._lock:
-                self._apply(doze.step(now))
+                change = doze.step(now)
                 timeout_s = doze.wait_s(now, timeout_s)
+            self._apply(change)
         msg = self._consumer.poll(timeout_s)
         if msg is None:
             self._follow_check(time.monotonic(), soon=False)
@@ -416,7 +424,8 @@ class EventConsumer:
             raise KafkaError(f"consume failed: {err}")
         if doze is not None:  # a probe's partitions are already resumed; a new assignment's too
             with self._lock:
-                self._apply(doze.seen(time.monotonic()))
+                change = doze.seen(time.monotonic())
+            self._apply(change)
         return _record(msg)
 
     def _follow_check(self, now: float, *, soon: bool) -> None:
@@ -462,7 +471,7 @@ class EventConsumer:
             else:
                 self._consumer.resume(parts)
                 self._kick(parts)
-        except confluent_kafka.KafkaException as exc:
+        except (confluent_kafka.KafkaException, RuntimeError) as exc:  # RuntimeError: closed meanwhile
             log.debug("doze %s failed: %s", change, exc)
 
     def _kick(self, parts: list[Any]) -> None:
