@@ -111,6 +111,12 @@ class Unacknowledged:
                 return []
             return [d.request for d in self._items.values() if d.invoker == TAKEN_BACK]
 
+    def owed(self, older_than_s: float = 0.0) -> list[ActivationRequest]:
+        """What was dispatched at least ``older_than_s`` ago and not acknowledged, oldest first."""
+        horizon = self._clock() - older_than_s
+        with self._lock:
+            return [d.request for d in self._items.values() if d.sent_at <= horizon]
+
     def invokers(self) -> set[str]:
         """The invokers that owe something."""
         with self._lock:

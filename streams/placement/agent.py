@@ -35,8 +35,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from gleaner import subjects
-from gleaner.couchdb import CouchDB
-from gleaner.errors import MalformedEvent
+from gleaner.couchdb import ACTIVATIONS, CouchDB
+from gleaner.errors import GleanerError, MalformedEvent
 from gleaner.metrics import PLACEMENT_INVOKERS_HEALTHY, PREWARMS
 from gleaner.records import INTERNAL_ERROR
 from gleaner.redis_store import RedisStore
@@ -65,6 +65,8 @@ log = logging.getLogger(__name__)
 GROUP = "gleaner-placement"
 NO_INVOKER_MSG = "No invokers available: none has sent a healthy heartbeat."
 EXPIRE_EVERY_S = 10.0
+SETTLE_AT_ONCE = 2000  # at most this many unacknowledged activations looked up in one pass
+SETTLE_AFTER_S = 30.0  # an activation unacknowledged this long is looked up in the records
 
 
 @dataclass(slots=True)
@@ -200,12 +202,15 @@ class PlacementAgent(Handler):
         unacked: Unacknowledged | None = None,
         signer: Signer | None = None,
         authenticate: Callable[[str], str | None] | None = None,
+        is_recorded: Callable[[str, str], bool] | None = None,
     ) -> None:
         self.settings = settings
         # With a signer, unsigned events are a tenant's and must prove their namespace
         # (``authenticate``: credential -> its namespace, or None).
         self.signer = signer
         self.authenticate = authenticate
+        self.is_recorded = is_recorded  # (namespace, activation id) -> its record exists
+        self._settler: threading.Thread | None = None
         self.producer = producer
         self.table = table
         self.policy: Policy = POLICIES[policy]()
@@ -237,10 +242,37 @@ class PlacementAgent(Handler):
     def start(self) -> None:
         # What a previous placement left, before the first dispatch (retried by the writer).
         self.unacked.recover()
+        self._look_up_records(0.0)
         self._writer = threading.Thread(
             target=keep_written, args=(self.unacked.flush, self._stop), name="unacked-writer", daemon=True
         )
         self._writer.start()
+
+    def _look_up_records(self, older_than_s: float) -> None:
+        """Off the dispatch thread, at most one at a time."""
+        if self.is_recorded is None or (self._settler is not None and self._settler.is_alive()):
+            return
+        self._settler = threading.Thread(
+            target=self._settle_recorded, args=(older_than_s,), name="unacked-settle", daemon=True
+        )
+        self._settler.start()
+
+    def _settle_recorded(self, older_than_s: float) -> None:
+        """What completed while no reader listened (placement was down, or its completion
+        reader was being replaced) has its record: acknowledged now, not re-sent when its
+        invoker next goes quiet."""
+        assert self.is_recorded is not None
+        settled = 0
+        for req in self.unacked.owed(older_than_s)[:SETTLE_AT_ONCE]:
+            try:
+                if self.is_recorded(req.namespace, req.activation_id):
+                    self.unacked.acked(req.activation_id)
+                    settled += 1
+            except GleanerError as exc:  # CouchDB away: they stay owed, as before
+                log.warning("records of unacknowledged activations not read: %s", exc)
+                return
+        if settled:
+            log.info("%d unacknowledged activations had completed (their records exist)", settled)
 
     def tick(self) -> None:
         now = self._clock()
@@ -254,6 +286,7 @@ class PlacementAgent(Handler):
                 self._retry_waiting(now)
         if now - self._last_expiry >= EXPIRE_EVERY_S:
             self._last_expiry = now
+            self._look_up_records(SETTLE_AFTER_S)
             dropped = self.unacked.expire()
             if dropped:
                 log.warning("forgot %d dispatched activations never acknowledged (stale)", dropped)
@@ -362,6 +395,7 @@ def build(settings: Settings, policy: str = "greedy-jsq", no_invoker_wait_s: flo
         unacked=unacked,
         signer=config.signer,
         authenticate=lambda credential: subjects.authenticate(db, credential),
+        is_recorded=lambda ns, aid: db.get_doc(ACTIVATIONS, f"{ns}/{aid}") is not None,
     )
     consumer = EventConsumer(
         settings,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import orjson
 import pytest
 from prometheus_client import REGISTRY
@@ -210,6 +212,36 @@ def test_a_restarted_placement_sends_again_what_a_silent_invoker_owed_before_the
     (moved,) = sink.on(SETTINGS.invoker_topic("i1"))
     assert moved["activation_id"] == "b" * 32 and moved["redispatched_from"] == "i0"
     assert orjson.loads(store.hashes[key]["b" * 32])["invoker"] == "i1"
+
+
+def test_what_completed_while_placement_was_down_is_acknowledged_from_its_record():
+    store = MemoryHashes()
+    key = unacked_key(SETTINGS)
+    runner, source, _, table, _, agent = make(unacked=Unacknowledged(journal=UnackedJournal(store, key)))
+    heartbeat(table, "i0")
+    for aid in ("a" * 32, "b" * 32):
+        source.push(TOPIC, invocation(aid))
+        runner.run_once()
+    agent.close()
+    assert set(store.hashes[key]) == {"a" * 32, "b" * 32}
+
+    # Placement was down when "a" completed: its record is there, "b"'s is not.
+    asked: list[tuple[str, str]] = []
+
+    def is_recorded(namespace: str, activation_id: str) -> bool:
+        asked.append((namespace, activation_id))
+        return activation_id == "a" * 32
+
+    _, _, _, _, _, agent = make(unacked=Unacknowledged(journal=UnackedJournal(store, key)))
+    agent.is_recorded = is_recorded
+    agent.start()
+    wait = time.monotonic() + 5
+    while len(agent.unacked) != 1 and time.monotonic() < wait:
+        time.sleep(0.01)
+    agent.close()
+    assert sorted(asked) == [("guest", "a" * 32), ("guest", "b" * 32)]
+    assert [r.activation_id for r in agent.unacked.owed()] == ["b" * 32]
+    assert set(store.hashes[key]) == {"b" * 32}
 
 
 # --- tenants' own Kafka events --------------------------------------------------------------------
