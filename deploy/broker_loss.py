@@ -10,6 +10,8 @@ lost after all changes nothing.
 from __future__ import annotations
 
 import logging
+import threading
+import time
 
 from deploy import services
 from gleaner.errors import GleanerError
@@ -22,10 +24,32 @@ from streams.topics import all_topics
 log = logging.getLogger(__name__)
 
 
-def after_broker_loss(settings: Settings) -> int:
-    """Re-create the topics and send the outbox again; how many events were sent again.
-    Redis away: nothing is sent now (logged); its entries wait for the next broker start."""
+AGAIN_AFTER_S = (10.0, 30.0)
+
+
+def after_broker_loss(settings: Settings, *, again_after_s: tuple[float, ...] = AGAIN_AFTER_S) -> int:
+    """Re-create the topics and send the outbox again; how many events were sent again now.
+    The outbox is sent once more after each of ``again_after_s`` (a daemon thread): an event
+    the gateway accepted while the broker was away, or before its topics were back, may
+    have been dropped by its producer after this first send. Redis away: nothing is sent
+    now (logged); its entries wait for the next broker start."""
     services.ensure_topics(settings, all_topics(settings), settings.topic_partitions)
+    if again_after_s:
+        threading.Thread(
+            target=_send_later, args=(settings, again_after_s), name="outbox-again", daemon=True
+        ).start()
+    return _send_outbox(settings)
+
+
+def _send_later(settings: Settings, delays: tuple[float, ...]) -> None:
+    waited = 0.0
+    for delay in delays:
+        time.sleep(max(0.0, delay - waited))
+        waited = delay
+        _send_outbox(settings)
+
+
+def _send_outbox(settings: Settings) -> int:
     try:
         store = RedisStore(settings)
     except GleanerError as exc:

@@ -32,18 +32,27 @@ def wired(monkeypatch: pytest.MonkeyPatch) -> tuple[list[str], ClosingRedis, Mem
 def test_topics_come_back_then_the_outbox_is_sent_again(wired):
     calls, redis, sink = wired
     Outbox(redis).keep("a" * 32, "gleaner.invocations", b"{}")
-    assert broker_loss.after_broker_loss(Settings()) == 1
+    assert broker_loss.after_broker_loss(Settings(), again_after_s=()) == 1
     assert calls == ["topics"] and [p.key for p in sink.produced] == ["a" * 32] and redis.closed
 
 
 def test_redis_away_sends_nothing_and_raises_nothing(wired):
     _, redis, sink = wired
     redis.down = 5
-    assert broker_loss.after_broker_loss(Settings()) == 0 and not sink.produced
+    assert broker_loss.after_broker_loss(Settings(), again_after_s=()) == 0 and not sink.produced
 
 
 def test_kafka_refusing_raises_nothing(wired):
     _, redis, sink = wired
     Outbox(redis).keep("a" * 32, "gleaner.invocations", b"{}")
     sink.fail_produces = 1
-    assert broker_loss.after_broker_loss(Settings()) == 0
+    assert broker_loss.after_broker_loss(Settings(), again_after_s=()) == 0
+
+
+def test_the_outbox_is_sent_once_more_later_for_what_came_in_meanwhile(wired, monkeypatch):
+    _, redis, sink = wired
+    slept: list[float] = []
+    monkeypatch.setattr(broker_loss.time, "sleep", slept.append)
+    Outbox(redis).keep("a" * 32, "gleaner.invocations", b"{}")
+    broker_loss._send_later(Settings(), (10.0, 30.0))
+    assert slept == [10.0, 20.0] and [p.key for p in sink.produced] == ["a" * 32] * 2
