@@ -43,10 +43,10 @@ class HashStore(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class Kept:
-    """One accepted event: where it goes and what it is."""
+    """One accepted event: where it goes and what it is (its key is its activation id,
+    the hash field it is kept under)."""
 
     topic: str
-    key: str
     value: bytes
     accepted_ms: int
 
@@ -54,7 +54,6 @@ class Kept:
         return orjson.dumps(
             {
                 "topic": self.topic,
-                "key": self.key,
                 "value": base64.b64encode(self.value).decode(),
                 "accepted_ms": self.accepted_ms,
             }
@@ -64,7 +63,7 @@ class Kept:
     def from_bytes(cls, raw: bytes) -> Kept:
         data = orjson.loads(raw)
         value = base64.b64decode(data["value"])
-        return cls(str(data["topic"]), str(data["key"]), value, int(data["accepted_ms"]))
+        return cls(str(data["topic"]), value, int(data["accepted_ms"]))
 
 
 class Outbox:
@@ -76,7 +75,7 @@ class Outbox:
     def keep(self, activation_id: str, topic: str, value: bytes) -> None:
         """Note an accepted event before it is produced (keyed by its activation id).
         Raises the store's error: the caller decides whether to accept without it."""
-        kept = Kept(topic, activation_id, value, self._clock())
+        kept = Kept(topic, value, self._clock())
         self.store.hset_many(self.key, {activation_id: kept.to_bytes()})
 
     def settle(self, activation_ids: Iterable[str]) -> None:
@@ -109,7 +108,7 @@ class Outbox:
         for activation_id, kept in pending:
             if activation_id in stale:
                 continue
-            producer.produce(kept.topic, kept.value, key=kept.key)
+            producer.produce(kept.topic, kept.value, key=activation_id)
             sent += 1
         if sent:
             producer.flush()
