@@ -313,7 +313,7 @@ class ActivationExecutor:
         except InitError as exc:
             self._finish(draft, DEVELOPER_ERROR, {"error": f"The action failed to initialize: {exc}"})
             return
-        except DockerError as exc:
+        except (DockerError, ContainerError) as exc:  # the engine refused, or it never got ready
             log.error("container start failed for %s: %s", req.activation_id, exc)
             self._finish(draft, INTERNAL_ERROR, {"error": f"Failed to start a container: {exc}"})
             return

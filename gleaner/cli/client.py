@@ -11,16 +11,23 @@ from typing import Any
 import httpx
 
 from gleaner.errors import GleanerError
+from streams.gateway.errors import error_for_status
 
 DAG_PAGE = 200  # the gateway's largest list page
 
 
 class ApiError(GleanerError):
+    """An error answer of the gateway. ``cause`` is the error class its status stands
+    for, from the gateway's own table read backwards (404: NotFound, 503: ServiceError),
+    and it is :attr:`transient` when that cause is: worth sending again later."""
+
     def __init__(self, status: int, body: Any) -> None:
         message = body.get("error") if isinstance(body, dict) else body
         super().__init__(f"{message} (HTTP {status})")
         self.status = status
         self.body = body
+        self.cause = error_for_status(status)
+        self.transient = self.cause.transient
 
 
 def wskprops_path() -> Path:

@@ -31,6 +31,7 @@ from streams.gateway.auth import Authenticator
 from streams.gateway.completions import CompletionWaiter
 from streams.gateway.dags import DagRoutes
 from streams.gateway.dashboard import DashboardRoutes
+from streams.gateway.errors import status_of
 from streams.gateway.http import MAX_LIST, error_response, flag, int_param, json_body, json_response
 from streams.gateway.openapi import OPENAPI_PATH, openapi_document
 from streams.kafka.client import EventProducer
@@ -59,12 +60,12 @@ async def openwhisk_errors(request: web.Request, handler: Handler) -> web.Stream
         return error_response(f"A request header is longer than {MAX_HEADER_BYTES} bytes.", 431, code)
     try:
         return await handler(request)
-    except NotFound as exc:
-        return error_response(str(exc) or NOT_FOUND, 404, code)
     except GleanerError as exc:
-        if exc.http_status >= 500:
+        status = status_of(exc)
+        if status >= 500:
             log.error("%s %s failed: %s", request.method, request.path, exc)
-        return error_response(str(exc), exc.http_status, code)
+        message = NOT_FOUND if isinstance(exc, NotFound) and not str(exc) else str(exc)
+        return error_response(message, status, code)
     except web.HTTPRequestEntityTooLarge:
         return error_response("The request content exceeds the maximum allowed size.", 413, code)
     except web.HTTPException as exc:
