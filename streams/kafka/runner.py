@@ -6,12 +6,15 @@ passed in, so tests use :mod:`streams.kafka.testing`). Per record the handler
 gets a :class:`Ticket`:
 
 - it returns normally: the record is done and its offset may be committed;
-- it raises :class:`~gleaner.errors.MalformedEvent` (or any other bug): the
-  record is dead-lettered with the reason and the stream goes on, so a poison
-  event never stops a stream;
-- it raises :class:`~gleaner.errors.ServiceError` (Redis, CouchDB, Docker or
-  Kafka trouble): the same record is handled again after a backoff, fetching
-  paused meanwhile so order holds; nothing is committed past it;
+- it raises a transient error (:func:`~gleaner.errors.is_transient`: a
+  :class:`~gleaner.errors.ServiceError`, Redis, CouchDB, Docker or Kafka trouble):
+  the same record is handled again after a backoff, fetching paused meanwhile so
+  order holds; nothing is committed past it;
+- it raises anything else (a :class:`~gleaner.errors.MalformedEvent`, a
+  container's failure, a DAG that cannot run, a bug): it would fail the same way
+  again, so the record is dead-lettered with the reason
+  (:func:`dead_letter_reason`) and the stream goes on: a poison event never
+  stops a stream;
 - it calls :meth:`Ticket.defer` and settles the ticket later from any thread
   (an invoker's activation, a record sink's batch).
 
@@ -36,7 +39,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from gleaner.errors import KafkaError, MalformedEvent, ServiceError
+from gleaner.errors import GleanerError, KafkaError, MalformedEvent, is_transient
 from gleaner.metrics import DEADLETTERS, KAFKA_HOP_SECONDS
 from gleaner.settings import Settings
 from streams.kafka.checkpoint import Checkpoint
@@ -280,17 +283,19 @@ class ConsumeRunner:
             return
         try:
             self.handler.handle(record, ticket)
-        except MalformedEvent as exc:
-            ticket.dead_letter(str(exc))
-        except ServiceError as exc:
-            if ticket.settled:  # it had already finished its part; the error came after
-                log.warning("%s: %s after settling %s", self.name, exc, _where(record))
-            else:
-                self._hold(record, attempts + 1, str(exc))
-            return
-        except Exception as exc:  # a bug must not stop the stream: park the event with why
-            log.exception("%s: handler failed on %s", self.name, _where(record))
-            ticket.dead_letter(f"handler failed: {type(exc).__name__}: {exc}")
+        except Exception as exc:
+            if is_transient(exc):
+                if ticket.settled:  # it had already finished its part; the error came after
+                    log.warning("%s: %s after settling %s", self.name, exc, _where(record))
+                else:
+                    self._hold(record, attempts + 1, str(exc))
+                return
+            # It would fail the same way again: park the event with why, the stream goes on.
+            if not isinstance(exc, GleanerError):  # a bug: its trace goes to the log
+                log.exception("%s: handler failed on %s", self.name, _where(record))
+            elif not isinstance(exc, MalformedEvent):
+                log.warning("%s: %s dead-lettered: %s", self.name, _where(record), exc)
+            ticket.dead_letter(dead_letter_reason(exc))
         else:
             if not ticket.deferred:
                 ticket.done()
@@ -373,6 +378,17 @@ class ConsumeRunner:
             self._retry = None  # the next owner handles it
             self.source.resume()
         self.handler.revoked(tps)
+
+
+def dead_letter_reason(exc: Exception) -> str:
+    """Why a record is dead-lettered whose handler raised ``exc``, an error not worth
+    retrying: a bad event says what is wrong with it, another Gleaner error names its
+    cause (an OOM-killed container, a DAG that cannot run), anything else is a bug."""
+    if isinstance(exc, MalformedEvent):
+        return str(exc)
+    if isinstance(exc, GleanerError):
+        return f"{type(exc).__name__}: {exc}"
+    return f"handler failed: {type(exc).__name__}: {exc}"
 
 
 def _where(record: Record) -> str:
