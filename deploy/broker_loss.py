@@ -19,7 +19,6 @@ from gleaner.redis_store import RedisStore
 from gleaner.settings import Settings
 from streams.kafka.client import EventProducer
 from streams.outbox import Outbox
-from streams.topics import all_topics
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +32,7 @@ def after_broker_loss(settings: Settings, *, again_after_s: tuple[float, ...] = 
     the gateway accepted while the broker was away, or before its topics were back, may
     have been dropped by its producer after this first send. Redis away: nothing is sent
     now (logged); its entries wait for the next broker start."""
-    services.ensure_topics(settings, all_topics(settings), settings.topic_partitions)
+    services.ensure_platform_topics(settings)
     if again_after_s:
         threading.Thread(
             target=_send_later, args=(settings, again_after_s), name="outbox-again", daemon=True

@@ -48,6 +48,7 @@ from gleaner.redis_store import connect
 from gleaner.secrets_file import write_secret
 from gleaner.settings import Settings
 from streams.kafka.client import security_config
+from streams.topics import topics_by_partitions
 
 SERVICES = ("docker", "kafka", "redis", "couchdb")  # always there (embedded or external)
 S3STORE = seaweed.PART  # Tansu's S3 store, embedded only, with kafka_storage=s3
@@ -206,6 +207,15 @@ def ensure_topics(settings: Settings, names: Sequence[str], partitions: int) -> 
             if isinstance(err, RdKafkaError) and err.code() == RdKafkaError.TOPIC_ALREADY_EXISTS:
                 continue
             raise StackError("kafka", f"cannot create topic {name!r}: {exc}") from exc
+    return created
+
+
+def ensure_platform_topics(settings: Settings) -> list[str]:
+    """Create the topic table's topics (streams/topics.py) that do not exist yet, each with
+    its partition count; return those created."""
+    created: list[str] = []
+    for partitions, names in topics_by_partitions(settings).items():
+        created += ensure_topics(settings, names, partitions)
     return created
 
 

@@ -26,7 +26,6 @@ from gleaner.errors import GleanerError, StackError
 from gleaner.settings import GUEST_AUTH, Settings
 from gleaner.subjects import ensure_admin, ensure_subject, revoke_uuid
 from invoker_agent.docker_engine import INVOKER_LABEL, MANAGED_LABEL
-from streams.topics import all_topics
 
 BEFORE_REDIS = ("docker", services.S3STORE, "kafka")  # in service_names' order: the store, then Tansu
 
@@ -96,7 +95,7 @@ def up(
     first = [name for name in services.service_names(settings) if name in BEFORE_REDIS]
     parts = [services.start(settings, name) for name in first]
     kafka = parts[-1]
-    services.ensure_topics(settings, all_topics(settings), settings.topic_partitions)
+    services.ensure_platform_topics(settings)
     parts.append(services.start(settings, "redis"))
     if kafka.detail.startswith("started") and settings.kafka_storage == "memory":
         # A broker started without its log: what the gateway accepted before is sent again.

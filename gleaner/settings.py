@@ -39,7 +39,7 @@ _SECRET_FIELDS = frozenset(
 KAFKA_STORAGES = ("memory", "s3")
 KAFKA_S3_PORT_SPAN = 10_004
 
-# streams/placement/policies.py's POLICIES, by name (a test keeps the two in step).
+# streams/placement/policies.py's PLACEMENT_POLICY_FACTORIES, by name (a test keeps the two in step).
 PLACEMENT_POLICIES = ("greedy-jsq", "jsq", "round-robin", "greedy-round-robin", "hash")
 
 

@@ -33,8 +33,8 @@ from predictor.peak_sizing import size_to_peak
 from predictor.validator import Demand, StageDecision, validate_stage
 from predictor.work_division import divide_work, predicted_makespan
 
-Policy = Literal["thesis", "libra", "gleaner"]
-POLICIES: tuple[str, ...] = get_args(Policy)
+PlanningPolicy = Literal["thesis", "libra", "gleaner"]
+PLANNING_POLICIES: tuple[str, ...] = get_args(PlanningPolicy)
 Slot = tuple[int, int]  # (stage, index)
 
 
@@ -283,8 +283,8 @@ def select_stages(analysis: Analysis, user: Mapping[Slot, Demand]) -> Selection:
 
 def check_policy(policy: str) -> None:
     """ValueError for an unknown ``policy``."""
-    if policy not in POLICIES:
-        raise ValueError(f"unknown planning policy {policy!r} (known: {', '.join(POLICIES)})")
+    if policy not in PLANNING_POLICIES:
+        raise ValueError(f"unknown planning policy {policy!r} (known: {', '.join(PLANNING_POLICIES)})")
 
 
 def plan_request(

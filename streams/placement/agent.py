@@ -58,7 +58,7 @@ from streams.kafka.signing import Signer, namespace_not_proven, tenant_credentia
 from streams.placement.acks import Unacknowledged
 from streams.placement.journal import UnackedJournal, keep_written, unacked_key
 from streams.placement.listen import follow
-from streams.placement.policies import POLICIES, InvokerView, Policy
+from streams.placement.policies import PLACEMENT_POLICY_FACTORIES, InvokerView, Policy
 from streams.placement.prewarm import route_hint
 
 log = logging.getLogger(__name__)
@@ -213,7 +213,7 @@ class PlacementAgent(Handler):
         self._settler: threading.Thread | None = None
         self.producer = producer
         self.table = table
-        self.policy: Policy = POLICIES[policy]()
+        self.policy: Policy = PLACEMENT_POLICY_FACTORIES[policy]()
         self.no_invoker_wait_s = no_invoker_wait_s
         self._clock = clock
         self._waiting: deque[tuple[float, ActivationRequest, Ticket]] = deque()

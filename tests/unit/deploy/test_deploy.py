@@ -21,6 +21,8 @@ from deploy import common, images, procs, services, stack
 from deploy.common import PartStatus
 from gleaner.errors import StackError
 from gleaner.settings import Settings, load_settings
+from streams.components import COMPONENTS, NAMES
+from streams.topics import all_topics
 
 
 @pytest.fixture
@@ -283,6 +285,27 @@ def test_several_invokers_share_the_capacity_each_with_its_own_id(settings: Sett
     assert env["GLEANER_INVOKER_ID"] == "invoker2" and procs.component_argv("invoker2")[-1] == "invoker"
     assert procs.part_settings(settings, "invoker") is settings  # one invoker keeps it all
     assert procs.part_settings(three, "gateway") is three
+
+
+def test_the_process_list_is_the_registry_in_its_order(settings: Settings) -> None:
+    """`gleaner up` starts what streams/components.py registers, the invoker once per invoker."""
+    assert procs.component_names(settings) == NAMES
+    three = dataclasses.replace(settings, invokers=3)
+    expanded = [name for name in procs.component_names(three) if not procs.is_invoker(name)]
+    assert expanded == [c.name for c in COMPONENTS if not c.per_invoker]
+    assert procs.SUPERVISOR not in NAMES  # deploy's own process, started after the components
+
+
+def test_topic_creation_reads_the_topic_table(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[tuple[list[str], int]] = []
+    monkeypatch.setattr(
+        services,
+        "ensure_topics",
+        lambda _s, names, partitions: calls.append((list(names), partitions)) or names,
+    )
+    s = dataclasses.replace(settings, topic_partitions=3, invokers=2)
+    assert services.ensure_platform_topics(s) == all_topics(s)
+    assert calls == [(all_topics(s), 3)] and s.invoker_topic("invoker1") in calls[0][0]
 
 
 def test_an_extra_invoker_already_running_is_listed_whatever_the_settings(settings: Settings) -> None:
