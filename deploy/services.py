@@ -19,6 +19,7 @@ from urllib.parse import urlsplit
 
 import docker
 import httpx
+import redis
 from confluent_kafka import KafkaError as RdKafkaError
 from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient
@@ -27,6 +28,7 @@ from confluent_kafka.cimpl import NewTopic
 from deploy import seaweed
 from deploy.common import (
     PartStatus,
+    StillStarting,
     cmdline_text,
     is_embedded_host,
     port_open,
@@ -225,7 +227,10 @@ def ensure_platform_topics(settings: Settings) -> list[str]:
 def redis_check(settings: Settings) -> str | None:
     client = connect(settings, socket_connect_timeout=1, socket_timeout=2)
     try:
-        client.ping()
+        try:
+            client.ping()
+        except redis.exceptions.BusyLoadingError as exc:  # a big AOF takes a while to load
+            raise StillStarting(str(exc)) from exc
         version = client.info("server").get("redis_version", "?")
     finally:
         client.close()

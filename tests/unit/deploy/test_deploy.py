@@ -16,6 +16,7 @@ import tarfile
 from pathlib import Path
 
 import pytest
+import redis
 
 from deploy import common, images, procs, services, stack
 from deploy.common import PartStatus
@@ -183,6 +184,41 @@ def test_wait_healthy_times_out_with_last_probe_error(settings: Settings) -> Non
 def test_wait_healthy_returns_detail() -> None:
     calls = iter([None, None, "ok"])
     assert common.wait_healthy(Settings(), "x", lambda: next(calls), timeout=5, interval=0.01) == "ok"
+
+
+def test_wait_healthy_waits_past_its_timeout_while_the_service_is_still_starting() -> None:
+    # A Redis loading a big AOF answers BusyLoadingError for longer than the timeout.
+    calls = {"n": 0}
+
+    def probe() -> str | None:
+        calls["n"] += 1
+        if calls["n"] < 30:
+            raise common.StillStarting("loading the dataset")
+        return "ok"
+
+    assert common.wait_healthy(Settings(), "x", probe, timeout=0.05, interval=0.01) == "ok"
+    assert calls["n"] == 30
+
+
+def test_wait_healthy_gives_up_on_a_service_that_never_finishes_starting(settings: Settings) -> None:
+    def probe() -> str | None:
+        raise common.StillStarting("loading the dataset")
+
+    with pytest.raises(StackError, match=r"still starting: loading the dataset"):
+        common.wait_healthy(settings, "x", probe, timeout=0.02, interval=0.01, starting_limit=0.1)
+
+
+def test_redis_check_says_a_loading_redis_is_still_starting(monkeypatch: pytest.MonkeyPatch) -> None:
+    class Loading:
+        def ping(self) -> None:
+            raise redis.exceptions.BusyLoadingError("Redis is loading the dataset in memory")
+
+        def close(self) -> None:
+            pass
+
+    monkeypatch.setattr(services, "connect", lambda *a, **k: Loading())
+    with pytest.raises(common.StillStarting, match="loading"):
+        services.redis_check(Settings())
 
 
 def test_log_tail_strips_colours_and_keeps_the_end(tmp_path: Path) -> None:
