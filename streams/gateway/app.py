@@ -35,7 +35,7 @@ from streams.gateway.http import MAX_LIST, error_response, flag, int_param, json
 from streams.gateway.openapi import OPENAPI_PATH, openapi_document
 from streams.kafka.client import EventProducer
 from streams.kafka.doorbell import process_bell
-from streams.outbox import Outbox
+from streams.outbox import Outbox, OutboxWriter
 from streams.payloads import DataStore, ForeignReference, refs_in
 from streams.placement.agent import InvokerTable, follow_health
 
@@ -104,7 +104,7 @@ class Gateway:
         self.waiter: CompletionWaiter | None = None
         self.invokers = InvokerTable(settings.invoker_unhealthy_after_s)
         self.data: DataStore | None = None
-        self.outbox: Outbox | None = None
+        self.outbox: OutboxWriter | None = None
         self.dags = DagRoutes(self)
         self.admin = AdminRoutes(self)
         self.dashboard = DashboardRoutes(self)
@@ -148,7 +148,9 @@ class Gateway:
         self.producer = EventProducer(self.settings, process_bell(self.settings))
         redis = RedisStore(self.settings)
         self.data = DataStore(redis, self.settings.inline_payload_bytes, self.settings.data_ttl_s)
-        self.outbox = Outbox(redis) if self.settings.outbox else None
+        if self.settings.outbox:
+            self.outbox = OutboxWriter(Outbox(redis), self.producer)
+            self.outbox.start()
         self.waiter = CompletionWaiter(self.settings, asyncio.get_running_loop(), process_bell(self.settings))
         self.waiter.start()
         threading.Thread(
@@ -161,6 +163,8 @@ class Gateway:
         self._health_stop.set()
         if self.waiter:
             self.waiter.stop()
+        if self.outbox:
+            self.outbox.close()  # what it was handed is produced before the producer closes
         if self.producer:
             self.producer.close()
         self.admin.close()
@@ -256,16 +260,15 @@ class Gateway:
         return json_response([action_view(d, code=False) for d in found["docs"]])
 
     # -- invoke ------------------------------------------------------------------
-    def accept(self, topic: str, activation_id: str, value: bytes) -> None:
+    async def accept(self, topic: str, activation_id: str, value: bytes) -> None:
         """Keep an accepted event in the outbox, then produce it: a broker crash cannot lose
-        it (:mod:`streams.outbox`). Without Redis it is still accepted, and the log says so."""
+        it (:mod:`streams.outbox`). Both happen on the outbox's writer thread, so the loop
+        never waits on Redis. Without Redis it is still accepted, and the log says so."""
         assert self.producer is not None
-        try:
-            if self.outbox is not None:
-                self.outbox.keep(activation_id, topic, value)
-        except GleanerError as exc:
-            log.warning("%s accepted without the outbox (a broker crash loses it): %s", activation_id, exc)
-        self.producer.produce(topic, value, key=activation_id)
+        if self.outbox is None:
+            self.producer.produce(topic, value, key=activation_id)
+            return
+        await asyncio.wrap_future(self.outbox.submit(activation_id, topic, value))
 
     async def invoke(self, request: web.Request) -> web.Response:
         ns = await self._namespace(request)
@@ -298,7 +301,7 @@ class Gateway:
         )
         assert self.producer is not None and self.waiter is not None
         waiting = self.waiter.expect(activation_id) if blocking else None
-        self.accept(self.settings.invocations_topic, activation_id, event.to_bytes())
+        await self.accept(self.settings.invocations_topic, activation_id, event.to_bytes())
         if waiting is None:
             return json_response({"activationId": activation_id}, 202)
         try:
