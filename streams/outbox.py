@@ -32,7 +32,6 @@ import orjson
 
 from gleaner.errors import GleanerError
 from streams.events import now_ms
-from streams.kafka.runner import Sink
 
 log = logging.getLogger(__name__)
 
@@ -130,26 +129,6 @@ class Outbox:
 
     def __len__(self) -> int:
         return self.store.hlen(self.key)
-
-    def send_again(self, producer: Sink, keep_ms: int = KEEP_MS) -> int:
-        """Produce every pending entry again, oldest first (after a broker loss); entries
-        older than ``keep_ms`` are dropped with a warning. Returns how many were sent."""
-        now = self._clock()
-        pending = sorted(self.pending().items(), key=lambda item: item[1].accepted_ms)
-        stale = [aid for aid, kept in pending if now - kept.accepted_ms > keep_ms]
-        if stale:
-            log.warning("outbox: %d entries never settled in %d s, dropped", len(stale), keep_ms // 1000)
-            self.settle(stale)
-        sent = 0
-        for activation_id, kept in pending:
-            if activation_id in stale:
-                continue
-            producer.produce(kept.topic, kept.value, key=activation_id)
-            sent += 1
-        if sent:
-            producer.flush()
-            log.warning("outbox: %d accepted events produced again after the broker was lost", sent)
-        return sent
 
     # -- after a broker loss (streams.outbox_resend) ---------------------------------
     def lost_at(self) -> int | None:

@@ -36,6 +36,7 @@ from streams.gateway.openapi import OPENAPI_PATH, openapi_document
 from streams.kafka.client import EventProducer
 from streams.kafka.doorbell import process_bell
 from streams.outbox import Outbox, OutboxWriter
+from streams.outbox_resend import Resender
 from streams.payloads import DataStore, ForeignReference, refs_in
 from streams.placement.agent import InvokerTable, follow_health
 
@@ -105,6 +106,7 @@ class Gateway:
         self.invokers = InvokerTable(settings.invoker_unhealthy_after_s)
         self.data: DataStore | None = None
         self.outbox: OutboxWriter | None = None
+        self.resender: Resender | None = None
         self.dags = DagRoutes(self)
         self.admin = AdminRoutes(self)
         self.dashboard = DashboardRoutes(self)
@@ -149,9 +151,19 @@ class Gateway:
         redis = RedisStore(self.settings)
         self.data = DataStore(redis, self.settings.inline_payload_bytes, self.settings.data_ttl_s)
         if self.settings.outbox:
-            self.outbox = OutboxWriter(Outbox(redis), self.producer)
+            outbox = Outbox(redis)
+            self.outbox = OutboxWriter(outbox, self.producer)
             self.outbox.start()
-        self.waiter = CompletionWaiter(self.settings, asyncio.get_running_loop(), process_bell(self.settings))
+            self.resender = Resender(outbox, self.producer)  # after a broker loss (streams.outbox_resend)
+            threading.Thread(
+                target=self.resender.run, args=(self._health_stop,), name="outbox-resend", daemon=True
+            ).start()
+        self.waiter = CompletionWaiter(
+            self.settings,
+            asyncio.get_running_loop(),
+            process_bell(self.settings),
+            on_broker_restart=self.resender.broker_lost if self.resender else None,
+        )
         self.waiter.start()
         threading.Thread(
             target=follow_health,
@@ -161,6 +173,8 @@ class Gateway:
 
     async def _cleanup(self, _app: web.Application) -> None:
         self._health_stop.set()
+        if self.resender:
+            self.resender.wake()  # ends its thread
         if self.waiter:
             self.waiter.stop()
         if self.outbox:

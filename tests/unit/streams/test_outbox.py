@@ -1,5 +1,6 @@
-"""The outbox: accepted events kept until their record exists, produced again (oldest
-first) after a broker loss, settled by the record sink; Redis trouble costs no record."""
+"""The outbox: accepted events kept (by the gateway's writer, before they are produced)
+until their record exists, settled by the record sink; Redis trouble costs no record.
+Sending again after a broker loss: test_outbox_resend."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from gleaner.settings import Settings
 from streams.kafka.deadletter import DeadLetters
 from streams.kafka.runner import ConsumeRunner, RunnerConfig
 from streams.kafka.testing import MemorySink, MemorySource
-from streams.outbox import Kept, Outbox, OutboxWriter
+from streams.outbox import Kept, Outbox, OutboxWriter, Sent
 from streams.record_sink import RecordSink
 from tests.unit.fakes import MemoryRedis
 from tests.unit.streams.test_record_sink import Clock, MemoryCouch, completion
@@ -34,38 +35,39 @@ def test_an_entry_round_trips_byte_for_byte():
     assert Kept.from_bytes(kept.to_bytes()) == kept
 
 
-def test_pending_entries_are_sent_again_oldest_first_and_settled_ones_not():
-    redis, clock, sink = MemoryRedis(), Millis(), MemorySink()
+def test_entries_are_pending_until_settled_each_with_the_time_it_was_accepted():
+    redis, clock = MemoryRedis(), Millis()
     outbox = Outbox(redis, clock=clock)
     outbox.keep(B, SETTINGS.dag_requests_topic, b'{"request_id": "b"}')
     clock.now += 5
-    outbox.keep(A, SETTINGS.invocations_topic, b'{"activation_id": "a"}')
-    clock.now += 5
-    outbox.keep(C, SETTINGS.invocations_topic, b'{"activation_id": "c"}')
+    outbox.keep_many([(A, SETTINGS.invocations_topic, b"{}"), (C, SETTINGS.invocations_topic, b"{}")])
     outbox.settle([C])
     assert len(outbox) == 2
-    assert outbox.send_again(sink) == 2
-    sent = [(p.topic, p.key) for p in sink.produced]
-    assert sent == [(SETTINGS.dag_requests_topic, B), (SETTINGS.invocations_topic, A)] and sink.delivered == 2
-    assert len(outbox) == 2  # still pending until their records exist
-
-
-def test_entries_never_settled_are_dropped_after_the_keep_time():
-    redis, clock, sink = MemoryRedis(), Millis(), MemorySink()
-    outbox = Outbox(redis, clock=clock)
-    outbox.keep(A, SETTINGS.invocations_topic, b"{}")
-    clock.now += 10_000
-    outbox.keep(B, SETTINGS.invocations_topic, b"{}")
-    assert outbox.send_again(sink, keep_ms=5_000) == 1
-    assert [p.key for p in sink.produced] == [B] and set(outbox.pending()) == {B}
+    assert outbox.pending() == {
+        B: Kept(SETTINGS.dag_requests_topic, b'{"request_id": "b"}', 1_000_000),
+        A: Kept(SETTINGS.invocations_topic, b"{}", 1_000_005),
+    }
 
 
 def test_an_unreadable_entry_is_dropped_not_fatal():
-    redis, sink = MemoryRedis(), MemorySink()
+    redis = MemoryRedis()
     outbox = Outbox(redis)
     outbox.keep(A, SETTINGS.invocations_topic, b"{}")
     redis.hashes[outbox.key][B] = b"not json"
-    assert outbox.send_again(sink) == 1 and set(outbox.pending()) == {A}
+    assert set(outbox.pending()) == {A} and set(redis.hashes[outbox.key]) == {A}
+
+
+def test_the_loss_time_and_the_send_times_are_kept_beside_the_entries():
+    redis = MemoryRedis()
+    outbox = Outbox(redis)
+    assert outbox.lost_at() is None and outbox.sent() == {}
+    outbox.note_lost(1_234)
+    outbox.mark_sent({A: Sent(2_000, 1), B: Sent(2_000, 3)})
+    redis.hashes[outbox.sent_key][C] = b"garbled"  # read as never sent again
+    assert outbox.lost_at() == 1_234 and outbox.sent() == {A: Sent(2_000, 1), B: Sent(2_000, 3)}
+    outbox.forget_sent([A])
+    assert set(outbox.sent()) == {B} and set(redis.hashes[outbox.sent_key]) == {B}
+    assert len(outbox) == 0  # none of it counts as an entry
 
 
 def test_a_store_error_reaches_the_caller():
