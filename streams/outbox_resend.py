@@ -88,6 +88,9 @@ def plan_resends(
             resend.append(aid)
             due_ms = now + wait_after(times + 1, policy)
         next_ms = min(next_ms, due_ms)
+    if lost_ms is not None and now < lost_ms + policy.exposed_ms:
+        # An entry accepted from now until the window closes is exposed too: look again.
+        next_ms = min(next_ms, now + policy.first_wait_ms)
     gone = set(drop)
     forget = tuple(aid for aid in sent if aid not in accepted or aid in gone)
     return Plan(tuple(resend), tuple(drop), forget, max(next_ms, now + 1))

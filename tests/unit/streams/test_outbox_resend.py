@@ -212,6 +212,16 @@ def test_what_was_accepted_just_after_the_loss_is_sent_again_only_if_it_stays_un
     assert B not in {p.key for p in sink.produced}
 
 
+def test_an_entry_accepted_after_a_pass_but_soon_after_the_loss_is_still_looked_after():
+    _redis, clock, sink, outbox, resender = wired()
+    resender.broker_lost()
+    assert resender.resend_due() == 0  # nothing pending yet
+    clock.now += 2_000
+    outbox.keep(A, TOPIC, b"{}")  # dropped by its producer: the topics were not back
+    clock.now += POLICY.first_wait_ms
+    assert resender.resend_due() == 1 and [p.key for p in sink.produced] == [A]
+
+
 def test_entries_never_settled_are_dropped_after_the_keep_time():
     _redis, clock, sink, outbox, _ = wired()
     resender = Resender(outbox, sink, ResendPolicy(keep_ms=5_000), clock=clock)
