@@ -69,6 +69,15 @@ def _interpret(call: Call, status: int, content: bytes) -> Any:
     return data
 
 
+def existing_ids(rows: list[dict[str, Any]]) -> set[str]:
+    """The ids of ``_all_docs`` rows that are documents: not missing (``error``), not deleted."""
+    return {
+        row["key"]
+        for row in rows
+        if "error" not in row and not (row.get("value") or {}).get("deleted") and "key" in row
+    }
+
+
 def _auth(settings: Settings) -> httpx.BasicAuth | None:
     login = couchdb_login(settings)
     return httpx.BasicAuth(*login) if login else None
@@ -96,6 +105,11 @@ class _Calls:
 
     def bulk(self, db: str, docs: list[dict[str, Any]]) -> Call:
         return Call("POST", f"/{self.db(db)}/_bulk_docs", body={"docs": docs})
+
+    def all_docs(self, db: str, doc_ids: list[str]) -> Call:
+        """The rows of ``doc_ids`` (their revisions, not their bodies) in one request; CouchDB
+        and pouchdb-server both take the keys in a POST body."""
+        return Call("POST", f"/{self.db(db)}/_all_docs", body={"keys": doc_ids})
 
     def find(
         self,
@@ -143,6 +157,12 @@ class CouchDB(_Calls):
     def bulk_docs(self, db: str, docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
         result: list[dict[str, Any]] = self.call(self.bulk(db, docs))
         return result
+
+    def existing(self, db: str, doc_ids: list[str]) -> set[str]:
+        """Which of ``doc_ids`` exist in ``db``, in one request (none when there are none)."""
+        if not doc_ids:
+            return set()
+        return existing_ids(self.call(self.all_docs(db, doc_ids))["rows"])
 
     def find_docs(self, db: str, selector: dict[str, Any], **kw: Any) -> list[dict[str, Any]]:
         docs: list[dict[str, Any]] = self.call(self.find(db, selector, **kw))["docs"]

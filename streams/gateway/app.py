@@ -36,7 +36,8 @@ from streams.gateway.http import MAX_LIST, error_response, flag, int_param, json
 from streams.gateway.openapi import OPENAPI_PATH, openapi_document
 from streams.kafka.client import EventProducer
 from streams.kafka.doorbell import process_bell
-from streams.outbox import Outbox
+from streams.outbox import Outbox, OutboxWriter
+from streams.outbox_resend import Resender
 from streams.payloads import DataStore, ForeignReference, refs_in
 from streams.placement.agent import InvokerTable, follow_health
 
@@ -105,7 +106,8 @@ class Gateway:
         self.waiter: CompletionWaiter | None = None
         self.invokers = InvokerTable(settings.invoker_unhealthy_after_s)
         self.data: DataStore | None = None
-        self.outbox: Outbox | None = None
+        self.outbox: OutboxWriter | None = None
+        self.resender: Resender | None = None
         self.dags = DagRoutes(self)
         self.admin = AdminRoutes(self)
         self.dashboard = DashboardRoutes(self)
@@ -149,8 +151,20 @@ class Gateway:
         self.producer = EventProducer(self.settings, process_bell(self.settings))
         redis = RedisStore(self.settings)
         self.data = DataStore(redis, self.settings.inline_payload_bytes, self.settings.data_ttl_s)
-        self.outbox = Outbox(redis) if self.settings.outbox else None
-        self.waiter = CompletionWaiter(self.settings, asyncio.get_running_loop(), process_bell(self.settings))
+        if self.settings.outbox:
+            outbox = Outbox(redis)
+            self.outbox = OutboxWriter(outbox, self.producer)
+            self.outbox.start()
+            self.resender = Resender(outbox, self.producer)  # after a broker loss (streams.outbox_resend)
+            threading.Thread(
+                target=self.resender.run, args=(self._health_stop,), name="outbox-resend", daemon=True
+            ).start()
+        self.waiter = CompletionWaiter(
+            self.settings,
+            asyncio.get_running_loop(),
+            process_bell(self.settings),
+            on_broker_restart=self.resender.broker_lost if self.resender else None,
+        )
         self.waiter.start()
         threading.Thread(
             target=follow_health,
@@ -160,8 +174,12 @@ class Gateway:
 
     async def _cleanup(self, _app: web.Application) -> None:
         self._health_stop.set()
+        if self.resender:
+            self.resender.wake()  # ends its thread
         if self.waiter:
             self.waiter.stop()
+        if self.outbox:
+            self.outbox.close()  # what it was handed is produced before the producer closes
         if self.producer:
             self.producer.close()
         self.admin.close()
@@ -257,16 +275,15 @@ class Gateway:
         return json_response([action_view(d, code=False) for d in found["docs"]])
 
     # -- invoke ------------------------------------------------------------------
-    def accept(self, topic: str, activation_id: str, value: bytes) -> None:
+    async def accept(self, topic: str, activation_id: str, value: bytes) -> None:
         """Keep an accepted event in the outbox, then produce it: a broker crash cannot lose
-        it (:mod:`streams.outbox`). Without Redis it is still accepted, and the log says so."""
+        it (:mod:`streams.outbox`). Both happen on the outbox's writer thread, so the loop
+        never waits on Redis. Without Redis it is still accepted, and the log says so."""
         assert self.producer is not None
-        try:
-            if self.outbox is not None:
-                self.outbox.keep(activation_id, topic, value)
-        except GleanerError as exc:
-            log.warning("%s accepted without the outbox (a broker crash loses it): %s", activation_id, exc)
-        self.producer.produce(topic, value, key=activation_id)
+        if self.outbox is None:
+            self.producer.produce(topic, value, key=activation_id)
+            return
+        await asyncio.wrap_future(self.outbox.submit(activation_id, topic, value))
 
     async def invoke(self, request: web.Request) -> web.Response:
         ns = await self._namespace(request)
@@ -299,7 +316,7 @@ class Gateway:
         )
         assert self.producer is not None and self.waiter is not None
         waiting = self.waiter.expect(activation_id) if blocking else None
-        self.accept(self.settings.invocations_topic, activation_id, event.to_bytes())
+        await self.accept(self.settings.invocations_topic, activation_id, event.to_bytes())
         if waiting is None:
             return json_response({"activationId": activation_id}, 202)
         try:

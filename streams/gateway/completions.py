@@ -14,6 +14,7 @@ import asyncio
 import logging
 import threading
 from collections import OrderedDict
+from collections.abc import Callable
 from typing import Any
 
 from gleaner.errors import MalformedEvent
@@ -28,7 +29,13 @@ RECENT = 10_000
 
 
 class CompletionWaiter:
-    def __init__(self, settings: Settings, loop: asyncio.AbstractEventLoop, bell: Bell | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        loop: asyncio.AbstractEventLoop,
+        bell: Bell | None = None,
+        on_broker_restart: Callable[[], object] | None = None,
+    ) -> None:
         self._settings = settings
         self._loop = loop
         self._waiting: dict[str, asyncio.Future[dict[str, Any]]] = {}
@@ -43,6 +50,7 @@ class CompletionWaiter:
             bell=bell,
             # Our own requests' rings: awake before their completions come.
             wake_on=[settings.invocations_topic, settings.dag_requests_topic],
+            on_restart=on_broker_restart,  # the outbox sends again what may be lost
         )
         self._thread = threading.Thread(target=self._listen, name="completions", daemon=True)
 

@@ -216,7 +216,7 @@ class DagRoutes:
             submitted_ms=now_ms(),
         )
         waiting = self.gw.waiter.expect(request_id) if blocking else None
-        self.gw.accept(self.gw.settings.dag_requests_topic, request_id, event.to_bytes())
+        await self.gw.accept(self.gw.settings.dag_requests_topic, request_id, event.to_bytes())
         if waiting is None:
             return json_response({"activationId": request_id}, 202)
         try:

@@ -272,7 +272,8 @@ class EventConsumer:
     It dozes at idle (:mod:`streams.kafka.doze`). With a ``bell`` it wakes when
     one of its topics, or of ``wake_on`` (topics whose records cause records on
     its own, written by a producer that rings no bell), rings, and then probes
-    only every ``kafka_doorbell_probe_every_ms``."""
+    only every ``kafka_doorbell_probe_every_ms``. A reader calls ``on_restart``
+    (on its polling thread) when it sees the broker restarted without its log."""
 
     def __init__(
         self,
@@ -288,8 +289,10 @@ class EventConsumer:
         wait_ms: int | None = None,
         bell: Bell | None = None,
         wake_on: Iterable[str] = (),
+        on_restart: Callable[[], object] | None = None,
     ) -> None:
         self.topics = list(topics)
+        self._on_restart = on_restart
         self._follows = assign_latest
         self._last_follow_check = time.monotonic()
         self._seen_ends: dict[tuple[str, int], int] = {}  # a reader's partitions: their log end
@@ -459,6 +462,11 @@ class EventConsumer:
         parts = [confluent_kafka.TopicPartition(t, p, rewind.get((t, p), where[(t, p)])) for (t, p) in where]
         with contextlib.suppress(confluent_kafka.KafkaException):
             self._consumer.assign(parts)
+        if self._on_restart is not None:
+            try:
+                self._on_restart()
+            except Exception:  # the watcher's trouble must not stop this reader
+                log.exception("telling of the broker restart failed")
 
     def _apply(self, change: str | None) -> None:
         """Pause or resume for dozing; a failure only costs the idle saving."""

@@ -202,14 +202,15 @@ class PlacementAgent(Handler):
         unacked: Unacknowledged | None = None,
         signer: Signer | None = None,
         authenticate: Callable[[str], str | None] | None = None,
-        is_recorded: Callable[[str, str], bool] | None = None,
+        records_found: Callable[[list[tuple[str, str]]], set[str]] | None = None,
     ) -> None:
         self.settings = settings
         # With a signer, unsigned events are a tenant's and must prove their namespace
         # (``authenticate``: credential -> its namespace, or None).
         self.signer = signer
         self.authenticate = authenticate
-        self.is_recorded = is_recorded  # (namespace, activation id) -> its record exists
+        # (namespace, activation id) pairs -> the activation ids whose record exists (one request)
+        self.records_found = records_found
         self._settler: threading.Thread | None = None
         self.producer = producer
         self.table = table
@@ -250,7 +251,7 @@ class PlacementAgent(Handler):
 
     def _look_up_records(self, older_than_s: float) -> None:
         """Off the dispatch thread, at most one at a time."""
-        if self.is_recorded is None or (self._settler is not None and self._settler.is_alive()):
+        if self.records_found is None or (self._settler is not None and self._settler.is_alive()):
             return
         self._settler = threading.Thread(
             target=self._settle_recorded, args=(older_than_s,), name="unacked-settle", daemon=True
@@ -260,19 +261,21 @@ class PlacementAgent(Handler):
     def _settle_recorded(self, older_than_s: float) -> None:
         """What completed while no reader listened (placement was down, or its completion
         reader was being replaced) has its record: acknowledged now, not re-sent when its
-        invoker next goes quiet."""
-        assert self.is_recorded is not None
-        settled = 0
-        for req in self.unacked.owed(older_than_s)[:SETTLE_AT_ONCE]:
-            try:
-                if self.is_recorded(req.namespace, req.activation_id):
-                    self.unacked.acked(req.activation_id)
-                    settled += 1
-            except GleanerError as exc:  # CouchDB away: they stay owed, as before
-                log.warning("records of unacknowledged activations not read: %s", exc)
-                return
+        invoker next goes quiet. All of them are looked up in one request."""
+        assert self.records_found is not None
+        owed = self.unacked.owed(older_than_s)[:SETTLE_AT_ONCE]
+        if not owed:
+            return
+        try:
+            found = self.records_found([(req.namespace, req.activation_id) for req in owed])
+        except GleanerError as exc:  # CouchDB away: they stay owed, as before
+            log.warning("records of unacknowledged activations not read: %s", exc)
+            return
+        settled = [req.activation_id for req in owed if req.activation_id in found]
+        for activation_id in settled:
+            self.unacked.acked(activation_id)
         if settled:
-            log.info("%d unacknowledged activations had completed (their records exist)", settled)
+            log.info("%d unacknowledged activations had completed (their records exist)", len(settled))
 
     def tick(self) -> None:
         now = self._clock()
@@ -379,6 +382,13 @@ class PlacementAgent(Handler):
         self.producer.produce(self.settings.completed_topic, event.to_bytes(), key=completion_key(req))
 
 
+def records_found(db: CouchDB, owed: list[tuple[str, str]]) -> set[str]:
+    """Of ``owed`` (namespace, activation id) pairs, the activation ids whose record is in
+    CouchDB: one ``_all_docs`` request for them all (revisions only, no bodies)."""
+    by_doc_id = {f"{ns}/{aid}": aid for ns, aid in owed}
+    return {by_doc_id[i] for i in db.existing(ACTIVATIONS, list(by_doc_id)) if i in by_doc_id}
+
+
 def build(settings: Settings, policy: str = "greedy-jsq", no_invoker_wait_s: float = 30.0) -> ConsumeRunner:
     bell = process_bell(settings)
     producer = EventProducer(settings, bell)
@@ -395,7 +405,7 @@ def build(settings: Settings, policy: str = "greedy-jsq", no_invoker_wait_s: flo
         unacked=unacked,
         signer=config.signer,
         authenticate=lambda credential: subjects.authenticate(db, credential),
-        is_recorded=lambda ns, aid: db.get_doc(ACTIVATIONS, f"{ns}/{aid}") is not None,
+        records_found=lambda owed: records_found(db, owed),
     )
     consumer = EventConsumer(
         settings,
