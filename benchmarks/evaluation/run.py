@@ -21,7 +21,8 @@ from typing import Any
 
 from benchmarks.evaluation import scheduling_verdict
 from benchmarks.evaluation.calibrate import Calibration, calibrate, fit_cpu_seconds, spread
-from benchmarks.evaluation.report import DagEvaluation, LoadResult, PolicyRun, write_report
+from benchmarks.evaluation.report import write_report
+from benchmarks.evaluation.results import DagEvaluation, LoadResult, PolicyRun
 from benchmarks.evaluation.scheduler_switch import SchedulerSwitch, label, schedulers_from
 from gleaner.cli.client import OpenWhiskClient, Target
 from gleaner.errors import BadRequest, GleanerError
