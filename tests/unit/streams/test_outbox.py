@@ -111,13 +111,13 @@ def test_redis_down_while_settling_costs_no_record():
 
 
 def test_the_gateway_keeps_an_event_before_producing_it_and_accepts_without_redis():
-    from streams.gateway.app import Gateway
+    from streams.gateway.intake import Intake
 
     redis, sink = MemoryRedis(), MemorySink()
-    gateway = Gateway(SETTINGS)
-    gateway.producer, gateway.outbox = sink, Outbox(redis)  # type: ignore[assignment]
-    gateway.accept(SETTINGS.invocations_topic, A, b'{"activation_id": "a"}')
-    assert set(gateway.outbox.pending()) == {A} and [p.key for p in sink.produced] == [A]
+    intake = Intake(SETTINGS)
+    intake.producer, intake.outbox = sink, Outbox(redis)  # type: ignore[assignment]
+    intake.accept(SETTINGS.invocations_topic, A, b'{"activation_id": "a"}')
+    assert set(intake.outbox.pending()) == {A} and [p.key for p in sink.produced] == [A]
     redis.down = 1
-    gateway.accept(SETTINGS.invocations_topic, B, b'{"activation_id": "b"}')
-    assert [p.key for p in sink.produced] == [A, B] and set(gateway.outbox.pending()) == {A}
+    intake.accept(SETTINGS.invocations_topic, B, b'{"activation_id": "b"}')
+    assert [p.key for p in sink.produced] == [A, B] and set(intake.outbox.pending()) == {A}
