@@ -15,8 +15,8 @@ import pytest
 
 from deploy import stack
 from deploy.images import ensure_runtime_image
-from gleaner.cli.client import OpenWhiskClient, Target
 from gleaner.couchdb import ACTIVATIONS, CouchDB
+from gleaner.gateway_client import OpenWhiskClient, Target
 from gleaner.settings import Settings, load_settings
 from gleaner.subjects import ensure_subject
 

@@ -1,4 +1,5 @@
-"""A small OpenWhisk REST client (the CLI's and the benchmarks' view of Gleaner)."""
+"""A small OpenWhisk REST client of the gateway: how the CLI, the benchmarks, the workloads'
+deployment and the profiler talk to Gleaner, like any user (an adapter of the kernel)."""
 
 from __future__ import annotations
 
