@@ -20,12 +20,12 @@ import docker.errors
 from deploy import images, procs, services, supervisor
 from deploy.broker_loss import after_broker_loss
 from deploy.common import PartStatus
+from gleaner.container_labels import INVOKER_LABEL, MANAGED_LABEL
 from gleaner.couchdb import CouchDB, ensure_schema
 from gleaner.credentials import ensure_admin_credential, ensure_guest_credential
 from gleaner.errors import GleanerError, StackError
 from gleaner.settings import GUEST_AUTH, Settings
 from gleaner.subjects import ensure_admin, ensure_subject, migrate_plain_subjects, revoke_uuid
-from invoker_agent.docker_engine import INVOKER_LABEL, MANAGED_LABEL
 from streams.topics import all_topics
 
 BEFORE_REDIS = ("docker", services.S3STORE, "kafka")  # in service_names' order: the store, then Tansu
