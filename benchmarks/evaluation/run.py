@@ -26,10 +26,10 @@ from benchmarks.evaluation.results import DagEvaluation, LoadResult, PolicyRun
 from benchmarks.evaluation.scheduler_switch import SchedulerSwitch, label, schedulers_from
 from gleaner.errors import BadRequest, GleanerError
 from gleaner.gateway_client import OpenWhiskClient, Target
+from gleaner.harvest_policies import policies_from
 from gleaner.redis_store import RedisStore
 from gleaner.settings import Settings, load_settings
 from monitor.utilisation import NodeUtilisation, UtilisationSummary
-from predictor.policies import policies_from
 from streams.kafka.client import EventProducer
 from streams.replay.arrivals import LOAD_FRACTIONS, rate_table, synthesise
 from streams.replay.lock import ReplayLock

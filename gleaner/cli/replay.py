@@ -10,8 +10,8 @@ from pathlib import Path
 from gleaner.cli.wsk import target_flags
 from gleaner.errors import BadRequest, GleanerError
 from gleaner.gateway_client import OpenWhiskClient, Target
+from gleaner.harvest_policies import HARVEST_POLICIES, check_policy, policies_from
 from gleaner.settings import Settings, load_settings
-from predictor.policies import HARVEST_POLICIES, check_policy, policies_from
 
 
 def _client(args: argparse.Namespace) -> OpenWhiskClient:

@@ -21,10 +21,10 @@ from composer.model import Node
 from gleaner.actions import bump_version, check_name
 from gleaner.couchdb import DAGS, WHISKS, AsyncCouchDB
 from gleaner.errors import BadRequest, Conflict, Forbidden, NotFound
+from gleaner.harvest_policies import check_policy, requested_policy
 from gleaner.records import INTERNAL_ERROR, SUCCESS, public_view
 from gleaner.settings import Settings
 from gleaner.ttlcache import TTLCache
-from predictor.policies import check_policy, requested_policy
 from streams.events import DagRequest, new_activation_id, now_ms
 from streams.gateway.auth import Authenticator, request_namespace
 from streams.gateway.http import MAX_LIST, flag, int_param, json_body, json_response
