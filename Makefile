@@ -9,8 +9,9 @@ setup:
 demo: setup
 	$(VENV)/gleaner up --demo
 
-# Lint, type-check, then every test: unit tests and integration tests on the
-# real embedded stack (brought up once by the test session).
+# Lint, type-check and check the import floors (docs/architecture.md), then every test:
+# unit tests and integration tests on the real embedded stack (brought up once by the
+# test session).
 test: setup lint
 	$(VENV)/pytest -m "integration or not integration"
 
@@ -21,6 +22,7 @@ lint:
 	$(VENV)/ruff check .
 	$(VENV)/ruff format --check .
 	$(VENV)/mypy
+	$(VENV)/lint-imports
 
 up: setup
 	$(VENV)/gleaner up

@@ -606,8 +606,8 @@ def main(args: Any) -> int:
     from tqdm import tqdm
 
     from benchmarks.report import write_section
-    from gleaner.couchdb import ensure_subject
     from gleaner.settings import load_settings
+    from gleaner.subjects import ensure_subject
 
     settings = load_settings()
     auth = f"{uuid.uuid4()}:{secrets.token_hex(32)}"

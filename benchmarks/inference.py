@@ -28,8 +28,8 @@ from tqdm import tqdm
 
 from benchmarks.report import percentile, write_section
 from deploy.procs import settings_env
-from gleaner.cli.client import OpenWhiskClient, Target
 from gleaner.errors import GleanerError
+from gleaner.gateway_client import OpenWhiskClient, Target
 from gleaner.settings import load_settings
 from streams.events import DagRequest, new_activation_id, now_ms
 from streams.kafka.client import ensure_topics
@@ -39,13 +39,13 @@ from streams.topics import all_topics
 
 
 def main(args: argparse.Namespace) -> int:
-    from gleaner.cli.predict import input_files
+    from workloads.catalog import input_files
 
     base = load_settings()
     settings = replace(base, topic_prefix=f"bench-{uuid.uuid4().hex[:6]}.")
     ensure_topics(settings, all_topics(settings))
     namespace = OpenWhiskClient(Target.resolve(None, None)).namespace()
-    sizes = [p.stat().st_size for p in input_files(args, args.dag, base)]
+    sizes = [p.stat().st_size for p in input_files(args, args.dag, base.state_dir)]
     log = open(base.state_dir / "logs" / "bench-predictor.log", "ab")  # noqa: SIM115
     worker = subprocess.Popen(
         [sys.executable, "-m", "gleaner", "run", "predictor", "--log-level", "warn"],

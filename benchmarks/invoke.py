@@ -21,7 +21,7 @@ from tqdm import tqdm
 
 from benchmarks.floor import kafka_hop
 from benchmarks.report import percentile, write_section
-from gleaner.cli.client import OpenWhiskClient, Target
+from gleaner.gateway_client import OpenWhiskClient, Target
 from gleaner.records import annotation
 from gleaner.settings import load_settings
 

@@ -35,9 +35,9 @@ import uuid as uuidlib
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
-from gleaner.credentials import redis_password
+from gleaner.credentials import new_secret, redis_password
 from gleaner.errors import RedisError
-from gleaner.subjects import new_secret, parse_credential
+from gleaner.subjects import parse_credential
 
 if TYPE_CHECKING:
     import redis.asyncio

@@ -220,10 +220,8 @@ ADMINS_ONLY = {"admins": {"names": [], "roles": ["_admin"]}, "members": {"names"
 
 
 def ensure_schema(settings: Settings) -> None:
-    """Create the databases and Mango indexes, close them to anyone but server admins, and
-    re-hash an earlier version's plain-text keys (idempotent)."""
-    from gleaner.subjects import migrate_plain_subjects  # subjects builds on this module
-
+    """Create the databases and Mango indexes, and close them to anyone but server admins
+    (idempotent). The keys' own migration is :func:`gleaner.subjects.migrate_plain_subjects`."""
     # The embedded server's own admin: lock its databases. An external CouchDB's access is the
     # operator's (CouchDB 3 keeps new databases admin-only already).
     embedded_admin = not settings.couchdb_user and couchdb_login(settings) is not None
@@ -235,13 +233,5 @@ def ensure_schema(settings: Settings) -> None:
                 db.call(Call("PUT", f"/{db.db(name)}/_security", body=ADMINS_ONLY))
             for index_name, fields in indexes:
                 db.ensure_index(name, index_name, fields)
-        migrate_plain_subjects(db)
     finally:
         db.close()
-
-
-def ensure_subject(db: CouchDB, namespace: str, auth: str) -> None:
-    """Make ``namespace`` exist with the API key ``uuid:key``, stored hashed (idempotent)."""
-    from gleaner.subjects import ensure_subject as ensure
-
-    ensure(db, namespace, auth)

@@ -15,6 +15,7 @@ credentials); a file is read only for a service at an embedded address.
 from __future__ import annotations
 
 import secrets
+import uuid
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
@@ -23,6 +24,17 @@ from gleaner.settings import GUEST_AUTH, Settings
 
 COUCHDB_USER = "gleaner"
 _LOCAL_HOSTS = frozenset({"127.0.0.1", "localhost", "::1", "[::1]"})
+
+
+def new_secret() -> str:
+    """A key in OpenWhisk's shape: 64 letters and digits (~380 bits)."""
+    alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
+    return "".join(secrets.choice(alphabet) for _ in range(64))
+
+
+def new_credential() -> str:
+    """A fresh ``uuid:key`` (a namespace's or the admin's API key)."""
+    return f"{uuid.uuid4()}:{new_secret()}"
 
 
 def secrets_dir(settings: Settings) -> Path:
@@ -85,8 +97,6 @@ def admin_credential(settings: Settings) -> str | None:
 def ensure_admin_credential(settings: Settings) -> str:
     if settings.admin_auth:
         return settings.admin_auth
-    from gleaner.subjects import new_credential  # subjects imports couchdb, which imports this
-
     return ensure_secret(secret_file(settings, "admin"), new_credential())
 
 
@@ -102,6 +112,4 @@ def guest_credential(settings: Settings) -> str | None:
 def ensure_guest_credential(settings: Settings) -> str:
     if settings.guest_auth or settings.public_guest_key:
         return settings.guest_auth or GUEST_AUTH
-    from gleaner.subjects import new_credential
-
     return ensure_secret(secret_file(settings, "guest"), new_credential())

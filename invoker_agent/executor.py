@@ -22,6 +22,7 @@ from gleaner.actions import Limits
 from gleaner.activation_keys import ActivationKeys, MintedKey
 from gleaner.allocation import Allocation
 from gleaner.errors import ContainerError, DockerError, GleanerError, InvalidLimits
+from gleaner.harvest_policies import BORROWING_POLICIES, LIVE_POLICIES, SAFEGUARD_POLICIES, SHARES_POLICIES
 from gleaner.metrics import COLD_STARTS
 from gleaner.records import DEVELOPER_ERROR, INTERNAL_ERROR, RecordDraft, build_record, status_of
 from gleaner.settings import Settings
@@ -34,7 +35,6 @@ from invoker_agent.permits import Resizer, ResourcePermits
 from invoker_agent.proxy_client import ActionProxyClient, InitError
 from invoker_agent.safeguard import SafeguardWatch
 from monitor.cgroups import CgroupNotFound, CgroupSampler, UsageSummary, find_cgroup
-from predictor.policies import BORROWING_POLICIES, LIVE_POLICIES, SAFEGUARD_POLICIES, SHARES_POLICIES
 from streams.events import ActivationRequest, now_ms
 from streams.payloads import DataStore, ForeignReference, size_of
 

@@ -44,7 +44,7 @@ import orjson
 from gleaner.actions import is_entity_name
 from gleaner.allocation import Allocation
 from gleaner.errors import MalformedEvent
-from predictor.policies import check_policy, requested_policy
+from gleaner.harvest_policies import check_policy, requested_policy
 
 VERSION = 1
 _ACTIVATION_ID = re.compile(r"^[0-9a-f]{32}$")
@@ -277,7 +277,7 @@ class DagRequest(Event):
     dag: str
     input: dict[str, Any] = field(default_factory=dict)  # may hold a data-store reference
     harvest: bool | None = None  # per-request switch; None = the global setting
-    policy: str | None = None  # harvesting policy (predictor.policies); wins over ``harvest``
+    policy: str | None = None  # harvesting policy (gleaner.harvest_policies); wins over ``harvest``
     profile: bool = False  # run every function at the maximum allocation (the profiler's runs)
     # With ``profile``: every function at this many cores instead of the maximum (the
     # profiler's CPU sweep); None: the maximum. Left off the wire when None.

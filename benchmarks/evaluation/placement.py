@@ -44,8 +44,8 @@ from benchmarks.evaluation.run import (
     run_order,
 )
 from benchmarks.report import write_section
-from gleaner.cli.client import OpenWhiskClient, Target
 from gleaner.errors import BadRequest, GleanerError
+from gleaner.gateway_client import OpenWhiskClient, Target
 from gleaner.redis_store import RedisStore
 from gleaner.settings import Settings, load_settings
 from streams.kafka.client import EventProducer

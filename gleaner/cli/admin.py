@@ -14,9 +14,9 @@ import sys
 from typing import Any
 from urllib.parse import quote
 
-from gleaner.cli.client import OpenWhiskClient, Target, read_wskprops
 from gleaner.credentials import admin_credential, secret_file
 from gleaner.errors import BadRequest, GleanerError
+from gleaner.gateway_client import OpenWhiskClient, Target, read_wskprops
 from gleaner.settings import Settings, load_settings
 from gleaner.subjects import check_namespace, check_uuid
 

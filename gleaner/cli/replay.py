@@ -7,11 +7,11 @@ import datetime as dt
 import math
 from pathlib import Path
 
-from gleaner.cli.client import OpenWhiskClient, Target
 from gleaner.cli.wsk import target_flags
 from gleaner.errors import BadRequest, GleanerError
+from gleaner.gateway_client import OpenWhiskClient, Target
+from gleaner.harvest_policies import HARVEST_POLICIES, check_policy, policies_from
 from gleaner.settings import Settings, load_settings
-from predictor.policies import HARVEST_POLICIES, check_policy, policies_from
 
 
 def _client(args: argparse.Namespace) -> OpenWhiskClient:
@@ -120,16 +120,16 @@ def cmd_replay(args: argparse.Namespace) -> int:
 
 
 def cmd_trace(args: argparse.Namespace) -> int:
-    from gleaner.cli.predict import input_files
     from streams.replay.arrivals import synthesise
     from streams.replay.trace import write_trace
+    from workloads.catalog import input_files
 
     settings = load_settings()
     if args.rate <= 0 or not math.isfinite(args.rate):
         raise BadRequest("--rate must be a positive number of requests per second")
     policy = check_policy(args.policy) if args.policy else None
     args.inputs = args.inputs or args.requests
-    inputs = input_files(args, args.dag, settings)
+    inputs = input_files(args, args.dag, settings.state_dir)
     entries = synthesise(args.dag, inputs, args.requests, args.rate, args.seed, policy)
     out = Path(args.out)
     write_trace(out, entries)

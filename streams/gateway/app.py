@@ -22,23 +22,18 @@ from gleaner.couchdb import ACTIVATIONS, WHISKS, AsyncCouchDB
 from gleaner.errors import BadRequest, Conflict, Forbidden, GleanerError, NotFound
 from gleaner.metrics import HTTP_REQUESTS
 from gleaner.records import INTERNAL_ERROR, SUCCESS, public_view, summary_view
-from gleaner.redis_store import RedisStore
 from gleaner.settings import Settings
 from gleaner.ttlcache import TTLCache
 from streams.events import ActivationRequest, new_activation_id, now_ms
 from streams.gateway.admin import AdminRoutes
-from streams.gateway.auth import Authenticator
-from streams.gateway.completions import CompletionWaiter
+from streams.gateway.auth import Authenticator, request_namespace
 from streams.gateway.dags import DagRoutes
 from streams.gateway.dashboard import DashboardRoutes
 from streams.gateway.errors import status_of
 from streams.gateway.http import MAX_LIST, error_response, flag, int_param, json_body, json_response
+from streams.gateway.intake import Intake
 from streams.gateway.openapi import OPENAPI_PATH, openapi_document
-from streams.kafka.client import EventProducer
-from streams.kafka.doorbell import process_bell
-from streams.outbox import Outbox, OutboxWriter
-from streams.outbox_resend import Resender
-from streams.payloads import DataStore, ForeignReference, refs_in
+from streams.payloads import ForeignReference, refs_in
 from streams.placement.agent import InvokerTable, follow_health
 
 log = logging.getLogger(__name__)
@@ -98,19 +93,18 @@ async def count_requests(request: web.Request, handler: Handler) -> web.StreamRe
 
 
 class Gateway:
-    def __init__(self, settings: Settings) -> None:
+    """The gateway's composition root: it makes the clients and gives each group of routes
+    the few it needs (``auth`` may be passed in, e.g. a fake in tests)."""
+
+    def __init__(self, settings: Settings, auth: Authenticator | None = None) -> None:
         self.settings = settings
         self.db = AsyncCouchDB(settings)
-        self.auth = Authenticator(self.db)
-        self.producer: EventProducer | None = None
-        self.waiter: CompletionWaiter | None = None
+        self.auth = auth or Authenticator(self.db)
+        self.intake = Intake(settings)
         self.invokers = InvokerTable(settings.invoker_unhealthy_after_s)
-        self.data: DataStore | None = None
-        self.outbox: OutboxWriter | None = None
-        self.resender: Resender | None = None
-        self.dags = DagRoutes(self)
-        self.admin = AdminRoutes(self)
-        self.dashboard = DashboardRoutes(self)
+        self.dags = DagRoutes(settings, self.db, self.auth, self.intake)
+        self.admin = AdminRoutes(settings, self.auth)
+        self.dashboard = DashboardRoutes(settings, self.db, self.auth, self.invokers)
         self._actions: TTLCache[tuple[str, str], dict[str, Any]] = TTLCache(settings.action_cache_ttl_s)
         self._health_stop = threading.Event()
         self._openapi = json_response(openapi_document(settings)).body
@@ -148,24 +142,7 @@ class Gateway:
         return app
 
     async def _startup(self, _app: web.Application) -> None:
-        self.producer = EventProducer(self.settings, process_bell(self.settings))
-        redis = RedisStore(self.settings)
-        self.data = DataStore(redis, self.settings.inline_payload_bytes, self.settings.data_ttl_s)
-        if self.settings.outbox:
-            outbox = Outbox(redis)
-            self.outbox = OutboxWriter(outbox, self.producer)
-            self.outbox.start()
-            self.resender = Resender(outbox, self.producer)  # after a broker loss (streams.outbox_resend)
-            threading.Thread(
-                target=self.resender.run, args=(self._health_stop,), name="outbox-resend", daemon=True
-            ).start()
-        self.waiter = CompletionWaiter(
-            self.settings,
-            asyncio.get_running_loop(),
-            process_bell(self.settings),
-            on_broker_restart=self.resender.broker_lost if self.resender else None,
-        )
-        self.waiter.start()
+        self.intake.start(asyncio.get_running_loop())
         threading.Thread(
             target=follow_health,
             daemon=True,
@@ -174,23 +151,9 @@ class Gateway:
 
     async def _cleanup(self, _app: web.Application) -> None:
         self._health_stop.set()
-        if self.resender:
-            self.resender.wake()  # ends its thread
-        if self.waiter:
-            self.waiter.stop()
-        if self.outbox:
-            self.outbox.close()  # what it was handed is produced before the producer closes
-        if self.producer:
-            self.producer.close()
+        self.intake.stop()
         self.admin.close()
         await self.db.aclose()
-
-    async def _namespace(self, request: web.Request) -> str:
-        own = await self.auth.namespace_for(request.headers.get("Authorization"))
-        asked = request.match_info.get("ns", "_")
-        if asked not in ("_", own):
-            raise Forbidden("The supplied authentication is not authorized to access this resource.")
-        return own
 
     # -- misc -------------------------------------------------------------------
     async def ping(self, _request: web.Request) -> web.Response:
@@ -219,7 +182,7 @@ class Gateway:
         return json_response(self.invokers.heartbeats())
 
     async def list_namespaces(self, request: web.Request) -> web.Response:
-        return json_response([await self._namespace(request)])
+        return json_response([await request_namespace(self.auth, request)])
 
     # -- actions ------------------------------------------------------------------
     async def _action(self, ns: str, name: str, *, fresh: bool = False) -> dict[str, Any]:
@@ -235,7 +198,7 @@ class Gateway:
         return dict(doc)
 
     async def put_action(self, request: web.Request) -> web.Response:
-        ns = await self._namespace(request)
+        ns = await request_namespace(self.auth, request)
         name = check_name(request.match_info["name"], "action name")
         body = await json_body(request, MAX_CODE_BYTES + 65536, allow_empty=False)
         existing = await self.db.call(self.db.get(WHISKS, f"{ns}/{name}"))
@@ -248,19 +211,19 @@ class Gateway:
         return json_response(action_view(doc))
 
     async def get_action(self, request: web.Request) -> web.Response:
-        ns = await self._namespace(request)
+        ns = await request_namespace(self.auth, request)
         doc = await self._action(ns, request.match_info["name"], fresh=True)
         return json_response(action_view(doc, code=request.query.get("code", "true") != "false"))
 
     async def delete_action(self, request: web.Request) -> web.Response:
-        ns = await self._namespace(request)
+        ns = await request_namespace(self.auth, request)
         doc = await self._action(ns, request.match_info["name"], fresh=True)
         await self.db.call(self.db.delete(WHISKS, doc["_id"], doc["_rev"]))
         self._actions.pop((ns, doc["name"]))
         return json_response(action_view(doc, code=False))
 
     async def list_actions(self, request: web.Request) -> web.Response:
-        ns = await self._namespace(request)
+        ns = await request_namespace(self.auth, request)
         limit = int_param(request, "limit", 30, 0, MAX_LIST) or MAX_LIST
         skip = int_param(request, "skip", 0)
         found = await self.db.call(
@@ -275,23 +238,13 @@ class Gateway:
         return json_response([action_view(d, code=False) for d in found["docs"]])
 
     # -- invoke ------------------------------------------------------------------
-    async def accept(self, topic: str, activation_id: str, value: bytes) -> None:
-        """Keep an accepted event in the outbox, then produce it: a broker crash cannot lose
-        it (:mod:`streams.outbox`). Both happen on the outbox's writer thread, so the loop
-        never waits on Redis. Without Redis it is still accepted, and the log says so."""
-        assert self.producer is not None
-        if self.outbox is None:
-            self.producer.produce(topic, value, key=activation_id)
-            return
-        await asyncio.wrap_future(self.outbox.submit(activation_id, topic, value))
-
     async def invoke(self, request: web.Request) -> web.Response:
-        ns = await self._namespace(request)
+        ns = await request_namespace(self.auth, request)
         name = request.match_info["name"]
         try:
             doc = await self._action(ns, name)
         except NotFound:
-            if await self.dags._doc(ns, name) is None:
+            if await self.dags.document(ns, name) is None:
                 raise
             return await self.dags.run(request, ns, name)  # a DAG invoked as an action, like a conductor
         blocking, result_only = flag(request, "blocking"), flag(request, "result")
@@ -299,9 +252,10 @@ class Gateway:
         if not isinstance(params, dict):
             raise BadRequest("The request content was malformed: parameters must be a JSON object.")
         if refs_in(params):  # a reference must be this namespace's own value (nothing of it is read)
-            assert self.data is not None
+            data = self.intake.data
+            assert data is not None
             try:
-                await asyncio.to_thread(self.data.owned, params, ns)
+                await asyncio.to_thread(data.owned, params, ns)
             except ForeignReference as exc:
                 raise Forbidden(str(exc)) from exc
         activation_id = new_activation_id()
@@ -314,15 +268,9 @@ class Gateway:
             blocking=blocking,
             submitted_ms=now_ms(),
         )
-        assert self.producer is not None and self.waiter is not None
-        waiting = self.waiter.expect(activation_id) if blocking else None
-        await self.accept(self.settings.invocations_topic, activation_id, event.to_bytes())
-        if waiting is None:
-            return json_response({"activationId": activation_id}, 202)
-        try:
-            record = await asyncio.wait_for(waiting, self.settings.blocking_wait_s)
-        except TimeoutError:
-            self.waiter.forget(activation_id)
+        topic = self.settings.invocations_topic
+        record = await self.intake.submit(topic, activation_id, event.to_bytes(), blocking=blocking)
+        if record is None:
             return json_response({"activationId": activation_id}, 202)
         status = record.get("statusCode", INTERNAL_ERROR)
         http = 200 if status == SUCCESS else 500 if status == INTERNAL_ERROR else 502
@@ -332,26 +280,26 @@ class Gateway:
     # -- activations --------------------------------------------------------------
     async def _record(self, ns: str, activation_id: str) -> dict[str, Any]:
         doc = await self.db.call(self.db.get(ACTIVATIONS, f"{ns}/{activation_id}"))
-        if doc is None and self.waiter is not None:
-            doc = self.waiter.recent(ns, activation_id)
+        if doc is None and self.intake.waiter is not None:
+            doc = self.intake.waiter.recent(ns, activation_id)
         if doc is None:
             raise NotFound(NOT_FOUND)
         return public_view(doc)
 
     async def get_activation(self, request: web.Request) -> web.Response:
-        ns = await self._namespace(request)
+        ns = await request_namespace(self.auth, request)
         return json_response(await self._record(ns, request.match_info["id"]))
 
     async def get_activation_result(self, request: web.Request) -> web.Response:
-        ns = await self._namespace(request)
+        ns = await request_namespace(self.auth, request)
         return json_response((await self._record(ns, request.match_info["id"]))["response"])
 
     async def get_activation_logs(self, request: web.Request) -> web.Response:
-        ns = await self._namespace(request)
+        ns = await request_namespace(self.auth, request)
         return json_response({"logs": (await self._record(ns, request.match_info["id"]))["logs"]})
 
     async def list_activations(self, request: web.Request) -> web.Response:
-        ns = await self._namespace(request)
+        ns = await request_namespace(self.auth, request)
         limit = int_param(request, "limit", 30, 0, MAX_LIST) or MAX_LIST
         skip = int_param(request, "skip", 0)
         since, upto = int_param(request, "since", 0), int_param(request, "upto", 0)

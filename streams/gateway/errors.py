@@ -67,19 +67,3 @@ def status_of(exc: GleanerError) -> int:
         if status is not None:
             return status
     return HTTP_STATUS[GleanerError]  # unreachable: every error descends from GleanerError
-
-
-def _by_status() -> dict[int, type[GleanerError]]:
-    meaning: dict[int, type[GleanerError]] = {}
-    for cls, status in HTTP_STATUS.items():
-        meaning.setdefault(status, cls)
-    return meaning
-
-
-_MEANING = _by_status()
-
-
-def error_for_status(status: int) -> type[GleanerError]:
-    """What an error status from the gateway means: the table read backwards.
-    A status of no class (405, 414, 431: aiohttp's own) means a plain GleanerError."""
-    return _MEANING.get(status, GleanerError)

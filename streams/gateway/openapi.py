@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from gleaner.harvest_policies import HARVEST_POLICIES
 from gleaner.settings import Settings
-from predictor.policies import HARVEST_POLICIES
 from streams.gateway.dashboard import ASSETS, DEFAULT_REQUESTS, MAX_REQUESTS
 from streams.gateway.http import MAX_INT, MAX_LIST
 from streams.gateway.openapi_components import Schema, component_schemas, error_responses, ref, returns

@@ -126,6 +126,14 @@ class Signer:
         return hmac.new(self._secret, msg, hashlib.sha256).hexdigest()
 
 
+def tenant_headers(credential: str) -> OutHeaders:
+    """Kafka headers that prove a tenant's event's namespace: ``[("gleaner-auth", b"uuid:key")]``,
+    for a tenant's own Kafka client (README: Invoking through Kafka)."""
+    if ":" not in credential:
+        raise ValueError("a credential is 'uuid:key', as in ~/.wskprops AUTH")
+    return [(AUTH_HEADER, credential.encode("ascii"))]
+
+
 def tenant_credential(headers: Headers) -> str | None:
     """The ``uuid:key`` a tenant's event carries, or None."""
     raw = header(headers, AUTH_HEADER)

@@ -24,13 +24,13 @@ from composer import Analysis, analyze, from_json
 from gleaner.allocation import Allocation
 from gleaner.couchdb import DAGS, WHISKS, CouchDB
 from gleaner.errors import GleanerError
+from gleaner.harvest_policies import GLEANER, GLEANER_IDLE, OFF, PLANNED_POLICIES, THESIS, resolve_policy
 from gleaner.metrics import HARVEST_DECISIONS
 from gleaner.settings import Settings
 from gleaner.ttlcache import TTLCache
 from predictor.allocation import EPS_STEPS, AllowedValues, NormalizedDemand
 from predictor.inference import Prediction, Predictor
 from predictor.plan import Selection, Slot, check_policy, normalize_batch, plan_predicted, select_stages
-from predictor.policies import GLEANER, GLEANER_IDLE, OFF, PLANNED_POLICIES, THESIS, resolve_policy
 from predictor.store import ModelLoadError, dag_dir, load_current
 from predictor.validator import Demand
 from streams.events import DagPlan, DagRequest

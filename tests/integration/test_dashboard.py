@@ -23,7 +23,7 @@ import aiohttp
 import pytest
 
 from composer import dag_document, parallel, sequence
-from gleaner.cli.client import OpenWhiskClient
+from gleaner.gateway_client import OpenWhiskClient
 from tests.integration.conftest import TEST_AUTH, TEST_NAMESPACE
 
 pytestmark = pytest.mark.integration

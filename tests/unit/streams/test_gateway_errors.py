@@ -11,7 +11,6 @@ from aiohttp import web
 
 import gleaner.errors as errors
 from composer import CompositionError
-from gleaner.cli.client import ApiError
 from gleaner.errors import (
     BadRequest,
     Conflict,
@@ -35,10 +34,11 @@ from gleaner.errors import (
     StackError,
     Unauthorized,
 )
+from gleaner.gateway_client import ApiError
 from invoker_agent.cgroup_resize import CgroupResizeError
 from invoker_agent.proxy_client import InitError
 from streams.gateway.app import openwhisk_errors
-from streams.gateway.errors import HTTP_STATUS, error_for_status, status_of
+from streams.gateway.errors import HTTP_STATUS, status_of
 from streams.payloads import ForeignReference
 from streams.replay.trace import TraceError
 
@@ -111,20 +111,12 @@ def test_only_platform_errors_are_transient() -> None:
     assert not errors.is_transient(MalformedEvent("bad"))
 
 
-def test_the_client_reads_the_table_backwards() -> None:
-    assert error_for_status(400) is BadRequest and error_for_status(404) is NotFound
-    assert error_for_status(503) is ServiceError and error_for_status(502) is FunctionError
-    assert error_for_status(500) is GleanerError and error_for_status(405) is GleanerError
-    for cls, status in HTTP_STATUS.items():  # each status comes back as a class that answers it
-        assert HTTP_STATUS[error_for_status(status)] == status, cls
-
-
-def test_the_clients_api_error_says_its_cause_and_whether_to_retry() -> None:
+def test_the_clients_api_error_says_whether_to_retry() -> None:
     gone = ApiError(404, {"error": "The requested resource does not exist.", "code": "c" * 32})
-    assert gone.status == 404 and gone.cause is NotFound and not gone.transient
+    assert gone.status == 404 and not gone.transient
     assert str(gone) == "The requested resource does not exist. (HTTP 404)"
     away = ApiError(503, {"error": "couchdb: connection refused"})
-    assert away.cause is ServiceError and away.transient
+    assert away.transient and not ApiError(502, {"error": "action failed"}).transient
 
 
 async def _answers(raising: list[GleanerError]) -> list[httpx.Response]:

@@ -209,27 +209,27 @@ def test_close_writes_what_was_handed_over_and_refuses_more():
 
 
 def test_the_gateway_keeps_an_event_before_producing_it_and_accepts_without_redis():
-    from streams.gateway.app import Gateway
+    from streams.gateway.intake import Intake
 
     steps: list[str] = []
     redis, sink = Ordered(steps), OrderedSink(steps)
-    gateway = Gateway(SETTINGS)
-    gateway.producer = sink  # type: ignore[assignment]
-    gateway.outbox = OutboxWriter(Outbox(redis), sink)
-    gateway.outbox.start()
-    asyncio.run(gateway.accept(SETTINGS.invocations_topic, A, b'{"activation_id": "a"}'))
+    intake = Intake(SETTINGS)
+    intake.producer = sink  # type: ignore[assignment]
+    intake.outbox = OutboxWriter(Outbox(redis), sink)
+    intake.outbox.start()
+    asyncio.run(intake.accept(SETTINGS.invocations_topic, A, b'{"activation_id": "a"}'))
     assert steps == [f"keep {A}", f"produce {A}"]
     redis.down = 1
-    asyncio.run(gateway.accept(SETTINGS.invocations_topic, B, b'{"activation_id": "b"}'))
-    gateway.outbox.close()
-    assert [p.key for p in sink.produced] == [A, B] and set(gateway.outbox.outbox.pending()) == {A}
+    asyncio.run(intake.accept(SETTINGS.invocations_topic, B, b'{"activation_id": "b"}'))
+    intake.outbox.close()
+    assert [p.key for p in sink.produced] == [A, B] and set(intake.outbox.outbox.pending()) == {A}
 
 
 def test_the_gateway_without_the_outbox_produces_at_once():
-    from streams.gateway.app import Gateway
+    from streams.gateway.intake import Intake
 
     sink = MemorySink()
-    gateway = Gateway(SETTINGS)
-    gateway.producer = sink  # type: ignore[assignment]
-    asyncio.run(gateway.accept(SETTINGS.invocations_topic, A, b"{}"))
-    assert gateway.outbox is None and [p.key for p in sink.produced] == [A]
+    intake = Intake(SETTINGS)
+    intake.producer = sink  # type: ignore[assignment]
+    asyncio.run(intake.accept(SETTINGS.invocations_topic, A, b"{}"))
+    assert intake.outbox is None and [p.key for p in sink.produced] == [A]

@@ -10,13 +10,12 @@ from prometheus_client import REGISTRY
 
 from gleaner.couchdb import ACTIVATIONS
 from gleaner.errors import CouchDBError
-from gleaner.kafka_auth import tenant_headers
 from gleaner.settings import Settings
 from streams.events import ActivationRequest, InvokerHealth
 from streams.failures import failed_completion
 from streams.kafka.deadletter import DeadLetters
 from streams.kafka.runner import ConsumeRunner, RunnerConfig
-from streams.kafka.signing import SIGNATURE_HEADER, Signer, normalize_headers
+from streams.kafka.signing import SIGNATURE_HEADER, Signer, normalize_headers, tenant_headers
 from streams.kafka.testing import MemorySink, MemorySource, record
 from streams.placement.acks import Unacknowledged
 from streams.placement.agent import (

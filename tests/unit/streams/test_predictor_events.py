@@ -9,9 +9,8 @@ from typing import Any
 import orjson
 
 from gleaner.errors import CouchDBError
-from gleaner.kafka_auth import tenant_headers
 from streams.events import DagPlan, DagRequest
-from streams.kafka.signing import Signer, normalize_headers
+from streams.kafka.signing import Signer, normalize_headers, tenant_headers
 from streams.predictor_stream.events import (
     DEADLETTERS,
     PLANS,

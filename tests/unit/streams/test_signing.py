@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import pytest
 
-from gleaner.kafka_auth import tenant_headers
 from gleaner.settings import Settings
 from streams.kafka.client import Record
 from streams.kafka.deadletter import DeadLetters
@@ -17,6 +16,7 @@ from streams.kafka.signing import (
     namespace_not_proven,
     normalize_headers,
     tenant_credential,
+    tenant_headers,
 )
 from streams.kafka.testing import MemorySink, MemorySource
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import base64
 import io
 import json
@@ -15,8 +16,9 @@ from composer.dsl import normalize
 from composer.jsonio import from_json, to_json
 from composer.model import Parallel
 from composer.stages import analyze
+from gleaner.errors import GleanerError
 from workloads import deploy
-from workloads.catalog import WORKLOADS, Workload, get
+from workloads.catalog import WORKLOADS, Workload, get, input_files
 
 # Thesis Table 3.1: (functions, depth, width)
 TABLE_3_1 = {"video-analytics": (4, 3, 2), "parallel-aes": (5, 3, 3), "ml-pipeline": (6, 3, 4)}
@@ -122,3 +124,19 @@ def test_deploy_workload_puts_actions_then_the_dag() -> None:
     last = client.calls[-1]
     assert last[:3] == ("request", "PUT", "/dags/ml-pipeline")
     assert last[3] == {"json": {"composition": to_json(w.dag)}, "params": {"overwrite": "true"}}
+
+
+def test_inputs_come_from_a_folder_first_ones_when_counted(tmp_path: Path) -> None:
+    for name in ("b.json", "a.json", "c.json", "notes.txt"):
+        (tmp_path / name).write_text("{}")
+    every = input_files(argparse.Namespace(input_dir=str(tmp_path), inputs=None, seed=1), "any", tmp_path)
+    two = input_files(argparse.Namespace(input_dir=str(tmp_path), inputs=2, seed=1), "any", tmp_path)
+    assert [p.name for p in every] == ["a.json", "b.json", "c.json"]
+    assert [p.name for p in two] == ["a.json", "b.json"]
+
+
+def test_inputs_of_an_empty_folder_or_an_unknown_workload_are_an_error(tmp_path: Path) -> None:
+    with pytest.raises(GleanerError, match=r"holds no \.json inputs"):
+        input_files(argparse.Namespace(input_dir=str(tmp_path), inputs=None, seed=1), "any", tmp_path)
+    with pytest.raises(GleanerError, match="not a built-in workload"):
+        input_files(argparse.Namespace(input_dir=None, inputs=3, seed=1), "nope", tmp_path)
