@@ -49,7 +49,7 @@ from gleaner.settings import Settings
 from streams.kafka.checkpoint import Checkpoint
 from streams.kafka.client import RebalanceListener, Record, oversize, signature_rejects
 from streams.kafka.offsets import TopicPartition
-from streams.kafka.signing import SIGNATURE_HEADER, Signer, has_header
+from streams.kafka.signing import Signer
 
 log = logging.getLogger(__name__)
 
@@ -312,8 +312,8 @@ class ConsumeRunner:
         signer = self.config.signer
         if signer is None:
             return None
-        if self.config.tenant_entry and not has_header(record.headers, SIGNATURE_HEADER):
-            return None  # a tenant's event: the handler proves its credential
+        if self.config.tenant_entry:  # an unsigned event is a tenant's: the handler proves its credential
+            return signer.entry_rejects(record.topic, record.key, record.value, record.headers)
         return signature_rejects(signer, record)
 
     def _hold(self, record: Record, attempts: int, error: str) -> None:
@@ -437,15 +437,16 @@ class Follower(ConsumeRunner):
         self._done(record)
 
 
-def dead_letter_reason(exc: Exception) -> str:
+def dead_letter_reason(exc: Exception, step: str = "handler") -> str:
     """Why a record is dead-lettered whose handler raised ``exc``, an error not worth
     retrying: a bad event says what is wrong with it, another Gleaner error names its
-    cause (an OOM-killed container, a DAG that cannot run), anything else is a bug."""
+    cause (an OOM-killed container, a DAG that cannot run), anything else is a bug
+    (of ``step``: the runner's handler, the predictor's planning)."""
     if isinstance(exc, MalformedEvent):
         return str(exc)
     if isinstance(exc, GleanerError):
         return f"{type(exc).__name__}: {exc}"
-    return f"handler failed: {type(exc).__name__}: {exc}"
+    return f"{step} failed: {type(exc).__name__}: {exc}"
 
 
 def _where(record: Record) -> str:
