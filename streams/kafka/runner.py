@@ -27,6 +27,10 @@ records on: its handler proves the tenant's credential itself.
 Commits follow :class:`~streams.kafka.checkpoint.Checkpoint`. On a rebalance
 the done records of the partitions that go are committed, and the handler is
 told so it drops state it kept per partition.
+
+A :class:`Follower` is the runner of a group-less reader (every replica reads
+every record from the end, e.g. the gateway's completions): same loop, but it
+commits nothing, produces nothing, and only logs what it refuses.
 """
 
 from __future__ import annotations
@@ -45,7 +49,7 @@ from gleaner.settings import Settings
 from streams.kafka.checkpoint import Checkpoint
 from streams.kafka.client import RebalanceListener, Record, oversize, signature_rejects
 from streams.kafka.offsets import TopicPartition
-from streams.kafka.signing import SIGNATURE_HEADER, Signer, has_header
+from streams.kafka.signing import Signer
 
 log = logging.getLogger(__name__)
 
@@ -308,8 +312,8 @@ class ConsumeRunner:
         signer = self.config.signer
         if signer is None:
             return None
-        if self.config.tenant_entry and not has_header(record.headers, SIGNATURE_HEADER):
-            return None  # a tenant's event: the handler proves its credential
+        if self.config.tenant_entry:  # an unsigned event is a tenant's: the handler proves its credential
+            return signer.entry_rejects(record.topic, record.key, record.value, record.headers)
         return signature_rejects(signer, record)
 
     def _hold(self, record: Record, attempts: int, error: str) -> None:
@@ -380,15 +384,69 @@ class ConsumeRunner:
         self.handler.revoked(tps)
 
 
-def dead_letter_reason(exc: Exception) -> str:
+class _NoOutput:
+    """A follower's sink and committer: it writes nothing anywhere."""
+
+    def produce(
+        self,
+        topic: str,
+        value: bytes,
+        key: str | bytes | None = None,
+        on_delivered: Callable[[], None] | None = None,
+    ) -> None:
+        raise KafkaError(f"a follower produces nothing (asked to write to {topic})")
+
+    def flush(self, timeout_s: float = 10.0) -> None:
+        return None
+
+    def commit(self, offsets: dict[TopicPartition, int]) -> None:
+        return None
+
+    def send(self, record: Record, reason: str) -> None:
+        return None
+
+    def close(self) -> None:
+        return None
+
+
+class Follower(ConsumeRunner):
+    """The runner of a group-less reader: every replica reads every record of its topics
+    from the end. Its source is an :class:`~streams.kafka.client.EventConsumer` with
+    ``assign_latest``, which also reads a partition again from its start once the broker
+    restarted its log. With no group it commits nothing, and it produces nothing. A record
+    it refuses (unsigned or forged, oversize, or its handler failed on it) is logged and
+    passed over, not dead-lettered: the topic's own consumer group dead-letters it once,
+    where every replica would send it again."""
+
+    def __init__(
+        self,
+        name: str,
+        source: Source,
+        handler: Handler,
+        config: RunnerConfig | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        nothing = _NoOutput()
+        super().__init__(name, source, nothing, nothing, handler, config, clock)
+        self.checkpoint = Checkpoint(nothing, nothing, self.config.commit_interval_s, clock)
+        self.passed_over = 0  # refused records, logged only
+
+    def _dead_letter(self, record: Record, reason: str) -> None:
+        self.passed_over += 1
+        log.warning("%s: ignoring %s: %s", self.name, _where(record), reason)
+        self._done(record)
+
+
+def dead_letter_reason(exc: Exception, step: str = "handler") -> str:
     """Why a record is dead-lettered whose handler raised ``exc``, an error not worth
     retrying: a bad event says what is wrong with it, another Gleaner error names its
-    cause (an OOM-killed container, a DAG that cannot run), anything else is a bug."""
+    cause (an OOM-killed container, a DAG that cannot run), anything else is a bug
+    (of ``step``: the runner's handler, the predictor's planning)."""
     if isinstance(exc, MalformedEvent):
         return str(exc)
     if isinstance(exc, GleanerError):
         return f"{type(exc).__name__}: {exc}"
-    return f"handler failed: {type(exc).__name__}: {exc}"
+    return f"{step} failed: {type(exc).__name__}: {exc}"
 
 
 def _where(record: Record) -> str:

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from gleaner.settings import Settings
@@ -108,6 +108,16 @@ class Signer:
             return f"forged event on {topic}: its platform signature does not match"
         return None
 
+    def entry_rejects(
+        self, topic: str, key: str | bytes | None, value: bytes | None, headers: Headers
+    ) -> str | None:
+        """On an entry topic, which tenants may write to: why this event may not go on, or
+        None. An unsigned event is a tenant's (its first consumer then proves the tenant's
+        credential, :func:`tenant_not_proven`); a signature that is present must hold."""
+        if not has_header(headers, SIGNATURE_HEADER):
+            return None
+        return self.rejects(topic, key, value, headers)
+
     def signed(self, topic: str, key: str | bytes | None, value: bytes | None, headers: Headers) -> bool:
         return self.rejects(topic, key, value, headers) is None
 
@@ -155,3 +165,14 @@ def namespace_not_proven(claimed: str, credential: str | None, owner: str | None
     if owner != claimed:
         return f"namespace {claimed} not proven: the credential does not belong to namespace {claimed}"
     return None
+
+
+def tenant_not_proven(
+    claimed: str, headers: Headers, authenticate: Callable[[str], str | None] | None
+) -> str | None:
+    """Why a tenant's event may not act for ``claimed``, or None when the credential it
+    carries proves it. ``authenticate`` maps a credential to its namespace (None: not a
+    valid key); what it raises (the key store away) is the caller's to handle."""
+    credential = tenant_credential(headers)
+    owner = authenticate(credential) if credential is not None and authenticate is not None else None
+    return namespace_not_proven(claimed, credential, owner)
