@@ -66,6 +66,11 @@ class CompletionWaiter:
         record = self._recent.get(activation_id)
         return record if record is not None and record.get("namespace") == namespace else None
 
+    def recent_records(self, namespace: str) -> list[dict[str, Any]]:
+        """The records of ``namespace`` seen complete lately (at most RECENT, oldest first):
+        the activation list merges them, as the record sink writes them later."""
+        return [r for r in self._recent.values() if r.get("namespace") == namespace]
+
     def _listen(self) -> None:
         try:
             while not self._stop.is_set():
