@@ -67,10 +67,12 @@ class ListQuery:
         return start >= self.since and (not self.upto or start <= self.upto)
 
 
-def candidates(recent: Iterable[Doc], query: ListQuery) -> list[Doc]:
-    """The recent records ``query`` admits that its page can show, newest first: at most
-    ``skip + limit`` of them, since that many others come before any later one."""
-    admitted = (r for r in recent if query.admits(r))
+def candidates(recent: Iterable[Doc], query: ListQuery, after: int | None = None) -> list[Doc]:
+    """The recent records ``query`` admits that its page can show, newest first: those started
+    after ``after`` (None: any), at most ``skip + limit`` (that many others come first)."""
+    if after is not None:  # the cheap test first: most are older than a full page's last one
+        recent = [r for r in recent if type(s := r.get("start")) is int and s > after]
+    admitted = [r for r in recent if query.admits(r)]
     return heapq.nlargest(query.skip + query.limit, admitted, key=lambda r: (r["start"], r["activationId"]))
 
 
@@ -111,17 +113,34 @@ def stored_ids(rows: list[Doc]) -> set[str]:
     }
 
 
+async def _find(db: AsyncCouchDB, query: ListQuery, skip: int, limit: int) -> list[Doc]:
+    found = await db.call(db.find(ACTIVATIONS, query.selector(), sort=query.sort(), limit=limit, skip=skip))
+    docs: list[Doc] = found["docs"]
+    return docs
+
+
 async def list_page(db: AsyncCouchDB, query: ListQuery, recent: Iterable[Doc]) -> list[Doc]:
-    """The page of records ``query`` asks for, with ``recent`` ones merged in."""
-    found = candidates(recent, query)
-    pending = found
-    if found and query.skip:
-        # Which of them the store holds: those before the page are inside ``skip`` already.
-        # At ``skip=0`` no need: the store's page itself tells the ones that belong on it.
-        ids = [f"{query.namespace}/{r['activationId']}" for r in found]
-        answer = await db.call(Call("POST", f"/{db.db(ACTIVATIONS)}/_all_docs", body={"keys": ids}))
-        have = stored_ids(answer.get("rows", []))
-        pending = [r for r in found if f"{query.namespace}/{r['activationId']}" not in have]
+    """The page of records ``query`` asks for, with ``recent`` ones merged in.
+
+    The store's page comes first, as it always did. Only recent records that started
+    after its last one (when it is full) can enter it; at ``skip=0`` the page itself
+    tells which of them the store holds. Past ``skip``, those missing from the store
+    also move the page: ``_all_docs`` says which, and the store's run is read again
+    from that many records earlier."""
+    docs = await _find(db, query, query.skip, query.limit)
+    last = docs[-1].get("start") if len(docs) == query.limit else None
+    fresh = candidates(recent, query, after=last if isinstance(last, int) else None)
+    if not fresh or not query.skip:
+        return merged_page(docs, fresh, 0, query.limit) if fresh else docs
+    shown = {d.get("activationId") for d in docs}
+    unsure = [r for r in fresh if r["activationId"] not in shown]
+    if not unsure:
+        return docs
+    keys = [f"{query.namespace}/{r['activationId']}" for r in unsure]
+    answer = await db.call(Call("POST", f"/{db.db(ACTIVATIONS)}/_all_docs", body={"keys": keys}))
+    have = stored_ids(answer.get("rows", []))
+    pending = [r for r, key in zip(unsure, keys, strict=True) if key not in have]
+    if not pending:
+        return docs
     skip, limit = store_window(query, len(pending))
-    page = await db.call(db.find(ACTIVATIONS, query.selector(), sort=query.sort(), limit=limit, skip=skip))
-    return merged_page(page["docs"], pending, query.skip - skip, query.limit)
+    return merged_page(await _find(db, query, skip, limit), pending, query.skip - skip, query.limit)

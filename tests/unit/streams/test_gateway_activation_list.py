@@ -117,7 +117,15 @@ def test_a_query_admits_only_its_namespace_name_and_time_range() -> None:
 def test_candidates_are_newest_first_and_no_more_than_a_page_can_show() -> None:
     recent = [rec(f"a{i}", i) for i in range(10)] + [rec("x", 99, ns="ns2")]
     assert ids(candidates(recent, ListQuery("ns1", skip=2, limit=3))) == ["a9", "a8", "a7", "a6", "a5"]
+    assert ids(candidates(recent, ListQuery("ns1"), after=7)) == ["a9", "a8"]
     assert candidates(recent, ListQuery("ns3")) == []
+
+
+def test_recent_records_older_than_a_full_page_are_not_merged() -> None:
+    store = Store([rec("s2", 20), rec("s1", 10)])
+    old = rec("old", 5)  # not stored yet, but older than the full page's last record
+    assert page(store, ListQuery("ns1", limit=2), [old]) == ["s2", "s1"]
+    assert page(store, ListQuery("ns1", limit=3), [old]) == ["s2", "s1", "old"]
 
 
 def test_a_recent_record_newer_than_the_page_goes_first_and_the_limit_holds() -> None:
@@ -192,8 +200,10 @@ def test_skip_counts_recent_records_not_yet_stored_and_only_those() -> None:
     store = Store(stored)
     assert page(store, ListQuery("ns1", skip=1, limit=2), recent) == ["s5", "s4"]
     assert page(store, ListQuery("ns1", skip=2, limit=2), recent) == ["s4", "s3"]
-    assert store.calls[0].path.endswith("/_all_docs")
-    assert store.calls[0].body == {"keys": ["ns1/new", "ns1/s5"]}
+    # The usual page, which of the recent records the store holds, the page from one earlier.
+    assert [c.path.rsplit("/", 1)[-1] for c in store.calls[:3]] == ["_find", "_all_docs", "_find"]
+    assert store.calls[1].body == {"keys": ["ns1/new", "ns1/s5"]}
+    assert (store.calls[2].body["skip"], store.calls[2].body["limit"]) == (0, 3)
 
 
 @pytest.mark.parametrize("seed", range(8))
