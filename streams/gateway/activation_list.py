@@ -130,8 +130,10 @@ async def list_page(db: AsyncCouchDB, query: ListQuery, recent: Iterable[Doc]) -
     docs = await _find(db, query, query.skip, query.limit)
     last = docs[-1].get("start") if len(docs) == query.limit else None
     fresh = candidates(recent, query, after=last if isinstance(last, int) else None)
-    if not fresh or not query.skip:
-        return merged_page(docs, fresh, 0, query.limit) if fresh else docs
+    if not fresh:
+        return docs
+    if not query.skip:
+        return merged_page(docs, fresh, 0, query.limit)
     shown = {d.get("activationId") for d in docs}
     unsure = [r for r in fresh if r["activationId"] not in shown]
     if not unsure:
