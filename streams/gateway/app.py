@@ -25,6 +25,7 @@ from gleaner.records import INTERNAL_ERROR, SUCCESS, public_view, summary_view
 from gleaner.settings import Settings
 from gleaner.ttlcache import TTLCache
 from streams.events import ActivationRequest, new_activation_id, now_ms
+from streams.gateway.activation_list import ListQuery, list_page
 from streams.gateway.admin import AdminRoutes
 from streams.gateway.auth import Authenticator, request_namespace
 from streams.gateway.dags import DagRoutes
@@ -303,18 +304,13 @@ class Gateway:
         limit = int_param(request, "limit", 30, 0, MAX_LIST) or MAX_LIST
         skip = int_param(request, "skip", 0)
         since, upto = int_param(request, "since", 0), int_param(request, "upto", 0)
-        selector: dict[str, Any] = {"namespace": ns}
-        sort = [{"namespace": "desc"}, {"start": "desc"}]
         name = request.query.get("name")
-        if name:
-            selector["name"] = check_name(name.rsplit("/", 1)[-1], "action name")
-            sort = [{"namespace": "desc"}, {"name": "desc"}, {"start": "desc"}]
-        start: dict[str, Any] = {"$gte": since} if since else {"$gt": None}
-        if upto:
-            start["$lte"] = upto
-        selector["start"] = start
-        found = await self.db.call(self.db.find(ACTIVATIONS, selector, sort=sort, limit=limit, skip=skip))
-        docs = found["docs"]
+        action = check_name(name.rsplit("/", 1)[-1], "action name") if name else None
+        query = ListQuery(ns, action, since=since, upto=upto, skip=skip, limit=limit)
+        # Read-your-writes: what this gateway just answered, before the record sink stores it.
+        waiter = self.intake.waiter
+        recent = waiter.recent_records(ns) if waiter is not None else []
+        docs = await list_page(self.db, query, recent)
         view = public_view if request.query.get("docs") == "true" else summary_view
         return json_response([view(d) for d in docs])
 

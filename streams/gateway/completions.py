@@ -69,6 +69,11 @@ class Completions(Handler):
         record = self._recent.get(activation_id)
         return record if record is not None and record.get("namespace") == namespace else None
 
+    def recent_records(self, namespace: str) -> list[dict[str, Any]]:
+        """The records of ``namespace`` seen complete lately (at most RECENT, oldest first):
+        the activation list merges them, as the record sink writes them later."""
+        return [r for r in self._recent.values() if r.get("namespace") == namespace]
+
     def handle(self, record: Record, ticket: Ticket) -> None:
         # A malformed completion raises MalformedEvent: the runner logs it and goes on.
         event = ActivationCompleted.from_dict(decode(record.value))
@@ -117,3 +122,7 @@ class CompletionWaiter:
     def recent(self, namespace: str, activation_id: str) -> dict[str, Any] | None:
         """The completed record of ``activation_id`` read here lately, if it is ``namespace``'s."""
         return self.completions.recent(namespace, activation_id)
+
+    def recent_records(self, namespace: str) -> list[dict[str, Any]]:
+        """The records of ``namespace`` read here lately, oldest first (read-your-writes)."""
+        return self.completions.recent_records(namespace)
