@@ -172,7 +172,7 @@ INVOKERS_JS = """(() => ({
 @pytest.fixture(scope="module")
 def chromium() -> str:
     if CHROMIUM is None:
-        pytest.fail("chromium is not installed (deploy/setup.sh installs it)")
+        pytest.fail("chromium is not installed (make test: deploy/setup.sh --test installs it)")
     return CHROMIUM
 
 
