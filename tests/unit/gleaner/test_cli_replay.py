@@ -9,6 +9,7 @@ import argparse
 import datetime as dt
 import json
 import math
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
@@ -141,8 +142,16 @@ def test_eval_runs_the_policy_comparison_or_with_placement_the_placement_one(
     monkeypatch: pytest.MonkeyPatch, flag: list[str], module: object
 ) -> None:
     called: list[str] = []
-    monkeypatch.setattr(benchmarks.evaluation.run, "main", lambda a: called.append("policies") or 3)
-    monkeypatch.setattr(benchmarks.evaluation.placement, "main", lambda a: called.append("placement") or 4)
+
+    def recorder(name: str, code: int) -> Callable[[argparse.Namespace], int]:
+        def main(args: argparse.Namespace) -> int:
+            called.append(name)
+            return code
+
+        return main
+
+    monkeypatch.setattr(benchmarks.evaluation.run, "main", recorder("policies", 3))
+    monkeypatch.setattr(benchmarks.evaluation.placement, "main", recorder("placement", 4))
     args = parse("eval", "parallel-aes", *flag)
     assert args.func(args) == (3 if module else 4)
     assert called == (["policies"] if module else ["placement"])
