@@ -10,7 +10,7 @@ from collections.abc import Callable
 
 import pytest
 
-from gleaner.cli import main as cli
+from gleaner.cli import bench
 
 # verb and the arguments it needs -> the module and the function it runs
 VERBS = [
@@ -33,7 +33,9 @@ ENTRY_POINTS = sorted({(module, name) for _, module, name in VERBS})
 
 
 def parse(*argv: str) -> argparse.Namespace:
-    return cli.build_parser().parse_args(["bench", *argv])
+    parser = argparse.ArgumentParser(prog="gleaner")
+    bench.register(parser.add_subparsers(dest="command", required=True))
+    return parser.parse_args(["bench", *argv])
 
 
 @pytest.fixture()
