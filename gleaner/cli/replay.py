@@ -127,7 +127,10 @@ def cmd_trace(args: argparse.Namespace) -> int:
     settings = load_settings()
     if args.rate <= 0 or not math.isfinite(args.rate):
         raise BadRequest("--rate must be a positive number of requests per second")
-    policy = check_policy(args.policy) if args.policy else None
+    try:
+        policy = check_policy(args.policy) if args.policy else None
+    except ValueError as exc:  # an unknown name: a reason, not a traceback
+        raise BadRequest(str(exc)) from exc
     args.inputs = args.inputs or args.requests
     inputs = input_files(args, args.dag, settings.state_dir)
     entries = synthesise(args.dag, inputs, args.requests, args.rate, args.seed, policy)

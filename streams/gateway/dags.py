@@ -131,7 +131,9 @@ class DagRoutes:
             "namespace": ns,
             "name": name,
             "version": version,
-            **dag_document(root),
+            # Not **dag_document(root): its "version" is the document format ("gleaner/1"),
+            # which overwrote the entity's version, so a DAG never showed an update.
+            "composition": dag_document(root)["composition"],
             "source": body if len(str(body)) < 65536 else None,
             "analysis": analysis_view(root),
             "updated": now_ms(),
