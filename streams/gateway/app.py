@@ -97,9 +97,11 @@ class Gateway:
     """The gateway's composition root: it makes the clients and gives each group of routes
     the few it needs (``auth`` may be passed in, e.g. a fake in tests)."""
 
-    def __init__(self, settings: Settings, auth: Authenticator | None = None) -> None:
+    def __init__(
+        self, settings: Settings, auth: Authenticator | None = None, db: AsyncCouchDB | None = None
+    ) -> None:
         self.settings = settings
-        self.db = AsyncCouchDB(settings)
+        self.db = db or AsyncCouchDB(settings)
         self.auth = auth or Authenticator(self.db)
         self.intake = Intake(settings)
         self.invokers = InvokerTable(settings.invoker_unhealthy_after_s)

@@ -11,9 +11,9 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from gleaner.cli.client import OpenWhiskClient
 
 from composer import dag_document, sequence
+from gleaner.gateway_client import OpenWhiskClient
 from tests.integration.conftest import TEST_AUTH
 
 pytestmark = pytest.mark.integration

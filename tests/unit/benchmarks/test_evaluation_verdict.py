@@ -9,7 +9,7 @@ import math
 import pytest
 
 from benchmarks.evaluation import verdict as v
-from benchmarks.evaluation.report import DagEvaluation, LoadResult, PolicyRun
+from benchmarks.evaluation.results import DagEvaluation, LoadResult, PolicyRun
 from streams.replay.outcomes import FAILED, FunctionOutcome
 from tests.unit.benchmarks.test_evaluation_report import dag_evaluation, outcome, row, run, utilisation
 

@@ -12,8 +12,8 @@ from typing import Any
 import httpx
 import pytest
 
-from gleaner import subjects
-from gleaner.couchdb import Call
+from gleaner import credentials, subjects
+from gleaner.couchdb import AsyncCouchDB, Call
 from gleaner.errors import Unauthorized
 from gleaner.settings import Settings
 from streams.gateway.admin import ADMIN_PREFIX, issued
@@ -41,21 +41,19 @@ class Stack:
 
     def __init__(self) -> None:
         self.store = CouchStore()
-        self.admin = subjects.new_credential()
+        self.admin = credentials.new_credential()
         subjects.ensure_admin(FakeCouch(self.store), self.admin)
         self.alice = subjects.create_namespace(FakeCouch(self.store), "alice")
 
     def gateway(self) -> Gateway:
-        gateway = Gateway(Settings())
-
         async def call(c: Call) -> Any:
             return _encode(c, *self.store.answer(c))
 
-        gateway.db.call = call  # type: ignore[method-assign,assignment]
+        db = AsyncCouchDB(Settings())
+        db.call = call  # type: ignore[method-assign,assignment]
         # A cache that never ages: a key refused below was dropped from it, not re-read.
-        gateway.auth = Authenticator(
-            gateway.db, cache=subjects.CredentialCache(revalidate_s=1e9), minted=NoMintedKeys()
-        )
+        auth = Authenticator(db, cache=subjects.CredentialCache(revalidate_s=1e9), minted=NoMintedKeys())
+        gateway = Gateway(Settings(), auth=auth, db=db)
         gateway.admin._db = FakeCouch(self.store)  # the admin routes' blocking client
         return gateway
 

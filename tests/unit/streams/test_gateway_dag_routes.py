@@ -15,7 +15,7 @@ import orjson
 import pytest
 
 from composer import parallel, sequence, to_json
-from gleaner.couchdb import DAGS, WHISKS, Call
+from gleaner.couchdb import DAGS, WHISKS, AsyncCouchDB, Call
 from gleaner.records import APPLICATION_ERROR, INTERNAL_ERROR, SUCCESS
 from gleaner.settings import Settings
 from streams.events import DagRequest
@@ -79,16 +79,15 @@ class Stack:
         self.waiter = FakeWaiter(record)
 
     def ask(self, *requests: tuple[str, str, dict[str, Any]]) -> list[httpx.Response]:
-        gateway = Gateway(self.settings)
-
         async def call(c: Call) -> Any:
             return _encode(c, *self.store.answer(c))
 
-        gateway.db.call = call  # type: ignore[method-assign,assignment]
-        gateway.auth = FakeAuth()  # type: ignore[assignment]
-        gateway.data = FakeData()  # type: ignore[assignment]
-        gateway.producer = self.producer  # type: ignore[assignment]
-        gateway.waiter = self.waiter  # type: ignore[assignment]
+        db = AsyncCouchDB(self.settings)
+        db.call = call  # type: ignore[method-assign,assignment]
+        gateway = Gateway(self.settings, auth=FakeAuth(), db=db)  # type: ignore[arg-type]
+        gateway.intake.data = FakeData()  # type: ignore[assignment]
+        gateway.intake.producer = self.producer  # type: ignore[assignment]
+        gateway.intake.waiter = self.waiter  # type: ignore[assignment]
         return asyncio.run(ask(list(requests), gateway))
 
     def events(self) -> list[DagRequest]:
