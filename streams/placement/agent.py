@@ -54,7 +54,7 @@ from streams.kafka.client import EventConsumer, EventProducer, Record, member_id
 from streams.kafka.deadletter import DeadLetters
 from streams.kafka.doorbell import Bell, process_bell
 from streams.kafka.runner import ConsumeRunner, DeadLetterSink, Handler, RunnerConfig, Sink, Ticket
-from streams.kafka.signing import Signer, namespace_not_proven, tenant_credential
+from streams.kafka.signing import Signer, tenant_not_proven
 from streams.placement.acks import Unacknowledged
 from streams.placement.journal import UnackedJournal, keep_written, unacked_key
 from streams.placement.listen import follow
@@ -309,11 +309,8 @@ class PlacementAgent(Handler):
     def _tenant_request(self, record: Record, req: ActivationRequest) -> ActivationRequest:
         """A tenant's event: its credential must prove the event's namespace (raises
         MalformedEvent with why, so it is dead-lettered); the platform's fields are dropped."""
-        credential = tenant_credential(record.headers)
-        owner = None
-        if credential is not None and self.authenticate is not None:
-            owner = self.authenticate(credential)  # CouchDB trouble raises: retried
-        reason = namespace_not_proven(req.namespace, credential, owner)
+        # CouchDB trouble in ``authenticate`` raises: the runner retries the record.
+        reason = tenant_not_proven(req.namespace, record.headers, self.authenticate)
         if reason is not None:
             raise MalformedEvent(reason)
         # A tenant names its action and input; what runs it, where and as part of what is ours.
