@@ -440,7 +440,8 @@ class Follower(ConsumeRunner):
         stop: threading.Event | None = None,
     ) -> None:
         nothing = _NoOutput()
-        super().__init__(name, source, nothing, deadletters or nothing, handler, config, clock)
+        parks = deadletters if deadletters is not None else nothing
+        super().__init__(name, source, nothing, parks, handler, config, clock)
         self.checkpoint = Checkpoint(nothing, nothing, self.config.commit_interval_s, clock)
         self._parks = deadletters is not None
         if stop is not None:

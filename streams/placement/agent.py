@@ -68,6 +68,7 @@ NO_INVOKER_MSG = "No invokers available: none has sent a healthy heartbeat."
 EXPIRE_EVERY_S = 10.0
 SETTLE_AT_ONCE = 2000  # at most this many unacknowledged activations looked up in one pass
 SETTLE_AFTER_S = 30.0  # an activation unacknowledged this long is looked up in the records
+FOLLOW_POLL_S = 0.2  # the heartbeat and completion followers' poll timeout
 
 
 @dataclass(slots=True)
@@ -119,6 +120,13 @@ class InvokerTable:
         return [{**b, "healthy": healthy.get(str(b["invoker"]), False)} for b in beats]
 
 
+def follower_config(settings: Settings) -> RunnerConfig:
+    """The runner config of placement's followers: platform-signed records within the size
+    limit. A poll ends at once on a record; its timeout only spaces the idle turns, and the
+    followers have no timers to tick."""
+    return RunnerConfig.for_settings(settings, poll_timeout_s=FOLLOW_POLL_S)
+
+
 def follow_health(
     settings: Settings,
     table: InvokerTable,
@@ -139,7 +147,7 @@ def follow_health(
             wait_ms=settings.kafka_fetch_wait_health_ms,  # a beat a second: never dozes
         )
 
-    config = RunnerConfig.for_settings(settings)
+    config = follower_config(settings)
     follow("health", open_reader, Heartbeats(table), stop, config=config, deadletters=deadletters)
 
 
@@ -171,7 +179,7 @@ def follow_completions(
             bell=bell,
         )
 
-    follow("acks", open_reader, Acknowledgements(unacked), stop, config=RunnerConfig.for_settings(settings))
+    follow("acks", open_reader, Acknowledgements(unacked), stop, config=follower_config(settings))
 
 
 class Acknowledgements(Handler):

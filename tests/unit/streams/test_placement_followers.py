@@ -14,7 +14,7 @@ from prometheus_client import REGISTRY
 from gleaner.settings import Settings
 from streams.events import ActivationRequest, InvokerHealth
 from streams.failures import failed_completion
-from streams.kafka.runner import Follower, RunnerConfig
+from streams.kafka.runner import Follower
 from streams.kafka.signing import Signer
 from streams.kafka.testing import MemorySource
 from streams.placement import agent
@@ -25,6 +25,7 @@ from streams.placement.agent import (
     InvokerTable,
     follow_completions,
     follow_health,
+    follower_config,
 )
 
 SETTINGS = Settings()
@@ -45,9 +46,16 @@ def turns(runner: Follower, n: int) -> None:
         runner.run_once()
 
 
+def test_the_followers_take_only_platform_signed_records_within_the_size_limit() -> None:
+    config = follower_config(SETTINGS)
+    assert config.signer is not None and not config.tenant_entry
+    assert config.max_event_bytes == SETTINGS.kafka_message_max_bytes
+    assert config.poll_timeout_s == agent.FOLLOW_POLL_S  # idle turns spaced as before the runner
+
+
 def test_signed_heartbeats_feed_the_table_and_refused_ones_do_not() -> None:
     table, source = InvokerTable(unhealthy_after_s=1e9), MemorySource()
-    runner = Follower("health", source, Heartbeats(table), RunnerConfig.for_settings(SETTINGS))
+    runner = Follower("health", source, Heartbeats(table), follower_config(SETTINGS))
     source.push(HEALTH, beat("i0", queue=3), signer=SIGNER)
     source.push(HEALTH, beat("i1"), signer=SIGNER)
     source.push(HEALTH, beat("ghost"))  # unsigned: would steer work to no one
@@ -67,7 +75,7 @@ def test_signed_completions_acknowledge_and_forged_or_malformed_ones_do_not() ->
     for aid in ("a" * 32, "b" * 32, "c" * 32):
         unacked.sent("i0", ActivationRequest(aid, "guest", "f"))
     source = MemorySource()
-    runner = Follower("acks", source, Acknowledgements(unacked), RunnerConfig.for_settings(SETTINGS))
+    runner = Follower("acks", source, Acknowledgements(unacked), follower_config(SETTINGS))
     source.push(COMPLETED, done("a" * 32), signer=SIGNER)
     source.push(COMPLETED, done("b" * 32))  # unsigned: the record sink dead-letters it
     source.push(COMPLETED, done("c" * 32), signer=Signer(b"x" * 32))  # forged
@@ -87,7 +95,7 @@ def test_acks_on_the_followers_thread_and_dispatches_meanwhile_leave_nothing_owe
     ids = [f"{n:032x}" for n in range(500)]
     for aid in ids:
         source.push(COMPLETED, done(aid), signer=SIGNER)
-    config = RunnerConfig.for_settings(SETTINGS)
+    config = follower_config(SETTINGS)
     runner = Follower("acks", source, Acknowledgements(unacked), config, stop=stop)
     thread = threading.Thread(target=runner.run, daemon=True)
     thread.start()
