@@ -30,7 +30,8 @@ told so it drops state it kept per partition.
 
 A :class:`Follower` is the runner of a group-less reader (every replica reads
 every record from the end, e.g. the gateway's completions): same loop, but it
-commits nothing, produces nothing, and only logs what it refuses.
+commits nothing, produces nothing, and only logs what it refuses (or, the one
+follower of a topic no group reads, dead-letters it).
 """
 
 from __future__ import annotations
@@ -344,14 +345,19 @@ class ConsumeRunner:
         self.checkpoint.done((record.topic, record.partition), record.offset)
 
     def _dead_letter(self, record: Record, reason: str) -> None:
+        if self._park(record, reason):
+            self._done(record)
+
+    def _park(self, record: Record, reason: str) -> bool:
+        """Send ``record`` to the dead letters with why; False (logged) when that failed."""
         self.dead_lettered += 1
         DEADLETTERS.labels(record.topic).inc()
         try:
             self.deadletters.send(record, reason)
         except Exception as exc:
             log.error("%s: dead letter for %s not sent: %s", self.name, _where(record), exc)
-            return
-        self._done(record)
+            return False
+        return True
 
     # -- timers and commits --------------------------------------------------------
     def _tick(self) -> None:
@@ -416,7 +422,11 @@ class Follower(ConsumeRunner):
     restarted its log. With no group it commits nothing, and it produces nothing. A record
     it refuses (unsigned or forged, oversize, or its handler failed on it) is logged and
     passed over, not dead-lettered: the topic's own consumer group dead-letters it once,
-    where every replica would send it again."""
+    where every replica would send it again. A topic no group reads (the heartbeats) has
+    one follower given ``deadletters``, which parks what it refuses, and goes on either way.
+
+    With ``stop`` it ends when that event is set (its component's, shared by the followers
+    it opens one after another)."""
 
     def __init__(
         self,
@@ -425,15 +435,30 @@ class Follower(ConsumeRunner):
         handler: Handler,
         config: RunnerConfig | None = None,
         clock: Callable[[], float] = time.monotonic,
+        *,
+        deadletters: DeadLetterSink | None = None,
+        stop: threading.Event | None = None,
     ) -> None:
         nothing = _NoOutput()
-        super().__init__(name, source, nothing, nothing, handler, config, clock)
+        parks = deadletters if deadletters is not None else nothing
+        super().__init__(name, source, nothing, parks, handler, config, clock)
         self.checkpoint = Checkpoint(nothing, nothing, self.config.commit_interval_s, clock)
+        self._parks = deadletters is not None
+        if stop is not None:
+            self._stop = stop
         self.passed_over = 0  # refused records, logged only
+        self.turns = 0  # loop turns that ended (their poll went through): the consumer works
+
+    def run_once(self) -> None:
+        super().run_once()
+        self.turns += 1
 
     def _dead_letter(self, record: Record, reason: str) -> None:
-        self.passed_over += 1
-        log.warning("%s: ignoring %s: %s", self.name, _where(record), reason)
+        if self._parks:
+            self._park(record, reason)  # a dead letter not sent is logged; the follower goes on
+        else:
+            self.passed_over += 1
+            log.warning("%s: ignoring %s: %s", self.name, _where(record), reason)
         self._done(record)
 
 

@@ -16,7 +16,9 @@ the gateway or the composition stream) or a tenant's, carrying its
 ``uuid:key`` in a ``gleaner-auth`` header. A tenant's event runs only when
 the key is valid and its namespace is the event's, and without the fields
 only the platform sets; anything else is dead-lettered with the reason.
-Heartbeats and completions count only when platform-signed.
+Heartbeats and completions count only when platform-signed: each is read by a
+handler (:class:`Heartbeats`, :class:`Acknowledgements`) behind a group-less
+follower runner, from the end, kept alive by :mod:`streams.placement.listen`.
 
 Placement also reads ``prewarm``: the composition stream's pre-warm hints
 (platform-signed only), forwarded to the invokers that will run the
@@ -25,7 +27,6 @@ functions they name (:mod:`streams.placement.prewarm`).
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import logging
 import threading
@@ -50,11 +51,11 @@ from streams.events import (
     derived_activation_id,
 )
 from streams.failures import completion_key, failed_completion
-from streams.kafka.client import EventConsumer, EventProducer, Record, member_id, oversize, signature_rejects
+from streams.kafka.client import EventConsumer, EventProducer, Record, member_id, signature_rejects
 from streams.kafka.deadletter import DeadLetters
 from streams.kafka.doorbell import Bell, process_bell
 from streams.kafka.runner import ConsumeRunner, DeadLetterSink, Handler, RunnerConfig, Sink, Ticket
-from streams.kafka.signing import Signer, namespace_not_proven, tenant_credential
+from streams.kafka.signing import Signer, tenant_not_proven
 from streams.placement.acks import Unacknowledged
 from streams.placement.journal import UnackedJournal, keep_written, unacked_key
 from streams.placement.listen import follow
@@ -67,6 +68,7 @@ NO_INVOKER_MSG = "No invokers available: none has sent a healthy heartbeat."
 EXPIRE_EVERY_S = 10.0
 SETTLE_AT_ONCE = 2000  # at most this many unacknowledged activations looked up in one pass
 SETTLE_AFTER_S = 30.0  # an activation unacknowledged this long is looked up in the records
+FOLLOW_POLL_S = 0.2  # the heartbeat and completion followers' poll timeout
 
 
 @dataclass(slots=True)
@@ -118,6 +120,13 @@ class InvokerTable:
         return [{**b, "healthy": healthy.get(str(b["invoker"]), False)} for b in beats]
 
 
+def follower_config(settings: Settings) -> RunnerConfig:
+    """The runner config of placement's followers: platform-signed records within the size
+    limit. A poll ends at once on a record; its timeout only spaces the idle turns, and the
+    followers have no timers to tick."""
+    return RunnerConfig.for_settings(settings, poll_timeout_s=FOLLOW_POLL_S)
+
+
 def follow_health(
     settings: Settings,
     table: InvokerTable,
@@ -126,9 +135,8 @@ def follow_health(
     deadletters: DeadLetterSink | None = None,
 ) -> None:
     """Feed ``table`` from the health topic; every reader sees every heartbeat.
-    One reader (placement's) dead-letters malformed heartbeats, so each is parked once.
+    One reader (placement's) dead-letters what it refuses, so each is parked once.
     Runs until ``stop``: a failing consumer is replaced (:func:`streams.placement.listen.follow`)."""
-    signer = Signer.for_settings(settings)
 
     def open_reader() -> EventConsumer:
         return EventConsumer(
@@ -139,26 +147,20 @@ def follow_health(
             wait_ms=settings.kafka_fetch_wait_health_ms,  # a beat a second: never dozes
         )
 
-    follow("health", open_reader, heartbeat_reader(settings, signer, table, deadletters), stop)
+    config = follower_config(settings)
+    follow("health", open_reader, Heartbeats(table), stop, config=config, deadletters=deadletters)
 
 
-def heartbeat_reader(
-    settings: Settings, signer: Signer, table: InvokerTable, deadletters: DeadLetterSink | None
-) -> Callable[[Record], None]:
-    def on_record(rec: Record) -> None:
-        try:
-            # Only invokers beat: a forged heartbeat would steer work to no one.
-            refused = oversize(rec.value, settings.kafka_message_max_bytes) or signature_rejects(signer, rec)
-            if refused is not None:
-                raise MalformedEvent(refused)
-            table.update(InvokerHealth.from_dict(decode(rec.value)))
-        except MalformedEvent as exc:
-            if deadletters is None:
-                log.warning("ignoring malformed heartbeat: %s", exc)
-            else:
-                deadletters.send(rec, str(exc))
+class Heartbeats(Handler):
+    """Feeds an invoker table from the health topic. Its follower's runner lets only
+    platform-signed heartbeats through: only invokers beat, and a forged heartbeat would
+    steer work to no one. A malformed one raises MalformedEvent: refused likewise."""
 
-    return on_record
+    def __init__(self, table: InvokerTable) -> None:
+        self.table = table
+
+    def handle(self, record: Record, ticket: Ticket) -> None:
+        self.table.update(InvokerHealth.from_dict(decode(record.value)))
 
 
 def follow_completions(
@@ -177,17 +179,19 @@ def follow_completions(
             bell=bell,
         )
 
-    follow("acks", open_reader, completion_reader(Signer.for_settings(settings), unacked), stop)
+    follow("acks", open_reader, Acknowledgements(unacked), stop, config=follower_config(settings))
 
 
-def completion_reader(signer: Signer, unacked: Unacknowledged) -> Callable[[Record], None]:
-    def on_record(rec: Record) -> None:
-        if signature_rejects(signer, rec) is not None:
-            return  # the record sink dead-letters a forged one
-        with contextlib.suppress(MalformedEvent):  # the record sink dead-letters it
-            unacked.acked(ActivationCompleted.from_dict(decode(rec.value)).activation_id)
+class Acknowledgements(Handler):
+    """Acknowledges each dispatched activation whose completion appears. Its follower's
+    runner passes over (logs) a forged or malformed completion: the record sink, the
+    topic's own consumer, dead-letters it."""
 
-    return on_record
+    def __init__(self, unacked: Unacknowledged) -> None:
+        self.unacked = unacked
+
+    def handle(self, record: Record, ticket: Ticket) -> None:
+        self.unacked.acked(ActivationCompleted.from_dict(decode(record.value)).activation_id)
 
 
 class PlacementAgent(Handler):
@@ -309,11 +313,8 @@ class PlacementAgent(Handler):
     def _tenant_request(self, record: Record, req: ActivationRequest) -> ActivationRequest:
         """A tenant's event: its credential must prove the event's namespace (raises
         MalformedEvent with why, so it is dead-lettered); the platform's fields are dropped."""
-        credential = tenant_credential(record.headers)
-        owner = None
-        if credential is not None and self.authenticate is not None:
-            owner = self.authenticate(credential)  # CouchDB trouble raises: retried
-        reason = namespace_not_proven(req.namespace, credential, owner)
+        # CouchDB trouble in ``authenticate`` raises: the runner retries the record.
+        reason = tenant_not_proven(req.namespace, record.headers, self.authenticate)
         if reason is not None:
             raise MalformedEvent(reason)
         # A tenant names its action and input; what runs it, where and as part of what is ours.

@@ -14,15 +14,15 @@ from gleaner.settings import Settings
 from streams.events import ActivationRequest, InvokerHealth
 from streams.failures import failed_completion
 from streams.kafka.deadletter import DeadLetters
-from streams.kafka.runner import ConsumeRunner, RunnerConfig
+from streams.kafka.runner import ConsumeRunner, Follower, RunnerConfig
 from streams.kafka.signing import SIGNATURE_HEADER, Signer, normalize_headers, tenant_headers
 from streams.kafka.testing import MemorySink, MemorySource, record
 from streams.placement.acks import Unacknowledged
 from streams.placement.agent import (
     NO_INVOKER_MSG,
+    Acknowledgements,
     InvokerTable,
     PlacementAgent,
-    completion_reader,
     records_found,
 )
 from streams.placement.journal import MemoryHashes, UnackedJournal, unacked_key
@@ -146,10 +146,12 @@ def silence(table: InvokerTable, invoker: str) -> None:
 
 
 def complete(unacked: Unacknowledged, activation_id: str) -> None:
-    """The invoker's completion, as placement's completion reader reads it."""
+    """The invoker's completion, as placement's completion follower reads it."""
     req = ActivationRequest(activation_id, "guest", "echo")
     event = failed_completion(req, 0, "ok", "i0")  # any signed completion with the id
-    completion_reader(SIGNER, unacked)(record(SETTINGS.completed_topic, event.to_bytes(), signer=SIGNER))
+    source = MemorySource([record(SETTINGS.completed_topic, event.to_bytes(), signer=SIGNER)])
+    Follower("acks", source, Acknowledgements(unacked), RunnerConfig(signer=SIGNER)).run_once()
+    assert source.pending == 0
 
 
 def test_completions_acknowledge_the_list_the_agent_was_given_and_the_gauge_returns_to_zero():

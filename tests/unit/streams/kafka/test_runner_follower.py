@@ -5,6 +5,7 @@ still reads a partition again from its start once the broker restarted its log."
 from __future__ import annotations
 
 import logging
+import threading
 from pathlib import Path
 
 import pytest
@@ -29,6 +30,28 @@ class Seen(Handler):
         if record.value == b"bad":
             raise MalformedEvent("not an event")
         self.values.append(record.value)
+
+
+class Letters:
+    """A dead-letter sink that keeps (offset, reason); it fails while ``failing``."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[int, str]] = []
+        self.failing = False
+
+    def send(self, record: Record, reason: str) -> None:
+        if self.failing:
+            raise KafkaError("produce to gleaner.deadletter failed: broker gone")
+        self.sent.append((record.offset, reason))
+
+
+class BrokenAfter(MemorySource):
+    """Hands out its records, then fails every poll as a lost broker does."""
+
+    def poll(self, timeout_s: float) -> Record | None:
+        if self.pending:
+            return super().poll(timeout_s)
+        raise KafkaError("consume failed: broker gone")
 
 
 def follower(source: MemorySource, handler: Handler) -> Follower:
@@ -97,3 +120,46 @@ def test_the_runner_reads_a_restarted_partition_again_from_its_start(
     clock[0] += 2.0
     runner.run_once()
     assert offsets(fake) == {0: 0, 1: 0}
+
+
+def test_given_dead_letters_it_parks_what_it_refuses_once_and_goes_on() -> None:
+    """The one follower of a topic no group reads (placement's heartbeats) parks what it
+    refuses; a dead letter it cannot send is logged, and the follower goes on anyway."""
+    source = MemorySource()
+    source.push(TOPIC, b"unsigned")
+    source.push(TOPIC, b"x" * 101, signer=SIGNER)
+    source.push(TOPIC, b"bad", signer=SIGNER)
+    source.push(TOPIC, b"good", signer=SIGNER)
+    source.push(TOPIC, b"unsigned again")
+    source.push(TOPIC, b"good again", signer=SIGNER)
+    letters, seen = Letters(), Seen()
+    config = RunnerConfig(signer=SIGNER, max_event_bytes=100)
+    runner = Follower("f", source, seen, config, deadletters=letters)
+    for _ in range(4):
+        runner.run_once()
+    letters.failing = True
+    for _ in range(2):
+        runner.run_once()
+    runner.checkpoint.commit()
+    assert seen.values == [b"good", b"good again"]
+    assert [offset for offset, _ in letters.sent] == [0, 1, 2]
+    reasons = [reason for _, reason in letters.sent]
+    assert "unsigned event" in reasons[0] and "above the limit" in reasons[1] and reasons[2] == "not an event"
+    assert (runner.dead_lettered, runner.passed_over) == (4, 0)  # the 4th's letter failed: counted, logged
+    assert runner.checkpoint.in_flight() == 0 and source.commits == []
+
+
+def test_it_ends_with_the_stop_event_it_was_given_and_counts_its_turns() -> None:
+    source = BrokenAfter()
+    source.push(TOPIC, b"a", signer=SIGNER)
+    stop = threading.Event()
+    runner = Follower("f", source, Seen(), RunnerConfig(signer=SIGNER), stop=stop)
+    assert runner.stopping_event is stop
+    runner.run_once()
+    assert runner.turns == 1
+    with pytest.raises(KafkaError, match="broker gone"):
+        runner.run_once()
+    assert runner.turns == 1  # a turn whose poll failed does not count
+    stop.set()
+    runner.run()  # returns at once: the component stopped
+    assert source.closed and runner.stopping
