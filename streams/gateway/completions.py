@@ -24,7 +24,8 @@ from gleaner.settings import Settings
 from streams.events import ActivationCompleted, decode
 from streams.kafka.client import EventConsumer, Record
 from streams.kafka.doorbell import Bell
-from streams.kafka.runner import Follower, Handler, RunnerConfig, Source, Ticket
+from streams.kafka.follow import follow
+from streams.kafka.runner import Handler, RunnerConfig, Source, Ticket
 
 RECENT = 10_000
 
@@ -89,7 +90,8 @@ class Completions(Handler):
 
 
 class CompletionWaiter:
-    """The :class:`Completions` handler behind its own follower runner, on a thread."""
+    """The :class:`Completions` handler behind a follower runner on a thread of its own,
+    kept alive (:func:`streams.kafka.follow.follow`): a failing consumer is replaced."""
 
     def __init__(
         self,
@@ -101,15 +103,24 @@ class CompletionWaiter:
         source: Source | None = None,
     ) -> None:
         self.completions = Completions(loop)
-        reader = source if source is not None else completions_reader(settings, bell, on_broker_restart)
-        self.runner = Follower("completions", reader, self.completions, RunnerConfig.for_settings(settings))
-        self._thread = threading.Thread(target=self.runner.run, name="completions", daemon=True)
+        self._stop = threading.Event()
+
+        def open_reader() -> Source:
+            return source if source is not None else completions_reader(settings, bell, on_broker_restart)
+
+        self._thread = threading.Thread(
+            target=follow,
+            args=("completions", open_reader, self.completions, self._stop),
+            kwargs={"config": RunnerConfig.for_settings(settings)},
+            name="completions",
+            daemon=True,
+        )
 
     def start(self) -> None:
         self._thread.start()
 
     def stop(self) -> None:
-        self.runner.stop()
+        self._stop.set()
         self._thread.join(2)
 
     def expect(self, activation_id: str) -> asyncio.Future[dict[str, Any]]:

@@ -18,7 +18,7 @@ the key is valid and its namespace is the event's, and without the fields
 only the platform sets; anything else is dead-lettered with the reason.
 Heartbeats and completions count only when platform-signed: each is read by a
 handler (:class:`Heartbeats`, :class:`Acknowledgements`) behind a group-less
-follower runner, from the end, kept alive by :mod:`streams.placement.listen`.
+follower runner, from the end, kept alive by :mod:`streams.kafka.follow`.
 
 Placement also reads ``prewarm``: the composition stream's pre-warm hints
 (platform-signed only), forwarded to the invokers that will run the
@@ -54,11 +54,11 @@ from streams.failures import completion_key, failed_completion
 from streams.kafka.client import EventConsumer, EventProducer, Record, member_id, signature_rejects
 from streams.kafka.deadletter import DeadLetters
 from streams.kafka.doorbell import Bell, process_bell
+from streams.kafka.follow import follow
 from streams.kafka.runner import ConsumeRunner, DeadLetterSink, Handler, RunnerConfig, Sink, Ticket
 from streams.kafka.signing import Signer, tenant_not_proven
 from streams.placement.acks import Unacknowledged
 from streams.placement.journal import UnackedJournal, keep_written, unacked_key
-from streams.placement.listen import follow
 from streams.placement.policies import PLACEMENT_POLICY_FACTORIES, InvokerView, Policy
 from streams.placement.prewarm import route_hint
 
@@ -136,7 +136,7 @@ def follow_health(
 ) -> None:
     """Feed ``table`` from the health topic; every reader sees every heartbeat.
     One reader (placement's) dead-letters what it refuses, so each is parked once.
-    Runs until ``stop``: a failing consumer is replaced (:func:`streams.placement.listen.follow`)."""
+    Runs until ``stop``: a failing consumer is replaced (:func:`streams.kafka.follow.follow`)."""
 
     def open_reader() -> EventConsumer:
         return EventConsumer(
@@ -167,7 +167,7 @@ def follow_completions(
     settings: Settings, unacked: Unacknowledged, stop: threading.Event, bell: Bell | None = None
 ) -> None:
     """Acknowledge dispatched activations as their (platform-signed) completions appear.
-    Runs until ``stop``: a failing consumer is replaced (:func:`streams.placement.listen.follow`)."""
+    Runs until ``stop``: a failing consumer is replaced (:func:`streams.kafka.follow.follow`)."""
 
     def open_reader() -> EventConsumer:
         return EventConsumer(

@@ -11,10 +11,13 @@ from typing import Any
 
 import pytest
 
+from gleaner.errors import KafkaError
 from gleaner.settings import Settings
 from streams.events import ActivationCompleted
 from streams.gateway import completions
 from streams.gateway.completions import CompletionWaiter
+from streams.kafka.client import Record
+from streams.kafka.runner import Follower, RunnerConfig
 from streams.kafka.signing import Signer
 from streams.kafka.testing import MemorySource
 
@@ -27,16 +30,31 @@ def completed(activation_id: str, namespace: str = "guest") -> bytes:
     return event.to_bytes()
 
 
-def make(tmp_path: Path, loop: asyncio.AbstractEventLoop) -> tuple[CompletionWaiter, MemorySource, Signer]:
-    settings = Settings(state_dir=tmp_path)
-    source = MemorySource()
-    return CompletionWaiter(settings, loop, source=source), source, Signer.for_settings(settings)
+class Waiter:
+    """A waiter and the follower runner its thread would run, turned by hand."""
+
+    def __init__(self, tmp_path: Path, loop: asyncio.AbstractEventLoop) -> None:
+        settings = Settings(state_dir=tmp_path)
+        self.source = MemorySource()
+        self.waiter = CompletionWaiter(settings, loop, source=self.source)
+        self.runner = Follower(
+            "completions", self.source, self.waiter.completions, RunnerConfig.for_settings(settings)
+        )
+        self.signer = Signer.for_settings(settings)
+
+    def __getattr__(self, name: str) -> Any:  # expect, recent, forget, start, stop: the waiter's
+        return getattr(self.waiter, name)
 
 
-async def turns(waiter: CompletionWaiter, n: int) -> None:
+def make(tmp_path: Path, loop: asyncio.AbstractEventLoop) -> tuple[Waiter, MemorySource, Signer]:
+    w = Waiter(tmp_path, loop)
+    return w, w.source, w.signer
+
+
+async def turns(w: Waiter, n: int) -> None:
     """``n`` turns of the runner, then let the loop run what they handed over."""
     for _ in range(n):
-        waiter.runner.run_once()
+        w.runner.run_once()
     await asyncio.sleep(0)
 
 
@@ -116,5 +134,36 @@ def test_on_its_thread_it_answers_callers_on_the_loop_and_closes_its_source(tmp_
             waiter.stop()
         assert result["activationId"] == "a1"
         assert source.closed and source.commits == []
+
+    asyncio.run(scenario())
+
+
+class FailsOnce(MemorySource):
+    """A reader whose first poll fails as a broker error does."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.failed = False
+
+    def poll(self, timeout_s: float) -> Record | None:
+        if not self.failed:
+            self.failed = True
+            raise KafkaError("broker transport failure")
+        return super().poll(timeout_s)
+
+
+def test_a_failing_reader_is_replaced_and_callers_are_still_answered(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        settings = Settings(state_dir=tmp_path)
+        source = FailsOnce()
+        waiter = CompletionWaiter(settings, asyncio.get_running_loop(), source=source)
+        waiting = waiter.expect("a1")
+        waiter.start()
+        try:
+            source.push(TOPIC, completed("a1"), signer=Signer.for_settings(settings))
+            result: dict[str, Any] = await asyncio.wait_for(waiting, 30)
+        finally:
+            waiter.stop()
+        assert source.failed and result["activationId"] == "a1"
 
     asyncio.run(scenario())

@@ -1,9 +1,10 @@
 """A group-less reader that lives as long as its component.
 
-Placement's completion and heartbeat readers are handlers behind
-:class:`~streams.kafka.runner.Follower` runners, each on a thread of its own. A
-runner ends when its consumer fails; unkept, from then on no activation would
-be acknowledged or no invoker seen alive. :func:`follow` keeps reading whatever
+Placement's completion and heartbeat readers and the gateway's completion waiter
+are handlers behind :class:`~streams.kafka.runner.Follower` runners, each on a
+thread of its own. A runner ends when its consumer fails; unkept, from then on no
+activation would be acknowledged, no invoker seen alive, no blocking caller
+answered. :func:`follow` keeps reading whatever
 happens: a record its handler fails on is passed over by the runner, and a Kafka
 error (or any other failure of the consumer) closes the consumer and opens a new
 one, behind a new runner, after a backoff. Records produced while no consumer is

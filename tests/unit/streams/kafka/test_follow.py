@@ -15,12 +15,12 @@ from gleaner.settings import Settings
 from streams.events import ActivationRequest, InvokerHealth
 from streams.failures import failed_completion
 from streams.kafka.client import Record
+from streams.kafka.follow import follow
 from streams.kafka.runner import Handler, RunnerConfig, Ticket
 from streams.kafka.signing import Signer
 from streams.kafka.testing import MemorySource, record
 from streams.placement.acks import Unacknowledged
 from streams.placement.agent import Acknowledgements, Heartbeats, InvokerTable
-from streams.placement.listen import follow
 
 SETTINGS = Settings()
 SIGNER = Signer(b"s" * 32)
@@ -181,8 +181,8 @@ def test_the_backoff_doubles_while_no_consumer_works_and_starts_over_once_one_di
     def target(stop: threading.Event) -> None:
         follow("acks", open_reader, Acknowledgements(unacked), stop, config=SIGNED, backoff_initial_s=0.01)
 
-    with caplog.at_level(logging.WARNING, "streams.placement.listen"):
+    with caplog.at_level(logging.WARNING, "streams.kafka.follow"):
         run_until(lambda: len(unacked) == 0, target)
-    delays = [r.args[-1] for r in caplog.records if r.name == "streams.placement.listen"]  # type: ignore[index]
+    delays = [r.args[-1] for r in caplog.records if r.name == "streams.kafka.follow"]  # type: ignore[index]
     assert delays == [0.01, 0.02, 0.01, 0.02]
     assert worked.closed and openings == []
