@@ -290,8 +290,8 @@ def main(args: argparse.Namespace) -> int:
     switch.check()
     namespace = client.namespace()
     targets = eval_targets(args, settings, client, namespace)
-    redis = RedisStore(settings)
-    producer = EventProducer(settings)
+    redis = RedisStore(settings.stores)
+    producer = EventProducer(settings.kafka)
     base = replayer_for(settings, namespace, producer, redis)
     log = InvokerLog(settings.completed_topic)
     replayer = Replayer(

@@ -380,8 +380,8 @@ def main(args: argparse.Namespace) -> int:
         switch.check()
     namespace = client.namespace()
     targets = eval_targets(args, settings, client, namespace)
-    redis = RedisStore(settings)
-    producer = EventProducer(settings)
+    redis = RedisStore(settings.stores)
+    producer = EventProducer(settings.kafka)
     replayer = replayer_for(settings, namespace, producer, redis)
     out = Path(args.out)
     try:

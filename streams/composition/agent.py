@@ -341,11 +341,11 @@ class CompositionAgent(Handler):
 
 
 def build(settings: Settings) -> ConsumeRunner:
-    bell = process_bell(settings)
-    producer = EventProducer(settings, bell)
+    bell = process_bell(settings.kafka, settings.stores)
+    producer = EventProducer(settings.kafka, bell)
     topics = [settings.dag_plans_topic, settings.completed_topic]
     consumer = EventConsumer(
-        settings,
+        settings.kafka,
         GROUP,
         topics,
         co_partitioned=True,
@@ -354,14 +354,14 @@ def build(settings: Settings) -> ConsumeRunner:
         # The predictor's Faust producer rings no bell: its input's ring means a plan is coming.
         wake_on=[settings.dag_requests_topic],
     )
-    deadletters = DeadLetters(settings, producer)
+    deadletters = DeadLetters(settings.kafka, producer)
     agent = CompositionAgent(
         settings,
         producer,
-        RedisStore(settings),
-        CouchDB(settings),
+        RedisStore(settings.stores),
+        CouchDB(settings.stores),
         consumer.partition_count(settings.dag_plans_topic),
     )
     return ConsumeRunner(
-        "composition", consumer, producer, deadletters, agent, RunnerConfig.for_settings(settings)
+        "composition", consumer, producer, deadletters, agent, RunnerConfig.for_settings(settings.kafka)
     )

@@ -56,7 +56,7 @@ class AdminRoutes:
         await self.auth.require_admin(request.headers.get("Authorization"))
         with self._lock:
             if self._db is None:
-                self._db = CouchDB(self.settings)
+                self._db = CouchDB(self.settings.stores)
         return await asyncio.to_thread(op, self._db, *args)
 
     async def list_namespaces(self, request: web.Request) -> web.Response:

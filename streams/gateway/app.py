@@ -101,7 +101,7 @@ class Gateway:
         self, settings: Settings, auth: Authenticator | None = None, db: AsyncCouchDB | None = None
     ) -> None:
         self.settings = settings
-        self.db = db or AsyncCouchDB(settings)
+        self.db = db or AsyncCouchDB(settings.stores)
         self.auth = auth or Authenticator(self.db)
         self.intake = Intake(settings)
         self.invokers = InvokerTable(settings.invoker_unhealthy_after_s)

@@ -35,7 +35,7 @@ def completions_reader(
     """Every completion from now on, group-less (it rewinds a partition the broker restarted,
     and then calls ``on_broker_restart``)."""
     return EventConsumer(
-        settings,
+        settings.kafka,
         "gleaner-gateway",
         [settings.completed_topic],
         assign_latest=True,
@@ -102,7 +102,9 @@ class CompletionWaiter:
     ) -> None:
         self.completions = Completions(loop)
         reader = source if source is not None else completions_reader(settings, bell, on_broker_restart)
-        self.runner = Follower("completions", reader, self.completions, RunnerConfig.for_settings(settings))
+        self.runner = Follower(
+            "completions", reader, self.completions, RunnerConfig.for_settings(settings.kafka)
+        )
         self._thread = threading.Thread(target=self.runner.run, name="completions", daemon=True)
 
     def start(self) -> None:

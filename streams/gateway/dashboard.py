@@ -380,7 +380,7 @@ class DashboardRoutes:
     def _running(self, namespaces: list[str] | None, limit: int) -> list[tuple[RequestState, dict[str, Any]]]:
         """The running requests of these namespaces (None: all), newest first (blocking I/O)."""
         if self._compositions is None:
-            self._compositions = CompositionStore(RedisStore(self.settings))
+            self._compositions = CompositionStore(RedisStore(self.settings.stores))
         try:
             # At most ``limit`` per partition (the oldest: a stuck request shows): one Redis read each.
             found = self._compositions.running(self.settings.topic_partitions, limit)

@@ -36,8 +36,10 @@ class Intake:
         self._stop = threading.Event()
 
     def start(self, loop: asyncio.AbstractEventLoop) -> None:
-        self.producer = EventProducer(self.settings, process_bell(self.settings))
-        redis = RedisStore(self.settings)
+        self.producer = EventProducer(
+            self.settings.kafka, process_bell(self.settings.kafka, self.settings.stores)
+        )
+        redis = RedisStore(self.settings.stores)
         self.data = DataStore(redis, self.settings.inline_payload_bytes, self.settings.data_ttl_s)
         if self.settings.outbox:
             outbox = Outbox(redis)
@@ -50,7 +52,7 @@ class Intake:
         self.waiter = CompletionWaiter(
             self.settings,
             loop,
-            process_bell(self.settings),
+            process_bell(self.settings.kafka, self.settings.stores),
             on_broker_restart=self.resender.broker_lost if self.resender else None,
         )
         self.waiter.start()

@@ -128,11 +128,11 @@ def follow_health(
     """Feed ``table`` from the health topic; every reader sees every heartbeat.
     One reader (placement's) dead-letters malformed heartbeats, so each is parked once.
     Runs until ``stop``: a failing consumer is replaced (:func:`streams.placement.listen.follow`)."""
-    signer = Signer.for_settings(settings)
+    signer = Signer.for_settings(settings.kafka)
 
     def open_reader() -> EventConsumer:
         return EventConsumer(
-            settings,
+            settings.kafka,
             group,
             [settings.health_topic],
             assign_latest=True,
@@ -169,7 +169,7 @@ def follow_completions(
 
     def open_reader() -> EventConsumer:
         return EventConsumer(
-            settings,
+            settings.kafka,
             "gleaner-placement-acks",
             [settings.completed_topic],
             assign_latest=True,
@@ -177,7 +177,7 @@ def follow_completions(
             bell=bell,
         )
 
-    follow("acks", open_reader, completion_reader(Signer.for_settings(settings), unacked), stop)
+    follow("acks", open_reader, completion_reader(Signer.for_settings(settings.kafka), unacked), stop)
 
 
 def completion_reader(signer: Signer, unacked: Unacknowledged) -> Callable[[Record], None]:
@@ -390,12 +390,12 @@ def records_found(db: CouchDB, owed: list[tuple[str, str]]) -> set[str]:
 
 
 def build(settings: Settings, policy: str = "greedy-jsq", no_invoker_wait_s: float = 30.0) -> ConsumeRunner:
-    bell = process_bell(settings)
-    producer = EventProducer(settings, bell)
+    bell = process_bell(settings.kafka, settings.stores)
+    producer = EventProducer(settings.kafka, bell)
     table = InvokerTable(settings.invoker_unhealthy_after_s)
-    unacked = Unacknowledged(journal=UnackedJournal(RedisStore(settings), unacked_key(settings)))
-    db = CouchDB(settings)
-    config = RunnerConfig.for_settings(settings, tenant_entry=True)
+    unacked = Unacknowledged(journal=UnackedJournal(RedisStore(settings.stores), unacked_key(settings)))
+    db = CouchDB(settings.stores)
+    config = RunnerConfig.for_settings(settings.kafka, tenant_entry=True)
     agent = PlacementAgent(
         settings,
         producer,
@@ -408,7 +408,7 @@ def build(settings: Settings, policy: str = "greedy-jsq", no_invoker_wait_s: flo
         records_found=lambda owed: records_found(db, owed),
     )
     consumer = EventConsumer(
-        settings,
+        settings.kafka,
         GROUP,
         [settings.invocations_topic, settings.prewarm_topic],
         instance_id=member_id("placement"),
@@ -419,7 +419,7 @@ def build(settings: Settings, policy: str = "greedy-jsq", no_invoker_wait_s: flo
         "placement",
         consumer,
         producer,
-        DeadLetters(settings, producer),
+        DeadLetters(settings.kafka, producer),
         agent,
         config,
     )
@@ -430,7 +430,7 @@ def build(settings: Settings, policy: str = "greedy-jsq", no_invoker_wait_s: flo
             table,
             runner.stopping_event,
             "gleaner-placement-health",
-            DeadLetters(settings, producer),
+            DeadLetters(settings.kafka, producer),
         ),
         name="health",
         daemon=True,

@@ -34,12 +34,12 @@ def topics_of(settings: Settings) -> Topics:
 def replayer_for(settings: Settings, namespace: str, producer: EventProducer, redis: RedisStore) -> Replayer:
     topics = topics_of(settings)
     data = DataStore(redis, settings.inline_payload_bytes, settings.data_ttl_s)
-    signer = Signer.for_settings(settings)
+    signer = Signer.for_settings(settings.kafka)
 
     def listen() -> Listener:
         # Group-less, from the current end: every replay sees every result and keeps its own.
         consumer = EventConsumer(
-            settings, "gleaner-replay", [topics.results, topics.completed], assign_latest=True
+            settings.kafka, "gleaner-replay", [topics.results, topics.completed], assign_latest=True
         )
         return SignedOnly(consumer, signer)
 
