@@ -19,7 +19,6 @@ from gleaner.settings_sections import (
     CompositionSettings,
     DbNames,
     KafkaSettings,
-    RecordSinkSettings,
     StoreSettings,
     TopicNames,
 )
@@ -255,10 +254,6 @@ class Settings(TopicNames, DbNames):
     @property
     def stores(self) -> StoreSettings:
         return StoreSettings.of(self)
-
-    @property
-    def record_sink(self) -> RecordSinkSettings:
-        return RecordSinkSettings.of(self)
 
     @property
     def composition(self) -> CompositionSettings:

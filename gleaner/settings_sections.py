@@ -135,16 +135,10 @@ class StoreSettings(DbNames, Section):
 
 
 @dataclass(frozen=True, slots=True)
-class RecordSinkSettings(Section):
-    """The record sink (streams/record_sink.py)."""
+class CompositionSettings(TopicNames, Section):
+    """The composition stream (streams/composition/): with the names of the topics it writes."""
 
-    record_batch_ms: int
-
-
-@dataclass(frozen=True, slots=True)
-class CompositionSettings(Section):
-    """The composition stream (streams/composition/)."""
-
+    topic_prefix: str
     action_cache_ttl_s: float
     dag_slo_factor: float
     dag_timeout_s: float
@@ -155,4 +149,4 @@ class CompositionSettings(Section):
     prewarm_lookahead: int
 
 
-SECTIONS: tuple[type[Section], ...] = (KafkaSettings, StoreSettings, RecordSinkSettings, CompositionSettings)
+SECTIONS: tuple[type[Section], ...] = (KafkaSettings, StoreSettings, CompositionSettings)

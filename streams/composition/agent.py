@@ -23,6 +23,7 @@ from gleaner.couchdb import DAGS, CouchDB
 from gleaner.errors import GleanerError, MalformedEvent
 from gleaner.redis_store import RedisStore
 from gleaner.settings import Settings
+from gleaner.settings_sections import CompositionSettings
 from gleaner.ttlcache import TTLCache
 from streams.composition.prewarm import StageTimes, prewarm_hints, stages_of
 from streams.composition.records import dag_record
@@ -76,7 +77,7 @@ def _dag_key(state: RequestState, dag: dict[str, Any]) -> str:
 class CompositionAgent(Handler):
     def __init__(
         self,
-        settings: Settings,
+        settings: CompositionSettings,
         producer: Sink,
         redis: RedisStore,
         db: CouchDB,
@@ -356,7 +357,7 @@ def build(settings: Settings) -> ConsumeRunner:
     )
     deadletters = DeadLetters(settings.kafka, producer)
     agent = CompositionAgent(
-        settings,
+        settings.composition,
         producer,
         RedisStore(settings.stores),
         CouchDB(settings.stores),

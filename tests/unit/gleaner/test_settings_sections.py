@@ -41,7 +41,7 @@ def test_a_sections_fields_are_flat_fields_of_the_same_type(section: type[Sectio
 @pytest.mark.parametrize("section", SECTIONS, ids=lambda s: s.__name__)
 def test_a_section_carries_the_flat_values(section: type[Section]) -> None:
     flat = load_settings(
-        {"GLEANER_TOPIC_PREFIX": "t-", "GLEANER_DB_PREFIX": "d_", "GLEANER_RECORD_BATCH_MS": "7"}
+        {"GLEANER_TOPIC_PREFIX": "t-", "GLEANER_DB_PREFIX": "d_", "GLEANER_PREWARM_LOOKAHEAD": "3"}
     )
     part = section.of(flat)
     for f in dataclasses.fields(part):  # type: ignore[arg-type]
@@ -54,7 +54,6 @@ def test_the_flat_settings_hand_out_their_sections() -> None:
     assert flat.kafka == KafkaSettings.of(flat)
     assert flat.kafka.kafka_bootstrap == "k:1"
     assert flat.stores == StoreSettings.of(flat)
-    assert flat.record_sink.record_batch_ms == flat.record_batch_ms
     assert flat.composition.prewarm_lookahead == flat.prewarm_lookahead
 
 
@@ -74,6 +73,7 @@ def test_topic_and_database_names_are_the_same_from_a_section() -> None:
         assert getattr(kafka, name) == getattr(flat, name)
         assert getattr(flat, name).startswith("p-")
     assert kafka.invoker_topic("invoker3") == flat.invoker_topic("invoker3") == "p-invoker.invoker3"
+    assert flat.composition.dag_results_topic == flat.dag_results_topic == "p-dag.results"
     assert flat.stores.db("activations") == flat.db("activations") == "q_activations"
 
 
