@@ -18,6 +18,7 @@ from gleaner.errors import SettingsError
 from gleaner.settings_sections import (
     CompositionSettings,
     DbNames,
+    GatewaySettings,
     KafkaSettings,
     StoreSettings,
     TopicNames,
@@ -258,6 +259,10 @@ class Settings(TopicNames, DbNames):
     @property
     def composition(self) -> CompositionSettings:
         return CompositionSettings.of(self)
+
+    @property
+    def gateway(self) -> GatewaySettings:
+        return GatewaySettings.of(self)
 
     @property
     def models_root(self) -> Path:

@@ -149,4 +149,31 @@ class CompositionSettings(TopicNames, Section):
     prewarm_lookahead: int
 
 
-SECTIONS: tuple[type[Section], ...] = (KafkaSettings, StoreSettings, CompositionSettings)
+@dataclass(frozen=True, slots=True)
+class GatewaySettings(TopicNames, Section):
+    """The gateway (streams/gateway/): its address, request bounds, and the allocation
+    bounds its OpenAPI document states."""
+
+    topic_prefix: str
+    topic_partitions: int
+    gateway_bind: str
+    gateway_port: int
+    api_host: str
+    max_payload_bytes: int
+    max_dag_payload_bytes: int
+    max_dag_functions: int
+    blocking_wait_s: float
+    action_cache_ttl_s: float
+    inline_payload_bytes: int
+    data_ttl_s: int
+    outbox: bool
+    invoker_unhealthy_after_s: float
+    cpu_min: float
+    cpu_max: float
+    memory_min_mb: int
+    encoding_base_mb: int
+    timeout_min_ms: int
+    timeout_max_ms: int
+
+
+SECTIONS: tuple[type[Section], ...] = (KafkaSettings, StoreSettings, CompositionSettings, GatewaySettings)

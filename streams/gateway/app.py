@@ -100,17 +100,20 @@ class Gateway:
     def __init__(
         self, settings: Settings, auth: Authenticator | None = None, db: AsyncCouchDB | None = None
     ) -> None:
+        # The whole Settings still, for placement's heartbeat follower and gleaner.actions;
+        # its parts get their sections.
         self.settings = settings
         self.db = db or AsyncCouchDB(settings.stores)
         self.auth = auth or Authenticator(self.db)
-        self.intake = Intake(settings)
+        own = settings.gateway
+        self.intake = Intake(own, settings.kafka, settings.stores)
         self.invokers = InvokerTable(settings.invoker_unhealthy_after_s)
-        self.dags = DagRoutes(settings, self.db, self.auth, self.intake)
-        self.admin = AdminRoutes(settings, self.auth)
-        self.dashboard = DashboardRoutes(settings, self.db, self.auth, self.invokers)
+        self.dags = DagRoutes(own, self.db, self.auth, self.intake)
+        self.admin = AdminRoutes(settings.stores, self.auth)
+        self.dashboard = DashboardRoutes(own, settings.stores, self.db, self.auth, self.invokers)
         self._actions: TTLCache[tuple[str, str], dict[str, Any]] = TTLCache(settings.action_cache_ttl_s)
         self._health_stop = threading.Event()
-        self._openapi = json_response(openapi_document(settings)).body
+        self._openapi = json_response(openapi_document(own)).body
 
     # -- app wiring -------------------------------------------------------------
     def app(self) -> web.Application:

@@ -20,7 +20,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
 
-from gleaner.settings import Settings
+from gleaner.settings_sections import KafkaSettings
 from streams.events import ActivationCompleted, decode
 from streams.kafka.client import EventConsumer, Record
 from streams.kafka.doorbell import Bell
@@ -30,12 +30,12 @@ RECENT = 10_000
 
 
 def completions_reader(
-    settings: Settings, bell: Bell | None = None, on_broker_restart: Callable[[], object] | None = None
+    settings: KafkaSettings, bell: Bell | None = None, on_broker_restart: Callable[[], object] | None = None
 ) -> EventConsumer:
     """Every completion from now on, group-less (it rewinds a partition the broker restarted,
     and then calls ``on_broker_restart``)."""
     return EventConsumer(
-        settings.kafka,
+        settings,
         "gleaner-gateway",
         [settings.completed_topic],
         assign_latest=True,
@@ -93,7 +93,7 @@ class CompletionWaiter:
 
     def __init__(
         self,
-        settings: Settings,
+        settings: KafkaSettings,
         loop: asyncio.AbstractEventLoop,
         bell: Bell | None = None,
         on_broker_restart: Callable[[], object] | None = None,
@@ -102,9 +102,7 @@ class CompletionWaiter:
     ) -> None:
         self.completions = Completions(loop)
         reader = source if source is not None else completions_reader(settings, bell, on_broker_restart)
-        self.runner = Follower(
-            "completions", reader, self.completions, RunnerConfig.for_settings(settings.kafka)
-        )
+        self.runner = Follower("completions", reader, self.completions, RunnerConfig.for_settings(settings))
         self._thread = threading.Thread(target=self.runner.run, name="completions", daemon=True)
 
     def start(self) -> None:

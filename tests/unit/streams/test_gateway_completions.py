@@ -30,7 +30,7 @@ def completed(activation_id: str, namespace: str = "guest") -> bytes:
 def make(tmp_path: Path, loop: asyncio.AbstractEventLoop) -> tuple[CompletionWaiter, MemorySource, Signer]:
     settings = Settings(state_dir=tmp_path)
     source = MemorySource()
-    return CompletionWaiter(settings, loop, source=source), source, Signer.for_settings(settings)
+    return CompletionWaiter(settings.kafka, loop, source=source), source, Signer.for_settings(settings.kafka)
 
 
 async def turns(waiter: CompletionWaiter, n: int) -> None:
