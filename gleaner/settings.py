@@ -20,6 +20,8 @@ from gleaner.settings_sections import (
     DbNames,
     GatewaySettings,
     KafkaSettings,
+    LimitsSettings,
+    ReplaySettings,
     StoreSettings,
     TopicNames,
 )
@@ -263,6 +265,14 @@ class Settings(TopicNames, DbNames):
     @property
     def gateway(self) -> GatewaySettings:
         return GatewaySettings.of(self)
+
+    @property
+    def replay(self) -> ReplaySettings:
+        return ReplaySettings.of(self)
+
+    @property
+    def limits(self) -> LimitsSettings:
+        return LimitsSettings.of(self)
 
     @property
     def models_root(self) -> Path:

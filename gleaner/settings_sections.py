@@ -176,4 +176,38 @@ class GatewaySettings(TopicNames, Section):
     timeout_max_ms: int
 
 
-SECTIONS: tuple[type[Section], ...] = (KafkaSettings, StoreSettings, CompositionSettings, GatewaySettings)
+@dataclass(frozen=True, slots=True)
+class ReplaySettings(TopicNames, Section):
+    """The trace replayer (streams/replay/): the topics it writes and reads, and how it
+    hands large inputs over."""
+
+    topic_prefix: str
+    inline_payload_bytes: int
+    data_ttl_s: int
+
+
+@dataclass(frozen=True, slots=True)
+class LimitsSettings(Section):
+    """An action's allowed limits and their defaults (gleaner/actions.py)."""
+
+    cpu_min: float
+    cpu_max: float
+    memory_min_mb: int
+    memory_max_mb: int
+    encoding_base_mb: int
+    default_cpu: float
+    default_memory_mb: int
+    default_timeout_ms: int
+    timeout_min_ms: int
+    timeout_max_ms: int
+    default_log_limit_mb: int
+
+
+SECTIONS: tuple[type[Section], ...] = (
+    KafkaSettings,
+    StoreSettings,
+    LimitsSettings,
+    CompositionSettings,
+    GatewaySettings,
+    ReplaySettings,
+)

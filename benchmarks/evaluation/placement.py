@@ -292,7 +292,7 @@ def main(args: argparse.Namespace) -> int:
     targets = eval_targets(args, settings, client, namespace)
     redis = RedisStore(settings.stores)
     producer = EventProducer(settings.kafka)
-    base = replayer_for(settings, namespace, producer, redis)
+    base = replayer_for(settings.replay, settings.kafka, namespace, producer, redis)
     log = InvokerLog(settings.completed_topic)
     replayer = Replayer(
         base.producer, log.listening(base.listen), base.topics, namespace, offload=base.offload

@@ -76,7 +76,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
         source = f"trace {args.trace} ({len(entries)} requests)"
     out = _replay_dir(settings, args)
     producer = EventProducer(settings.kafka)
-    replayer = replayer_for(settings, namespace, producer, redis)
+    replayer = replayer_for(settings.replay, settings.kafka, namespace, producer, redis)
     span = entries[-1].offset_s / args.speed
     print(f"replaying {source} at speed {args.speed:g} (arrivals over {span:.1f} s), policies {policies}")
     runs = []
