@@ -31,11 +31,11 @@ def after_broker_loss(settings: Settings) -> int:
     itself when its completion reader sees the log restarted."""
     services.ensure_platform_topics(settings)
     try:
-        store = RedisStore(settings)
+        store = RedisStore(settings.stores)
     except GleanerError as exc:
         log.warning("outbox not read after the broker restarted: %s", exc)
         return 0
-    producer = EventProducer(settings)
+    producer = EventProducer(settings.kafka)
     try:
         resender = Resender(Outbox(store), producer, flush=True)
         resender.broker_lost()

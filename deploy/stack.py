@@ -77,7 +77,7 @@ def ensure_keys(settings: Settings) -> str:
     plain-text keys re-hashed first). Return the guest key."""
     guest = ensure_guest_credential(settings)
     admin = ensure_admin_credential(settings)
-    db = CouchDB(settings)
+    db = CouchDB(settings.stores)
     try:
         migrate_plain_subjects(db)
         if guest != GUEST_AUTH:  # OpenWhisk's published key, from an earlier version, stops
@@ -102,7 +102,7 @@ def up(settings: Settings, *, progress: bool = True, components: bool = True) ->
         after_broker_loss(settings)
     parts.append(services.start(settings, "couchdb"))
     try:
-        ensure_schema(settings)
+        ensure_schema(settings.stores)
         guest = ensure_keys(settings)
     except GleanerError as exc:
         raise StackError("couchdb", f"cannot create databases, indexes and keys: {exc}") from exc

@@ -25,7 +25,7 @@ import orjson
 
 from gleaner.credentials import couchdb_login
 from gleaner.errors import Conflict, CouchDBError
-from gleaner.settings import Settings
+from gleaner.settings_sections import StoreSettings
 
 SUBJECTS = "subjects"
 WHISKS = "whisks"
@@ -78,7 +78,7 @@ def existing_ids(rows: list[dict[str, Any]]) -> set[str]:
     }
 
 
-def _auth(settings: Settings) -> httpx.BasicAuth | None:
+def _auth(settings: StoreSettings) -> httpx.BasicAuth | None:
     login = couchdb_login(settings)
     return httpx.BasicAuth(*login) if login else None
 
@@ -86,7 +86,7 @@ def _auth(settings: Settings) -> httpx.BasicAuth | None:
 class _Calls:
     """Request builders shared by the sync and async clients."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: StoreSettings) -> None:
         self.settings = settings
 
     def db(self, name: str) -> str:
@@ -132,7 +132,7 @@ class _Calls:
 class CouchDB(_Calls):
     """Synchronous client (threads: invoker agent, record sink, CLI)."""
 
-    def __init__(self, settings: Settings, timeout_s: float = 10.0) -> None:
+    def __init__(self, settings: StoreSettings, timeout_s: float = 10.0) -> None:
         super().__init__(settings)
         self._http = httpx.Client(base_url=settings.couchdb_url, auth=_auth(settings), timeout=timeout_s)
 
@@ -193,7 +193,7 @@ class CouchDB(_Calls):
 class AsyncCouchDB(_Calls):
     """Asynchronous client (the HTTP gateway's event loop)."""
 
-    def __init__(self, settings: Settings, timeout_s: float = 10.0) -> None:
+    def __init__(self, settings: StoreSettings, timeout_s: float = 10.0) -> None:
         super().__init__(settings)
         self._http = httpx.AsyncClient(base_url=settings.couchdb_url, auth=_auth(settings), timeout=timeout_s)
 
@@ -219,7 +219,7 @@ class AsyncCouchDB(_Calls):
 ADMINS_ONLY = {"admins": {"names": [], "roles": ["_admin"]}, "members": {"names": [], "roles": ["_admin"]}}
 
 
-def ensure_schema(settings: Settings) -> None:
+def ensure_schema(settings: StoreSettings) -> None:
     """Create the databases and Mango indexes, and close them to anyone but server admins
     (idempotent). The keys' own migration is :func:`gleaner.subjects.migrate_plain_subjects`."""
     # The embedded server's own admin: lock its databases. An external CouchDB's access is the

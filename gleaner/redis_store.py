@@ -9,10 +9,10 @@ import redis
 
 from gleaner.credentials import redis_password
 from gleaner.errors import RedisError
-from gleaner.settings import Settings
+from gleaner.settings_sections import StoreSettings
 
 
-def connect(settings: Settings, **kwargs: Any) -> redis.Redis[bytes]:
+def connect(settings: StoreSettings, **kwargs: Any) -> redis.Redis[bytes]:
     """A client for ``settings.redis_url`` with its password (the URL's, the setting's, or the
     embedded server's)."""
     password = redis_password(settings)
@@ -33,7 +33,7 @@ return 0
 
 
 class RedisStore:
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: StoreSettings) -> None:
         self._url = settings.redis_url
         self._redis = connect(settings, socket_timeout=2, socket_connect_timeout=2)
 

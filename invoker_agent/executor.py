@@ -88,7 +88,7 @@ class ActivationExecutor:
         keys: ActivationKeys | None = None,
     ) -> None:
         self.settings = settings
-        self.keys = keys if keys is not None else ActivationKeys.for_settings(settings)
+        self.keys = keys if keys is not None else ActivationKeys.for_settings(settings.stores)
         # Revoking is off the activation's way (a Redis round trip it need not wait for);
         # a key whose revoke is lost still expires with its deadline.
         self._revoker = ThreadPoolExecutor(1, thread_name_prefix="key-revoke")

@@ -290,9 +290,9 @@ def main(args: argparse.Namespace) -> int:
     switch.check()
     namespace = client.namespace()
     targets = eval_targets(args, settings, client, namespace)
-    redis = RedisStore(settings)
-    producer = EventProducer(settings)
-    base = replayer_for(settings, namespace, producer, redis)
+    redis = RedisStore(settings.stores)
+    producer = EventProducer(settings.kafka)
+    base = replayer_for(settings.replay, settings.kafka, namespace, producer, redis)
     log = InvokerLog(settings.completed_topic)
     replayer = Replayer(
         base.producer, log.listening(base.listen), base.topics, namespace, offload=base.offload

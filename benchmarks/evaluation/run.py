@@ -380,9 +380,9 @@ def main(args: argparse.Namespace) -> int:
         switch.check()
     namespace = client.namespace()
     targets = eval_targets(args, settings, client, namespace)
-    redis = RedisStore(settings)
-    producer = EventProducer(settings)
-    replayer = replayer_for(settings, namespace, producer, redis)
+    redis = RedisStore(settings.stores)
+    producer = EventProducer(settings.kafka)
+    replayer = replayer_for(settings.replay, settings.kafka, namespace, producer, redis)
     out = Path(args.out)
     try:
         with ReplayLock(redis, f"gleaner eval {' '.join(t.dag for t in targets)}"):

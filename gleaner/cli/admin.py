@@ -49,7 +49,7 @@ def admin_target(settings: Settings, apihost: str | None, auth: str | None) -> T
     key = auth or admin_credential(settings)
     if not key:
         raise GleanerError(
-            f"no admin key: run `gleaner up` (it writes {secret_file(settings, 'admin')}), "
+            f"no admin key: run `gleaner up` (it writes {secret_file(settings.stores, 'admin')}), "
             "or pass --auth / GLEANER_ADMIN_AUTH"
         )
     host = apihost or read_wskprops().get("APIHOST") or settings.api_host

@@ -48,10 +48,10 @@ def cmd_replay(args: argparse.Namespace) -> int:
     client = _client(args)
     namespace = client.namespace()
     dags = client.dag_names()
-    redis = RedisStore(settings)
+    redis = RedisStore(settings.stores)
     if args.topic:
         data = DataStore(redis, settings.inline_payload_bytes, settings.data_ttl_s)
-        records = read_topic(settings, args.topic)
+        records = read_topic(settings.kafka, args.topic)
         entries, skipped = entries_from_events(
             [r.value for r in records],
             timestamps=[r.timestamp_ms for r in records],
@@ -75,8 +75,8 @@ def cmd_replay(args: argparse.Namespace) -> int:
             entries = entries[: args.limit]
         source = f"trace {args.trace} ({len(entries)} requests)"
     out = _replay_dir(settings, args)
-    producer = EventProducer(settings)
-    replayer = replayer_for(settings, namespace, producer, redis)
+    producer = EventProducer(settings.kafka)
+    replayer = replayer_for(settings.replay, settings.kafka, namespace, producer, redis)
     span = entries[-1].offset_s / args.speed
     print(f"replaying {source} at speed {args.speed:g} (arrivals over {span:.1f} s), policies {policies}")
     runs = []

@@ -23,6 +23,7 @@ from gleaner.couchdb import DAGS, CouchDB
 from gleaner.errors import GleanerError, MalformedEvent
 from gleaner.redis_store import RedisStore
 from gleaner.settings import Settings
+from gleaner.settings_sections import CompositionSettings
 from gleaner.ttlcache import TTLCache
 from streams.composition.prewarm import StageTimes, prewarm_hints, stages_of
 from streams.composition.records import dag_record
@@ -76,7 +77,7 @@ def _dag_key(state: RequestState, dag: dict[str, Any]) -> str:
 class CompositionAgent(Handler):
     def __init__(
         self,
-        settings: Settings,
+        settings: CompositionSettings,
         producer: Sink,
         redis: RedisStore,
         db: CouchDB,
@@ -341,11 +342,11 @@ class CompositionAgent(Handler):
 
 
 def build(settings: Settings) -> ConsumeRunner:
-    bell = process_bell(settings)
-    producer = EventProducer(settings, bell)
+    bell = process_bell(settings.kafka, settings.stores)
+    producer = EventProducer(settings.kafka, bell)
     topics = [settings.dag_plans_topic, settings.completed_topic]
     consumer = EventConsumer(
-        settings,
+        settings.kafka,
         GROUP,
         topics,
         co_partitioned=True,
@@ -354,14 +355,14 @@ def build(settings: Settings) -> ConsumeRunner:
         # The predictor's Faust producer rings no bell: its input's ring means a plan is coming.
         wake_on=[settings.dag_requests_topic],
     )
-    deadletters = DeadLetters(settings, producer)
+    deadletters = DeadLetters(settings.kafka, producer)
     agent = CompositionAgent(
-        settings,
+        settings.composition,
         producer,
-        RedisStore(settings),
-        CouchDB(settings),
+        RedisStore(settings.stores),
+        CouchDB(settings.stores),
         consumer.partition_count(settings.dag_plans_topic),
     )
     return ConsumeRunner(
-        "composition", consumer, producer, deadletters, agent, RunnerConfig.for_settings(settings)
+        "composition", consumer, producer, deadletters, agent, RunnerConfig.for_settings(settings.kafka)
     )

@@ -17,7 +17,7 @@ from aiohttp import web
 
 from gleaner import subjects
 from gleaner.couchdb import CouchDB
-from gleaner.settings import Settings
+from gleaner.settings_sections import StoreSettings
 from streams.gateway.auth import Authenticator
 from streams.gateway.http import json_response
 
@@ -31,8 +31,8 @@ def issued(namespace: str, credential: str) -> dict[str, str]:
 
 
 class AdminRoutes:
-    def __init__(self, settings: Settings, auth: Authenticator) -> None:
-        self.settings = settings
+    def __init__(self, stores: StoreSettings, auth: Authenticator) -> None:
+        self.stores = stores
         self.auth = auth
         self._db: CouchDB | None = None
         self._lock = threading.Lock()
@@ -56,7 +56,7 @@ class AdminRoutes:
         await self.auth.require_admin(request.headers.get("Authorization"))
         with self._lock:
             if self._db is None:
-                self._db = CouchDB(self.settings)
+                self._db = CouchDB(self.stores)
         return await asyncio.to_thread(op, self._db, *args)
 
     async def list_namespaces(self, request: web.Request) -> web.Response:

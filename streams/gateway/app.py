@@ -100,17 +100,20 @@ class Gateway:
     def __init__(
         self, settings: Settings, auth: Authenticator | None = None, db: AsyncCouchDB | None = None
     ) -> None:
+        # The whole Settings still, for placement's heartbeat follower; its parts get their sections.
         self.settings = settings
-        self.db = db or AsyncCouchDB(settings)
+        self.db = db or AsyncCouchDB(settings.stores)
         self.auth = auth or Authenticator(self.db)
-        self.intake = Intake(settings)
+        own = settings.gateway
+        self._limits = settings.limits  # an action's allowed limits (gleaner.actions)
+        self.intake = Intake(own, settings.kafka, settings.stores)
         self.invokers = InvokerTable(settings.invoker_unhealthy_after_s)
-        self.dags = DagRoutes(settings, self.db, self.auth, self.intake)
-        self.admin = AdminRoutes(settings, self.auth)
-        self.dashboard = DashboardRoutes(settings, self.db, self.auth, self.invokers)
+        self.dags = DagRoutes(own, self.db, self.auth, self.intake)
+        self.admin = AdminRoutes(settings.stores, self.auth)
+        self.dashboard = DashboardRoutes(own, settings.stores, self.db, self.auth, self.invokers)
         self._actions: TTLCache[tuple[str, str], dict[str, Any]] = TTLCache(settings.action_cache_ttl_s)
         self._health_stop = threading.Event()
-        self._openapi = json_response(openapi_document(settings)).body
+        self._openapi = json_response(openapi_document(own)).body
 
     # -- app wiring -------------------------------------------------------------
     def app(self) -> web.Application:
@@ -207,7 +210,7 @@ class Gateway:
         existing = await self.db.call(self.db.get(WHISKS, f"{ns}/{name}"))
         if existing is not None and not flag(request, "overwrite"):
             raise Conflict("resource already exists")
-        doc = action_doc(ns, name, body, self.settings, existing, now_ms())
+        doc = action_doc(ns, name, body, self._limits, existing, now_ms())
         result = await self.db.call(self.db.put(WHISKS, doc))
         doc["_rev"] = result["rev"]
         self._actions.put((ns, name), doc)

@@ -48,7 +48,7 @@ class Authenticator:
         # Minted keys live in Redis; the gateway's CouchDB client carries the settings to reach it.
         settings = getattr(db, "settings", None)
         if minted is None and isinstance(settings, Settings):
-            minted = AsyncActivationKeys(settings)
+            minted = AsyncActivationKeys(settings.stores)
         self.minted = minted
 
     async def _verified(self, header: str | None) -> Verified:

@@ -20,7 +20,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
 
-from gleaner.settings import Settings
+from gleaner.settings_sections import KafkaSettings
 from streams.events import ActivationCompleted, decode
 from streams.kafka.client import EventConsumer, Record
 from streams.kafka.doorbell import Bell
@@ -31,7 +31,7 @@ RECENT = 10_000
 
 
 def completions_reader(
-    settings: Settings, bell: Bell | None = None, on_broker_restart: Callable[[], object] | None = None
+    settings: KafkaSettings, bell: Bell | None = None, on_broker_restart: Callable[[], object] | None = None
 ) -> EventConsumer:
     """Every completion from now on, group-less (it rewinds a partition the broker restarted,
     and then calls ``on_broker_restart``)."""
@@ -95,7 +95,7 @@ class CompletionWaiter:
 
     def __init__(
         self,
-        settings: Settings,
+        settings: KafkaSettings,
         loop: asyncio.AbstractEventLoop,
         bell: Bell | None = None,
         on_broker_restart: Callable[[], object] | None = None,

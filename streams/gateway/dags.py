@@ -23,7 +23,7 @@ from gleaner.couchdb import DAGS, WHISKS, AsyncCouchDB
 from gleaner.errors import BadRequest, Conflict, Forbidden, NotFound
 from gleaner.harvest_policies import check_policy, requested_policy
 from gleaner.records import INTERNAL_ERROR, SUCCESS, public_view
-from gleaner.settings import Settings
+from gleaner.settings_sections import GatewaySettings
 from gleaner.ttlcache import TTLCache
 from streams.events import DagRequest, new_activation_id, now_ms
 from streams.gateway.auth import Authenticator, request_namespace
@@ -72,7 +72,9 @@ def _profile_cpu(request: web.Request, profile: bool) -> float | None:
 
 
 class DagRoutes:
-    def __init__(self, settings: Settings, db: AsyncCouchDB, auth: Authenticator, intake: Intake) -> None:
+    def __init__(
+        self, settings: GatewaySettings, db: AsyncCouchDB, auth: Authenticator, intake: Intake
+    ) -> None:
         self.settings = settings
         self.db = db
         self.auth = auth

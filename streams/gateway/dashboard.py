@@ -32,7 +32,7 @@ from gleaner.couchdb import ACTIVATIONS, SUBJECTS, AsyncCouchDB, Call
 from gleaner.errors import Forbidden, RedisError
 from gleaner.records import annotation
 from gleaner.redis_store import RedisStore
-from gleaner.settings import Settings
+from gleaner.settings_sections import GatewaySettings, StoreSettings
 from gleaner.subjects import ADMIN, check_namespace
 from streams.composition.records import dag_record
 from streams.composition.state import CompositionStore
@@ -311,9 +311,15 @@ class Heartbeats(Protocol):
 
 class DashboardRoutes:
     def __init__(
-        self, settings: Settings, db: AsyncCouchDB, auth: Authenticator, invokers: Heartbeats
+        self,
+        settings: GatewaySettings,
+        stores: StoreSettings,
+        db: AsyncCouchDB,
+        auth: Authenticator,
+        invokers: Heartbeats,
     ) -> None:
         self.settings = settings
+        self.stores = stores
         self.db = db
         self.auth = auth
         self.invokers = invokers
@@ -380,7 +386,7 @@ class DashboardRoutes:
     def _running(self, namespaces: list[str] | None, limit: int) -> list[tuple[RequestState, dict[str, Any]]]:
         """The running requests of these namespaces (None: all), newest first (blocking I/O)."""
         if self._compositions is None:
-            self._compositions = CompositionStore(RedisStore(self.settings))
+            self._compositions = CompositionStore(RedisStore(self.stores))
         try:
             # At most ``limit`` per partition (the oldest: a stuck request shows): one Redis read each.
             found = self._compositions.running(self.settings.topic_partitions, limit)

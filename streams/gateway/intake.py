@@ -14,7 +14,7 @@ import threading
 from typing import Any
 
 from gleaner.redis_store import RedisStore
-from gleaner.settings import Settings
+from gleaner.settings_sections import GatewaySettings, KafkaSettings, StoreSettings
 from streams.gateway.completions import CompletionWaiter
 from streams.kafka.client import EventProducer
 from streams.kafka.doorbell import process_bell
@@ -26,8 +26,10 @@ log = logging.getLogger(__name__)
 
 
 class Intake:
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: GatewaySettings, kafka: KafkaSettings, stores: StoreSettings) -> None:
         self.settings = settings
+        self.kafka = kafka
+        self.stores = stores
         self.producer: EventProducer | None = None
         self.data: DataStore | None = None
         self.outbox: OutboxWriter | None = None
@@ -36,8 +38,8 @@ class Intake:
         self._stop = threading.Event()
 
     def start(self, loop: asyncio.AbstractEventLoop) -> None:
-        self.producer = EventProducer(self.settings, process_bell(self.settings))
-        redis = RedisStore(self.settings)
+        self.producer = EventProducer(self.kafka, process_bell(self.kafka, self.stores))
+        redis = RedisStore(self.stores)
         self.data = DataStore(redis, self.settings.inline_payload_bytes, self.settings.data_ttl_s)
         if self.settings.outbox:
             outbox = Outbox(redis)
@@ -48,9 +50,9 @@ class Intake:
                 target=self.resender.run, args=(self._stop,), name="outbox-resend", daemon=True
             ).start()
         self.waiter = CompletionWaiter(
-            self.settings,
+            self.kafka,
             loop,
-            process_bell(self.settings),
+            process_bell(self.kafka, self.stores),
             on_broker_restart=self.resender.broker_lost if self.resender else None,
         )
         self.waiter.start()

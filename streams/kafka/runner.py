@@ -46,7 +46,7 @@ from typing import Any, Protocol
 
 from gleaner.errors import GleanerError, KafkaError, MalformedEvent, is_transient
 from gleaner.metrics import DEADLETTERS, KAFKA_HOP_SECONDS
-from gleaner.settings import Settings
+from gleaner.settings_sections import KafkaSettings
 from streams.kafka.checkpoint import Checkpoint
 from streams.kafka.client import RebalanceListener, Record, oversize, signature_rejects
 from streams.kafka.offsets import TopicPartition
@@ -178,7 +178,7 @@ class RunnerConfig:
     rejoin_timeout_s: float = 30.0
 
     @classmethod
-    def for_settings(cls, settings: Settings, **overrides: Any) -> RunnerConfig:
+    def for_settings(cls, settings: KafkaSettings, **overrides: Any) -> RunnerConfig:
         fields: dict[str, Any] = {
             "max_event_bytes": settings.kafka_message_max_bytes,
             "signer": Signer.for_settings(settings),

@@ -25,7 +25,7 @@ import hmac
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
-from gleaner.settings import Settings
+from gleaner.settings_sections import KafkaSettings
 
 SIGNATURE_HEADER = "gleaner-sig"
 AUTH_HEADER = "gleaner-auth"
@@ -85,7 +85,7 @@ class Signer:
         self._secret = secret
 
     @classmethod
-    def for_settings(cls, settings: Settings) -> Signer:
+    def for_settings(cls, settings: KafkaSettings) -> Signer:
         from gleaner.secrets_file import platform_secret
 
         return cls(platform_secret(settings))

@@ -42,6 +42,7 @@ from gleaner.metrics import PLACEMENT_INVOKERS_HEALTHY, PREWARMS
 from gleaner.records import INTERNAL_ERROR
 from gleaner.redis_store import RedisStore
 from gleaner.settings import Settings
+from gleaner.settings_sections import KafkaSettings
 from streams.events import (
     ActivationCompleted,
     ActivationRequest,
@@ -120,11 +121,11 @@ class InvokerTable:
         return [{**b, "healthy": healthy.get(str(b["invoker"]), False)} for b in beats]
 
 
-def follower_config(settings: Settings) -> RunnerConfig:
+def follower_config(kafka: KafkaSettings) -> RunnerConfig:
     """The runner config of placement's followers: platform-signed records within the size
     limit. A poll ends at once on a record; its timeout only spaces the idle turns, and the
     followers have no timers to tick."""
-    return RunnerConfig.for_settings(settings, poll_timeout_s=FOLLOW_POLL_S)
+    return RunnerConfig.for_settings(kafka, poll_timeout_s=FOLLOW_POLL_S)
 
 
 def follow_health(
@@ -140,14 +141,14 @@ def follow_health(
 
     def open_reader() -> EventConsumer:
         return EventConsumer(
-            settings,
+            settings.kafka,
             group,
             [settings.health_topic],
             assign_latest=True,
             wait_ms=settings.kafka_fetch_wait_health_ms,  # a beat a second: never dozes
         )
 
-    config = follower_config(settings)
+    config = follower_config(settings.kafka)
     follow("health", open_reader, Heartbeats(table), stop, config=config, deadletters=deadletters)
 
 
@@ -171,7 +172,7 @@ def follow_completions(
 
     def open_reader() -> EventConsumer:
         return EventConsumer(
-            settings,
+            settings.kafka,
             "gleaner-placement-acks",
             [settings.completed_topic],
             assign_latest=True,
@@ -179,7 +180,7 @@ def follow_completions(
             bell=bell,
         )
 
-    follow("acks", open_reader, Acknowledgements(unacked), stop, config=follower_config(settings))
+    follow("acks", open_reader, Acknowledgements(unacked), stop, config=follower_config(settings.kafka))
 
 
 class Acknowledgements(Handler):
@@ -391,12 +392,12 @@ def records_found(db: CouchDB, owed: list[tuple[str, str]]) -> set[str]:
 
 
 def build(settings: Settings, policy: str = "greedy-jsq", no_invoker_wait_s: float = 30.0) -> ConsumeRunner:
-    bell = process_bell(settings)
-    producer = EventProducer(settings, bell)
+    bell = process_bell(settings.kafka, settings.stores)
+    producer = EventProducer(settings.kafka, bell)
     table = InvokerTable(settings.invoker_unhealthy_after_s)
-    unacked = Unacknowledged(journal=UnackedJournal(RedisStore(settings), unacked_key(settings)))
-    db = CouchDB(settings)
-    config = RunnerConfig.for_settings(settings, tenant_entry=True)
+    unacked = Unacknowledged(journal=UnackedJournal(RedisStore(settings.stores), unacked_key(settings)))
+    db = CouchDB(settings.stores)
+    config = RunnerConfig.for_settings(settings.kafka, tenant_entry=True)
     agent = PlacementAgent(
         settings,
         producer,
@@ -409,7 +410,7 @@ def build(settings: Settings, policy: str = "greedy-jsq", no_invoker_wait_s: flo
         records_found=lambda owed: records_found(db, owed),
     )
     consumer = EventConsumer(
-        settings,
+        settings.kafka,
         GROUP,
         [settings.invocations_topic, settings.prewarm_topic],
         instance_id=member_id("placement"),
@@ -420,7 +421,7 @@ def build(settings: Settings, policy: str = "greedy-jsq", no_invoker_wait_s: flo
         "placement",
         consumer,
         producer,
-        DeadLetters(settings, producer),
+        DeadLetters(settings.kafka, producer),
         agent,
         config,
     )
@@ -431,7 +432,7 @@ def build(settings: Settings, policy: str = "greedy-jsq", no_invoker_wait_s: flo
             table,
             runner.stopping_event,
             "gleaner-placement-health",
-            DeadLetters(settings, producer),
+            DeadLetters(settings.kafka, producer),
         ),
         name="health",
         daemon=True,

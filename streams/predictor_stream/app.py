@@ -76,7 +76,7 @@ FETCH_WAIT_CHECK_S = 0.5
 
 def broker_credentials(settings: Settings) -> faust.SASLCredentials | None:
     """The same SASL login the confluent-kafka clients use (None for PLAINTEXT)."""
-    config = security_config(settings)
+    config = security_config(settings.kafka)
     if not config:
         return None
     tls = None
@@ -122,10 +122,10 @@ def make_app(settings: Settings) -> faust.App:
     )
     requests = app.topic(settings.dag_requests_topic, value_serializer="raw", key_serializer="raw")
     # A short CouchDB timeout: a stalled store costs a plan its harvest, not the stream its pace.
-    planner = RequestPlanner(settings, CouchDB(settings, timeout_s=PLANNER_STORE_TIMEOUT_S))
+    planner = RequestPlanner(settings, CouchDB(settings.stores, timeout_s=PLANNER_STORE_TIMEOUT_S))
     limit = settings.kafka_message_max_bytes
-    signer = Signer.for_settings(settings)
-    subjects_db = CouchDB(settings, timeout_s=PLANNER_STORE_TIMEOUT_S)
+    signer = Signer.for_settings(settings.kafka)
+    subjects_db = CouchDB(settings.stores, timeout_s=PLANNER_STORE_TIMEOUT_S)
     gate = Gate(signer, lambda credential: subjects.authenticate(subjects_db, credential))
 
     def plan_and_sign(batch: list[Incoming], hold: Hold[Any]) -> list[tuple[Outgoing, OutHeaders] | Held]:

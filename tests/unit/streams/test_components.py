@@ -13,6 +13,7 @@ import pytest
 
 from gleaner.metrics import metrics_port
 from gleaner.settings import Settings
+from gleaner.settings_sections import KafkaSettings
 from streams import record_sink
 from streams.components import COMPONENTS, NAMES, Component, component
 from streams.kafka.runner import ConsumeRunner
@@ -85,9 +86,11 @@ class Subscriptions:
 
     def __init__(self) -> None:
         self.topics: list[str] = []
+        self.given: list[object] = []  # what each consumer was configured with
 
-    def __call__(self, _settings: Settings, _group: str, topics: list[str], **_kw: Any) -> MemorySource:
+    def __call__(self, settings: KafkaSettings, _group: str, topics: list[str], **_kw: Any) -> MemorySource:
         self.topics.extend(topics)
+        self.given.append(settings)
         return MemorySource()
 
 
@@ -98,7 +101,7 @@ def in_memory(monkeypatch: pytest.MonkeyPatch) -> Iterator[Subscriptions]:
     monkeypatch.setattr(record_sink, "EventProducer", lambda *_a, **_k: MemorySink())
     monkeypatch.setattr(record_sink, "RedisStore", lambda _s: MemoryRedis())
     monkeypatch.setattr(record_sink, "CouchDB", lambda _s: MemoryCouch())
-    monkeypatch.setattr(record_sink, "process_bell", lambda _s: None)
+    monkeypatch.setattr(record_sink, "process_bell", lambda _kafka, _stores: None)
     yield subs
 
 
@@ -111,3 +114,5 @@ def test_the_record_sink_builds_from_its_entry_on_in_memory_kafka(in_memory: Sub
     # It reads what the registry says, by the names the topic table gives.
     expected = [n for base in part.consumes for n in topic(base).names(settings)]
     assert in_memory.topics == expected == ["t.activations.completed"]
+    # Its consumer gets the Kafka section, not the whole settings.
+    assert in_memory.given == [settings.kafka]

@@ -26,9 +26,9 @@ SEQUENCE = {
 def make() -> tuple[ConsumeRunner, MemorySource, MemorySink, MemoryRedis, MemoryCouch]:
     source, sink, redis, couch = MemorySource(), MemorySink(), MemoryRedis(), MemoryCouch()
     couch.put(DAGS, {"_id": "guest/seq", "composition": SEQUENCE, "version": "0.0.1"})
-    agent = CompositionAgent(SETTINGS, sink, redis, couch, partitions=1)  # type: ignore[arg-type]
+    agent = CompositionAgent(SETTINGS.composition, sink, redis, couch, partitions=1)  # type: ignore[arg-type]
     config = RunnerConfig(commit_interval_s=0, backoff_initial_s=0, backoff_max_s=0)
-    runner = ConsumeRunner("composition", source, sink, DeadLetters(SETTINGS, sink), agent, config)
+    runner = ConsumeRunner("composition", source, sink, DeadLetters(SETTINGS.kafka, sink), agent, config)
     return runner, source, sink, redis, couch
 
 

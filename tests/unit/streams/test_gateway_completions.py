@@ -36,11 +36,11 @@ class Waiter:
     def __init__(self, tmp_path: Path, loop: asyncio.AbstractEventLoop) -> None:
         settings = Settings(state_dir=tmp_path)
         self.source = MemorySource()
-        self.waiter = CompletionWaiter(settings, loop, source=self.source)
+        self.waiter = CompletionWaiter(settings.kafka, loop, source=self.source)
         self.runner = Follower(
-            "completions", self.source, self.waiter.completions, RunnerConfig.for_settings(settings)
+            "completions", self.source, self.waiter.completions, RunnerConfig.for_settings(settings.kafka)
         )
-        self.signer = Signer.for_settings(settings)
+        self.signer = Signer.for_settings(settings.kafka)
 
     def __getattr__(self, name: str) -> Any:  # expect, recent, forget, start, stop: the waiter's
         return getattr(self.waiter, name)
@@ -156,11 +156,11 @@ def test_a_failing_reader_is_replaced_and_callers_are_still_answered(tmp_path: P
     async def scenario() -> None:
         settings = Settings(state_dir=tmp_path)
         source = FailsOnce()
-        waiter = CompletionWaiter(settings, asyncio.get_running_loop(), source=source)
+        waiter = CompletionWaiter(settings.kafka, asyncio.get_running_loop(), source=source)
         waiting = waiter.expect("a1")
         waiter.start()
         try:
-            source.push(TOPIC, completed("a1"), signer=Signer.for_settings(settings))
+            source.push(TOPIC, completed("a1"), signer=Signer.for_settings(settings.kafka))
             result: dict[str, Any] = await asyncio.wait_for(waiting, 30)
         finally:
             waiter.stop()

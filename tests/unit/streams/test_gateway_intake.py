@@ -34,7 +34,8 @@ class FakeWaiter:
 
 
 def submit(record: dict[str, Any] | None, *, blocking: bool) -> tuple[Any, MemorySink, FakeWaiter]:
-    intake = Intake(Settings(blocking_wait_s=0.01))
+    settings = Settings(blocking_wait_s=0.01)
+    intake = Intake(settings.gateway, settings.kafka, settings.stores)
     sink, waiter = MemorySink(), FakeWaiter(record)
     intake.producer, intake.waiter = sink, waiter  # type: ignore[assignment]
     answer = asyncio.run(intake.submit(TOPIC, "a1", b"{}", blocking=blocking))

@@ -60,15 +60,15 @@ def test_one_error_response_per_described_status_all_in_openwhisks_error_json() 
     assert set(responses) == {f"Error{code}" for code in ERROR_DESCRIPTIONS}
     for code, text in ERROR_DESCRIPTIONS.items():
         assert responses[f"Error{code}"] == returns(ref("Error"), text)
-    error = component_schemas(Settings())["Error"]
+    error = component_schemas(Settings().gateway)["Error"]
     assert error["required"] == ["error", "code"]
     assert set(error["properties"]) == {"error", "code"}
 
 
 def test_every_reference_in_the_document_names_a_component_that_exists() -> None:
     settings = Settings()
-    doc = openapi_document(settings)
-    schemas, responses = component_schemas(settings), error_responses()
+    doc = openapi_document(settings.gateway)
+    schemas, responses = component_schemas(settings.gateway), error_responses()
     found = set(refs(doc["paths"])) | set(refs(schemas))
     assert found, "the document references no component"
     for target in found:
@@ -80,7 +80,7 @@ def test_every_reference_in_the_document_names_a_component_that_exists() -> None
 
 
 def test_what_an_object_schema_requires_it_also_describes() -> None:
-    for name, schema in component_schemas(Settings()).items():
+    for name, schema in component_schemas(Settings().gateway).items():
         if "properties" in schema:
             missing = set(schema.get("required", [])) - set(schema["properties"])
             assert not missing, f"{name} requires {missing} without describing them"
@@ -107,7 +107,7 @@ def test_the_action_limits_are_the_settings_bounds(
         timeout_max_ms=timeout_max_ms,
         encoding_base_mb=encoding_base_mb,
     )
-    limits = component_schemas(settings)["ActionPut"]["properties"]["limits"]
+    limits = component_schemas(settings.gateway)["ActionPut"]["properties"]["limits"]
     props = limits["properties"]
     assert (props["cpu"]["minimum"], props["cpu"]["maximum"]) == (cpu_min, cpu_max)
     assert props["memory"]["minimum"] == memory_min_mb and "maximum" not in props["memory"]
@@ -116,7 +116,7 @@ def test_the_action_limits_are_the_settings_bounds(
 
 
 def test_the_exec_schema_names_the_runtimes_and_the_code_limit() -> None:
-    exec_in = component_schemas(Settings())["ActionPut"]["properties"]["exec"]
+    exec_in = component_schemas(Settings().gateway)["ActionPut"]["properties"]["exec"]
     assert exec_in["required"] == ["code"]
     props = exec_in["properties"]
     assert props["kind"]["enum"] == sorted(KINDS)

@@ -213,7 +213,7 @@ def test_the_gateway_keeps_an_event_before_producing_it_and_accepts_without_redi
 
     steps: list[str] = []
     redis, sink = Ordered(steps), OrderedSink(steps)
-    intake = Intake(SETTINGS)
+    intake = Intake(SETTINGS.gateway, SETTINGS.kafka, SETTINGS.stores)
     intake.producer = sink  # type: ignore[assignment]
     intake.outbox = OutboxWriter(Outbox(redis), sink)
     intake.outbox.start()
@@ -229,7 +229,7 @@ def test_the_gateway_without_the_outbox_produces_at_once():
     from streams.gateway.intake import Intake
 
     sink = MemorySink()
-    intake = Intake(SETTINGS)
+    intake = Intake(SETTINGS.gateway, SETTINGS.kafka, SETTINGS.stores)
     intake.producer = sink  # type: ignore[assignment]
     asyncio.run(intake.accept(SETTINGS.invocations_topic, A, b"{}"))
     assert intake.outbox is None and [p.key for p in sink.produced] == [A]

@@ -47,7 +47,7 @@ def turns(runner: Follower, n: int) -> None:
 
 
 def test_the_followers_take_only_platform_signed_records_within_the_size_limit() -> None:
-    config = follower_config(SETTINGS)
+    config = follower_config(SETTINGS.kafka)
     assert config.signer is not None and not config.tenant_entry
     assert config.max_event_bytes == SETTINGS.kafka_message_max_bytes
     assert config.poll_timeout_s == agent.FOLLOW_POLL_S  # idle turns spaced as before the runner
@@ -55,7 +55,7 @@ def test_the_followers_take_only_platform_signed_records_within_the_size_limit()
 
 def test_signed_heartbeats_feed_the_table_and_refused_ones_do_not() -> None:
     table, source = InvokerTable(unhealthy_after_s=1e9), MemorySource()
-    runner = Follower("health", source, Heartbeats(table), follower_config(SETTINGS))
+    runner = Follower("health", source, Heartbeats(table), follower_config(SETTINGS.kafka))
     source.push(HEALTH, beat("i0", queue=3), signer=SIGNER)
     source.push(HEALTH, beat("i1"), signer=SIGNER)
     source.push(HEALTH, beat("ghost"))  # unsigned: would steer work to no one
@@ -75,7 +75,7 @@ def test_signed_completions_acknowledge_and_forged_or_malformed_ones_do_not() ->
     for aid in ("a" * 32, "b" * 32, "c" * 32):
         unacked.sent("i0", ActivationRequest(aid, "guest", "f"))
     source = MemorySource()
-    runner = Follower("acks", source, Acknowledgements(unacked), follower_config(SETTINGS))
+    runner = Follower("acks", source, Acknowledgements(unacked), follower_config(SETTINGS.kafka))
     source.push(COMPLETED, done("a" * 32), signer=SIGNER)
     source.push(COMPLETED, done("b" * 32))  # unsigned: the record sink dead-letters it
     source.push(COMPLETED, done("c" * 32), signer=Signer(b"x" * 32))  # forged
@@ -95,7 +95,7 @@ def test_acks_on_the_followers_thread_and_dispatches_meanwhile_leave_nothing_owe
     ids = [f"{n:032x}" for n in range(500)]
     for aid in ids:
         source.push(COMPLETED, done(aid), signer=SIGNER)
-    config = follower_config(SETTINGS)
+    config = follower_config(SETTINGS.kafka)
     runner = Follower("acks", source, Acknowledgements(unacked), config, stop=stop)
     thread = threading.Thread(target=runner.run, daemon=True)
     thread.start()
@@ -150,7 +150,7 @@ def test_the_heartbeat_follower_reads_group_less_from_the_end(monkeypatch: pytes
     thread, stop = in_thread(follow_health, SETTINGS, table, "gleaner-gateway-health")
     wait_for(lambda: table.states() == {"i0": "up"}, stop, thread)
     ((args, kwargs),) = opened.calls
-    assert args == (SETTINGS, "gleaner-gateway-health", [HEALTH])
+    assert args == (SETTINGS.kafka, "gleaner-gateway-health", [HEALTH])
     assert kwargs == {"assign_latest": True, "wait_ms": SETTINGS.kafka_fetch_wait_health_ms}
     assert opened.source.closed
 
@@ -164,6 +164,6 @@ def test_the_completion_follower_reads_group_less_from_the_end(monkeypatch: pyte
     thread, stop = in_thread(follow_completions, SETTINGS, unacked, bell)
     wait_for(lambda: len(unacked) == 0, stop, thread)
     ((args, kwargs),) = opened.calls
-    assert args == (SETTINGS, "gleaner-placement-acks", [COMPLETED])
+    assert args == (SETTINGS.kafka, "gleaner-placement-acks", [COMPLETED])
     assert kwargs == {"assign_latest": True, "hot": False, "bell": bell}
     assert opened.source.closed

@@ -135,7 +135,7 @@ def compose(settings: Settings = SETTINGS) -> tuple[ConsumeRunner, MemorySource,
     source, sink, couch = MemorySource(), MemorySink(), MemoryCouch()
     tree = to_json(dsl.sequence("a", "b", "c"))
     couch.put(DAGS, {"_id": "guest/three", "composition": tree, "version": "0.0.1"})
-    agent = CompositionAgent(settings, sink, MemoryRedis(), couch, partitions=1)  # type: ignore[arg-type]
+    agent = CompositionAgent(settings.composition, sink, MemoryRedis(), couch, partitions=1)  # type: ignore[arg-type]
     config = RunnerConfig(commit_interval_s=0, backoff_initial_s=0, backoff_max_s=0)
     return (
         ConsumeRunner("composition", source, sink, DeadLetters(settings, sink), agent, config),
