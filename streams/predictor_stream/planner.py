@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from composer import Analysis, analyze, from_json
-from gleaner.allocation import Allocation
+from gleaner.allocation import Allocation, Slot
 from gleaner.couchdb import DAGS, WHISKS, CouchDB
 from gleaner.errors import GleanerError
 from gleaner.harvest_policies import GLEANER, GLEANER_IDLE, OFF, PLANNED_POLICIES, THESIS, resolve_policy
@@ -30,7 +30,7 @@ from gleaner.settings import Settings
 from gleaner.ttlcache import TTLCache
 from predictor.allocation import EPS_STEPS, AllowedValues, NormalizedDemand
 from predictor.inference import Prediction, Predictor
-from predictor.plan import Selection, Slot, check_policy, normalize_batch, plan_predicted, select_stages
+from predictor.plan import Selection, check_policy, normalize_batch, plan_predicted, select_stages
 from predictor.store import ModelLoadError, dag_dir, load_current
 from predictor.validator import Demand
 from streams.events import DagPlan, DagRequest
@@ -286,15 +286,15 @@ class RequestPlanner:
                 draft.reasons.append(_kept(exc))
                 draft.done = self._kept_plan(draft)
             else:
-                summary = plan.to_dict()
+                stages = plan.stage_summaries()
                 draft.spent_s += time.perf_counter() - start
                 # Built once, with its time (dataclasses.replace cost more than the validator).
                 return DagPlan(
                     request=_request_dict(draft.req),
                     harvest=bool(plan.allocations),
-                    allocations=summary["allocations"],
-                    stages=summary["stages"],
-                    reasons=draft.reasons + summary["reasons"],
+                    allocations=plan.allocations,
+                    stages=stages,
+                    reasons=draft.reasons + plan.reasons,
                     model_version=f"v{draft.version}" if draft.version is not None else None,
                     inference_ms=round(draft.spent_s * 1000, 3),
                     policy=draft.policy,
@@ -302,7 +302,7 @@ class RequestPlanner:
         draft.spent_s += time.perf_counter() - start
         return replace(draft.done, inference_ms=round(draft.spent_s * 1000, 3))
 
-    def _profile(self, req: DagRequest, reasons: list[str]) -> dict[str, Any]:
+    def _profile(self, req: DagRequest, reasons: list[str]) -> dict[Slot, Allocation]:
         """Every function at the maximum allowed allocation, bounded by an
         invoker's capacity, so the profiler sees each function's true peak; or,
         with ``profile_cpu`` (the profiler's CPU sweep), at that many cores."""
@@ -317,7 +317,7 @@ class RequestPlanner:
         memory = min(s.memory_max_mb, s.invoker_memory_capacity_mb)
         profile = Allocation(float(cpu), int(memory), "profile")
         reasons.append(f"profile: every function at {cpu} cores / {memory} MB")
-        return {f"{f.stage}.{f.index}": profile.to_dict() for f in self._analysis(dag).functions}
+        return {(f.stage, f.index): profile for f in self._analysis(dag).functions}
 
     def _profile_cpu(self, asked: float, top: float, reasons: list[str]) -> float:
         """The cores of a profile request that asks for ``asked``: at most ``top`` (the

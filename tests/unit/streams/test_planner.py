@@ -66,12 +66,13 @@ def planner(settings: Settings) -> RequestPlanner:
 def test_a_plan_moves_cpu_to_the_straggler_within_the_stage_budget(settings, trained, policy):
     plan = planner(settings).plan(request(policy=policy))
     assert plan.harvest and plan.model_version is not None and plan.policy == policy
-    written = {slot: Allocation.from_dict(a) for slot, a in plan.allocations.items()}
-    assert set(written) == {"1.0", "1.1", "1.2", "1.3"}
-    cpus = [written[f"1.{i}"].cpu for i in range(4)]
+    written = plan.allocations  # typed, as the composition stream reads them
+    assert set(written) == {(1, 0), (1, 1), (1, 2), (1, 3)}
+    assert all(isinstance(a, Allocation) for a in written.values())
+    cpus = [written[(1, i)].cpu for i in range(4)]
     assert sum(cpus) <= 4 * USER["cpu"] + 1e-9
-    assert cpus[0] == max(cpus) and written["1.0"].origin == "accelerate"
-    assert written["1.3"].origin == "harvest"
+    assert cpus[0] == max(cpus) and written[(1, 0)].origin == "accelerate"
+    assert written[(1, 3)].origin == "harvest"
     assert all(w.predicted is not None and w.predicted.cpu > 0 for w in written.values())
     assert plan.inference_ms > 0
 
@@ -129,7 +130,7 @@ def test_predictions_outside_the_allowed_range(settings, trained, cpu, memory, r
     p.models.get = lambda ns, dag: (StubPredictor(cpu, memory), None, 1)  # type: ignore[method-assign]
     plan = p.plan(request(policy="thesis"))
     assert any(reason in r for r in plan.reasons), plan.reasons
-    written = [Allocation.from_dict(a) for a in plan.allocations.values()]
+    written = list(plan.allocations.values())
     for allocation in written:
         assert 0.25 <= allocation.cpu <= 2.0 and allocation.memory_mb <= 8192
     assert sum(a.cpu for a in written) <= 2.0 + 1e-9
@@ -137,7 +138,7 @@ def test_predictions_outside_the_allowed_range(settings, trained, cpu, memory, r
 
 def test_profile_requests_get_the_maximum_for_every_function(settings):
     plan = planner(settings).plan(request(profile=True))
-    written = [Allocation.from_dict(a) for a in plan.allocations.values()]
+    written = list(plan.allocations.values())
     assert len(written) == 6  # split, 4 parallel, merge
     assert all(a.cpu == 2.0 and a.origin == "profile" for a in written)
     assert not plan.harvest
@@ -146,11 +147,11 @@ def test_profile_requests_get_the_maximum_for_every_function(settings):
 def test_a_profile_request_with_profile_cpu_gets_those_cores_for_every_function(settings: Settings) -> None:
     top = planner(settings).plan(request(profile=True))
     plan = planner(settings).plan(request(profile=True, profile_cpu=1.0))
-    written = [Allocation.from_dict(a) for a in plan.allocations.values()]
+    written = list(plan.allocations.values())
     assert len(written) == 6 and not plan.harvest
     assert all(a.cpu == 1.0 and a.origin == "profile" for a in written)
     # Memory as for any profile request: the maximum.
-    assert {a.memory_mb for a in written} == {a["memory"] for a in top.allocations.values()}
+    assert {a.memory_mb for a in written} == {a.memory_mb for a in top.allocations.values()}
     assert any("every function at 1.0 cores" in r for r in plan.reasons), plan.reasons
     assert not any("asked" in r for r in plan.reasons)  # on the grid, within the capacity: as asked
 
@@ -172,7 +173,7 @@ def test_profile_cpu_is_clamped_to_the_capacity_and_the_grid(
 
     changed = dataclasses.replace(settings, invoker_cpu_capacity=capacity)
     plan = planner(changed).plan(request(profile=True, profile_cpu=asked))
-    assert {Allocation.from_dict(a).cpu for a in plan.allocations.values()} == {given}
+    assert {a.cpu for a in plan.allocations.values()} == {given}
     assert any(f"{asked:g} cores asked, {given:g} given" in r for r in plan.reasons), plan.reasons
 
 
