@@ -27,8 +27,23 @@ Schemas (version 1)::
                       "allocation": {...} | null}],
        "submitted_ms": ..., "delay_ms": 0 (start no earlier than submitted_ms + delay_ms)}
 
+    dag.requests                    DagRequest
+      {"type": "dag.request", "version": 1, "request_id": "32 hex chars" (optional),
+       "namespace": "guest", "dag": "pipeline", "input": {...}, "harvest": null,
+       "policy": null, "profile": false, "submitted_ms": ...,
+       "profile_cpu": 1.0 (optional), "input_size": 1234 (optional: measured at entry)}
+
+    dag.plans                       DagPlan (platform-signed only)
+      {"type": "dag.plan", "version": 1, "request": {the DagRequest},
+       "harvest": true, "allocations": {"stage.index": {allocation}}, "stages": [...],
+       "reasons": [...], "model_version": "v3" | null, "inference_ms": 1.2, "policy": "gleaner"}
+
     invokers.health                 InvokerHealth
     deadletter                      DeadLetter
+
+Versions: a field added later is optional (absent reads as "not known", and an older
+reader ignores it), so an event already in Kafka still decodes and a new one still
+reads in an older build; ``version`` changes only when a field changes meaning.
 """
 
 from __future__ import annotations
@@ -306,13 +321,18 @@ class DagRequest(Event):
     # profiler's CPU sweep); None: the maximum. Left off the wire when None.
     profile_cpu: float | None = None
     submitted_ms: int = 0
+    # The input's serialized size in bytes (a reference counts as the size it names), measured
+    # once where the request enters (the gateway; for a request produced straight to Kafka, the
+    # first stream that needs it) and carried on. None: not measured yet. Left off the wire when None.
+    input_size: int | None = None
     type: str = "dag.request"
     version: int = VERSION
 
     def to_dict(self) -> dict[str, Any]:
         out = Event.to_dict(self)
-        if self.profile_cpu is None:
-            del out["profile_cpu"]  # an event without it reads the same in any version
+        for name in ("profile_cpu", "input_size"):
+            if out[name] is None:
+                del out[name]  # an event without it reads the same in any version
         return out
 
     @classmethod
@@ -332,6 +352,7 @@ class DagRequest(Event):
             profile=profile,
             profile_cpu=_profile_cpu(data, profile),
             submitted_ms=_field(data, "submitted_ms", int, required=False) or now_ms(),
+            input_size=_non_negative(data, "input_size"),
         )
 
 

@@ -162,19 +162,20 @@ class CompositionAgent(Handler):
             started_ms=now_ms(),
             deadline_ms=now_ms() + int(self.settings.dag_timeout_s * 1000),
         )
+        # Measured once, where the request entered (the gateway, or the predictor for a planned
+        # request produced straight to Kafka); here only when nobody has yet.
+        input_size = req.input_size if req.input_size is not None else size_of(req.input)
         if doc is None:
             state.status, state.ended_ms = "failed", state.started_ms
             state.result = {"error": f"The DAG {req.dag} does not exist."}
-            self._publish_finish(
-                state, {"version": "0.0.0"}, size_of(req.input), Finish("failed", state.result)
-            )
+            self._publish_finish(state, {"version": "0.0.0"}, input_size, Finish("failed", state.result))
             ticket.dead_letter(f"DAG {req.namespace}/{req.dag} does not exist")
             return
         dag = {
             "version": doc.get("version", "0.0.1"),
             "rev": doc["_rev"],
             "composition": doc["composition"],
-            "input_size": size_of(req.input),
+            "input_size": input_size,
             "harvest": plan.summary(),
             "profile": req.profile,
             "slo_ms": slo_of(doc),

@@ -92,17 +92,23 @@ class _Draft:
     done: DagPlan | None = None  # decided without the models (profile, off, a fallback)
     predictor: Predictor | None = None
     version: int | None = None
-    input_size: int = 0
+    input_size: int | None = None  # as carried on the request, else measured here (once)
     selection: Selection | None = None
     user: dict[Slot, Demand] = field(default_factory=dict)
     predictions: list[Prediction] | None = None
     normalized: list[NormalizedDemand] | None = None  # the batch's normalizer output for its predictions
 
 
-def _request_dict(req: DagRequest) -> dict[str, Any]:
+def _request_dict(draft: _Draft) -> dict[str, Any]:
     """The request as produced (``req.to_dict()`` without its deep copy, which cost
-    more than the models' arithmetic: the plan is serialized right away)."""
-    return {name: getattr(req, name) for name in _REQUEST_FIELDS}
+    more than the models' arithmetic: the plan is serialized right away), with its input
+    size when it was measured here, so that the composition stream does not measure again."""
+    out = {name: getattr(draft.req, name) for name in _REQUEST_FIELDS}
+    if draft.input_size is None:
+        del out["input_size"]  # not known yet: off the wire, as DagRequest.to_dict leaves it
+    else:
+        out["input_size"] = draft.input_size
+    return out
 
 
 def _kept(exc: Exception) -> str:
@@ -183,7 +189,7 @@ class RequestPlanner:
         policy = resolve_policy(
             req.policy, req.harvest, self.settings.harvest_enabled, self.settings.harvest_policy
         )
-        draft = _Draft(req, policy, [])
+        draft = _Draft(req, policy, [], input_size=req.input_size)
         if req.profile:
             try:
                 profiled = self._profile(req, draft.reasons)
@@ -191,7 +197,7 @@ class RequestPlanner:
                 draft.reasons.append(f"profile allocations not written: {exc}")
                 profiled = {}
             draft.done = DagPlan(
-                request=_request_dict(req), harvest=False, allocations=profiled, reasons=draft.reasons
+                request=_request_dict(draft), harvest=False, allocations=profiled, reasons=draft.reasons
             )
         else:
             try:
@@ -207,7 +213,7 @@ class RequestPlanner:
     def _kept_plan(self, draft: _Draft) -> DagPlan:
         """The request runs at its user allocations, with the reasons."""
         return DagPlan(
-            request=_request_dict(draft.req), harvest=False, reasons=draft.reasons, policy=draft.policy
+            request=_request_dict(draft), harvest=False, reasons=draft.reasons, policy=draft.policy
         )
 
     def _predict(self, drafts: dict[int, _Draft], out: list[DagPlan | Exception | None]) -> None:
@@ -226,7 +232,7 @@ class RequestPlanner:
             with contextlib.suppress(Exception):  # sorted out request by request below
                 batch = list(
                     predictor.predict_many(
-                        [(d.input_size, d.selection.slots if d.selection else []) for _, d in group]
+                        [(d.input_size or 0, d.selection.slots if d.selection else []) for _, d in group]
                     )
                 )
             share = (time.perf_counter() - start) / len(group)
@@ -238,7 +244,7 @@ class RequestPlanner:
                 alone = time.perf_counter()
                 try:
                     slots = draft.selection.slots if draft.selection else []
-                    draft.predictions = predictor.predict(draft.input_size, slots)
+                    draft.predictions = predictor.predict(draft.input_size or 0, slots)
                 except _KEPT as exc:
                     draft.reasons.append(_kept(exc))
                     draft.done = self._kept_plan(draft)
@@ -290,7 +296,7 @@ class RequestPlanner:
                 draft.spent_s += time.perf_counter() - start
                 # Built once, with its time (dataclasses.replace cost more than the validator).
                 return DagPlan(
-                    request=_request_dict(draft.req),
+                    request=_request_dict(draft),
                     harvest=bool(plan.allocations),
                     allocations=plan.allocations,
                     stages=stages,
@@ -351,7 +357,8 @@ class RequestPlanner:
             reasons.append(f"policy {draft.policy}: user allocations, nothing planned")
             return
         reasons.append(f"policy {draft.policy}")
-        draft.input_size = size_of(req.input)
+        if draft.input_size is None:  # a request produced straight to Kafka: measured here, once
+            draft.input_size = size_of(req.input)
         if draft.input_size < MIN_MEASURABLE_BYTES:
             reasons.append("user allocations kept: the request has no measurable input size")
             return

@@ -148,3 +148,40 @@ def test_a_failed_function_fails_the_request_with_its_status():
     assert not result["success"]
     (record,) = [c for c in sink.on(DONE) if c["activation_id"] == REQUEST]
     assert record["record"]["response"]["statusCode"] == 2
+
+
+def dag_input_size(sink: MemorySink) -> int:
+    """The input size the DAG-level record shows."""
+    (record,) = [c for c in sink.on(DONE) if c["activation_id"] == REQUEST]
+    size: int = record["record"]["gleaner"]["dag"]["input_size"]
+    return size
+
+
+def run_to_the_end(runner: ConsumeRunner, source: MemorySource, sink: MemorySink, plan_bytes: bytes) -> None:
+    source.push(PLANS, plan_bytes)
+    turns(runner)
+    for n in range(2):
+        source.push(DONE, completed(sink.on(SETTINGS.invocations_topic)[n]["activation_id"], {}))
+        turns(runner)
+
+
+def test_the_input_size_carried_on_the_request_is_the_one_the_record_shows():
+    """Measured where the request entered (the gateway, or the predictor): not again here."""
+    runner, source, sink, _, _ = make()
+    req = DagRequest(REQUEST, "guest", "seq", {"x": 1}, input_size=4321)  # {"x":1} is 7 bytes
+    run_to_the_end(runner, source, sink, DagPlan(request=req.to_dict(), harvest=False).to_bytes())
+    assert dag_input_size(sink) == 4321
+
+
+def test_a_kafka_request_nobody_measured_yet_is_measured_here():
+    runner, source, sink, _, _ = make()
+    run_to_the_end(runner, source, sink, plan())  # the request carries no input_size
+    assert dag_input_size(sink) == len(b'{"x":1}')
+
+
+def test_a_missing_dag_records_the_carried_input_size_too():
+    runner, source, sink, _, _ = make()
+    req = DagRequest(REQUEST, "guest", "nope", {"x": 1}, input_size=99)
+    source.push(PLANS, DagPlan(request=req.to_dict(), harvest=False).to_bytes())
+    turns(runner)
+    assert dag_input_size(sink) == 99 and sink.on(SETTINGS.deadletter_topic)

@@ -327,3 +327,45 @@ def test_a_batch_looks_up_each_dags_model_and_documents_once(settings, trained):
     for req, plan in zip(reqs, plans, strict=True):
         assert isinstance(plan, DagPlan) and not plan.harvest
         assert plan.reasons[-1] == why[req.dag]
+
+
+def counting_sizes(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
+    """Every input the planner measures (streams.payloads.size_of, as the planner calls it)."""
+    import streams.predictor_stream.planner as planner_module
+
+    measured: list[Any] = []
+    real = planner_module.size_of
+
+    def size_of(value: Any) -> int:
+        measured.append(value)
+        return real(value)
+
+    monkeypatch.setattr(planner_module, "size_of", size_of)
+    return measured
+
+
+def test_a_request_that_carries_its_input_size_is_not_measured_again(settings, trained, monkeypatch):
+    measured = counting_sizes(monkeypatch)
+    carried = request(policy="thesis", input_size=20_000_011, submitted_ms=5)
+    plan = planner(settings).plan(carried)
+    assert plan.harvest and measured == []
+    assert plan.request["input_size"] == 20_000_011
+    assert DagRequest.from_dict(plan.request) == carried  # the request goes on as it came
+
+
+def test_a_kafka_request_without_its_size_is_measured_once_and_the_size_carried_on(
+    settings, trained, monkeypatch
+):
+    measured = counting_sizes(monkeypatch)
+    bare = request(policy="thesis")
+    plan = planner(settings).plan(bare)
+    assert plan.harvest and measured == [bare.input]
+    assert plan.request["input_size"] == len('{"text":""}') + 20_000_000  # the composition measures no more
+    assert DagRequest.from_dict(plan.request).input_size == plan.request["input_size"]
+
+
+def test_a_request_the_predictor_does_not_plan_is_left_unmeasured(settings, trained, monkeypatch):
+    measured = counting_sizes(monkeypatch)
+    plan = planner(settings).plan(request(harvest=False))
+    assert measured == [] and "input_size" not in plan.request  # the composition stream measures it
+    assert not plan.harvest
