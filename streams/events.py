@@ -31,7 +31,8 @@ Schemas (version 1)::
       {"type": "dag.request", "version": 1, "request_id": "32 hex chars" (optional),
        "namespace": "guest", "dag": "pipeline", "input": {...}, "harvest": null,
        "policy": null, "profile": false, "submitted_ms": ...,
-       "profile_cpu": 1.0 (optional), "input_size": 1234 (optional: measured at entry)}
+       "profile_cpu": 1.0 (optional), "input_size": 1234 (optional: measured at entry),
+       "dag_rev": "3-abc" (optional: the DAG document's revision, as read at entry)}
 
     dag.plans                       DagPlan (platform-signed only)
       {"type": "dag.plan", "version": 1, "request": {the DagRequest},
@@ -325,12 +326,17 @@ class DagRequest(Event):
     # once where the request enters (the gateway; for a request produced straight to Kafka, the
     # first stream that needs it) and carried on. None: not measured yet. Left off the wire when None.
     input_size: int | None = None
+    # The revision of the DAG document the request runs, as read where it entered (the
+    # gateway; for a request produced straight to Kafka, the first stream that reads the
+    # document): later streams use the version they parsed for it, without reading it again.
+    # None: not read yet. Left off the wire when None.
+    dag_rev: str | None = None
     type: str = "dag.request"
     version: int = VERSION
 
     def to_dict(self) -> dict[str, Any]:
         out = Event.to_dict(self)
-        for name in ("profile_cpu", "input_size"):
+        for name in ("profile_cpu", "input_size", "dag_rev"):
             if out[name] is None:
                 del out[name]  # an event without it reads the same in any version
         return out
@@ -353,6 +359,7 @@ class DagRequest(Event):
             profile_cpu=_profile_cpu(data, profile),
             submitted_ms=_field(data, "submitted_ms", int, required=False) or now_ms(),
             input_size=_non_negative(data, "input_size"),
+            dag_rev=_field(data, "dag_rev", str, required=False),
         )
 
 

@@ -48,6 +48,7 @@ from streams.payloads import DataStore, ForeignReference, size_of
 
 log = logging.getLogger(__name__)
 GROUP = "gleaner-composition"
+MAX_VERSIONS = 1024  # DAG versions whose documents are kept by revision (oldest seen go first)
 
 
 def planned_allocation(
@@ -115,6 +116,7 @@ class CompositionAgent(Handler):
         self._trees: dict[str, Node] = {}
         self._stage_times = StageTimes()  # what pre-warm knows of each DAG's stages
         self._dags: TTLCache[str, dict[str, Any]] = TTLCache(settings.action_cache_ttl_s)
+        self._versions: dict[str, dict[str, Any]] = {}  # "ns/dag@rev" -> that version's document
         self._partitions = partitions
         self._owned: set[int] = set()  # partitions of dag.plans this member holds
         self._last_sweep = time.monotonic()
@@ -154,7 +156,7 @@ class CompositionAgent(Handler):
         if loaded is not None:
             self._resume(*loaded, rec.partition)
             return
-        doc = self._dag_doc(f"{req.namespace}/{req.dag}")
+        doc = self._dag_doc(req)
         state = RequestState(
             request_id=req.request_id,
             namespace=req.namespace,
@@ -272,8 +274,22 @@ class CompositionAgent(Handler):
             except GleanerError as exc:
                 log.error("deadline sweep of partition %d failed: %s", partition, exc)
 
-    def _dag_doc(self, doc_id: str) -> dict[str, Any] | None:
-        return self._dags.get_or_load(doc_id, lambda: self.db.get_doc(DAGS, doc_id))
+    def _dag_doc(self, req: DagRequest) -> dict[str, Any] | None:
+        """The DAG document the request runs: the version its ``dag_rev`` names when this
+        process has seen it (read and parsed once per version, not again per request),
+        else the current one (a request nobody read the document for yet, or a version
+        this process has not seen)."""
+        doc_id = f"{req.namespace}/{req.dag}"
+        if req.dag_rev is not None:
+            seen = self._versions.get(f"{doc_id}@{req.dag_rev}")
+            if seen is not None:
+                return seen
+        doc = self._dags.get_or_load(doc_id, lambda: self.db.get_doc(DAGS, doc_id))
+        if doc is not None:
+            self._versions[f"{doc_id}@{doc.get('_rev')}"] = doc
+            while len(self._versions) > MAX_VERSIONS:
+                del self._versions[next(iter(self._versions))]
+        return doc
 
     # -- effects -------------------------------------------------------------------
     def _machine(self, dag: dict[str, Any], namespace: str) -> Machine:

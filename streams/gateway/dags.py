@@ -177,10 +177,15 @@ class DagRoutes:
         doc = await self.document(ns, request.match_info["name"])
         if doc is None:
             raise NotFound(NOT_FOUND)
-        return await self.run(request, ns, doc["name"])
+        return await self.run(request, ns, doc["name"], doc.get("_rev"))
 
-    async def run(self, request: web.Request, ns: str, dag: str) -> web.Response:
-        """Produce the request; answer like an action invoke (202, or the record when blocking)."""
+    async def run(self, request: web.Request, ns: str, dag: str, rev: str | None = None) -> web.Response:
+        """Produce the request; answer like an action invoke (202, or the record when blocking).
+        ``rev``: the DAG document's revision, carried on the request so that the streams use
+        the version they parsed for it (None: looked up here, in the cache the caller filled)."""
+        if rev is None:
+            doc = await self.document(ns, dag)
+            rev = None if doc is None else doc.get("_rev")
         blocking, result_only = flag(request, "blocking"), flag(request, "result")
         harvest_flag = request.query.get("harvest")
         if harvest_flag not in (None, "true", "false"):
@@ -230,6 +235,7 @@ class DagRoutes:
             profile_cpu=profile_cpu,
             submitted_ms=now_ms(),
             input_size=input_size,
+            dag_rev=rev,
         )
         topic = self.settings.dag_requests_topic
         record = await self.intake.submit(topic, request_id, event.to_bytes(), blocking=blocking)

@@ -251,6 +251,8 @@ def test_the_input_is_measured_once_at_the_gateway_and_its_size_carried_on_the_r
     (event,) = stack.events()
     assert event.input_size == size_of({"n": [1, 2]}) == len(orjson.dumps({"n": [1, 2]}))
     assert orjson.loads(stack.producer.sent[0][1])["input_size"] == event.input_size
+    stored = stack.store.dbs[stack.settings.db(DAGS)][f"{NS}/d"]
+    assert event.dag_rev is not None and event.dag_rev == stored["_rev"]  # the version read, carried on
 
 
 def test_an_offloaded_input_carries_the_size_its_reference_names() -> None:

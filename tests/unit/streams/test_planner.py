@@ -3,6 +3,7 @@ every fault; and never plans an allocation outside a stage's budget."""
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +28,10 @@ class FakeDB:
             **{f"whisks/guest/aes{i}": {"limits": USER} for i in range(1, 5)},
         }
 
+        self.reads: list[str] = []
+
     def get_doc(self, db: str, doc_id: str, rev: str | None = None) -> dict[str, Any] | None:
+        self.reads.append(f"{db}/{doc_id}")
         return self.docs.get(f"{db}/{doc_id}")
 
 
@@ -350,7 +354,8 @@ def test_a_request_that_carries_its_input_size_is_not_measured_again(settings, t
     plan = planner(settings).plan(carried)
     assert plan.harvest and measured == []
     assert plan.request["input_size"] == 20_000_011
-    assert DagRequest.from_dict(plan.request) == carried  # the request goes on as it came
+    # The request goes on as it came, with the DAG version it was planned with.
+    assert DagRequest.from_dict(plan.request) == dataclasses.replace(carried, dag_rev="1-a")
 
 
 def test_a_kafka_request_without_its_size_is_measured_once_and_the_size_carried_on(
@@ -369,3 +374,28 @@ def test_a_request_the_predictor_does_not_plan_is_left_unmeasured(settings, trai
     plan = planner(settings).plan(request(harvest=False))
     assert measured == [] and "input_size" not in plan.request  # the composition stream measures it
     assert not plan.harvest
+
+
+def test_a_kafka_request_carries_on_the_dag_version_read_for_it(settings, trained):
+    plan = planner(settings).plan(request(policy="thesis"))  # no dag_rev: nobody read the DAG yet
+    assert plan.harvest and plan.request["dag_rev"] == "1-a"
+    assert DagRequest.from_dict(plan.request).dag_rev == "1-a"
+    profiled = planner(settings).plan(request(profile=True))
+    assert profiled.request["dag_rev"] == "1-a"  # the version profiled is the version run
+    off = planner(settings).plan(request(harvest=False))
+    assert "dag_rev" not in off.request  # not read here: the composition stream reads it
+
+
+def test_a_dag_version_seen_once_is_not_read_again_for_the_requests_that_carry_it(settings, trained):
+    fresh = dataclasses.replace(settings, action_cache_ttl_s=0.0)  # no time-based cache: every read shows
+    db = FakeDB()
+    p = RequestPlanner(fresh, db)  # type: ignore[arg-type]
+    first = p.plan(request(policy="thesis"))
+    assert first.harvest and db.reads.count("dags/guest/aes") == 1
+    db.docs["dags/guest/aes"] = {**db.docs["dags/guest/aes"], "_rev": "2-b"}  # the DAG changes meanwhile
+    again = p.plan(request(policy="thesis", dag_rev="1-a"))  # accepted when 1-a was current
+    assert again.harvest and again.request["dag_rev"] == "1-a"
+    assert db.reads.count("dags/guest/aes") == 1  # its version was known: not read again
+    unknown = p.plan(request(policy="thesis", dag_rev="0-z"))  # a version this process never saw
+    assert unknown.request["dag_rev"] == "2-b"  # the current one, read and carried on
+    assert db.reads.count("dags/guest/aes") == 2
