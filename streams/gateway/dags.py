@@ -14,6 +14,7 @@ import asyncio
 import math
 from typing import Any
 
+import orjson
 from aiohttp import web
 
 from composer import analyze, dag_document, expand, from_json, normalize, validate
@@ -29,7 +30,7 @@ from streams.events import DagRequest, new_activation_id, now_ms
 from streams.gateway.auth import Authenticator, request_namespace
 from streams.gateway.http import MAX_LIST, flag, int_param, json_body, json_response
 from streams.gateway.intake import Intake
-from streams.payloads import ForeignReference, is_ref, refs_in
+from streams.payloads import ForeignReference, is_ref, refs_in, size_of
 
 NOT_FOUND = "The requested resource does not exist."
 
@@ -178,10 +179,15 @@ class DagRoutes:
         doc = await self.document(ns, request.match_info["name"])
         if doc is None:
             raise NotFound(NOT_FOUND)
-        return await self.run(request, ns, doc["name"])
+        return await self.run(request, ns, doc["name"], doc.get("_rev"))
 
-    async def run(self, request: web.Request, ns: str, dag: str) -> web.Response:
-        """Produce the request; answer like an action invoke (202, or the record when blocking)."""
+    async def run(self, request: web.Request, ns: str, dag: str, rev: str | None = None) -> web.Response:
+        """Produce the request; answer like an action invoke (202, or the record when blocking).
+        ``rev``: the DAG document's revision, carried on the request so that the streams use
+        the version they parsed for it (None: looked up here, in the cache the caller filled)."""
+        if rev is None:
+            doc = await self.document(ns, dag)
+            rev = None if doc is None else doc.get("_rev")
         blocking, result_only = flag(request, "blocking"), flag(request, "result")
         harvest_flag = request.query.get("harvest")
         if harvest_flag not in (None, "true", "false"):
@@ -204,14 +210,22 @@ class DagRoutes:
         assert data is not None
         # Only a store read or write goes to a thread: each hop costs the request a GIL
         # hand-over (up to the 5 ms switch interval) while the loop is busy.
-        if refs_in(value):
+        refs = refs_in(value)
+        if refs:
             try:
                 # A reference in the input must be this namespace's own value (nothing of it is read).
                 await asyncio.to_thread(data.owned, value, ns)
             except ForeignReference as exc:
                 raise Forbidden(str(exc)) from exc
-        # Large inputs go to the data store; Kafka carries the reference.
-        stored = value if data.fits_inline(value) else await asyncio.to_thread(data.offload, value, ns)
+        # Large inputs go to the data store; Kafka carries the reference. The one measure of
+        # the input: whether it fits inline, and the size the streams plan and record with
+        # (an input that names references counts what they name, as size_of says).
+        measured = len(orjson.dumps(value))
+        if measured <= data.threshold:
+            stored, input_size = value, size_of(value) if refs else measured
+        else:
+            stored = await asyncio.to_thread(data.offload, value, ns)
+            input_size = size_of(stored)  # the size its reference names: no second measure
         event = DagRequest(
             request_id=request_id,
             namespace=ns,
@@ -222,6 +236,8 @@ class DagRoutes:
             profile=profile,
             profile_cpu=profile_cpu,
             submitted_ms=now_ms(),
+            input_size=input_size,
+            dag_rev=rev,
         )
         topic = self.settings.dag_requests_topic
         record = await self.intake.submit(topic, request_id, event.to_bytes(), blocking=blocking)

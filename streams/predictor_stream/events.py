@@ -24,8 +24,6 @@ from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-import orjson
-
 from gleaner.errors import MalformedEvent, is_transient
 from streams.events import DagPlan, DagRequest, decode, derived_activation_id
 from streams.kafka.client import oversize
@@ -231,10 +229,9 @@ def _outgoing(e: Incoming, req: DagRequest, plan: DagPlan | Exception, limit: in
     if isinstance(plan, Exception):
         return _failed(e, plan)
     try:
-        # orjson writes the dataclass as DagPlan.to_bytes would, without asdict's deep copy.
-        value = orjson.dumps(plan)
-    except orjson.JSONEncodeError as exc:  # nested past 254 levels, or an integer past 64 bits
-        return dead_letter(e.key, e.raw, e.where, f"the event cannot be written as JSON: {exc}")
+        value = plan.to_bytes()  # the allocations in their wire form (streams.events' codec)
+    except MalformedEvent as exc:  # nested past 254 levels, or an integer past 64 bits
+        return dead_letter(e.key, e.raw, e.where, str(exc))
     if len(value) > limit:
         reason = f"its plan of {len(value)} bytes is above the limit of {limit} bytes"
         return dead_letter(e.key, e.raw, e.where, reason)

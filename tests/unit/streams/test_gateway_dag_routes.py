@@ -21,7 +21,9 @@ from gleaner.settings import Settings
 from streams.events import DagRequest
 from streams.gateway.app import Gateway
 from streams.gateway.dags import analysis_view, dag_view
+from streams.payloads import DataStore, is_ref, size_of
 from tests.unit.couch_fake import CouchStore, _encode
+from tests.unit.fakes import MemoryRedis
 from tests.unit.streams.gateway_server import ask
 
 NS = "ns1"
@@ -35,8 +37,7 @@ class FakeAuth:
 
 
 class FakeData:
-    def fits_inline(self, value: Any) -> bool:
-        return True
+    threshold = 1 << 30  # every input fits inline
 
 
 class FakeProducer:
@@ -65,8 +66,11 @@ class FakeWaiter:
 
 
 class Stack:
-    def __init__(self, record: dict[str, Any] | None = None, settings: Settings | None = None) -> None:
+    def __init__(
+        self, record: dict[str, Any] | None = None, settings: Settings | None = None, data: Any = None
+    ) -> None:
         self.settings = settings or Settings()
+        self.data = data if data is not None else FakeData()
         self.store = CouchStore()
         for name in ("split", "left", "right"):
             self.store.dbs.setdefault(self.settings.db(WHISKS), {})[f"{NS}/{name}"] = {
@@ -85,7 +89,7 @@ class Stack:
         db = AsyncCouchDB(self.settings)
         db.call = call  # type: ignore[method-assign,assignment]
         gateway = Gateway(self.settings, auth=FakeAuth(), db=db)  # type: ignore[arg-type]
-        gateway.intake.data = FakeData()  # type: ignore[assignment]
+        gateway.intake.data = self.data
         gateway.intake.producer = self.producer  # type: ignore[assignment]
         gateway.intake.waiter = self.waiter  # type: ignore[assignment]
         return asyncio.run(ask(list(requests), gateway))
@@ -238,3 +242,35 @@ def test_a_blocking_invoke_whose_wait_runs_out_is_accepted_and_forgotten() -> No
     (event,) = stack.events()
     assert answer.json() == {"activationId": event.request_id}
     assert stack.waiter.forgotten == [event.request_id]  # no future left behind
+
+
+def test_the_input_is_measured_once_at_the_gateway_and_its_size_carried_on_the_request() -> None:
+    stack = Stack()
+    _, answer = stack.ask(("PUT", f"{URL}/d", {"json": DAG}), ("POST", f"{URL}/d", {"json": {"n": [1, 2]}}))
+    assert answer.status_code == 202
+    (event,) = stack.events()
+    assert event.input_size == size_of({"n": [1, 2]}) == len(orjson.dumps({"n": [1, 2]}))
+    assert orjson.loads(stack.producer.sent[0][1])["input_size"] == event.input_size
+    stored = stack.store.dbs[stack.settings.db(DAGS)][f"{NS}/d"]
+    assert event.dag_rev is not None and event.dag_rev == stored["_rev"]  # the version read, carried on
+
+
+def test_an_offloaded_input_carries_the_size_its_reference_names() -> None:
+    data = DataStore(MemoryRedis(), threshold_bytes=16, ttl_s=60)  # type: ignore[arg-type]
+    stack = Stack(data=data)
+    big = {"text": "x" * 100}
+    _, answer = stack.ask(("PUT", f"{URL}/d", {"json": DAG}), ("POST", f"{URL}/d", {"json": big}))
+    assert answer.status_code == 202
+    (event,) = stack.events()
+    assert is_ref(event.input) and event.input_size == size_of(event.input) == len(orjson.dumps(big))
+
+
+def test_an_input_naming_references_counts_what_they_name() -> None:
+    data = DataStore(MemoryRedis(), threshold_bytes=200, ttl_s=60)  # type: ignore[arg-type]
+    ref = data.offload({"text": "y" * 1000}, NS)
+    value = {"value": [ref, 1]}
+    stack = Stack(data=data)
+    _, answer = stack.ask(("PUT", f"{URL}/d", {"json": DAG}), ("POST", f"{URL}/d", {"json": value}))
+    assert answer.status_code == 202
+    (event,) = stack.events()
+    assert event.input == value and event.input_size == size_of(value) > len(orjson.dumps(value))
