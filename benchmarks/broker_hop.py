@@ -438,9 +438,9 @@ def open_clients(broker: Broker, topic: str, fetch_wait_ms: int, start_offset: i
     from streams.kafka.client import consumer_config, producer_config
 
     group = f"bench-broker-{uuid.uuid4().hex[:8]}"
-    broker.producer = confluent_kafka.Producer({**producer_config(broker.settings), "log_level": 0})
+    broker.producer = confluent_kafka.Producer({**producer_config(broker.settings.kafka), "log_level": 0})
     broker.consumer = confluent_kafka.Consumer(
-        {**consumer_config(broker.settings, group, hot=True, wait_ms=fetch_wait_ms), "log_level": 0}
+        {**consumer_config(broker.settings.kafka, group, hot=True, wait_ms=fetch_wait_ms), "log_level": 0}
     )
     broker.consumer.assign([confluent_kafka.TopicPartition(topic, 0, start_offset)])
 
@@ -508,14 +508,14 @@ def prepare(brokers: Sequence[Broker], topic: str, backlog: int, fetch_wait_ms: 
     from streams.kafka.client import ensure_topics
 
     for b in brokers:
-        ensure_topics(b.settings, [topic], 1)
+        ensure_topics(b.settings.kafka, [topic], 1)
         start_offset = 0
         if backlog:
             import confluent_kafka
 
             from streams.kafka.client import producer_config
 
-            filler = confluent_kafka.Producer({**producer_config(b.settings), "log_level": 0})
+            filler = confluent_kafka.Producer({**producer_config(b.settings.kafka), "log_level": 0})
             acked = produce_acked(
                 filler,
                 topic,
@@ -603,8 +603,8 @@ def kill_check(broker: Broker, n: int, read_wait_ms: int, timeout_s: float) -> t
     from streams.kafka.client import consumer_config, ensure_topics, producer_config
 
     topic = f"bench.broker.kill.{uuid.uuid4().hex[:8]}"
-    ensure_topics(broker.settings, [topic], 1)
-    producer = confluent_kafka.Producer({**producer_config(broker.settings), "log_level": 0})
+    ensure_topics(broker.settings.kafka, [topic], 1)
+    producer = confluent_kafka.Producer({**producer_config(broker.settings.kafka), "log_level": 0})
     values = [f"kill-check-{i}".encode() for i in range(n)]
     acked = produce_acked(producer, topic, values)
     del producer
@@ -618,7 +618,7 @@ def kill_check(broker: Broker, n: int, read_wait_ms: int, timeout_s: float) -> t
     start(broker)
     group = f"bench-broker-kill-{uuid.uuid4().hex[:8]}"
     consumer = confluent_kafka.Consumer(
-        {**consumer_config(broker.settings, group, hot=False, wait_ms=read_wait_ms), "log_level": 0}
+        {**consumer_config(broker.settings.kafka, group, hot=False, wait_ms=read_wait_ms), "log_level": 0}
     )
     consumer.assign([confluent_kafka.TopicPartition(topic, 0, 0)])
     read: list[bytes] = []

@@ -296,7 +296,7 @@ class _Results:
         self.seen: dict[str, tuple[float, dict[str, Any]]] = {}
         self._stop = threading.Event()
         group, topics = f"chaos-{uuid.uuid4().hex}", [settings.dag_results_topic]
-        self._consumer = EventConsumer(settings, group, topics, assign_latest=True, wait_ms=20)
+        self._consumer = EventConsumer(settings.kafka, group, topics, assign_latest=True, wait_ms=20)
         self.wanted: set[str] = set()
         self._thread = threading.Thread(target=self._run, name="chaos-results", daemon=True)
         self._thread.start()
@@ -342,7 +342,7 @@ def _submit_kafka(
     }
     raw = orjson.dumps(event)
     # Signed as the gateway signs (this tool runs as the operator, next to the state directory).
-    headers = Signer.for_settings(settings).headers(settings.dag_requests_topic, request_id, raw)
+    headers = Signer.for_settings(settings.kafka).headers(settings.dag_requests_topic, request_id, raw)
     producer.produce(settings.dag_requests_topic, raw, key=request_id, headers=headers)
     producer.poll(0)
     return 0
@@ -516,7 +516,7 @@ def _check(
 ) -> None:
     result.completed = len(seen)
     result.lost = len(inputs) - len(seen)
-    couch = CouchDB(settings)
+    couch = CouchDB(settings.stores)
     children: list[str] = []
     try:
         for rid, (_, event) in seen.items():
@@ -606,12 +606,12 @@ def main(args: Any) -> int:
     from tqdm import tqdm
 
     from benchmarks.report import write_section
-    from gleaner.couchdb import ensure_subject
     from gleaner.settings import load_settings
+    from gleaner.subjects import ensure_subject
 
     settings = load_settings()
     auth = f"{uuid.uuid4()}:{secrets.token_hex(32)}"
-    db = CouchDB(settings)
+    db = CouchDB(settings.stores)
     try:
         ensure_subject(db, BENCH_NAMESPACE, auth)
     finally:

@@ -42,11 +42,11 @@ class Floor:
 
 def kafka_hop(settings: Settings, n: int = 200, gap_s: float = 0.01) -> Floor:
     topic = f"{settings.topic_prefix}bench.floor"
-    ensure_topics(settings, [topic], 1)
+    ensure_topics(settings.kafka, [topic], 1)
     consumer = confluent_kafka.Consumer(
-        {**consumer_config(settings, f"bench-floor-{uuid.uuid4().hex[:8]}"), "log_level": 0}
+        {**consumer_config(settings.kafka, f"bench-floor-{uuid.uuid4().hex[:8]}"), "log_level": 0}
     )
-    producer = confluent_kafka.Producer(producer_config(settings))
+    producer = confluent_kafka.Producer(producer_config(settings.kafka))
     try:
         parts = [confluent_kafka.TopicPartition(topic, 0)]
         _low, high = consumer.get_watermark_offsets(parts[0], timeout=10)

@@ -22,8 +22,8 @@ import orjson
 from tqdm import tqdm
 
 from benchmarks.report import percentile, write_section
-from gleaner.cli.client import OpenWhiskClient, Target
 from gleaner.errors import GleanerError
+from gleaner.gateway_client import OpenWhiskClient, Target
 from gleaner.settings import load_settings
 from monitor.utilisation import NodeUtilisation, UtilisationSummary
 
@@ -109,11 +109,11 @@ def _plot(off: Run, on: Run, speedups: list[float], out: Path, dag: str) -> None
 
 
 def main(args: argparse.Namespace) -> int:
-    from gleaner.cli.predict import input_files
+    from workloads.catalog import input_files
 
     settings = load_settings()
     client = OpenWhiskClient(Target.resolve(None, None))
-    inputs = input_files(args, args.dag, settings)
+    inputs = input_files(args, args.dag, settings.state_dir)
     dag = client.request("GET", f"/dags/{args.dag}")[1]
     users = {}
     for stage in dag["analysis"]["stages"]:

@@ -28,8 +28,8 @@ from tqdm import tqdm
 
 from benchmarks.report import percentile, write_section
 from deploy.procs import settings_env
-from gleaner.cli.client import OpenWhiskClient, Target
 from gleaner.errors import GleanerError
+from gleaner.gateway_client import OpenWhiskClient, Target
 from gleaner.settings import load_settings
 from streams.events import DagRequest, new_activation_id, now_ms
 from streams.kafka.client import ensure_topics
@@ -39,13 +39,13 @@ from streams.topics import all_topics
 
 
 def main(args: argparse.Namespace) -> int:
-    from gleaner.cli.predict import input_files
+    from workloads.catalog import input_files
 
     base = load_settings()
     settings = replace(base, topic_prefix=f"bench-{uuid.uuid4().hex[:6]}.")
-    ensure_topics(settings, all_topics(settings))
+    ensure_topics(settings.kafka, all_topics(settings))
     namespace = OpenWhiskClient(Target.resolve(None, None)).namespace()
-    sizes = [p.stat().st_size for p in input_files(args, args.dag, base)]
+    sizes = [p.stat().st_size for p in input_files(args, args.dag, base.state_dir)]
     log = open(base.state_dir / "logs" / "bench-predictor.log", "ab")  # noqa: SIM115
     worker = subprocess.Popen(
         [sys.executable, "-m", "gleaner", "run", "predictor", "--log-level", "warn"],
@@ -63,7 +63,7 @@ def main(args: argparse.Namespace) -> int:
     )
     consumer.subscribe([settings.dag_plans_topic])
     producer = confluent_kafka.Producer({"bootstrap.servers": settings.kafka_bootstrap, "linger.ms": 5})
-    signer = Signer.for_settings(settings)
+    signer = Signer.for_settings(settings.kafka)
     try:
         # Warm up: wait until the worker answers one request.
         _send(producer, signer, settings.dag_requests_topic, namespace, args.dag, sizes[0])

@@ -21,7 +21,7 @@ from tqdm import tqdm
 
 from benchmarks.floor import kafka_hop
 from benchmarks.report import percentile, write_section
-from gleaner.cli.client import OpenWhiskClient, Target
+from gleaner.gateway_client import OpenWhiskClient, Target
 from gleaner.records import annotation
 from gleaner.settings import load_settings
 
@@ -255,7 +255,8 @@ def outbox(args: argparse.Namespace) -> int:
     intro = (
         "The same `gleaner bench invoke` measures on the embedded stack twice in one run: the gateway"
         " producing what it accepts straight away (`GLEANER_OUTBOX=false`), then keeping it in Redis"
-        " first (one HSET before each produce) until its record exists."
+        " first (a writer thread batches the HSETs of what arrives together, before producing it)"
+        " until its record exists."
     )
     table = comparison_table("Cost of the outbox", intro, ("no outbox", "outbox"), off, on, args)
     return _report(args, "invoke-outbox", table)

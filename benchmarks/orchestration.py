@@ -22,7 +22,7 @@ from tqdm import tqdm
 from benchmarks.floor import kafka_hop
 from benchmarks.report import percentile, write_section
 from composer import dag_document, parallel, sequence
-from gleaner.cli.client import OpenWhiskClient, Target
+from gleaner.gateway_client import OpenWhiskClient, Target
 from gleaner.settings import load_settings
 
 NOOP = "def main(args):\n    return {'ok': True}\n"

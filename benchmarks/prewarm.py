@@ -27,7 +27,7 @@ from typing import Any
 
 from benchmarks.report import percentile, write_section
 from composer import dag_document, sequence
-from gleaner.cli.client import OpenWhiskClient, Target
+from gleaner.gateway_client import OpenWhiskClient, Target
 from gleaner.records import annotation
 from gleaner.settings import load_settings
 

@@ -28,9 +28,10 @@ from tqdm import tqdm
 
 from benchmarks.report import percentile, write_section
 from deploy.images import ensure_runtime_image
+from gleaner.container_labels import INVOKER_LABEL
 from gleaner.settings import load_settings
 from invoker_agent.cgroup_resize import CPU_PERIOD_US, cpu_quota_us
-from invoker_agent.docker_engine import INVOKER_LABEL, ContainerInfo, DockerEngine
+from invoker_agent.docker_engine import ContainerInfo, DockerEngine
 from monitor.cgroups import CgroupPaths, stat_value
 
 BENCH_INVOKER = "bench-resize"  # the invoker label of the benchmark's container

@@ -17,7 +17,7 @@ import orjson
 from tqdm import tqdm
 
 from benchmarks.report import write_section
-from gleaner.cli.client import OpenWhiskClient, Target
+from gleaner.gateway_client import OpenWhiskClient, Target
 from gleaner.settings import load_settings
 from monitor.timeline import draw_timeline
 

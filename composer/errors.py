@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from gleaner.errors import BadRequest
+from gleaner.errors import DagError
 
 
-class CompositionError(BadRequest):
-    """A composition Gleaner cannot run (HTTP 400).
+class CompositionError(DagError):
+    """A composition Gleaner cannot run: a domain error (the gateway answers it 400).
 
     ``where`` names the problem's place when there is one: a JSON path into the
     submitted document (``composition.components[2]``) or a node path in the model.

@@ -222,6 +222,14 @@ def stop_part(settings: Settings, part: str, marker: str, timeout: float = 10.0)
     return pid
 
 
+class StillStarting(Exception):
+    """Raised by a probe whose service answers that it is busy starting (e.g. Redis
+    loading a large dataset): the wait goes on past its timeout, up to STARTING_LIMIT_S."""
+
+
+STARTING_LIMIT_S = 600.0  # a store that is still loading after 10 min is stuck, not slow
+
+
 def wait_healthy(
     settings: Settings,
     part: str,
@@ -230,15 +238,22 @@ def wait_healthy(
     timeout: float,
     proc: subprocess.Popen[bytes] | None = None,
     interval: float = 0.1,
+    starting_limit: float = STARTING_LIMIT_S,
 ) -> str:
     """Poll ``check`` (returns a detail when healthy, None when not yet) until it
-    passes; fail early if ``proc`` exits, and on timeout, with the log tail."""
-    deadline = time.monotonic() + timeout
+    passes; fail early if ``proc`` exits, and on timeout, with the log tail. While the
+    probe raises :class:`StillStarting`, the timeout is pushed back (the service is
+    alive and working), but never past ``starting_limit`` from the start."""
+    began = time.monotonic()
+    deadline = began + timeout
     last_error = ""
     while True:
         try:
             detail = check()
-        except Exception as exc:  # any probe failure just means "not yet"
+        except StillStarting as exc:
+            detail, last_error = None, f"still starting: {exc}"
+            deadline = max(deadline, min(time.monotonic() + timeout, began + starting_limit))
+        except Exception as exc:  # any other probe failure just means "not yet"
             detail, last_error = None, f"{type(exc).__name__}: {exc}"
         if detail is not None:
             return detail

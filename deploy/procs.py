@@ -1,6 +1,7 @@
 """Gleaner's own long-running components, run as detached processes.
 
-Each is ``python -m gleaner run <name>`` with the caller's environment plus the
+They are the registry's (streams/components.py), in its start order. Each is
+``python -m gleaner run <name>`` with the caller's environment plus the
 settings exported as ``GLEANER_*`` variables, so a component sees exactly the
 settings ``gleaner up`` was given, overrides included.
 """
@@ -32,9 +33,8 @@ from gleaner.credentials import admin_credential, guest_credential
 from gleaner.errors import StackError
 from gleaner.metrics import metrics_address
 from gleaner.settings import PREFIX, Settings
+from streams.components import COMPONENTS
 
-# Start order: consumers of a topic before its producers; the gateway last (it gates readiness).
-COMPONENTS = ("records", "placement", "composition", "predictor", "invoker", "gateway")
 SUPERVISOR = "supervisor"  # restarts whatever crashes (deploy/supervisor.py)
 GATEWAY_READY_TIMEOUT_S = 60.0
 EARLY_EXIT_GRACE_S = 0.3  # a component that dies this fast has a config or import error
@@ -57,7 +57,8 @@ def component_names(settings: Settings) -> tuple[str, ...]:
     running = {_invoker_index(p.stem) for p in run_dir(settings).glob("invoker*.pid") if is_invoker(p.stem)}
     extra = sorted((set(range(1, settings.invokers)) | running) - {0})
     invokers = ("invoker", *(f"invoker{k}" for k in extra))
-    return (*COMPONENTS[:4], *invokers, "gateway")
+    # In the registry's start order (streams/components.py).
+    return tuple(name for c in COMPONENTS for name in (invokers if c.per_invoker else (c.name,)))
 
 
 def part_settings(settings: Settings, name: str) -> Settings:

@@ -19,6 +19,7 @@ from urllib.parse import urlsplit
 
 import docker
 import httpx
+import redis
 from confluent_kafka import KafkaError as RdKafkaError
 from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient
@@ -27,6 +28,7 @@ from confluent_kafka.cimpl import NewTopic
 from deploy import seaweed
 from deploy.common import (
     PartStatus,
+    StillStarting,
     cmdline_text,
     is_embedded_host,
     port_open,
@@ -48,6 +50,7 @@ from gleaner.redis_store import connect
 from gleaner.secrets_file import write_secret
 from gleaner.settings import Settings
 from streams.kafka.client import security_config
+from streams.topics import topics_by_partitions
 
 SERVICES = ("docker", "kafka", "redis", "couchdb")  # always there (embedded or external)
 S3STORE = seaweed.PART  # Tansu's S3 store, embedded only, with kafka_storage=s3
@@ -93,7 +96,7 @@ def _kafka_addresses(settings: Settings) -> list[tuple[str, int]]:
 def _admin(settings: Settings) -> AdminClient:
     # log_level 0 keeps librdkafka from printing connect retries to stderr.
     return AdminClient(
-        {"bootstrap.servers": settings.kafka_bootstrap, "log_level": 0, **security_config(settings)}
+        {"bootstrap.servers": settings.kafka_bootstrap, "log_level": 0, **security_config(settings.kafka)}
     )
 
 
@@ -209,13 +212,25 @@ def ensure_topics(settings: Settings, names: Sequence[str], partitions: int) -> 
     return created
 
 
+def ensure_platform_topics(settings: Settings) -> list[str]:
+    """Create the topic table's topics (streams/topics.py) that do not exist yet, each with
+    its partition count; return those created."""
+    created: list[str] = []
+    for partitions, names in topics_by_partitions(settings).items():
+        created += ensure_topics(settings, names, partitions)
+    return created
+
+
 # --- Redis -----------------------------------------------------------------------
 
 
 def redis_check(settings: Settings) -> str | None:
-    client = connect(settings, socket_connect_timeout=1, socket_timeout=2)
+    client = connect(settings.stores, socket_connect_timeout=1, socket_timeout=2)
     try:
-        client.ping()
+        try:
+            client.ping()
+        except redis.exceptions.BusyLoadingError as exc:  # a big AOF takes a while to load
+            raise StillStarting(str(exc)) from exc
         version = client.info("server").get("redis_version", "?")
     finally:
         client.close()
@@ -252,8 +267,8 @@ def _redis_argv(settings: Settings) -> list[str]:
 
 def _redis_auth_config(settings: Settings) -> Path:
     """A config file naming the embedded Redis's password (generated once, kept)."""
-    password = ensure_redis_password(settings)
-    path = secrets_dir(settings) / "redis.conf"
+    password = ensure_redis_password(settings.stores)
+    path = secrets_dir(settings.stores) / "redis.conf"
     write_secret(path, f"requirepass {password}\nprotected-mode yes")
     return path
 
@@ -279,7 +294,7 @@ def couchdb_check(settings: Settings) -> str | None:
     url = urlsplit(settings.couchdb_url)
     if is_embedded_host(url.hostname) and not port_open(url.hostname or "", url.port or 5984):
         return None
-    resp = httpx.get(settings.couchdb_url, auth=couchdb_login(settings), timeout=3.0)
+    resp = httpx.get(settings.couchdb_url, auth=couchdb_login(settings.stores), timeout=3.0)
     resp.raise_for_status()
     body = resp.json()
     if not isinstance(body, dict) or not ({"couchdb", "version", "pouchdb"} & body.keys()):
@@ -311,7 +326,7 @@ def _couchdb_argv(settings: Settings) -> list[str]:
     home = _couchdb_dir(settings)
     home.mkdir(parents=True, exist_ok=True)
     os.chmod(home, 0o700)  # its config holds the admin's hash, its LevelDB every record
-    _write_couchdb_admin(home / "config.json", *ensure_couchdb_login(settings))
+    _write_couchdb_admin(home / "config.json", *ensure_couchdb_login(settings.stores))
     node = shutil.which("node")
     if node is None:
         raise StackError("couchdb", f"node not installed; {SETUP_HINT}")

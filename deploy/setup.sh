@@ -3,9 +3,24 @@
 # Idempotent: each step runs only when its result is missing, and a machine that
 # already has everything gets through in well under two seconds, silently.
 #
+#   deploy/setup.sh          what `make demo` and `make up` need
+#   deploy/setup.sh --test   also what only the tests need (`make test`): chromium for the
+#                            dashboard's browser test, the openwhisk npm client for its test
+#   deploy/setup.sh --list   print what it would install (with --test: the tests' too), no change
+#
 #   GLEANER_STATE_DIR   where pouchdb-server is installed (default: $HOME/.gleaner)
 #   PYTHON              interpreter for the repo's .venv (default: python3)
 set -euo pipefail
+
+with_tests=0
+list_only=0
+for arg in "$@"; do
+    case "$arg" in
+        --test) with_tests=1 ;;
+        --list) list_only=1 ;;
+        *) printf 'usage: deploy/setup.sh [--test] [--list]\n' >&2; exit 2 ;;
+    esac
+done
 
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 state_dir="${GLEANER_STATE_DIR:-$HOME/.gleaner}"
@@ -26,13 +41,24 @@ declare -A wanted=(
     [docker.io]=dockerd
     [redis-server]=redis-server
     [debootstrap]=debootstrap
-    [chromium]=chromium  # the dashboard's browser test (tests/integration/test_dashboard.py)
+    [npm]=npm
 )
+npm_wanted=(pouchdb-server@4)  # into $state_dir/npm (below)
+if [ "$with_tests" -eq 1 ]; then
+    # Test-only; chromium and its desktop dependencies are the largest download here.
+    wanted[chromium]=chromium  # the dashboard's browser test (tests/integration/test_dashboard.py)
+    npm_wanted+=(openwhisk@3)
+fi
+if [ "$list_only" -eq 1 ]; then
+    printf 'apt %s\n' "${!wanted[@]}" | sort
+    printf 'npm %s\n' "${npm_wanted[@]}"
+    exit 0
+fi
+
 missing=()
 for pkg in "${!wanted[@]}"; do
     command -v "${wanted[$pkg]}" >/dev/null 2>&1 || missing+=("$pkg")
 done
-command -v npm >/dev/null 2>&1 || missing+=(npm)
 # `python3 -m venv` needs ensurepip, which Debian ships separately.
 if [ ! -x "$repo/.venv/bin/python" ] && ! "$python" -c 'import ensurepip' >/dev/null 2>&1; then
     missing+=(python3-venv)
@@ -52,8 +78,8 @@ if [ ! -x "$state_dir/npm/node_modules/.bin/pouchdb-server" ]; then
     # npm does not run install scripts here; pouchdb-server works without them.
     npm install --prefix "$state_dir/npm" --no-audit --no-fund --loglevel=error pouchdb-server@4
 fi
-# The official OpenWhisk JS client: the compatibility test drives Gleaner with it.
-if [ ! -d "$state_dir/npm/node_modules/openwhisk" ]; then
+# The official OpenWhisk JS client (--test): the compatibility test drives Gleaner with it.
+if [ "$with_tests" -eq 1 ] && [ ! -d "$state_dir/npm/node_modules/openwhisk" ]; then
     say "npm install openwhisk@3 into $state_dir/npm"
     npm install --prefix "$state_dir/npm" --no-audit --no-fund --loglevel=error openwhisk@3
 fi

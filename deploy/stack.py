@@ -20,13 +20,12 @@ import docker.errors
 from deploy import images, procs, services, supervisor
 from deploy.broker_loss import after_broker_loss
 from deploy.common import PartStatus
+from gleaner.container_labels import INVOKER_LABEL, MANAGED_LABEL
 from gleaner.couchdb import CouchDB, ensure_schema
 from gleaner.credentials import ensure_admin_credential, ensure_guest_credential
 from gleaner.errors import GleanerError, StackError
 from gleaner.settings import GUEST_AUTH, Settings
-from gleaner.subjects import ensure_admin, ensure_subject, revoke_uuid
-from invoker_agent.docker_engine import INVOKER_LABEL, MANAGED_LABEL
-from streams.topics import all_topics
+from gleaner.subjects import ensure_admin, ensure_subject, migrate_plain_subjects, revoke_uuid
 
 BEFORE_REDIS = ("docker", services.S3STORE, "kafka")  # in service_names' order: the store, then Tansu
 
@@ -74,11 +73,13 @@ def write_wskprops(path: Path, apihost: str, auth: str) -> Path:
 
 def ensure_keys(settings: Settings) -> str:
     """The default namespace's key and the admin's: generated once into the state directory
-    (0600), never rotated by a re-run, and stored hashed in CouchDB. Return the guest key."""
+    (0600), never rotated by a re-run, and stored hashed in CouchDB (an earlier version's
+    plain-text keys re-hashed first). Return the guest key."""
     guest = ensure_guest_credential(settings)
     admin = ensure_admin_credential(settings)
-    db = CouchDB(settings)
+    db = CouchDB(settings.stores)
     try:
+        migrate_plain_subjects(db)
         if guest != GUEST_AUTH:  # OpenWhisk's published key, from an earlier version, stops
             revoke_uuid(db, GUEST_AUTH.partition(":")[0])
         ensure_subject(db, settings.guest_namespace, guest)
@@ -88,22 +89,20 @@ def ensure_keys(settings: Settings) -> str:
     return guest
 
 
-def up(
-    settings: Settings, *, demo: bool = False, progress: bool = True, components: bool = True
-) -> list[PartStatus]:
+def up(settings: Settings, *, progress: bool = True, components: bool = True) -> list[PartStatus]:
     """Start (or reuse) every part; raise :class:`StackError` naming the first
-    part that cannot be made healthy. ``demo`` also runs the demo (a skewed DAG, harvesting off then on)."""
+    part that cannot be made healthy. (``gleaner up --demo`` runs the demo after it, in the CLI.)"""
     first = [name for name in services.service_names(settings) if name in BEFORE_REDIS]
     parts = [services.start(settings, name) for name in first]
     kafka = parts[-1]
-    services.ensure_topics(settings, all_topics(settings), settings.topic_partitions)
+    services.ensure_platform_topics(settings)
     parts.append(services.start(settings, "redis"))
     if kafka.detail.startswith("started") and settings.kafka_storage == "memory":
         # A broker started without its log: what the gateway accepted before is sent again.
         after_broker_loss(settings)
     parts.append(services.start(settings, "couchdb"))
     try:
-        ensure_schema(settings)
+        ensure_schema(settings.stores)
         guest = ensure_keys(settings)
     except GleanerError as exc:
         raise StackError("couchdb", f"cannot create databases, indexes and keys: {exc}") from exc
@@ -114,11 +113,6 @@ def up(
         parts.extend(procs.start_components(settings))
         parts.append(procs.start_supervisor(settings))
     write_wskprops(wskprops_path(), settings.api_host, guest)
-    if demo:
-        from gleaner.cli.demo import run_demo  # the CLI's demo: deploy, profile, train, compare
-
-        if run_demo(settings) != 0:
-            raise StackError("demo", "the demo action did not succeed")
     return parts
 
 

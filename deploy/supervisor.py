@@ -180,7 +180,6 @@ def _service_part(settings: Settings, name: str) -> Part:
     from deploy import services
     from deploy.broker_loss import after_broker_loss
     from deploy.common import read_pid
-    from streams.topics import all_topics
 
     marker = services.service(settings, name).marker
 
@@ -192,7 +191,7 @@ def _service_part(settings: Settings, name: str) -> Part:
         if name == "kafka" and settings.kafka_storage == "memory":
             after_broker_loss(settings)  # its topics and log went with it: topics, then the outbox
         elif name == "kafka":  # on s3:// its topics survive: a no-op
-            services.ensure_topics(settings, all_topics(settings), settings.topic_partitions)
+            services.ensure_platform_topics(settings)
         return status.pid
 
     return Part(name, pid, start)

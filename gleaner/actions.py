@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from gleaner.errors import BadRequest, InvalidLimits
-from gleaner.settings import Settings
+from gleaner.settings_sections import LimitsSettings
 
 # Every kind maps to the runtime image family that runs it.
 KINDS = {"python:3": "python:3", "python:3.11": "python:3", "python:default": "python:3"}
@@ -81,7 +81,7 @@ def _number(raw: dict[str, Any], key: str, kind: type) -> Any:
     return kind(value)
 
 
-def resolve_limits(raw: Any, settings: Settings, current: Limits | None = None) -> Limits:
+def resolve_limits(raw: Any, settings: LimitsSettings, current: Limits | None = None) -> Limits:
     """Limits from a request body, defaults (or the current ones on update) filling gaps."""
     if raw is None:
         raw = {}
@@ -107,7 +107,7 @@ def resolve_limits(raw: Any, settings: Settings, current: Limits | None = None) 
     return limits
 
 
-def check_limits(limits: Limits, settings: Settings) -> None:
+def check_limits(limits: Limits, settings: LimitsSettings) -> None:
     if not settings.cpu_min <= limits.cpu <= settings.cpu_max:
         raise InvalidLimits(
             f"cpu limit {limits.cpu} exceeds allowed threshold: allowed range is "
@@ -181,7 +181,12 @@ def bump_version(version: str) -> str:
 
 
 def action_doc(
-    namespace: str, name: str, body: Any, settings: Settings, existing: dict[str, Any] | None, now_ms: int
+    namespace: str,
+    name: str,
+    body: Any,
+    settings: LimitsSettings,
+    existing: dict[str, Any] | None,
+    now_ms: int,
 ) -> dict[str, Any]:
     """The CouchDB document for a PUT (create or overwrite) of an action."""
     check_name(name, "action name")

@@ -35,14 +35,14 @@ import uuid as uuidlib
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
-from gleaner.credentials import redis_password
+from gleaner.credentials import new_secret, redis_password
 from gleaner.errors import RedisError
-from gleaner.subjects import new_secret, parse_credential
+from gleaner.subjects import parse_credential
 
 if TYPE_CHECKING:
     import redis.asyncio
 
-    from gleaner.settings import Settings
+    from gleaner.settings_sections import StoreSettings
 
 PREFIX = "gleaner:activation-key:"
 # Past the activation's deadline the key lives this much longer at most (the invoker
@@ -147,7 +147,7 @@ class ActivationKeys:
         self.store = store
 
     @classmethod
-    def for_settings(cls, settings: Settings) -> ActivationKeys:
+    def for_settings(cls, settings: StoreSettings) -> ActivationKeys:
         from gleaner.redis_store import RedisStore
 
         return cls(RedisStore(settings))
@@ -179,7 +179,7 @@ class AsyncActivationKeys:
     """The gateway's check of minted keys: one Redis GET, no cache (a revoked key must stop
     at once). The client is made on first use, inside the running event loop."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: StoreSettings) -> None:
         self._settings = settings
         self._redis: redis.asyncio.Redis[bytes] | None = None
 

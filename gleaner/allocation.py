@@ -42,6 +42,10 @@ ChangeReason = Literal[
 ]
 CHANGE_REASONS: tuple[str, ...] = get_args(ChangeReason)
 
+# A function's place in its DAG, (stage, index): a plan's allocations are keyed by it
+# (on the wire, as "stage.index": streams.events is the one codec).
+Slot = tuple[int, int]
+
 
 @dataclass(frozen=True, slots=True)
 class Predicted:

@@ -25,7 +25,7 @@ import orjson
 
 from gleaner.credentials import couchdb_login
 from gleaner.errors import Conflict, CouchDBError
-from gleaner.settings import Settings
+from gleaner.settings_sections import StoreSettings
 
 SUBJECTS = "subjects"
 WHISKS = "whisks"
@@ -69,7 +69,16 @@ def _interpret(call: Call, status: int, content: bytes) -> Any:
     return data
 
 
-def _auth(settings: Settings) -> httpx.BasicAuth | None:
+def existing_ids(rows: list[dict[str, Any]]) -> set[str]:
+    """The ids of ``_all_docs`` rows that are documents: not missing (``error``), not deleted."""
+    return {
+        row["key"]
+        for row in rows
+        if "error" not in row and not (row.get("value") or {}).get("deleted") and "key" in row
+    }
+
+
+def _auth(settings: StoreSettings) -> httpx.BasicAuth | None:
     login = couchdb_login(settings)
     return httpx.BasicAuth(*login) if login else None
 
@@ -77,7 +86,7 @@ def _auth(settings: Settings) -> httpx.BasicAuth | None:
 class _Calls:
     """Request builders shared by the sync and async clients."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: StoreSettings) -> None:
         self.settings = settings
 
     def db(self, name: str) -> str:
@@ -96,6 +105,11 @@ class _Calls:
 
     def bulk(self, db: str, docs: list[dict[str, Any]]) -> Call:
         return Call("POST", f"/{self.db(db)}/_bulk_docs", body={"docs": docs})
+
+    def all_docs(self, db: str, doc_ids: list[str]) -> Call:
+        """The rows of ``doc_ids`` (their revisions, not their bodies) in one request; CouchDB
+        and pouchdb-server both take the keys in a POST body."""
+        return Call("POST", f"/{self.db(db)}/_all_docs", body={"keys": doc_ids})
 
     def find(
         self,
@@ -118,7 +132,7 @@ class _Calls:
 class CouchDB(_Calls):
     """Synchronous client (threads: invoker agent, record sink, CLI)."""
 
-    def __init__(self, settings: Settings, timeout_s: float = 10.0) -> None:
+    def __init__(self, settings: StoreSettings, timeout_s: float = 10.0) -> None:
         super().__init__(settings)
         self._http = httpx.Client(base_url=settings.couchdb_url, auth=_auth(settings), timeout=timeout_s)
 
@@ -143,6 +157,12 @@ class CouchDB(_Calls):
     def bulk_docs(self, db: str, docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
         result: list[dict[str, Any]] = self.call(self.bulk(db, docs))
         return result
+
+    def existing(self, db: str, doc_ids: list[str]) -> set[str]:
+        """Which of ``doc_ids`` exist in ``db``, in one request (none when there are none)."""
+        if not doc_ids:
+            return set()
+        return existing_ids(self.call(self.all_docs(db, doc_ids))["rows"])
 
     def find_docs(self, db: str, selector: dict[str, Any], **kw: Any) -> list[dict[str, Any]]:
         docs: list[dict[str, Any]] = self.call(self.find(db, selector, **kw))["docs"]
@@ -173,7 +193,7 @@ class CouchDB(_Calls):
 class AsyncCouchDB(_Calls):
     """Asynchronous client (the HTTP gateway's event loop)."""
 
-    def __init__(self, settings: Settings, timeout_s: float = 10.0) -> None:
+    def __init__(self, settings: StoreSettings, timeout_s: float = 10.0) -> None:
         super().__init__(settings)
         self._http = httpx.AsyncClient(base_url=settings.couchdb_url, auth=_auth(settings), timeout=timeout_s)
 
@@ -199,11 +219,9 @@ class AsyncCouchDB(_Calls):
 ADMINS_ONLY = {"admins": {"names": [], "roles": ["_admin"]}, "members": {"names": [], "roles": ["_admin"]}}
 
 
-def ensure_schema(settings: Settings) -> None:
-    """Create the databases and Mango indexes, close them to anyone but server admins, and
-    re-hash an earlier version's plain-text keys (idempotent)."""
-    from gleaner.subjects import migrate_plain_subjects  # subjects builds on this module
-
+def ensure_schema(settings: StoreSettings) -> None:
+    """Create the databases and Mango indexes, and close them to anyone but server admins
+    (idempotent). The keys' own migration is :func:`gleaner.subjects.migrate_plain_subjects`."""
     # The embedded server's own admin: lock its databases. An external CouchDB's access is the
     # operator's (CouchDB 3 keeps new databases admin-only already).
     embedded_admin = not settings.couchdb_user and couchdb_login(settings) is not None
@@ -215,13 +233,5 @@ def ensure_schema(settings: Settings) -> None:
                 db.call(Call("PUT", f"/{db.db(name)}/_security", body=ADMINS_ONLY))
             for index_name, fields in indexes:
                 db.ensure_index(name, index_name, fields)
-        migrate_plain_subjects(db)
     finally:
         db.close()
-
-
-def ensure_subject(db: CouchDB, namespace: str, auth: str) -> None:
-    """Make ``namespace`` exist with the API key ``uuid:key``, stored hashed (idempotent)."""
-    from gleaner.subjects import ensure_subject as ensure
-
-    ensure(db, namespace, auth)

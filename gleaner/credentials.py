@@ -15,21 +15,34 @@ credentials); a file is read only for a service at an embedded address.
 from __future__ import annotations
 
 import secrets
+import uuid
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 from gleaner.secrets_file import ensure_secret, read_secret
 from gleaner.settings import GUEST_AUTH, Settings
+from gleaner.settings_sections import StoreSettings
 
 COUCHDB_USER = "gleaner"
 _LOCAL_HOSTS = frozenset({"127.0.0.1", "localhost", "::1", "[::1]"})
 
 
-def secrets_dir(settings: Settings) -> Path:
+def new_secret() -> str:
+    """A key in OpenWhisk's shape: 64 letters and digits (~380 bits)."""
+    alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
+    return "".join(secrets.choice(alphabet) for _ in range(64))
+
+
+def new_credential() -> str:
+    """A fresh ``uuid:key`` (a namespace's or the admin's API key)."""
+    return f"{uuid.uuid4()}:{new_secret()}"
+
+
+def secrets_dir(settings: StoreSettings) -> Path:
     return settings.state_dir / "secrets"
 
 
-def secret_file(settings: Settings, name: str) -> Path:
+def secret_file(settings: StoreSettings, name: str) -> Path:
     return secrets_dir(settings) / f"{name}.auth"
 
 
@@ -40,7 +53,7 @@ def _embedded(host: str | None) -> bool:
 # --- stores ---------------------------------------------------------------------------------
 
 
-def couchdb_login(settings: Settings) -> tuple[str, str] | None:
+def couchdb_login(settings: StoreSettings) -> tuple[str, str] | None:
     """(user, password) for CouchDB: the settings', else the embedded server admin's."""
     if settings.couchdb_user:
         return settings.couchdb_user, settings.couchdb_password
@@ -53,13 +66,13 @@ def couchdb_login(settings: Settings) -> tuple[str, str] | None:
     return user, password
 
 
-def ensure_couchdb_login(settings: Settings) -> tuple[str, str]:
+def ensure_couchdb_login(settings: StoreSettings) -> tuple[str, str]:
     value = ensure_secret(secret_file(settings, "couchdb"), f"{COUCHDB_USER}:{secrets.token_urlsafe(32)}")
     user, _, password = value.partition(":")
     return user, password
 
 
-def redis_password(settings: Settings) -> str | None:
+def redis_password(settings: StoreSettings) -> str | None:
     """Redis's password: in the URL, the setting, else the embedded server's file."""
     url = urlsplit(settings.redis_url)
     if url.password:
@@ -71,7 +84,7 @@ def redis_password(settings: Settings) -> str | None:
     return read_secret(secret_file(settings, "redis"))
 
 
-def ensure_redis_password(settings: Settings) -> str:
+def ensure_redis_password(settings: StoreSettings) -> str:
     return ensure_secret(secret_file(settings, "redis"), secrets.token_urlsafe(32))
 
 
@@ -79,15 +92,13 @@ def ensure_redis_password(settings: Settings) -> str:
 
 
 def admin_credential(settings: Settings) -> str | None:
-    return settings.admin_auth or read_secret(secret_file(settings, "admin"))
+    return settings.admin_auth or read_secret(secret_file(settings.stores, "admin"))
 
 
 def ensure_admin_credential(settings: Settings) -> str:
     if settings.admin_auth:
         return settings.admin_auth
-    from gleaner.subjects import new_credential  # subjects imports couchdb, which imports this
-
-    return ensure_secret(secret_file(settings, "admin"), new_credential())
+    return ensure_secret(secret_file(settings.stores, "admin"), new_credential())
 
 
 def guest_credential(settings: Settings) -> str | None:
@@ -96,12 +107,10 @@ def guest_credential(settings: Settings) -> str | None:
         return settings.guest_auth
     if settings.public_guest_key:
         return GUEST_AUTH
-    return read_secret(secret_file(settings, "guest"))
+    return read_secret(secret_file(settings.stores, "guest"))
 
 
 def ensure_guest_credential(settings: Settings) -> str:
     if settings.guest_auth or settings.public_guest_key:
         return settings.guest_auth or GUEST_AUTH
-    from gleaner.subjects import new_credential
-
-    return ensure_secret(secret_file(settings, "guest"), new_credential())
+    return ensure_secret(secret_file(settings.stores, "guest"), new_credential())

@@ -1,24 +1,33 @@
-"""Gleaner's one exception tree. Third-party errors are wrapped at the boundary
-module that talks to the external system (``raise ... from exc``).
+"""Gleaner's one exception tree, grouped by what failed (after httpx's
+``_exceptions.py``). Third-party errors are wrapped at the boundary module that
+talks to the external system (``raise ... from exc``).
 
-    GleanerError
+    GleanerError                 something Gleaner raises on purpose
     ├── SettingsError            bad configuration
     ├── StackError               embedded stack could not start (names the part)
-    ├── BadRequest               invalid user input (HTTP 400)
+    ├── InvalidInput             input that fails the same way every time it is given
+    │   ├── BadRequest           a user's request: an HTTP body or query, CLI arguments
+    │   ├── PayloadTooLarge      a body above the configured limit
     │   ├── MalformedEvent       an event that cannot be decoded (-> dead letter)
     │   │   └── EventTooLarge    an event it caused is above the Kafka size limit
-    │   └── InvalidLimits        allocation / timeout outside the allowed range
-    ├── PayloadTooLarge          body above the configured limit (HTTP 413)
-    ├── NotFound                 unknown action / activation / namespace (HTTP 404)
-    ├── Conflict                 entity exists and overwrite was not asked (HTTP 409)
-    ├── Unauthorized             missing or wrong API key (HTTP 401)
-    ├── Forbidden                key not allowed in that namespace (HTTP 403)
-    └── ServiceError             an external system failed
-        ├── KafkaError
-        ├── CouchDBError
-        ├── RedisError
-        └── DockerError
-            └── ContainerError   a container died, timed out or was OOM-killed
+    │   ├── InvalidLimits        allocation / timeout outside the allowed range
+    │   └── DagError             a DAG Gleaner cannot run (composer's CompositionError)
+    ├── NotFound                 unknown action / activation / namespace
+    ├── Conflict                 entity exists and overwrite was not asked
+    ├── Unauthorized             missing or wrong API key
+    ├── Forbidden                key not allowed in that namespace
+    ├── ServiceError             an external system failed: TRANSIENT, worth retrying
+    │   ├── KafkaError
+    │   ├── CouchDBError
+    │   ├── RedisError
+    │   └── DockerError          the Docker engine (or the host's iptables) refused
+    └── FunctionError            the function's own outcome: never retried by the platform
+        └── ContainerError       its container died, timed out or was OOM-killed
+
+Only :class:`ServiceError` is :attr:`~GleanerError.transient`: the same work may
+succeed once the system is back. Everything else fails the same way again, so a
+consumer dead-letters it (:func:`is_transient` decides). HTTP statuses are the
+gateway's business: one table in :mod:`streams.gateway.errors`.
 """
 
 from __future__ import annotations
@@ -27,7 +36,14 @@ from __future__ import annotations
 class GleanerError(Exception):
     """Base of every error Gleaner raises on purpose."""
 
-    http_status = 500
+    # Worth trying the same work again later (an external system may come back).
+    transient: bool = False
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Whether retrying the work that raised ``exc`` may succeed: only a Gleaner
+    error that says so. A bug (any other exception) fails the same way again."""
+    return isinstance(exc, GleanerError) and exc.transient
 
 
 class SettingsError(GleanerError):
@@ -41,44 +57,55 @@ class StackError(GleanerError):
         self.reason = reason
 
 
-class BadRequest(GleanerError):
-    http_status = 400
+class InvalidInput(GleanerError):
+    """Input that can never be handled as it is: its sender must change it."""
 
 
-class MalformedEvent(BadRequest):
+class BadRequest(InvalidInput):
+    """A user's request is invalid: an HTTP body or query parameter, a CLI argument."""
+
+
+class PayloadTooLarge(InvalidInput):
     pass
+
+
+class MalformedEvent(InvalidInput):
+    """An event that cannot be decoded or is not allowed: it is dead-lettered with why."""
 
 
 class EventTooLarge(MalformedEvent):
     """Producing an event failed for its size: the source event is dead-lettered."""
 
 
-class InvalidLimits(BadRequest):
+class InvalidLimits(InvalidInput):
     pass
 
 
-class PayloadTooLarge(GleanerError):
-    http_status = 413
+class DagError(InvalidInput):
+    """A DAG Gleaner cannot run: unknown actions, a cycle, a combinator it does not
+    support. A domain error, not an HTTP one (:class:`composer.CompositionError`)."""
 
 
 class NotFound(GleanerError):
-    http_status = 404
+    pass
 
 
 class Conflict(GleanerError):
-    http_status = 409
+    pass
 
 
 class Unauthorized(GleanerError):
-    http_status = 401
+    pass
 
 
 class Forbidden(GleanerError):
-    http_status = 403
+    pass
 
 
 class ServiceError(GleanerError):
-    http_status = 503
+    """An external system (Kafka, CouchDB, Redis, Docker) failed or was away."""
+
+    transient = True
 
 
 class KafkaError(ServiceError):
@@ -97,7 +124,12 @@ class DockerError(ServiceError):
     pass
 
 
-class ContainerError(DockerError):
+class FunctionError(GleanerError):
+    """The function failed on its own terms: its activation record says so. Running it
+    again would not be the platform's recovery, so it is never retried as one."""
+
+
+class ContainerError(FunctionError):
     """The container running an activation failed (crash, OOM kill, timeout)."""
 
     def __init__(self, message: str, *, oom_killed: bool = False, timed_out: bool = False) -> None:

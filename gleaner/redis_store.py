@@ -9,10 +9,10 @@ import redis
 
 from gleaner.credentials import redis_password
 from gleaner.errors import RedisError
-from gleaner.settings import Settings
+from gleaner.settings_sections import StoreSettings
 
 
-def connect(settings: Settings, **kwargs: Any) -> redis.Redis[bytes]:
+def connect(settings: StoreSettings, **kwargs: Any) -> redis.Redis[bytes]:
     """A client for ``settings.redis_url`` with its password (the URL's, the setting's, or the
     embedded server's)."""
     password = redis_password(settings)
@@ -21,8 +21,19 @@ def connect(settings: Settings, **kwargs: Any) -> redis.Redis[bytes]:
     return redis.Redis.from_url(settings.redis_url, **kwargs)
 
 
+# Compare-and-set in one server-side step: a read then a write would let another client
+# change the key in between.
+_REPLACE_IF_EQUAL = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  redis.call('SET', KEYS[1], ARGV[2], 'EX', ARGV[3])
+  return 1
+end
+return 0
+"""
+
+
 class RedisStore:
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: StoreSettings) -> None:
         self._url = settings.redis_url
         self._redis = connect(settings, socket_timeout=2, socket_connect_timeout=2)
 
@@ -38,6 +49,15 @@ class RedisStore:
     def set(self, key: str, value: bytes, ttl_s: int) -> None:
         try:
             self._redis.set(key, value, ex=ttl_s)
+        except redis.RedisError as exc:
+            raise self._wrap(exc) from exc
+
+    def replace_if_equal(self, key: str, expected: bytes, value: bytes, ttl_s: int) -> bool:
+        """Set ``key`` to ``value`` only while it still holds ``expected`` (one atomic step);
+        whether it was set."""
+        try:
+            answer: Any = self._redis.eval(_REPLACE_IF_EQUAL, 1, key, expected, value, ttl_s)  # type: ignore[no-untyped-call]
+            return bool(answer)
         except redis.RedisError as exc:
             raise self._wrap(exc) from exc
 

@@ -19,13 +19,13 @@ import secrets
 from pathlib import Path
 
 from gleaner.errors import SettingsError
-from gleaner.settings import Settings
+from gleaner.settings_sections import KafkaSettings
 
 PLATFORM_SECRET_BYTES = 32
 _MIN_SECRET_CHARS = 32
 
 
-def platform_secret_path(settings: Settings) -> Path:
+def platform_secret_path(settings: KafkaSettings) -> Path:
     return settings.state_dir / "secrets" / "platform.key"
 
 
@@ -80,7 +80,7 @@ def load_or_create(path: Path, nbytes: int = PLATFORM_SECRET_BYTES) -> str:
     return ensure_secret(path, secrets.token_hex(nbytes))
 
 
-def platform_secret(settings: Settings) -> bytes:
+def platform_secret(settings: KafkaSettings) -> bytes:
     """The key of every platform HMAC: the setting, else the state directory's file."""
     value = settings.platform_secret or load_or_create(platform_secret_path(settings))
     if len(value) < _MIN_SECRET_CHARS:

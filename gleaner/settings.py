@@ -15,6 +15,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from gleaner.errors import SettingsError
+from gleaner.settings_sections import (
+    CompositionSettings,
+    DbNames,
+    GatewaySettings,
+    KafkaSettings,
+    LimitsSettings,
+    ReplaySettings,
+    StoreSettings,
+    TopicNames,
+)
 
 PREFIX = "GLEANER_"
 
@@ -39,7 +49,7 @@ _SECRET_FIELDS = frozenset(
 KAFKA_STORAGES = ("memory", "s3")
 KAFKA_S3_PORT_SPAN = 10_004
 
-# streams/placement/policies.py's POLICIES, by name (a test keeps the two in step).
+# streams/placement/policies.py's PLACEMENT_POLICY_FACTORIES, by name (a test keeps the two in step).
 PLACEMENT_POLICIES = ("greedy-jsq", "jsq", "round-robin", "greedy-round-robin", "hash")
 
 
@@ -56,7 +66,7 @@ def _default_memory_mb() -> int:
 
 
 @dataclass(frozen=True, slots=True)
-class Settings:
+class Settings(TopicNames, DbNames):
     # --- external systems -------------------------------------------------
     kafka_bootstrap: str = "127.0.0.1:9092"
     redis_url: str = "redis://127.0.0.1:6379/0"
@@ -239,50 +249,34 @@ class Settings:
     state_dir: Path = field(default_factory=lambda: Path.home() / ".gleaner")
 
     # ---------------------------------------------------------------------------
-    def topic(self, name: str) -> str:
-        return f"{self.topic_prefix}{name}"
+    # The sections a component receives (gleaner/settings_sections.py), built afresh on each read.
+    @property
+    def kafka(self) -> KafkaSettings:
+        return KafkaSettings.of(self)
 
     @property
-    def invocations_topic(self) -> str:
-        return self.topic("invocations")
+    def stores(self) -> StoreSettings:
+        return StoreSettings.of(self)
 
     @property
-    def completed_topic(self) -> str:
-        return self.topic("activations.completed")
+    def composition(self) -> CompositionSettings:
+        return CompositionSettings.of(self)
 
     @property
-    def prewarm_topic(self) -> str:
-        return self.topic("prewarm")
+    def gateway(self) -> GatewaySettings:
+        return GatewaySettings.of(self)
 
     @property
-    def health_topic(self) -> str:
-        return self.topic("invokers.health")
+    def replay(self) -> ReplaySettings:
+        return ReplaySettings.of(self)
 
     @property
-    def dag_requests_topic(self) -> str:
-        return self.topic("dag.requests")
-
-    @property
-    def dag_results_topic(self) -> str:
-        return self.topic("dag.results")
-
-    @property
-    def deadletter_topic(self) -> str:
-        return self.topic("deadletter")
-
-    def invoker_topic(self, invoker_id: str) -> str:
-        return self.topic(f"invoker.{invoker_id}")
+    def limits(self) -> LimitsSettings:
+        return LimitsSettings.of(self)
 
     @property
     def models_root(self) -> Path:
         return Path(self.models_dir).expanduser() if self.models_dir else self.state_dir / "models"
-
-    @property
-    def dag_plans_topic(self) -> str:
-        return self.topic("dag.plans")
-
-    def db(self, name: str) -> str:
-        return f"{self.db_prefix}{name}"
 
     def masked(self) -> dict[str, object]:
         """The settings as a dict with secrets hidden, safe to print or log."""

@@ -34,6 +34,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from gleaner.couchdb import SUBJECTS, AsyncCouchDB, Call, CouchDB
+from gleaner.credentials import new_secret
 from gleaner.errors import BadRequest, Conflict, NotFound
 
 ALGO = "pbkdf2_sha256"
@@ -83,16 +84,6 @@ def parse_credential(credential: str) -> tuple[str, str] | None:
         return str(uuidlib.UUID(user)), key
     except ValueError:
         return None
-
-
-def new_secret() -> str:
-    """A key in OpenWhisk's shape: 64 letters and digits (~380 bits)."""
-    alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
-    return "".join(secrets.choice(alphabet) for _ in range(64))
-
-
-def new_credential() -> str:
-    return f"{uuidlib.uuid4()}:{new_secret()}"
 
 
 def hash_key(key: str, salt: bytes, iterations: int = ITERATIONS) -> str:

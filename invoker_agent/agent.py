@@ -358,10 +358,10 @@ class InvokerAgent(Handler):
 
 
 def build(settings: Settings) -> ConsumeRunner:
-    ensure_topics(settings, [settings.invoker_topic(settings.invoker_id)])  # a new invoker's own topic
-    bell = process_bell(settings)
-    producer = EventProducer(settings, bell)
-    deadletters = DeadLetters(settings, producer)
+    ensure_topics(settings.kafka, [settings.invoker_topic(settings.invoker_id)])  # a new invoker's own topic
+    bell = process_bell(settings.kafka, settings.stores)
+    producer = EventProducer(settings.kafka, bell)
+    deadletters = DeadLetters(settings.kafka, producer)
     engine = DockerEngine(settings)
     permits = ResourcePermits(
         CapacityLedger(
@@ -371,8 +371,8 @@ def build(settings: Settings) -> ConsumeRunner:
             SchedulerConfig.from_settings(settings),
         )
     )
-    db = CouchDB(settings)
-    redis = RedisStore(settings)
+    db = CouchDB(settings.stores)
+    redis = RedisStore(settings.stores)
     incarnation = uuid.uuid4().hex[:12]
     actions = ActionStore(db, settings.action_cache_ttl_s)
     pool = ContainerPool(engine, settings, incarnation=incarnation)
@@ -381,13 +381,15 @@ def build(settings: Settings) -> ConsumeRunner:
         actions,
         pool,
         permits,
-        DataStore(redis, settings.inline_payload_bytes, settings.data_ttl_s, Signer.for_settings(settings)),
+        DataStore(
+            redis, settings.inline_payload_bytes, settings.data_ttl_s, Signer.for_settings(settings.kafka)
+        ),
     )
     claims = ActivationClaims(redis, settings.invoker_id, incarnation)
     prewarmer = Prewarmer(settings, pool, actions, permits)
     agent = InvokerAgent(settings, producer, deadletters, executor, claims, engine, incarnation, prewarmer)
     consumer = EventConsumer(
-        settings,
+        settings.kafka,
         f"gleaner-invoker-{settings.invoker_id}",
         [settings.invoker_topic(settings.invoker_id)],
         instance_id=member_id(f"invoker-{settings.invoker_id}"),
@@ -401,5 +403,5 @@ def build(settings: Settings) -> ConsumeRunner:
         producer,
         deadletters,
         agent,
-        RunnerConfig.for_settings(settings, max_in_flight=MAX_IN_FLIGHT),
+        RunnerConfig.for_settings(settings.kafka, max_in_flight=MAX_IN_FLIGHT),
     )

@@ -20,15 +20,10 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from gleaner.container_labels import INCARNATION_LABEL, INVOKER_LABEL
 from gleaner.errors import DockerError
 from gleaner.settings import Settings
-from invoker_agent.docker_engine import (
-    DEFAULT_CPU_SHARES,
-    INCARNATION_LABEL,
-    INVOKER_LABEL,
-    ContainerInfo,
-    DockerEngine,
-)
+from invoker_agent.docker_engine import DEFAULT_CPU_SHARES, ContainerInfo, DockerEngine
 from invoker_agent.proxy_client import ActionProxyClient
 from monitor.cgroups import CgroupPaths
 

@@ -86,11 +86,25 @@ class ActivationClaims:
         else:
             return Claim.DUPLICATE
         try:
-            self._store.set(_key(activation_id), self._mine, _TTL_S)
+            # Only if the claim is still the one read: the holder may have finished it, or
+            # another invoker taken it over, since the read.
+            if not self._store.replace_if_equal(_key(activation_id), held.encode(), self._mine, _TTL_S):
+                return self._lost_takeover(activation_id)
         except RedisError as exc:
             log.warning("takeover of %s not recorded: %s", activation_id, exc)
         self._holders[activation_id] = Holder(owner, incarnation)
         return Claim.TAKEOVER
+
+    def _lost_takeover(self, activation_id: str) -> Claim:
+        """The claim changed between our read and our takeover: finished, or someone else's."""
+        try:
+            if self._store.set_if_absent(_key(activation_id), self._mine, _TTL_S):
+                return Claim.RUN  # it expired in between
+            now = (self._store.get(_key(activation_id)) or b"").decode()
+        except RedisError as exc:
+            log.warning("claim of %s not re-read after a lost takeover: %s", activation_id, exc)
+            return Claim.DUPLICATE  # someone else holds it: never run it twice
+        return Claim.FINISHED if now.partition(":")[0] == "done" else Claim.DUPLICATE
 
     def previous_holder(self, activation_id: str) -> Holder | None:
         """Who held ``activation_id`` before this invoker took it over (asked once)."""

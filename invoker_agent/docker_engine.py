@@ -45,6 +45,7 @@ import docker
 import docker.errors
 import requests.exceptions
 
+from gleaner.container_labels import INCARNATION_LABEL, INVOKER_LABEL, MANAGED_LABEL, NETWORK_LABEL
 from gleaner.errors import DockerError
 from gleaner.settings import Settings
 from invoker_agent.cgroup_resize import CPU_PERIOD_US, CgroupResizer, cpu_quota_us
@@ -53,10 +54,6 @@ from monitor import cgroups
 
 log = logging.getLogger(__name__)
 
-MANAGED_LABEL = "gleaner.managed"
-INVOKER_LABEL = "gleaner.invoker"
-INCARNATION_LABEL = "gleaner.incarnation"  # which run of the invoker started it
-NETWORK_LABEL = "gleaner.network"
 PROXY_TOKEN_ENV = "__GLEANER_PROXY_TOKEN"  # read and wiped by invoker_agent/runtime/actionproxy.py
 API_HOST_ENV = "__OW_API_HOST"  # as OpenWhisk's invoker sets it at container creation
 # The runtime image's "gleaner" user (deploy/images/python3/Dockerfile); numeric, so any

@@ -22,6 +22,7 @@ from gleaner.actions import Limits
 from gleaner.activation_keys import ActivationKeys, MintedKey
 from gleaner.allocation import Allocation
 from gleaner.errors import ContainerError, DockerError, GleanerError, InvalidLimits
+from gleaner.harvest_policies import BORROWING_POLICIES, LIVE_POLICIES, SAFEGUARD_POLICIES, SHARES_POLICIES
 from gleaner.metrics import COLD_STARTS
 from gleaner.records import DEVELOPER_ERROR, INTERNAL_ERROR, RecordDraft, build_record, status_of
 from gleaner.settings import Settings
@@ -34,7 +35,6 @@ from invoker_agent.permits import Resizer, ResourcePermits
 from invoker_agent.proxy_client import ActionProxyClient, InitError
 from invoker_agent.safeguard import SafeguardWatch
 from monitor.cgroups import CgroupNotFound, CgroupSampler, UsageSummary, find_cgroup
-from predictor.policies import BORROWING_POLICIES, LIVE_POLICIES, SAFEGUARD_POLICIES, SHARES_POLICIES
 from streams.events import ActivationRequest, now_ms
 from streams.payloads import DataStore, ForeignReference, size_of
 
@@ -88,7 +88,7 @@ class ActivationExecutor:
         keys: ActivationKeys | None = None,
     ) -> None:
         self.settings = settings
-        self.keys = keys if keys is not None else ActivationKeys.for_settings(settings)
+        self.keys = keys if keys is not None else ActivationKeys.for_settings(settings.stores)
         # Revoking is off the activation's way (a Redis round trip it need not wait for);
         # a key whose revoke is lost still expires with its deadline.
         self._revoker = ThreadPoolExecutor(1, thread_name_prefix="key-revoke")
@@ -313,7 +313,7 @@ class ActivationExecutor:
         except InitError as exc:
             self._finish(draft, DEVELOPER_ERROR, {"error": f"The action failed to initialize: {exc}"})
             return
-        except DockerError as exc:
+        except (DockerError, ContainerError) as exc:  # the engine refused, or it never got ready
             log.error("container start failed for %s: %s", req.activation_id, exc)
             self._finish(draft, INTERNAL_ERROR, {"error": f"Failed to start a container: {exc}"})
             return

@@ -47,7 +47,7 @@ if TYPE_CHECKING:
     from predictor.inference import Prediction, Predictor
     from predictor.models import MODEL_NAMES, TARGETS, TrainedModels
     from predictor.peak_sizing import PeakSize, size_to_peak
-    from predictor.plan import POLICIES, Plan, StagePlan, plan_request
+    from predictor.plan import PLANNING_POLICIES, Plan, StagePlan, plan_request
     from predictor.report import ReportFiles, write_report
     from predictor.scaling import ScalingCurve, fit_curve, fit_curves
     from predictor.store import ModelLoadError, load_current, save_models
@@ -83,7 +83,7 @@ _EXPORTS = {
     "inference": ("Prediction", "Predictor"),
     "models": ("MODEL_NAMES", "TARGETS", "TrainedModels"),
     "peak_sizing": ("PeakSize", "size_to_peak"),
-    "plan": ("POLICIES", "Plan", "StagePlan", "plan_request"),
+    "plan": ("PLANNING_POLICIES", "Plan", "StagePlan", "plan_request"),
     "report": ("ReportFiles", "write_report"),
     "scaling": ("ScalingCurve", "fit_curve", "fit_curves"),
     "store": ("ModelLoadError", "load_current", "save_models"),
@@ -94,7 +94,7 @@ _EXPORTS = {
 _MODULE_OF = {name: module for module, names in _EXPORTS.items() for name in names}
 __all__ = [
     "MODEL_NAMES",
-    "POLICIES",
+    "PLANNING_POLICIES",
     "TARGETS",
     "THESIS_TABLE_3_2",
     "AllowedValues",

@@ -224,6 +224,11 @@ def _cell(value: object) -> str:
     return repr(value) if isinstance(value, float) else str(value)
 
 
+def dataset_path(state_dir: Path, namespace: str, dag: str) -> Path:
+    """Where ``gleaner profile`` writes a DAG's dataset and ``gleaner train`` reads it."""
+    return state_dir / "profiles" / namespace / f"{dag}.csv"
+
+
 def write_csv(rows: Iterable[ProfileRow], path: Path) -> int:
     """Write ``rows`` with a header; returns how many rows were written."""
     path.parent.mkdir(parents=True, exist_ok=True)

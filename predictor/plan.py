@@ -26,16 +26,16 @@ from dataclasses import dataclass, replace
 from typing import Any, Literal, get_args
 
 from composer.stages import Analysis, StageInfo
-from gleaner.allocation import Allocation, Origin, Predicted
+from gleaner.allocation import Allocation, Origin, Predicted, Slot
 from predictor.allocation import AllowedValues, NormalizedDemand, normalize_flagged, normalize_many
 from predictor.inference import Prediction, Predictor
 from predictor.peak_sizing import size_to_peak
 from predictor.validator import Demand, StageDecision, validate_stage
 from predictor.work_division import divide_work, predicted_makespan
+from streams.events import allocations_to_wire
 
-Policy = Literal["thesis", "libra", "gleaner"]
-POLICIES: tuple[str, ...] = get_args(Policy)
-Slot = tuple[int, int]  # (stage, index)
+PlanningPolicy = Literal["thesis", "libra", "gleaner"]
+PLANNING_POLICIES: tuple[str, ...] = get_args(PlanningPolicy)
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +71,16 @@ class Plan:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready: allocations keyed ``"stage.index"``, decisions and reasons."""
+        return {
+            "policy": self.policy,
+            "allocations": allocations_to_wire(self.allocations),
+            "stages": self.stage_summaries(),
+            "reasons": list(self.reasons),
+        }
+
+    def stage_summaries(self) -> list[dict[str, Any]]:
+        """JSON-ready: each planned stage's decision (the plan event carries these beside
+        the typed allocations)."""
         stages = []
         for sp in self.stages:
             summary: dict[str, Any] = {
@@ -99,12 +109,7 @@ class Plan:
                         "user_core_s": _rounded(sp.user_core_s),
                     }
             stages.append(summary)
-        return {
-            "policy": self.policy,
-            "allocations": {f"{s}.{i}": a.to_dict() for (s, i), a in self.allocations.items()},
-            "stages": stages,
-            "reasons": list(self.reasons),
-        }
+        return stages
 
 
 def _origin(decision: StageDecision, cpu: float, user_cpu: float) -> Origin:
@@ -283,8 +288,8 @@ def select_stages(analysis: Analysis, user: Mapping[Slot, Demand]) -> Selection:
 
 def check_policy(policy: str) -> None:
     """ValueError for an unknown ``policy``."""
-    if policy not in POLICIES:
-        raise ValueError(f"unknown planning policy {policy!r} (known: {', '.join(POLICIES)})")
+    if policy not in PLANNING_POLICIES:
+        raise ValueError(f"unknown planning policy {policy!r} (known: {', '.join(PLANNING_POLICIES)})")
 
 
 def plan_request(

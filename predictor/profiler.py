@@ -21,17 +21,35 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 import orjson
 from tqdm import tqdm
 
-from gleaner.cli.client import OpenWhiskClient
+from gleaner.settings import load_settings
 from predictor.allocation import Grid
 from predictor.dataset import ProfileRow, Skipped, collect_rows, write_csv
 from predictor.sweep import CpuSweep, default_cpus, default_inputs, pick_inputs
 
 RECORD_WAIT_S = 30.0
+
+
+class Gateway(Protocol):
+    """What the profiler asks of Gleaner's REST API (:class:`gleaner.gateway_client.OpenWhiskClient`
+    is one): passed in, so the predictor holds no client of its own."""
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        json: Any = None,
+        params: dict[str, Any] | None = None,
+        ok: tuple[int, ...] = (200,),
+    ) -> tuple[int, Any]: ...
+
+    def record(self, activation_id: str, timeout_s: float = 30.0) -> dict[str, Any]: ...
+
 
 Records = tuple[dict[str, Any], list[dict[str, Any]]]
 
@@ -48,8 +66,6 @@ class ProfileResult:
 
 def default_sweep(n_inputs: int) -> CpuSweep:
     """The sweep ``gleaner profile`` runs unless told otherwise, from the settings."""
-    from gleaner.settings import load_settings
-
     s = load_settings()
     top = profile_cpu(s.cpu_max, s.invoker_cpu_capacity)
     grid = Grid(s.cpu_min, s.cpu_max, s.cpu_step)
@@ -62,7 +78,7 @@ def profile_cpu(cpu_max: float, invoker_cpu_capacity: float) -> float:
 
 
 def profile_dag(
-    client: OpenWhiskClient,
+    client: Gateway,
     dag: str,
     inputs: Sequence[Path],
     out: Path,
@@ -102,9 +118,7 @@ def profile_dag(
     return ProfileResult(out, len(rows), len(requests), failed, _summary(skipped, rows), summary)
 
 
-def _run(
-    client: OpenWhiskClient, dag: str, path: Path, into: list[Records], *, cpu: float | None = None
-) -> int:
+def _run(client: Gateway, dag: str, path: Path, into: list[Records], *, cpu: float | None = None) -> int:
     """One blocking profile request (every function at ``cpu`` cores, or at the
     maximum) and its records appended to ``into``; 1 if it failed."""
     value = orjson.loads(path.read_bytes())
@@ -119,7 +133,7 @@ def _run(
     return 0 if rec.get("response", {}).get("success") else 1
 
 
-def _parallel_actions(client: OpenWhiskClient, dag: str) -> list[str]:
+def _parallel_actions(client: Gateway, dag: str) -> list[str]:
     """The actions of the DAG's parallel stages, once each, in stage order."""
     _, doc = client.request("GET", f"/dags/{dag}")
     stages = (doc.get("analysis") or {}).get("stages") or []

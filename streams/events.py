@@ -27,8 +27,24 @@ Schemas (version 1)::
                       "allocation": {...} | null}],
        "submitted_ms": ..., "delay_ms": 0 (start no earlier than submitted_ms + delay_ms)}
 
+    dag.requests                    DagRequest
+      {"type": "dag.request", "version": 1, "request_id": "32 hex chars" (optional),
+       "namespace": "guest", "dag": "pipeline", "input": {...}, "harvest": null,
+       "policy": null, "profile": false, "submitted_ms": ...,
+       "profile_cpu": 1.0 (optional), "input_size": 1234 (optional: measured at entry),
+       "dag_rev": "3-abc" (optional: the DAG document's revision, as read at entry)}
+
+    dag.plans                       DagPlan (platform-signed only)
+      {"type": "dag.plan", "version": 1, "request": {the DagRequest},
+       "harvest": true, "allocations": {"stage.index": {allocation}}, "stages": [...],
+       "reasons": [...], "model_version": "v3" | null, "inference_ms": 1.2, "policy": "gleaner"}
+
     invokers.health                 InvokerHealth
     deadletter                      DeadLetter
+
+Versions: a field added later is optional (absent reads as "not known", and an older
+reader ignores it), so an event already in Kafka still decodes and a new one still
+reads in an older build; ``version`` changes only when a field changes meaning.
 """
 
 from __future__ import annotations
@@ -36,15 +52,16 @@ from __future__ import annotations
 import re
 import time
 import uuid
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields, is_dataclass
 from typing import Any, TypeVar
 
 import orjson
 
 from gleaner.actions import is_entity_name
-from gleaner.allocation import Allocation
+from gleaner.allocation import Allocation, Slot
 from gleaner.errors import MalformedEvent
-from predictor.policies import check_policy, requested_policy
+from gleaner.harvest_policies import check_policy, requested_policy
 
 VERSION = 1
 _ACTIVATION_ID = re.compile(r"^[0-9a-f]{32}$")
@@ -223,15 +240,37 @@ def _plan_policy(data: dict[str, Any]) -> str:
         raise MalformedEvent(f"field 'policy': {exc}") from exc
 
 
-def _allocations(data: dict[str, Any]) -> dict[str, Any]:
-    """A plan's allocations, ``"stage.index" -> allocation``; each must parse."""
-    raw: dict[str, Any] = _field(data, "allocations", dict, required=False) or {}
-    for slot, value in raw.items():
+_SLOT_KEY = re.compile(r"^(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)$")
+
+
+def allocations_to_wire(allocations: Mapping[Slot, Allocation]) -> dict[str, Any]:
+    """A plan's allocations as they travel (and as records show them): ``"stage.index"
+    -> allocation``. The one codec of that form, with :func:`allocations_from_wire`."""
+    return {f"{stage}.{index}": a.to_dict() for (stage, index), a in allocations.items()}
+
+
+def allocations_from_wire(raw: Any, name: str = "allocations") -> dict[Slot, Allocation]:
+    """A plan's allocations from their wire form, typed, in their order; a key that is no
+    ``"stage.index"`` or a value that is no allocation raises :class:`MalformedEvent`."""
+    if not isinstance(raw, dict):
+        raise MalformedEvent(f"field '{name}' must be dict, got {type(raw).__name__}")
+    out: dict[Slot, Allocation] = {}
+    for key, value in raw.items():
+        where = f"field '{name}.{key}'"
+        found = _SLOT_KEY.match(key)
+        if found is None:
+            raise MalformedEvent(f"{where}: the key is not 'stage.index'")
         try:
-            Allocation.from_dict(value)
+            out[(int(found[1]), int(found[2]))] = Allocation.from_dict(value)
         except MalformedEvent as exc:
-            raise MalformedEvent(f"field 'allocations.{slot}': {exc}") from exc
-    return raw
+            raise MalformedEvent(f"{where}: {exc}") from exc
+    return out
+
+
+def _allocations(data: dict[str, Any]) -> dict[Slot, Allocation]:
+    """A plan's allocations, decoded once here: typed from there on."""
+    raw = data.get("allocations")
+    return {} if raw is None else allocations_from_wire(raw)
 
 
 def _allocation(data: dict[str, Any]) -> Allocation | None:
@@ -277,19 +316,29 @@ class DagRequest(Event):
     dag: str
     input: dict[str, Any] = field(default_factory=dict)  # may hold a data-store reference
     harvest: bool | None = None  # per-request switch; None = the global setting
-    policy: str | None = None  # harvesting policy (predictor.policies); wins over ``harvest``
+    policy: str | None = None  # harvesting policy (gleaner.harvest_policies); wins over ``harvest``
     profile: bool = False  # run every function at the maximum allocation (the profiler's runs)
     # With ``profile``: every function at this many cores instead of the maximum (the
     # profiler's CPU sweep); None: the maximum. Left off the wire when None.
     profile_cpu: float | None = None
     submitted_ms: int = 0
+    # The input's serialized size in bytes (a reference counts as the size it names), measured
+    # once where the request enters (the gateway; for a request produced straight to Kafka, the
+    # first stream that needs it) and carried on. None: not measured yet. Left off the wire when None.
+    input_size: int | None = None
+    # The revision of the DAG document the request runs, as read where it entered (the
+    # gateway; for a request produced straight to Kafka, the first stream that reads the
+    # document): later streams use the version they parsed for it, without reading it again.
+    # None: not read yet. Left off the wire when None.
+    dag_rev: str | None = None
     type: str = "dag.request"
     version: int = VERSION
 
     def to_dict(self) -> dict[str, Any]:
         out = Event.to_dict(self)
-        if self.profile_cpu is None:
-            del out["profile_cpu"]  # an event without it reads the same in any version
+        for name in ("profile_cpu", "input_size", "dag_rev"):
+            if out[name] is None:
+                del out[name]  # an event without it reads the same in any version
         return out
 
     @classmethod
@@ -309,6 +358,8 @@ class DagRequest(Event):
             profile=profile,
             profile_cpu=_profile_cpu(data, profile),
             submitted_ms=_field(data, "submitted_ms", int, required=False) or now_ms(),
+            input_size=_non_negative(data, "input_size"),
+            dag_rev=_field(data, "dag_rev", str, required=False),
         )
 
 
@@ -328,13 +379,14 @@ def _profile_cpu(data: dict[str, Any], profile: bool) -> float | None:
 class DagPlan(Event):
     """A DAG request with the predictor's harvesting decision (topic ``dag.plans``).
 
-    ``allocations`` (``"stage.index" -> {cpu, memory, origin}``) travel on: the
-    composition stream puts each function's on its invocation event.
+    ``allocations`` (``(stage, index) -> Allocation``; on the wire ``"stage.index" ->
+    {cpu, memory, origin, ...}``) travel on: the composition stream puts each
+    function's on its invocation event.
     """
 
     request: dict[str, Any]  # the DagRequest, as produced
     harvest: bool  # whether a plan was applied
-    allocations: dict[str, Any] = field(default_factory=dict)
+    allocations: dict[Slot, Allocation] = field(default_factory=dict)
     stages: list[dict[str, Any]] = field(default_factory=list)
     reasons: list[str] = field(default_factory=list)
     model_version: str | None = None
@@ -342,6 +394,11 @@ class DagPlan(Event):
     policy: str = "off"  # the policy the request runs under, as resolved by the predictor
     type: str = "dag.plan"
     version: int = VERSION
+
+    def to_dict(self) -> dict[str, Any]:
+        out = Event.to_dict(self)
+        out["allocations"] = allocations_to_wire(self.allocations)
+        return out
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> DagPlan:
@@ -361,7 +418,7 @@ class DagPlan(Event):
         """What the DAG-level record keeps of the decision."""
         return {
             "applied": self.harvest,
-            "allocations": self.allocations,
+            "allocations": allocations_to_wire(self.allocations),
             "stages": self.stages,
             "reasons": self.reasons,
             "model_version": self.model_version,

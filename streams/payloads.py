@@ -24,7 +24,7 @@ from typing import Any
 
 import orjson
 
-from gleaner.errors import BadRequest
+from gleaner.errors import InvalidInput
 from gleaner.redis_store import RedisStore
 from streams.kafka.signing import Signer
 
@@ -33,7 +33,7 @@ _PREFIX = "gleaner:data:"
 _ID = re.compile(r"^[0-9a-f]{32,64}$")
 
 
-class ForeignReference(BadRequest):
+class ForeignReference(InvalidInput):
     """A reference the namespace cannot resolve: another's, expired, or made up."""
 
 

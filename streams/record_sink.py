@@ -148,13 +148,20 @@ class RecordSink(Handler):
 
 
 def build(settings: Settings) -> ConsumeRunner:
-    bell = process_bell(settings)
-    producer = EventProducer(settings, bell)
+    bell = process_bell(settings.kafka, settings.stores)
+    producer = EventProducer(settings.kafka, bell)
     consumer = EventConsumer(
-        settings, GROUP, [settings.completed_topic], hot=False, instance_id=member_id("records"), bell=bell
+        settings.kafka,
+        GROUP,
+        [settings.completed_topic],
+        hot=False,
+        instance_id=member_id("records"),
+        bell=bell,
     )
-    outbox = Outbox(RedisStore(settings))
-    sink = RecordSink(CouchDB(settings), settings.record_batch_ms / 1000, settle=outbox.settle)
+    outbox = Outbox(RedisStore(settings.stores))
+    sink = RecordSink(CouchDB(settings.stores), settings.record_batch_ms / 1000, settle=outbox.settle)
     # A whole batch may wait on CouchDB.
-    config = RunnerConfig.for_settings(settings, max_in_flight=2 * MAX_BATCH)
-    return ConsumeRunner("record-sink", consumer, producer, DeadLetters(settings, producer), sink, config)
+    config = RunnerConfig.for_settings(settings.kafka, max_in_flight=2 * MAX_BATCH)
+    return ConsumeRunner(
+        "record-sink", consumer, producer, DeadLetters(settings.kafka, producer), sink, config
+    )

@@ -24,22 +24,35 @@ less than it could (video: recognition1 1.25 / recognition2 0.75 cores; AES: aes
 That idle allocation is what Gleaner harvests for the straggler. (With equal shares
 and functions whose peaks are alike at the maximum allocation, the validator has
 nothing to move: see docs/benchmarks.md.)
+
+Each workload is defined in its folder's ``workload.py`` and imported only when it is
+named: ``WORKLOADS`` knows the names without importing anything, so ``gleaner eval`` or
+``gleaner profile`` of a user's own DAG on a plain install (no ``workloads`` extra, no
+OpenCV) never loads them.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import argparse
+import importlib
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
-from composer.dsl import parallel, sequence
 from composer.model import Node, actions
-from workloads.ml_pipeline import inputs as ml_inputs
-from workloads.parallel_aes import inputs as aes_inputs
-from workloads.video_analytics import inputs as video_inputs
+from gleaner.errors import GleanerError
 
-HERE = Path(__file__).resolve().parent
+# Each built-in workload by name: the module that defines it and the attribute, imported
+# only when the workload is named. Its input generator may need the `workloads` extra
+# (OpenCV for the videos); a user's own DAG with its own inputs never loads them.
+BUILTIN: dict[str, str] = {
+    "video-analytics": "workloads.video_analytics.workload:VIDEO_ANALYTICS",
+    "parallel-aes": "workloads.parallel_aes.workload:PARALLEL_AES",
+    "ml-pipeline": "workloads.ml_pipeline.workload:ML_PIPELINE",
+}
+EXTRA_HINT = "pip install -e '.[workloads]'"
 
 
 @dataclass(frozen=True)
@@ -78,8 +91,8 @@ class Workload:
             raise ValueError(f"{self.name}: DAG actions {sorted(used)} != functions {sorted(defined)}")
 
 
-def _fn(
-    workload_dir: str,
+def function_spec(
+    folder: Path,
     code: str,
     name: str,
     cpu: float,
@@ -87,100 +100,71 @@ def _fn(
     timeout_ms: int = 120_000,
     **params: Any,
 ) -> FunctionSpec:
-    return FunctionSpec(name, HERE / workload_dir / code, cpu, memory_mb, timeout_ms, dict(params))
+    """The action ``name`` whose code is ``folder/code`` (a workload's function directory)."""
+    return FunctionSpec(name, folder / code, cpu, memory_mb, timeout_ms, dict(params))
 
 
-VIDEO_ANALYTICS = Workload(
-    name="video-analytics",
-    dag=sequence("streaming", "decoder", parallel("recognition1", "recognition2")),
-    functions=(
-        _fn("video_analytics", "streaming", "streaming", 0.5, 256, 60_000),
-        _fn("video_analytics", "decoder", "decoder", 1.0, 512, 60_000),
-        # Same code; recognition1 gets 1 frame in 4 and recognition2 the other 3, yet
-        # the light one is given the larger share (thesis 2.6: mis-provisioned).
-        _fn("video_analytics", "recognition", "recognition1", 1.25, 768, offset=0, take=1, period=4),
-        _fn("video_analytics", "recognition", "recognition2", 0.75, 768, offset=1, take=3, period=4),
-    ),
-    description=(
-        "Image recognition: a synthetic MJPEG video of handwritten digits is streamed, "
-        "decoded into frames, and two recognition functions classify the digits of 25% "
-        "and 75% of the frames (denoise, segment, SVM trained on scikit-learn's digits)."
-    ),
-    generate_inputs=video_inputs.generate_inputs,
-    small_input=video_inputs.small_input,
-)
+def import_extra(module: str) -> ModuleType:
+    """Import a workload's module that needs libraries of the ``workloads`` extra; a missing one
+    is a clear error that names the extra, not a bare ``ModuleNotFoundError``."""
+    try:
+        return importlib.import_module(module)
+    except ModuleNotFoundError as exc:
+        if (exc.name or "").partition(".")[0] == "workloads":
+            raise  # our own module is missing: a bug, not an extra
+        raise GleanerError(f"{module} needs {exc.name}, from the workloads extra: {EXTRA_HINT}") from exc
 
-PARALLEL_AES = Workload(
-    name="parallel-aes",
-    dag=sequence("split", parallel("aes1", "aes2", "aes3"), "merge"),
-    functions=(
-        _fn("parallel_aes", "split", "split", 0.5, 256, 60_000),
-        # Segments of 15%, 30% and 55% of the text; the smallest gets the most CPU.
-        _fn("parallel_aes", "aes", "aes1", 0.75, 256, segment=0, rounds=2),
-        _fn("parallel_aes", "aes", "aes2", 0.5, 256, segment=1, rounds=2),
-        _fn("parallel_aes", "aes", "aes3", 0.25, 256, segment=2, rounds=2),
-        _fn("parallel_aes", "merge", "merge", 0.25, 128, 60_000),
-    ),
-    description=(
-        "Text encryption: the text is split into three unequal segments (15/30/55%), each "
-        "encrypted and decrypted through two rounds of AES-256-CTR with pure-Python pyaes "
-        "in parallel chunks, and the digests merged."
-    ),
-    generate_inputs=aes_inputs.generate_inputs,
-    small_input=aes_inputs.small_input,
-)
 
-_TREES = (
-    # (trees, max_depth, leaves, feature_fraction, learning_rate, max_bin, min_data_in_leaf)
-    (25, 3, 7, 0.5, 0.3, 63, 20),
-    (50, 5, 24, 0.6, 0.2, 127, 20),
-    (100, 8, 63, 0.8, 0.1, 255, 20),
-    (300, -1, 127, 1.0, 0.05, 255, 10),
-)
+class Catalog(Mapping[str, Workload]):
+    """The built-in workloads by name. Names, ``in`` and iteration never import a workload;
+    looking one up imports its module once (``values()``/``items()`` import them all)."""
 
-ML_PIPELINE = Workload(
-    name="ml-pipeline",
-    dag=sequence("preprocess", parallel("train1", "train2", "train3", "train4"), "evaluate"),
-    functions=(
-        _fn("ml_pipeline", "preprocess", "preprocess", 1.0, 512, 60_000),
-        # Four LightGBM configurations from 25 shallow trees to 300 deep ones (each
-        # function searches 4 candidates around its own); the smallest model gets the
-        # most CPU and finishes early, the 300-tree one gets a quarter core.
-        *(
-            _fn(
-                "ml_pipeline",
-                "train",
-                f"train{i}",
-                cpu,
-                384,
-                trees=trees,
-                max_depth=depth,
-                num_leaves=leaves,
-                feature_fraction=ff,
-                learning_rate=lr,
-                max_bin=bins,
-                min_data_in_leaf=min_leaf,
-            )
-            for i, (cpu, (trees, depth, leaves, ff, lr, bins, min_leaf)) in enumerate(
-                zip((0.75, 0.5, 0.5, 0.25), _TREES, strict=True), start=1
-            )
-        ),
-        _fn("ml_pipeline", "evaluate", "evaluate", 0.25, 128, 60_000),
-    ),
-    description=(
-        "Model training: a tabular dataset is cleaned, standardised and split, four "
-        "LightGBM trainings with very different hyper-parameters (25 to 300 trees, each a "
-        "4-candidate search) run in parallel, and the best model is picked."
-    ),
-    generate_inputs=ml_inputs.generate_inputs,
-    small_input=ml_inputs.small_input,
-)
+    def __init__(self, entries: Mapping[str, str]) -> None:
+        self._entries = dict(entries)
+        self._loaded: dict[str, Workload] = {}
 
-WORKLOADS: dict[str, Workload] = {w.name: w for w in (VIDEO_ANALYTICS, PARALLEL_AES, ML_PIPELINE)}
+    def __getitem__(self, name: str) -> Workload:
+        if name not in self._loaded:
+            module, _, attr = self._entries[name].partition(":")
+            workload = getattr(import_extra(module), attr)
+            if not isinstance(workload, Workload) or workload.name != name:
+                raise TypeError(f"{self._entries[name]} is not the workload {name!r}")
+            self._loaded[name] = workload
+        return self._loaded[name]
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._entries
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._entries)
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def loaded(self) -> list[str]:
+        """The names imported so far."""
+        return list(self._loaded)
+
+
+WORKLOADS = Catalog(BUILTIN)
 
 
 def get(name: str) -> Workload:
-    try:
-        return WORKLOADS[name]
-    except KeyError:
-        raise KeyError(f"unknown workload {name!r}; known: {', '.join(WORKLOADS)}") from None
+    if name not in WORKLOADS:
+        raise KeyError(f"unknown workload {name!r}; known: {', '.join(WORKLOADS)}")
+    return WORKLOADS[name]
+
+
+def input_files(args: argparse.Namespace, dag: str, state_dir: Path) -> list[Path]:
+    """A DAG's inputs: from a folder of JSON files (``args.input_dir``, the first
+    ``args.inputs``), or generated by the built-in workload of that name (``args.inputs``
+    of them, 100 if unset, with ``args.seed``) under ``state_dir/inputs``."""
+    if args.input_dir:
+        files = sorted(Path(args.input_dir).glob("*.json"))
+        if not files:
+            raise GleanerError(f"{args.input_dir} holds no .json inputs")
+        return files[: args.inputs] if args.inputs else files
+    if dag not in WORKLOADS:
+        raise GleanerError(f"{dag} is not a built-in workload ({', '.join(WORKLOADS)}): pass --input-dir")
+    out = state_dir / "inputs" / dag / f"seed{args.seed}"
+    return WORKLOADS[dag].generate_inputs(args.inputs or 100, args.seed, out)

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from composer.jsonio import to_json
-from gleaner.cli.client import OpenWhiskClient, Target
+from gleaner.gateway_client import OpenWhiskClient, Target
 from workloads.catalog import WORKLOADS, FunctionSpec, Workload
 
 SHARED = Path(__file__).resolve().parent / "_shared"

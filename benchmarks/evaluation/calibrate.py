@@ -18,8 +18,8 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from gleaner.harvest_policies import OFF
 from monitor.utilisation import UtilisationSummary
-from predictor.policies import OFF
 from streams.replay.runner import Replayer
 from streams.replay.trace import TraceEntry
 

@@ -44,12 +44,12 @@ from benchmarks.evaluation.run import (
     run_order,
 )
 from benchmarks.report import write_section
-from gleaner.cli.client import OpenWhiskClient, Target
 from gleaner.errors import BadRequest, GleanerError
+from gleaner.gateway_client import OpenWhiskClient, Target
 from gleaner.redis_store import RedisStore
 from gleaner.settings import Settings, load_settings
 from streams.kafka.client import EventProducer
-from streams.placement.policies import POLICIES
+from streams.placement.policies import PLACEMENT_POLICY_FACTORIES
 from streams.replay.arrivals import rate_table, synthesise
 from streams.replay.lock import ReplayLock
 from streams.replay.outcomes import RequestOutcome, write_requests_csv
@@ -67,11 +67,11 @@ PROBE_DEADLINE_S = 120.0
 
 def placements_from(raw: str) -> list[str]:
     names = [x.strip() for x in raw.split(",") if x.strip()]
-    unknown = [x for x in names if x not in POLICIES]
+    unknown = [x for x in names if x not in PLACEMENT_POLICY_FACTORIES]
     if unknown or len(names) < 2 or len(set(names)) != len(names):
         raise BadRequest(
-            f"--placements takes two or more of {', '.join(POLICIES)}, each once (the first is the "
-            f"baseline); got {raw!r}"
+            f"--placements takes two or more of {', '.join(PLACEMENT_POLICY_FACTORIES)}, each once "
+            f"(the first is the baseline); got {raw!r}"
         )
     return names
 
@@ -290,9 +290,9 @@ def main(args: argparse.Namespace) -> int:
     switch.check()
     namespace = client.namespace()
     targets = eval_targets(args, settings, client, namespace)
-    redis = RedisStore(settings)
-    producer = EventProducer(settings)
-    base = replayer_for(settings, namespace, producer, redis)
+    redis = RedisStore(settings.stores)
+    producer = EventProducer(settings.kafka)
+    base = replayer_for(settings.replay, settings.kafka, namespace, producer, redis)
     log = InvokerLog(settings.completed_topic)
     replayer = Replayer(
         base.producer, log.listening(base.listen), base.topics, namespace, offload=base.offload

@@ -21,8 +21,8 @@ from typing import Any
 
 from deploy import procs
 from deploy.common import log_file, read_pid, stop_part
-from gleaner.cli.client import OpenWhiskClient
 from gleaner.errors import BadRequest, GleanerError, MalformedEvent
+from gleaner.gateway_client import OpenWhiskClient
 from gleaner.settings import Settings
 from streams.events import decode
 from streams.replay.runner import Listener, Received

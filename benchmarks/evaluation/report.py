@@ -8,11 +8,10 @@ import math
 import shlex
 import statistics
 import sys
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from benchmarks.evaluation import verdict
-from benchmarks.evaluation.calibrate import Calibration
+from benchmarks.evaluation.results import DagEvaluation
 from benchmarks.report import machine, write_section
 from monitor import eval_plots
 from monitor.evaluation import (
@@ -23,46 +22,7 @@ from monitor.evaluation import (
     paired_speedups,
     percentile,
 )
-from monitor.utilisation import UtilisationSummary
-from streams.replay.arrivals import LoadRow
 from streams.replay.runner import ReplayRun, outcome_line
-
-
-@dataclass(frozen=True, slots=True)
-class PolicyRun:
-    policy: str
-    run: ReplayRun
-    utilisation: UtilisationSummary
-
-
-@dataclass(frozen=True, slots=True)
-class LoadResult:
-    row: LoadRow
-    runs: list[PolicyRun]
-
-    @property
-    def load(self) -> str:
-        return self.row.load
-
-
-@dataclass(slots=True)
-class DagEvaluation:
-    dag: str
-    namespace: str
-    policies: list[str]
-    requests: int
-    distinct_inputs: int
-    seed: int
-    cpu_seconds: float
-    calibration: Calibration | None
-    capacity_cores: float
-    memory_capacity_mb: int
-    model_note: str
-    deadline_s: float
-    loads: list[LoadResult]
-    started_wall: float
-    seconds: float
-    notes: list[str] = field(default_factory=list)
 
 
 def speedups_of(base: ReplayRun, other: ReplayRun) -> dict[str, float]:

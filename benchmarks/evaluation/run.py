@@ -21,14 +21,15 @@ from typing import Any
 
 from benchmarks.evaluation import scheduling_verdict
 from benchmarks.evaluation.calibrate import Calibration, calibrate, fit_cpu_seconds, spread
-from benchmarks.evaluation.report import DagEvaluation, LoadResult, PolicyRun, write_report
+from benchmarks.evaluation.report import write_report
+from benchmarks.evaluation.results import DagEvaluation, LoadResult, PolicyRun
 from benchmarks.evaluation.scheduler_switch import SchedulerSwitch, label, schedulers_from
-from gleaner.cli.client import OpenWhiskClient, Target
 from gleaner.errors import BadRequest, GleanerError
+from gleaner.gateway_client import OpenWhiskClient, Target
+from gleaner.harvest_policies import policies_from
 from gleaner.redis_store import RedisStore
 from gleaner.settings import Settings, load_settings
 from monitor.utilisation import NodeUtilisation, UtilisationSummary
-from predictor.policies import policies_from
 from streams.kafka.client import EventProducer
 from streams.replay.arrivals import LOAD_FRACTIONS, rate_table, synthesise
 from streams.replay.lock import ReplayLock
@@ -148,7 +149,7 @@ def ensure_model(
     client: OpenWhiskClient, settings: Settings, namespace: str, t: EvalTarget, args: argparse.Namespace
 ) -> str:
     """A note on where the model came from; profiles and trains when there is none."""
-    from gleaner.cli.predict import dataset_path
+    from predictor.dataset import dataset_path
     from predictor.profiler import profile_dag
     from predictor.store import load_current
     from predictor.train import train_dag
@@ -165,7 +166,7 @@ def ensure_model(
     else:
         files = t.inputs[: args.profile_inputs]
         where = f"the first {len(files)} inputs of {args.input_dir} (the eval replays them too)"
-    dataset = dataset_path(settings, namespace, t.dag)
+    dataset = dataset_path(settings.state_dir, namespace, t.dag)
     started = time.monotonic()
     profiled = profile_dag(client, t.dag, files, dataset, progress=not args.quiet)
     if not profiled.rows:
@@ -379,9 +380,9 @@ def main(args: argparse.Namespace) -> int:
         switch.check()
     namespace = client.namespace()
     targets = eval_targets(args, settings, client, namespace)
-    redis = RedisStore(settings)
-    producer = EventProducer(settings)
-    replayer = replayer_for(settings, namespace, producer, redis)
+    redis = RedisStore(settings.stores)
+    producer = EventProducer(settings.kafka)
+    replayer = replayer_for(settings.replay, settings.kafka, namespace, producer, redis)
     out = Path(args.out)
     try:
         with ReplayLock(redis, f"gleaner eval {' '.join(t.dag for t in targets)}"):

@@ -17,8 +17,8 @@ from typing import Any
 from benchmarks.evaluation.placement_stack import SUPERVISOR_LOOK_S, supervisor_paused
 from deploy import procs
 from deploy.common import read_pid, stop_part
-from gleaner.cli.client import OpenWhiskClient
 from gleaner.errors import BadRequest, GleanerError
+from gleaner.gateway_client import OpenWhiskClient
 from gleaner.settings import Settings
 
 RESTART_TIMEOUT_S = 15.0

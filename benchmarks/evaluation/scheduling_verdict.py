@@ -12,7 +12,7 @@ import math
 import statistics
 from dataclasses import dataclass
 
-from benchmarks.evaluation.report import DagEvaluation, LoadResult, PolicyRun
+from benchmarks.evaluation.results import DagEvaluation, LoadResult, PolicyRun
 from benchmarks.evaluation.verdict import OURS, VIDEO_MEAN_TARGET, fmt, met
 from monitor.evaluation import LatencySummary, paired_speedups
 

@@ -6,12 +6,9 @@ from __future__ import annotations
 import math
 from collections import Counter
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
+from benchmarks.evaluation.results import DagEvaluation
 from monitor.evaluation import LatencySummary, SpeedupSummary, paired_speedups
-
-if TYPE_CHECKING:
-    from benchmarks.evaluation.report import DagEvaluation
 
 MEAN_TARGET = 0.60
 MIN_TARGET = -0.05

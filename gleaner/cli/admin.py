@@ -14,9 +14,9 @@ import sys
 from typing import Any
 from urllib.parse import quote
 
-from gleaner.cli.client import OpenWhiskClient, Target, read_wskprops
 from gleaner.credentials import admin_credential, secret_file
 from gleaner.errors import BadRequest, GleanerError
+from gleaner.gateway_client import OpenWhiskClient, Target, read_wskprops
 from gleaner.settings import Settings, load_settings
 from gleaner.subjects import check_namespace, check_uuid
 
@@ -49,7 +49,7 @@ def admin_target(settings: Settings, apihost: str | None, auth: str | None) -> T
     key = auth or admin_credential(settings)
     if not key:
         raise GleanerError(
-            f"no admin key: run `gleaner up` (it writes {secret_file(settings, 'admin')}), "
+            f"no admin key: run `gleaner up` (it writes {secret_file(settings.stores, 'admin')}), "
             "or pass --auth / GLEANER_ADMIN_AUTH"
         )
     host = apihost or read_wskprops().get("APIHOST") or settings.api_host

@@ -10,9 +10,9 @@ from typing import Any
 
 from composer import Node, dag_document
 from composer.model import Action, Map, Parallel, Sequence
-from gleaner.cli.client import OpenWhiskClient, Target
 from gleaner.cli.wsk import param_flags, params_from, print_json, target_flags
 from gleaner.errors import GleanerError
+from gleaner.gateway_client import OpenWhiskClient, Target
 
 
 def load_dag_file(path: Path) -> Any:

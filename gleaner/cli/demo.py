@@ -20,10 +20,10 @@ from typing import Any
 import orjson
 from tqdm import tqdm
 
-from gleaner.cli.client import OpenWhiskClient, Target
 from gleaner.cli.demo_report import Pair, plan_steps, run_sizes, speedup_table, timing_table
 from gleaner.credentials import guest_credential
 from gleaner.errors import GleanerError
+from gleaner.gateway_client import OpenWhiskClient, Target
 from gleaner.settings import Settings
 
 RECORD_WAIT_S = 60.0
@@ -90,8 +90,8 @@ def demo_flow(
     say: Callable[[str], None] = print,
 ) -> DemoResult:
     """Deploy, profile, train, run off and on, draw one timeline. Raises GleanerError."""
-    from gleaner.cli.predict import dataset_path
     from monitor.timeline import draw_timeline
+    from predictor.dataset import dataset_path
     from predictor.profiler import profile_dag
     from predictor.train import train_dag
     from workloads.demo.workload import DEMO_SKEW, MAX_BYTES, MIN_BYTES
@@ -116,7 +116,7 @@ def demo_flow(
         say(f"ok: deployed {dag}; user cores: {users}")
     with step("profile"):
         files = DEMO_SKEW.generate_inputs(profile_inputs, 1, out / "inputs" / "profile")
-        dataset = dataset_path(settings, namespace, dag)
+        dataset = dataset_path(settings.state_dir, namespace, dag)
         profiled = profile_dag(client, dag, files, dataset, progress=progress)
         # A failed request only thins the dataset; training says when too little is left.
         failed = f", {profiled.failed} of {profiled.requests} requests failed" if profiled.failed else ""

@@ -9,14 +9,18 @@ import sys
 import time
 from typing import TYPE_CHECKING
 
+import deploy.supervisor as supervisor
 from gleaner.cli import admin, dag, predict, replay, wsk
 from gleaner.errors import GleanerError
 from gleaner.settings import PLACEMENT_POLICIES, load_settings
+from streams.components import NAMES, component
 
 if TYPE_CHECKING:
     from streams.kafka.runner import ConsumeRunner
 
-COMPONENTS = ("gateway", "placement", "composition", "predictor", "invoker", "records", "supervisor")
+# What `gleaner run` starts: the registered components (streams/components.py), and the
+# supervisor `gleaner up` leaves behind (deploy's own process, not a platform component).
+COMPONENTS = (*NAMES, supervisor.NAME)
 
 
 def _run_component(args: argparse.Namespace) -> int:
@@ -27,40 +31,19 @@ def _run_component(args: argparse.Namespace) -> int:
     )
     from gleaner.metrics import serve_metrics
 
+    if args.component == supervisor.NAME:
+        serve_metrics(settings, supervisor.NAME)
+        supervisor.run(settings)
+        return 0
+    part = component(args.component)
     # An invoker's settings carry its id (invoker0, invoker1...), which sets its port.
-    serve_metrics(settings, settings.invoker_id if args.component == "invoker" else args.component)
-    if args.component == "predictor":
-        from streams.predictor_stream.app import run
-
-        run(settings, args.log_level)
+    serve_metrics(settings, settings.invoker_id if part.per_invoker else part.name)
+    options = {"policy": args.policy or settings.placement_policy, "log_level": args.log_level}
+    entry = part.resolve()
+    if part.kind == "blocking":
+        entry(settings, **part.arguments(options))
         return 0
-    if args.component == "supervisor":
-        from deploy.supervisor import run as supervise
-
-        supervise(settings)
-        return 0
-    if args.component == "gateway":
-        from streams.gateway.app import serve
-
-        serve(settings)
-        return 0
-    runner: ConsumeRunner
-    if args.component == "invoker":
-        from invoker_agent.agent import build as build_invoker
-
-        runner = build_invoker(settings)
-    elif args.component == "composition":
-        from streams.composition.agent import build as build_composition
-
-        runner = build_composition(settings)
-    elif args.component == "placement":
-        from streams.placement.agent import build as build_placement
-
-        runner = build_placement(settings, policy=args.policy or settings.placement_policy)
-    else:
-        from streams.record_sink import build as build_record_sink
-
-        runner = build_record_sink(settings)
+    runner: ConsumeRunner = entry(settings, **part.arguments(options))
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: runner.stop())
     runner.run()

@@ -7,11 +7,11 @@ import datetime as dt
 import math
 from pathlib import Path
 
-from gleaner.cli.client import OpenWhiskClient, Target
 from gleaner.cli.wsk import target_flags
 from gleaner.errors import BadRequest, GleanerError
+from gleaner.gateway_client import OpenWhiskClient, Target
+from gleaner.harvest_policies import HARVEST_POLICIES, check_policy, policies_from
 from gleaner.settings import Settings, load_settings
-from predictor.policies import HARVEST_POLICIES, check_policy, policies_from
 
 
 def _client(args: argparse.Namespace) -> OpenWhiskClient:
@@ -48,10 +48,10 @@ def cmd_replay(args: argparse.Namespace) -> int:
     client = _client(args)
     namespace = client.namespace()
     dags = client.dag_names()
-    redis = RedisStore(settings)
+    redis = RedisStore(settings.stores)
     if args.topic:
         data = DataStore(redis, settings.inline_payload_bytes, settings.data_ttl_s)
-        records = read_topic(settings, args.topic)
+        records = read_topic(settings.kafka, args.topic)
         entries, skipped = entries_from_events(
             [r.value for r in records],
             timestamps=[r.timestamp_ms for r in records],
@@ -75,8 +75,8 @@ def cmd_replay(args: argparse.Namespace) -> int:
             entries = entries[: args.limit]
         source = f"trace {args.trace} ({len(entries)} requests)"
     out = _replay_dir(settings, args)
-    producer = EventProducer(settings)
-    replayer = replayer_for(settings, namespace, producer, redis)
+    producer = EventProducer(settings.kafka)
+    replayer = replayer_for(settings.replay, settings.kafka, namespace, producer, redis)
     span = entries[-1].offset_s / args.speed
     print(f"replaying {source} at speed {args.speed:g} (arrivals over {span:.1f} s), policies {policies}")
     runs = []
@@ -120,16 +120,19 @@ def cmd_replay(args: argparse.Namespace) -> int:
 
 
 def cmd_trace(args: argparse.Namespace) -> int:
-    from gleaner.cli.predict import input_files
     from streams.replay.arrivals import synthesise
     from streams.replay.trace import write_trace
+    from workloads.catalog import input_files
 
     settings = load_settings()
     if args.rate <= 0 or not math.isfinite(args.rate):
         raise BadRequest("--rate must be a positive number of requests per second")
-    policy = check_policy(args.policy) if args.policy else None
+    try:
+        policy = check_policy(args.policy) if args.policy else None
+    except ValueError as exc:  # an unknown name: a reason, not a traceback
+        raise BadRequest(str(exc)) from exc
     args.inputs = args.inputs or args.requests
-    inputs = input_files(args, args.dag, settings)
+    inputs = input_files(args, args.dag, settings.state_dir)
     entries = synthesise(args.dag, inputs, args.requests, args.rate, args.seed, policy)
     out = Path(args.out)
     write_trace(out, entries)

@@ -9,8 +9,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from gleaner.cli.client import OpenWhiskClient, Target
 from gleaner.errors import GleanerError
+from gleaner.gateway_client import OpenWhiskClient, Target
 
 
 def parse_value(raw: str) -> Any:

@@ -13,16 +13,18 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Mapping
 from typing import Any
 
 from composer.jsonio import from_json
 from composer.model import Node
 from composer.statemachine import Finish, Invoke, Machine, RequestState
-from gleaner.allocation import Allocation
+from gleaner.allocation import Allocation, Slot
 from gleaner.couchdb import DAGS, CouchDB
 from gleaner.errors import GleanerError, MalformedEvent
 from gleaner.redis_store import RedisStore
 from gleaner.settings import Settings
+from gleaner.settings_sections import CompositionSettings
 from gleaner.ttlcache import TTLCache
 from streams.composition.prewarm import StageTimes, prewarm_hints, stages_of
 from streams.composition.records import dag_record
@@ -34,6 +36,7 @@ from streams.events import (
     DagPlan,
     DagRequest,
     DagResult,
+    allocations_from_wire,
     decode,
     now_ms,
 )
@@ -46,20 +49,44 @@ from streams.payloads import DataStore, ForeignReference, size_of
 
 log = logging.getLogger(__name__)
 GROUP = "gleaner-composition"
+MAX_VERSIONS = 1024  # DAG versions whose documents are kept by revision (oldest seen go first)
 
 
-def planned_allocation(dag: dict[str, Any], stage: int | None, index: int | None) -> Allocation | None:
+def planned_allocation(
+    allocations: Mapping[Slot, Allocation], stage: int | None, index: int | None
+) -> Allocation | None:
     """The allocation the request's plan gave one function: it travels on the
     function's invocation, the one source the invoker reads."""
-    allocations = (dag.get("harvest") or {}).get("allocations") or {}
-    raw = allocations.get(f"{stage}.{index}") if stage is not None and index is not None else None
-    if raw is None:
-        return None
+    return None if stage is None or index is None else allocations.get((stage, index))
+
+
+def stored_allocations(dag: Mapping[str, Any]) -> dict[Slot, Allocation]:
+    """The planned allocations of a request's stored plan, typed (Redis keeps the plan's
+    summary, whose allocations are in their wire form: the record and the dashboard show it)."""
+    raw = (dag.get("harvest") or {}).get("allocations")
+    if not raw:
+        return {}
     try:
-        return Allocation.from_dict(raw)
+        return allocations_from_wire(raw)
     except MalformedEvent as exc:  # checked when the plan was decoded; kept safe anyway
-        log.warning("planned allocation %s.%s ignored: %s", stage, index, exc)
-        return None
+        log.warning("planned allocations ignored: %s", exc)
+        return {}
+
+
+class Planned:
+    """One request's planned allocations for the event at hand: decoded from its stored
+    plan at most once, and only if the event invokes or pre-warms something."""
+
+    __slots__ = ("_dag", "_typed")
+
+    def __init__(self, dag: Mapping[str, Any], typed: Mapping[Slot, Allocation] | None = None) -> None:
+        self._dag = dag
+        self._typed = typed
+
+    def allocations(self) -> Mapping[Slot, Allocation]:
+        if self._typed is None:
+            self._typed = stored_allocations(self._dag)
+        return self._typed
 
 
 def slo_of(doc: dict[str, Any]) -> int | None:
@@ -76,7 +103,7 @@ def _dag_key(state: RequestState, dag: dict[str, Any]) -> str:
 class CompositionAgent(Handler):
     def __init__(
         self,
-        settings: Settings,
+        settings: CompositionSettings,
         producer: Sink,
         redis: RedisStore,
         db: CouchDB,
@@ -90,6 +117,7 @@ class CompositionAgent(Handler):
         self._trees: dict[str, Node] = {}
         self._stage_times = StageTimes()  # what pre-warm knows of each DAG's stages
         self._dags: TTLCache[str, dict[str, Any]] = TTLCache(settings.action_cache_ttl_s)
+        self._versions: dict[str, dict[str, Any]] = {}  # "ns/dag@rev" -> that version's document
         self._partitions = partitions
         self._owned: set[int] = set()  # partitions of dag.plans this member holds
         self._last_sweep = time.monotonic()
@@ -129,7 +157,7 @@ class CompositionAgent(Handler):
         if loaded is not None:
             self._resume(*loaded, rec.partition)
             return
-        doc = self._dag_doc(f"{req.namespace}/{req.dag}")
+        doc = self._dag_doc(req)
         state = RequestState(
             request_id=req.request_id,
             namespace=req.namespace,
@@ -137,27 +165,29 @@ class CompositionAgent(Handler):
             started_ms=now_ms(),
             deadline_ms=now_ms() + int(self.settings.dag_timeout_s * 1000),
         )
+        # Measured once, where the request entered (the gateway, or the predictor for a planned
+        # request produced straight to Kafka); here only when nobody has yet.
+        input_size = req.input_size if req.input_size is not None else size_of(req.input)
         if doc is None:
             state.status, state.ended_ms = "failed", state.started_ms
             state.result = {"error": f"The DAG {req.dag} does not exist."}
-            self._publish_finish(
-                state, {"version": "0.0.0"}, size_of(req.input), Finish("failed", state.result)
-            )
+            self._publish_finish(state, {"version": "0.0.0"}, input_size, Finish("failed", state.result))
             ticket.dead_letter(f"DAG {req.namespace}/{req.dag} does not exist")
             return
         dag = {
             "version": doc.get("version", "0.0.1"),
             "rev": doc["_rev"],
             "composition": doc["composition"],
-            "input_size": size_of(req.input),
+            "input_size": input_size,
             "harvest": plan.summary(),
             "profile": req.profile,
             "slo_ms": slo_of(doc),
         }
         machine = self._machine(dag, state.namespace)
         commands = machine.start(state, req.input)
-        self._prewarm(state, dag, machine.root, 0)
-        self._carry_out(state, dag, commands, rec.partition)
+        planned = Planned(dag, plan.allocations)  # typed as decoded: no second decoding
+        self._prewarm(state, dag, planned, machine.root, 0)
+        self._carry_out(state, dag, commands, rec.partition, planned)
 
     def _resume(self, state: RequestState, dag: dict[str, Any], partition: int) -> None:
         """A request seen before came again: a duplicate, or the outbox sending it again after
@@ -173,7 +203,9 @@ class CompositionAgent(Handler):
         if commands:
             self._carry_out(state, dag, commands, partition)
 
-    def _prewarm(self, state: RequestState, dag: dict[str, Any], tree: Node, seen: int) -> None:
+    def _prewarm(
+        self, state: RequestState, dag: dict[str, Any], planned: Planned, tree: Node, seen: int
+    ) -> None:
         """Ask placement to start the containers of the stages due a hint now that the request
         entered the stages after its first ``seen`` (just in time). Flushed with the entered
         stages' invocations; a replay sends the same hint ids again."""
@@ -184,13 +216,14 @@ class CompositionAgent(Handler):
         # to profile the demo DAG). Its runs are measurements; they need no head start.
         if not self.settings.prewarm or not entered or dag.get("profile"):
             return
+        allocations = planned.allocations()
         hints = prewarm_hints(
             state.request_id,
             state.namespace,
             tree,
             entered,
-            lambda stage, index: planned_allocation(dag, stage, index),
-            (dag.get("harvest") or {}).get("allocations") or {},
+            lambda stage, index: allocations.get((stage, index)),
+            allocations,
             lookahead=self.settings.prewarm_lookahead,
             runs=self._stage_times.runs(_dag_key(state, dag)),
             cold_start_ms=self._stage_times.cold_start_ms(),
@@ -224,8 +257,10 @@ class CompositionAgent(Handler):
         commands = machine.complete(
             state, event.activation_id, int(response.get("statusCode", 3)), result or {}, now_ms()
         )
-        self._prewarm(state, dag, machine.root, seen)
-        self._carry_out(state, dag, commands, rec.partition)  # saves even when a branch only reported in
+        planned = Planned(dag)
+        self._prewarm(state, dag, planned, machine.root, seen)
+        # Saves even when a branch only reported in.
+        self._carry_out(state, dag, commands, rec.partition, planned)
 
     def _expire(self, partitions: set[int]) -> None:
         for partition in partitions:
@@ -240,8 +275,22 @@ class CompositionAgent(Handler):
             except GleanerError as exc:
                 log.error("deadline sweep of partition %d failed: %s", partition, exc)
 
-    def _dag_doc(self, doc_id: str) -> dict[str, Any] | None:
-        return self._dags.get_or_load(doc_id, lambda: self.db.get_doc(DAGS, doc_id))
+    def _dag_doc(self, req: DagRequest) -> dict[str, Any] | None:
+        """The DAG document the request runs: the version its ``dag_rev`` names when this
+        process has seen it (read and parsed once per version, not again per request),
+        else the current one (a request nobody read the document for yet, or a version
+        this process has not seen)."""
+        doc_id = f"{req.namespace}/{req.dag}"
+        if req.dag_rev is not None:
+            seen = self._versions.get(f"{doc_id}@{req.dag_rev}")
+            if seen is not None:
+                return seen
+        doc = self._dags.get_or_load(doc_id, lambda: self.db.get_doc(DAGS, doc_id))
+        if doc is not None:
+            self._versions[f"{doc_id}@{doc.get('_rev')}"] = doc
+            while len(self._versions) > MAX_VERSIONS:
+                del self._versions[next(iter(self._versions))]
+        return doc
 
     # -- effects -------------------------------------------------------------------
     def _machine(self, dag: dict[str, Any], namespace: str) -> Machine:
@@ -261,13 +310,19 @@ class CompositionAgent(Handler):
         return Machine(self._trees[key], resolve=resolve, max_map_width=self.settings.max_map_width)
 
     def _carry_out(
-        self, state: RequestState, dag: dict[str, Any], commands: list[Any], partition: int
+        self,
+        state: RequestState,
+        dag: dict[str, Any],
+        commands: list[Any],
+        partition: int,
+        planned: Planned | None = None,
     ) -> None:
+        planned = planned or Planned(dag)
         times: RequestTimes | None = None  # worked out at the event's first invocation
         for cmd in commands:
             if isinstance(cmd, Invoke):
                 state.activations[cmd.activation_id].input_size = size_of(cmd.params)
-                times = times or self._request_times(state, dag)
+                times = times or self._request_times(state, dag, planned.allocations())
                 urgent = times.of(cmd.stage)
                 event = ActivationRequest(
                     activation_id=cmd.activation_id,
@@ -279,7 +334,7 @@ class CompositionAgent(Handler):
                     stage=cmd.stage,
                     index=cmd.index,
                     submitted_ms=now_ms(),
-                    allocation=planned_allocation(dag, cmd.stage, cmd.index),
+                    allocation=planned_allocation(planned.allocations(), cmd.stage, cmd.index),
                     policy=(dag.get("harvest") or {}).get("policy"),
                     request_ms=state.started_ms,
                     deadline_ms=urgent.deadline_ms,
@@ -295,7 +350,9 @@ class CompositionAgent(Handler):
             self.producer.flush()  # events first, state after: a replay re-derives the same ids
         self.store.save(state, dag, partition)
 
-    def _request_times(self, state: RequestState, dag: dict[str, Any]) -> RequestTimes:
+    def _request_times(
+        self, state: RequestState, dag: dict[str, Any], allocations: Mapping[Slot, Allocation]
+    ) -> RequestTimes:
         """Deadline and stage times for the invoker's least-slack order."""
         tree = self._trees.get(str(dag["rev"]))
         slo = dag.get("slo_ms")
@@ -303,7 +360,7 @@ class CompositionAgent(Handler):
             state.started_ms,
             len(stages_of(tree)) if tree is not None else 0,
             self._stage_times.runs(_dag_key(state, dag)),
-            planned_stage_ms((dag.get("harvest") or {}).get("allocations") or {}),
+            planned_stage_ms(allocations),
             slo if isinstance(slo, int) else None,
             self.settings.dag_slo_factor,
         )
@@ -341,11 +398,11 @@ class CompositionAgent(Handler):
 
 
 def build(settings: Settings) -> ConsumeRunner:
-    bell = process_bell(settings)
-    producer = EventProducer(settings, bell)
+    bell = process_bell(settings.kafka, settings.stores)
+    producer = EventProducer(settings.kafka, bell)
     topics = [settings.dag_plans_topic, settings.completed_topic]
     consumer = EventConsumer(
-        settings,
+        settings.kafka,
         GROUP,
         topics,
         co_partitioned=True,
@@ -354,14 +411,14 @@ def build(settings: Settings) -> ConsumeRunner:
         # The predictor's Faust producer rings no bell: its input's ring means a plan is coming.
         wake_on=[settings.dag_requests_topic],
     )
-    deadletters = DeadLetters(settings, producer)
+    deadletters = DeadLetters(settings.kafka, producer)
     agent = CompositionAgent(
-        settings,
+        settings.composition,
         producer,
-        RedisStore(settings),
-        CouchDB(settings),
+        RedisStore(settings.stores),
+        CouchDB(settings.stores),
         consumer.partition_count(settings.dag_plans_topic),
     )
     return ConsumeRunner(
-        "composition", consumer, producer, deadletters, agent, RunnerConfig.for_settings(settings)
+        "composition", consumer, producer, deadletters, agent, RunnerConfig.for_settings(settings.kafka)
     )

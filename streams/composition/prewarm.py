@@ -30,12 +30,12 @@ from __future__ import annotations
 import functools
 import uuid
 from collections import Counter, OrderedDict, deque
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import Any
 
 from composer.model import Node
 from composer.stages import StageInfo, analyze
-from gleaner.allocation import Allocation
+from gleaner.allocation import Allocation, Slot
 from streams.events import MAX_PREWARM_COUNT, MAX_PREWARM_DELAY_MS, PrewarmFunction, PrewarmHint, now_ms
 
 AllocationOf = Callable[[int, int], Allocation | None]  # (stage, index) -> planned allocation
@@ -75,14 +75,9 @@ def stage_functions(
     return tuple(out)
 
 
-def slots_per_stage(allocations: Mapping[str, object]) -> Counter[int]:
-    """How many functions the plan gave an allocation, per stage (keys ``"stage.index"``)."""
-    counts: Counter[int] = Counter()
-    for key in allocations:
-        head, _, _ = str(key).partition(".")
-        if head.isdigit():
-            counts[int(head)] += 1
-    return counts
+def slots_per_stage(allocations: Collection[Slot]) -> Counter[int]:
+    """How many functions the plan gave an allocation, per stage."""
+    return Counter(stage for stage, _ in allocations)
 
 
 def hint_id_for(request_id: str, stage: int) -> str:
@@ -191,7 +186,7 @@ def prewarm_hints(
     tree: Node,
     entered: Sequence[int],
     allocation_of: AllocationOf,
-    allocations: Mapping[str, object],
+    allocations: Collection[Slot],
     *,
     lookahead: int,
     runs: Mapping[int, float],

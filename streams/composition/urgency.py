@@ -18,10 +18,8 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
 
-from gleaner.allocation import Allocation
-from gleaner.errors import MalformedEvent
+from gleaner.allocation import Allocation, Slot
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,24 +29,19 @@ class Urgency:
     run_ms: int | None
 
 
-def planned_stage_ms(allocations: Mapping[str, Any]) -> dict[int, float]:
-    """Per stage, the slowest planned function's predicted run (from the plan's allocations,
-    keyed ``"stage.index"``): its duration at the maximum allocation, stretched linearly
-    when planned below its predicted peak."""
+def planned_stage_ms(allocations: Mapping[Slot, Allocation]) -> dict[int, float]:
+    """Per stage, the slowest planned function's predicted run (from the plan's allocations):
+    its duration at the maximum allocation, stretched linearly when planned below its
+    predicted peak."""
     out: dict[int, float] = {}
-    for key, raw in allocations.items():
-        head, _, _ = str(key).partition(".")
-        try:
-            planned = Allocation.from_dict(raw)
-        except MalformedEvent:  # checked when the plan was decoded; kept safe anyway
-            continue
+    for (stage, _), planned in allocations.items():
         predicted = planned.predicted
-        if not head.isdigit() or predicted is None or predicted.duration_ms is None:
+        if predicted is None or predicted.duration_ms is None:
             continue
         if not math.isfinite(predicted.duration_ms) or predicted.duration_ms < 0:
             continue
         stretch = max(1.0, predicted.cpu / planned.cpu) if predicted.cpu > 0 else 1.0
-        out[int(head)] = max(out.get(int(head), 0.0), predicted.duration_ms * stretch)
+        out[stage] = max(out.get(stage, 0.0), predicted.duration_ms * stretch)
     return out
 
 

@@ -11,16 +11,15 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
 from aiohttp import web
 
 from gleaner import subjects
 from gleaner.couchdb import CouchDB
+from gleaner.settings_sections import StoreSettings
+from streams.gateway.auth import Authenticator
 from streams.gateway.http import json_response
-
-if TYPE_CHECKING:
-    from streams.gateway.app import Gateway
 
 ADMIN_PREFIX = "/api/v1/admin/namespaces"
 T = TypeVar("T")
@@ -32,8 +31,9 @@ def issued(namespace: str, credential: str) -> dict[str, str]:
 
 
 class AdminRoutes:
-    def __init__(self, gateway: Gateway) -> None:
-        self.gw = gateway
+    def __init__(self, stores: StoreSettings, auth: Authenticator) -> None:
+        self.stores = stores
+        self.auth = auth
         self._db: CouchDB | None = None
         self._lock = threading.Lock()
 
@@ -53,10 +53,10 @@ class AdminRoutes:
 
     async def _run(self, request: web.Request, op: Callable[..., T], *args: Any) -> T:
         """Check the admin key, then run a (blocking, rare) subjects operation off the loop."""
-        await self.gw.auth.require_admin(request.headers.get("Authorization"))
+        await self.auth.require_admin(request.headers.get("Authorization"))
         with self._lock:
             if self._db is None:
-                self._db = CouchDB(self.gw.settings)
+                self._db = CouchDB(self.stores)
         return await asyncio.to_thread(op, self._db, *args)
 
     async def list_namespaces(self, request: web.Request) -> web.Response:
@@ -70,7 +70,7 @@ class AdminRoutes:
         ns = request.match_info["namespace"]
         revoked = await self._run(request, subjects.delete_namespace, ns)
         for uuid in revoked:
-            self.gw.auth.cache.drop_uuid(uuid)
+            self.auth.cache.drop_uuid(uuid)
         return json_response({"namespace": ns, "deleted": True, "revoked": revoked})
 
     async def list_keys(self, request: web.Request) -> web.Response:
@@ -84,11 +84,11 @@ class AdminRoutes:
     async def rotate_key(self, request: web.Request) -> web.Response:
         ns, uuid = request.match_info["namespace"], request.match_info["uuid"]
         credential = await self._run(request, subjects.rotate_key, ns, uuid)
-        self.gw.auth.cache.drop_uuid(subjects.check_uuid(uuid))
+        self.auth.cache.drop_uuid(subjects.check_uuid(uuid))
         return json_response(issued(ns, credential))
 
     async def revoke_key(self, request: web.Request) -> web.Response:
         ns, uuid = request.match_info["namespace"], request.match_info["uuid"]
         await self._run(request, subjects.revoke_key, ns, uuid)
-        self.gw.auth.cache.drop_uuid(subjects.check_uuid(uuid))
+        self.auth.cache.drop_uuid(subjects.check_uuid(uuid))
         return json_response({"namespace": ns, "uuid": subjects.check_uuid(uuid), "revoked": True})

@@ -22,21 +22,19 @@ from gleaner.couchdb import ACTIVATIONS, WHISKS, AsyncCouchDB
 from gleaner.errors import BadRequest, Conflict, Forbidden, GleanerError, NotFound
 from gleaner.metrics import HTTP_REQUESTS
 from gleaner.records import INTERNAL_ERROR, SUCCESS, public_view, summary_view
-from gleaner.redis_store import RedisStore
 from gleaner.settings import Settings
 from gleaner.ttlcache import TTLCache
 from streams.events import ActivationRequest, new_activation_id, now_ms
+from streams.gateway.activation_list import ListQuery, list_page
 from streams.gateway.admin import AdminRoutes
-from streams.gateway.auth import Authenticator
-from streams.gateway.completions import CompletionWaiter
+from streams.gateway.auth import Authenticator, request_namespace
 from streams.gateway.dags import DagRoutes
 from streams.gateway.dashboard import DashboardRoutes
+from streams.gateway.errors import status_of
 from streams.gateway.http import MAX_LIST, error_response, flag, int_param, json_body, json_response
+from streams.gateway.intake import Intake
 from streams.gateway.openapi import OPENAPI_PATH, openapi_document
-from streams.kafka.client import EventProducer
-from streams.kafka.doorbell import process_bell
-from streams.outbox import Outbox
-from streams.payloads import DataStore, ForeignReference, refs_in
+from streams.payloads import ForeignReference, refs_in
 from streams.placement.agent import InvokerTable, follow_health
 
 log = logging.getLogger(__name__)
@@ -59,12 +57,12 @@ async def openwhisk_errors(request: web.Request, handler: Handler) -> web.Stream
         return error_response(f"A request header is longer than {MAX_HEADER_BYTES} bytes.", 431, code)
     try:
         return await handler(request)
-    except NotFound as exc:
-        return error_response(str(exc) or NOT_FOUND, 404, code)
     except GleanerError as exc:
-        if exc.http_status >= 500:
+        status = status_of(exc)
+        if status >= 500:
             log.error("%s %s failed: %s", request.method, request.path, exc)
-        return error_response(str(exc), exc.http_status, code)
+        message = NOT_FOUND if isinstance(exc, NotFound) and not str(exc) else str(exc)
+        return error_response(message, status, code)
     except web.HTTPRequestEntityTooLarge:
         return error_response("The request content exceeds the maximum allowed size.", 413, code)
     except web.HTTPException as exc:
@@ -96,21 +94,26 @@ async def count_requests(request: web.Request, handler: Handler) -> web.StreamRe
 
 
 class Gateway:
-    def __init__(self, settings: Settings) -> None:
+    """The gateway's composition root: it makes the clients and gives each group of routes
+    the few it needs (``auth`` may be passed in, e.g. a fake in tests)."""
+
+    def __init__(
+        self, settings: Settings, auth: Authenticator | None = None, db: AsyncCouchDB | None = None
+    ) -> None:
+        # The whole Settings still, for placement's heartbeat follower; its parts get their sections.
         self.settings = settings
-        self.db = AsyncCouchDB(settings)
-        self.auth = Authenticator(self.db)
-        self.producer: EventProducer | None = None
-        self.waiter: CompletionWaiter | None = None
+        self.db = db or AsyncCouchDB(settings.stores)
+        self.auth = auth or Authenticator(self.db)
+        own = settings.gateway
+        self._limits = settings.limits  # an action's allowed limits (gleaner.actions)
+        self.intake = Intake(own, settings.kafka, settings.stores)
         self.invokers = InvokerTable(settings.invoker_unhealthy_after_s)
-        self.data: DataStore | None = None
-        self.outbox: Outbox | None = None
-        self.dags = DagRoutes(self)
-        self.admin = AdminRoutes(self)
-        self.dashboard = DashboardRoutes(self)
+        self.dags = DagRoutes(own, self.db, self.auth, self.intake)
+        self.admin = AdminRoutes(settings.stores, self.auth)
+        self.dashboard = DashboardRoutes(own, settings.stores, self.db, self.auth, self.invokers)
         self._actions: TTLCache[tuple[str, str], dict[str, Any]] = TTLCache(settings.action_cache_ttl_s)
         self._health_stop = threading.Event()
-        self._openapi = json_response(openapi_document(settings)).body
+        self._openapi = json_response(openapi_document(own)).body
 
     # -- app wiring -------------------------------------------------------------
     def app(self) -> web.Application:
@@ -145,12 +148,7 @@ class Gateway:
         return app
 
     async def _startup(self, _app: web.Application) -> None:
-        self.producer = EventProducer(self.settings, process_bell(self.settings))
-        redis = RedisStore(self.settings)
-        self.data = DataStore(redis, self.settings.inline_payload_bytes, self.settings.data_ttl_s)
-        self.outbox = Outbox(redis) if self.settings.outbox else None
-        self.waiter = CompletionWaiter(self.settings, asyncio.get_running_loop(), process_bell(self.settings))
-        self.waiter.start()
+        self.intake.start(asyncio.get_running_loop())
         threading.Thread(
             target=follow_health,
             daemon=True,
@@ -159,19 +157,9 @@ class Gateway:
 
     async def _cleanup(self, _app: web.Application) -> None:
         self._health_stop.set()
-        if self.waiter:
-            self.waiter.stop()
-        if self.producer:
-            self.producer.close()
+        self.intake.stop()
         self.admin.close()
         await self.db.aclose()
-
-    async def _namespace(self, request: web.Request) -> str:
-        own = await self.auth.namespace_for(request.headers.get("Authorization"))
-        asked = request.match_info.get("ns", "_")
-        if asked not in ("_", own):
-            raise Forbidden("The supplied authentication is not authorized to access this resource.")
-        return own
 
     # -- misc -------------------------------------------------------------------
     async def ping(self, _request: web.Request) -> web.Response:
@@ -200,7 +188,7 @@ class Gateway:
         return json_response(self.invokers.heartbeats())
 
     async def list_namespaces(self, request: web.Request) -> web.Response:
-        return json_response([await self._namespace(request)])
+        return json_response([await request_namespace(self.auth, request)])
 
     # -- actions ------------------------------------------------------------------
     async def _action(self, ns: str, name: str, *, fresh: bool = False) -> dict[str, Any]:
@@ -216,32 +204,32 @@ class Gateway:
         return dict(doc)
 
     async def put_action(self, request: web.Request) -> web.Response:
-        ns = await self._namespace(request)
+        ns = await request_namespace(self.auth, request)
         name = check_name(request.match_info["name"], "action name")
         body = await json_body(request, MAX_CODE_BYTES + 65536, allow_empty=False)
         existing = await self.db.call(self.db.get(WHISKS, f"{ns}/{name}"))
         if existing is not None and not flag(request, "overwrite"):
             raise Conflict("resource already exists")
-        doc = action_doc(ns, name, body, self.settings, existing, now_ms())
+        doc = action_doc(ns, name, body, self._limits, existing, now_ms())
         result = await self.db.call(self.db.put(WHISKS, doc))
         doc["_rev"] = result["rev"]
         self._actions.put((ns, name), doc)
         return json_response(action_view(doc))
 
     async def get_action(self, request: web.Request) -> web.Response:
-        ns = await self._namespace(request)
+        ns = await request_namespace(self.auth, request)
         doc = await self._action(ns, request.match_info["name"], fresh=True)
         return json_response(action_view(doc, code=request.query.get("code", "true") != "false"))
 
     async def delete_action(self, request: web.Request) -> web.Response:
-        ns = await self._namespace(request)
+        ns = await request_namespace(self.auth, request)
         doc = await self._action(ns, request.match_info["name"], fresh=True)
         await self.db.call(self.db.delete(WHISKS, doc["_id"], doc["_rev"]))
         self._actions.pop((ns, doc["name"]))
         return json_response(action_view(doc, code=False))
 
     async def list_actions(self, request: web.Request) -> web.Response:
-        ns = await self._namespace(request)
+        ns = await request_namespace(self.auth, request)
         limit = int_param(request, "limit", 30, 0, MAX_LIST) or MAX_LIST
         skip = int_param(request, "skip", 0)
         found = await self.db.call(
@@ -256,24 +244,13 @@ class Gateway:
         return json_response([action_view(d, code=False) for d in found["docs"]])
 
     # -- invoke ------------------------------------------------------------------
-    def accept(self, topic: str, activation_id: str, value: bytes) -> None:
-        """Keep an accepted event in the outbox, then produce it: a broker crash cannot lose
-        it (:mod:`streams.outbox`). Without Redis it is still accepted, and the log says so."""
-        assert self.producer is not None
-        try:
-            if self.outbox is not None:
-                self.outbox.keep(activation_id, topic, value)
-        except GleanerError as exc:
-            log.warning("%s accepted without the outbox (a broker crash loses it): %s", activation_id, exc)
-        self.producer.produce(topic, value, key=activation_id)
-
     async def invoke(self, request: web.Request) -> web.Response:
-        ns = await self._namespace(request)
+        ns = await request_namespace(self.auth, request)
         name = request.match_info["name"]
         try:
             doc = await self._action(ns, name)
         except NotFound:
-            if await self.dags._doc(ns, name) is None:
+            if await self.dags.document(ns, name) is None:
                 raise
             return await self.dags.run(request, ns, name)  # a DAG invoked as an action, like a conductor
         blocking, result_only = flag(request, "blocking"), flag(request, "result")
@@ -281,9 +258,10 @@ class Gateway:
         if not isinstance(params, dict):
             raise BadRequest("The request content was malformed: parameters must be a JSON object.")
         if refs_in(params):  # a reference must be this namespace's own value (nothing of it is read)
-            assert self.data is not None
+            data = self.intake.data
+            assert data is not None
             try:
-                await asyncio.to_thread(self.data.owned, params, ns)
+                await asyncio.to_thread(data.owned, params, ns)
             except ForeignReference as exc:
                 raise Forbidden(str(exc)) from exc
         activation_id = new_activation_id()
@@ -296,15 +274,9 @@ class Gateway:
             blocking=blocking,
             submitted_ms=now_ms(),
         )
-        assert self.producer is not None and self.waiter is not None
-        waiting = self.waiter.expect(activation_id) if blocking else None
-        self.accept(self.settings.invocations_topic, activation_id, event.to_bytes())
-        if waiting is None:
-            return json_response({"activationId": activation_id}, 202)
-        try:
-            record = await asyncio.wait_for(waiting, self.settings.blocking_wait_s)
-        except TimeoutError:
-            self.waiter.forget(activation_id)
+        topic = self.settings.invocations_topic
+        record = await self.intake.submit(topic, activation_id, event.to_bytes(), blocking=blocking)
+        if record is None:
             return json_response({"activationId": activation_id}, 202)
         status = record.get("statusCode", INTERNAL_ERROR)
         http = 200 if status == SUCCESS else 500 if status == INTERNAL_ERROR else 502
@@ -314,41 +286,36 @@ class Gateway:
     # -- activations --------------------------------------------------------------
     async def _record(self, ns: str, activation_id: str) -> dict[str, Any]:
         doc = await self.db.call(self.db.get(ACTIVATIONS, f"{ns}/{activation_id}"))
-        if doc is None and self.waiter is not None:
-            doc = self.waiter.recent(ns, activation_id)
+        if doc is None and self.intake.waiter is not None:
+            doc = self.intake.waiter.recent(ns, activation_id)
         if doc is None:
             raise NotFound(NOT_FOUND)
         return public_view(doc)
 
     async def get_activation(self, request: web.Request) -> web.Response:
-        ns = await self._namespace(request)
+        ns = await request_namespace(self.auth, request)
         return json_response(await self._record(ns, request.match_info["id"]))
 
     async def get_activation_result(self, request: web.Request) -> web.Response:
-        ns = await self._namespace(request)
+        ns = await request_namespace(self.auth, request)
         return json_response((await self._record(ns, request.match_info["id"]))["response"])
 
     async def get_activation_logs(self, request: web.Request) -> web.Response:
-        ns = await self._namespace(request)
+        ns = await request_namespace(self.auth, request)
         return json_response({"logs": (await self._record(ns, request.match_info["id"]))["logs"]})
 
     async def list_activations(self, request: web.Request) -> web.Response:
-        ns = await self._namespace(request)
+        ns = await request_namespace(self.auth, request)
         limit = int_param(request, "limit", 30, 0, MAX_LIST) or MAX_LIST
         skip = int_param(request, "skip", 0)
         since, upto = int_param(request, "since", 0), int_param(request, "upto", 0)
-        selector: dict[str, Any] = {"namespace": ns}
-        sort = [{"namespace": "desc"}, {"start": "desc"}]
         name = request.query.get("name")
-        if name:
-            selector["name"] = check_name(name.rsplit("/", 1)[-1], "action name")
-            sort = [{"namespace": "desc"}, {"name": "desc"}, {"start": "desc"}]
-        start: dict[str, Any] = {"$gte": since} if since else {"$gt": None}
-        if upto:
-            start["$lte"] = upto
-        selector["start"] = start
-        found = await self.db.call(self.db.find(ACTIVATIONS, selector, sort=sort, limit=limit, skip=skip))
-        docs = found["docs"]
+        action = check_name(name.rsplit("/", 1)[-1], "action name") if name else None
+        query = ListQuery(ns, action, since=since, upto=upto, skip=skip, limit=limit)
+        # Read-your-writes: what this gateway just answered, before the record sink stores it.
+        waiter = self.intake.waiter
+        recent = waiter.recent_records(ns) if waiter is not None else []
+        docs = await list_page(self.db, query, recent)
         view = public_view if request.query.get("docs") == "true" else summary_view
         return json_response([view(d) for d in docs])
 

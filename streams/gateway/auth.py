@@ -8,6 +8,8 @@ from __future__ import annotations
 import base64
 import binascii
 
+from aiohttp import web
+
 from gleaner.activation_keys import AsyncActivationKeys, MintedKeyVerifier, is_minted
 from gleaner.couchdb import AsyncCouchDB
 from gleaner.errors import Forbidden, Unauthorized
@@ -46,7 +48,7 @@ class Authenticator:
         # Minted keys live in Redis; the gateway's CouchDB client carries the settings to reach it.
         settings = getattr(db, "settings", None)
         if minted is None and isinstance(settings, Settings):
-            minted = AsyncActivationKeys(settings)
+            minted = AsyncActivationKeys(settings.stores)
         self.minted = minted
 
     async def _verified(self, header: str | None) -> Verified:
@@ -83,3 +85,11 @@ class Authenticator:
     async def require_any(self, header: str | None) -> str:
         """Any valid key, tenant or admin (read-only operational routes); return its role."""
         return (await self._verified(header)).role
+
+
+async def request_namespace(auth: Authenticator, request: web.Request) -> str:
+    """The caller's namespace, when the path's ``{ns}`` is it or ``_`` (403 otherwise)."""
+    own = await auth.namespace_for(request.headers.get("Authorization"))
+    if request.match_info.get("ns", "_") not in ("_", own):
+        raise Forbidden(NOT_ALLOWED)
+    return own

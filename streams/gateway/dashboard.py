@@ -23,24 +23,22 @@ from __future__ import annotations
 import asyncio
 import logging
 from importlib import resources
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from aiohttp import web
 
 from composer.statemachine import RequestState
-from gleaner.couchdb import ACTIVATIONS, SUBJECTS, Call
+from gleaner.couchdb import ACTIVATIONS, SUBJECTS, AsyncCouchDB, Call
 from gleaner.errors import Forbidden, RedisError
 from gleaner.records import annotation
 from gleaner.redis_store import RedisStore
+from gleaner.settings_sections import GatewaySettings, StoreSettings
 from gleaner.subjects import ADMIN, check_namespace
 from streams.composition.records import dag_record
 from streams.composition.state import CompositionStore
 from streams.events import now_ms
-from streams.gateway.auth import NOT_ALLOWED
+from streams.gateway.auth import NOT_ALLOWED, Authenticator
 from streams.gateway.http import int_param, json_response
-
-if TYPE_CHECKING:
-    from streams.gateway.app import Gateway
 
 log = logging.getLogger(__name__)
 PAGE_PATH = "/dashboard"
@@ -305,9 +303,26 @@ def child_ids(records: list[dict[str, Any]]) -> list[str]:
 # --- I/O: the routes ------------------------------------------------------------------------------
 
 
+class Heartbeats(Protocol):
+    """What the dashboard reads of the invokers: their last heartbeats (placement's table)."""
+
+    def heartbeats(self) -> list[dict[str, object]]: ...
+
+
 class DashboardRoutes:
-    def __init__(self, gateway: Gateway) -> None:
-        self.gw = gateway
+    def __init__(
+        self,
+        settings: GatewaySettings,
+        stores: StoreSettings,
+        db: AsyncCouchDB,
+        auth: Authenticator,
+        invokers: Heartbeats,
+    ) -> None:
+        self.settings = settings
+        self.stores = stores
+        self.db = db
+        self.auth = auth
+        self.invokers = invokers
         self._compositions: CompositionStore | None = None  # made on first use: Redis may be late
         static = resources.files("streams.gateway") / "static"
         self._assets = {
@@ -328,15 +343,15 @@ class DashboardRoutes:
         """The namespaces this key may see here; None for every namespace (admin with ``_``)."""
         header = request.headers.get("Authorization")
         asked = request.match_info["ns"]
-        if await self.gw.auth.require_any(header) == ADMIN:
+        if await self.auth.require_any(header) == ADMIN:
             return None if asked == "_" else [check_namespace(asked)]
-        own = await self.gw.auth.namespace_for(header)
+        own = await self.auth.namespace_for(header)
         if asked not in ("_", own):
             raise Forbidden(NOT_ALLOWED)
         return [own]
 
     async def _namespaces(self) -> list[str]:
-        db = self.gw.db
+        db = self.db
         found = await db.call(
             db.find(SUBJECTS, {"type": "namespace"}, limit=MAX_NAMESPACES, fields=["namespace"])
         )
@@ -346,7 +361,7 @@ class DashboardRoutes:
         """The namespace's last ``wanted`` finished DAG requests among its last ``SCAN``
         activations: one query on the by-namespace-start index (its limit reaches CouchDB,
         as no selected field is off the index), then the DAG records by id."""
-        db = self.gw.db
+        db = self.db
         selector = {"namespace": ns, "start": {"$gte": since}}
         sort = [{"namespace": "desc"}, {"start": "desc"}]
         recent = await db.call(db.find(ACTIVATIONS, selector, sort=sort, limit=SCAN, fields=SCAN_FIELDS))
@@ -357,7 +372,7 @@ class DashboardRoutes:
     async def _by_id(self, ids: list[str]) -> list[dict[str, Any]]:
         if not ids:
             return []
-        db = self.gw.db
+        db = self.db
         path = f"/{db.db(ACTIVATIONS)}/_all_docs"
         found = await db.call(Call("POST", path, body={"keys": ids}, params={"include_docs": "true"}))
         docs = [row.get("doc") for row in found.get("rows", [])]
@@ -371,10 +386,10 @@ class DashboardRoutes:
     def _running(self, namespaces: list[str] | None, limit: int) -> list[tuple[RequestState, dict[str, Any]]]:
         """The running requests of these namespaces (None: all), newest first (blocking I/O)."""
         if self._compositions is None:
-            self._compositions = CompositionStore(RedisStore(self.gw.settings))
+            self._compositions = CompositionStore(RedisStore(self.stores))
         try:
             # At most ``limit`` per partition (the oldest: a stuck request shows): one Redis read each.
-            found = self._compositions.running(self.gw.settings.topic_partitions, limit)
+            found = self._compositions.running(self.settings.topic_partitions, limit)
         except RedisError as exc:  # the finished requests still show: the view degrades, not fails
             log.warning("dashboard: running requests unavailable: %s", exc)
             return []
@@ -400,7 +415,7 @@ class DashboardRoutes:
         view = dashboard_view(
             records,
             children,
-            self.gw.invokers.heartbeats(),
+            self.invokers.heartbeats(),
             scope=scope,
             limit=limit,
             now=now,

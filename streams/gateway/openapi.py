@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from gleaner.settings import Settings
-from predictor.policies import HARVEST_POLICIES
+from gleaner.harvest_policies import HARVEST_POLICIES
+from gleaner.settings_sections import GatewaySettings
 from streams.gateway.dashboard import ASSETS, DEFAULT_REQUESTS, MAX_REQUESTS
 from streams.gateway.http import MAX_INT, MAX_LIST
 from streams.gateway.openapi_components import Schema, component_schemas, error_responses, ref, returns
@@ -113,7 +113,7 @@ def _invoke_responses(record: str) -> dict[str, Schema]:
     }
 
 
-def _paths(settings: Settings) -> dict[str, Schema]:
+def _paths(settings: GatewaySettings) -> dict[str, Schema]:
     action, dag = _name_param("action"), _name_param("DAG")
     overwrite = _flag("overwrite", "Replace an existing entity (409 without it).")
     invoke_body = {
@@ -451,7 +451,7 @@ def _admin_paths() -> dict[str, Schema]:
     }
 
 
-def openapi_document(settings: Settings) -> dict[str, Any]:
+def openapi_document(settings: GatewaySettings) -> dict[str, Any]:
     return {
         "openapi": "3.0.3",
         "info": {

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from gleaner.actions import KINDS, MAX_CODE_BYTES
-from gleaner.settings import Settings
+from gleaner.settings_sections import GatewaySettings
 
 Schema = dict[str, Any]
 
@@ -41,7 +41,7 @@ def _key_values() -> Schema:
     return {"type": "array", "items": item}
 
 
-def component_schemas(settings: Settings) -> dict[str, Schema]:
+def component_schemas(settings: GatewaySettings) -> dict[str, Schema]:
     string, integer, obj = {"type": "string"}, {"type": "integer"}, {"type": "object"}
     limits_in = {
         "type": "object",

@@ -25,7 +25,7 @@ from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-def
 
 from gleaner.errors import EventTooLarge, KafkaError, SettingsError
 from gleaner.metrics import CONSUMER_LAG, consumer_lags
-from gleaner.settings import Settings
+from gleaner.settings_sections import KafkaSettings
 from streams.kafka.doorbell import Bell
 from streams.kafka.doze import PAUSE, Doze
 from streams.kafka.signing import Headers, Signer, normalize_headers
@@ -36,7 +36,7 @@ PROTOCOLS = ("PLAINTEXT", "SASL_PLAINTEXT", "SASL_SSL")
 SASL_MECHANISMS = ("SCRAM-SHA-512", "SCRAM-SHA-256", "PLAIN")
 
 
-def security_config(settings: Settings) -> dict[str, Any]:
+def security_config(settings: KafkaSettings) -> dict[str, Any]:
     """librdkafka's SASL properties for a broker that wants them (empty for PLAINTEXT)."""
     protocol = settings.kafka_security_protocol.upper()
     if protocol not in PROTOCOLS:
@@ -59,7 +59,7 @@ def security_config(settings: Settings) -> dict[str, Any]:
     return config
 
 
-def _common(settings: Settings) -> dict[str, Any]:
+def _common(settings: KafkaSettings) -> dict[str, Any]:
     return {
         "bootstrap.servers": settings.kafka_bootstrap,
         "message.max.bytes": settings.kafka_message_max_bytes,
@@ -68,7 +68,7 @@ def _common(settings: Settings) -> dict[str, Any]:
     }
 
 
-def producer_config(settings: Settings) -> dict[str, Any]:
+def producer_config(settings: KafkaSettings) -> dict[str, Any]:
     # linger 0: the hot path sends one event at a time and waits on it.
     # murmur2 like the Java client: a key lands on the same partition whoever produced it.
     return {
@@ -80,7 +80,7 @@ def producer_config(settings: Settings) -> dict[str, Any]:
     }
 
 
-def fetch_wait_ms(settings: Settings, hot: bool, override_ms: int | None = None) -> int:
+def fetch_wait_ms(settings: KafkaSettings, hot: bool, override_ms: int | None = None) -> int:
     """A consumer's fetch wait: its own if given, else the hot path's or the off-path one."""
     if override_ms is not None:
         return override_ms
@@ -88,7 +88,7 @@ def fetch_wait_ms(settings: Settings, hot: bool, override_ms: int | None = None)
 
 
 def consumer_config(
-    settings: Settings,
+    settings: KafkaSettings,
     group_id: str,
     *,
     from_beginning: bool = True,
@@ -175,7 +175,7 @@ class EventProducer:
     With a ``bell`` it rings each topic it writes to (paced by the bell), so the
     topic's dozing consumers wake before the record lands."""
 
-    def __init__(self, settings: Settings, bell: Bell | None = None) -> None:
+    def __init__(self, settings: KafkaSettings, bell: Bell | None = None) -> None:
         self.max_bytes = settings.kafka_message_max_bytes
         self._bell = bell
         self._signer = Signer.for_settings(settings)
@@ -272,11 +272,12 @@ class EventConsumer:
     It dozes at idle (:mod:`streams.kafka.doze`). With a ``bell`` it wakes when
     one of its topics, or of ``wake_on`` (topics whose records cause records on
     its own, written by a producer that rings no bell), rings, and then probes
-    only every ``kafka_doorbell_probe_every_ms``."""
+    only every ``kafka_doorbell_probe_every_ms``. A reader calls ``on_restart``
+    (on its polling thread) when it sees the broker restarted without its log."""
 
     def __init__(
         self,
-        settings: Settings,
+        settings: KafkaSettings,
         group_id: str,
         topics: Iterable[str],
         *,
@@ -288,8 +289,10 @@ class EventConsumer:
         wait_ms: int | None = None,
         bell: Bell | None = None,
         wake_on: Iterable[str] = (),
+        on_restart: Callable[[], object] | None = None,
     ) -> None:
         self.topics = list(topics)
+        self._on_restart = on_restart
         self._follows = assign_latest
         self._last_follow_check = time.monotonic()
         self._seen_ends: dict[tuple[str, int], int] = {}  # a reader's partitions: their log end
@@ -459,6 +462,11 @@ class EventConsumer:
         parts = [confluent_kafka.TopicPartition(t, p, rewind.get((t, p), where[(t, p)])) for (t, p) in where]
         with contextlib.suppress(confluent_kafka.KafkaException):
             self._consumer.assign(parts)
+        if self._on_restart is not None:
+            try:
+                self._on_restart()
+            except Exception:  # the watcher's trouble must not stop this reader
+                log.exception("telling of the broker restart failed")
 
     def _apply(self, change: str | None) -> None:
         """Pause or resume for dozing; a failure only costs the idle saving."""
@@ -513,7 +521,7 @@ class EventConsumer:
         self._consumer.close()
 
 
-def read_topic(settings: Settings, topic: str, *, timeout_s: float = 30.0) -> list[Record]:
+def read_topic(settings: KafkaSettings, topic: str, *, timeout_s: float = 30.0) -> list[Record]:
     """Every record of ``topic`` present now, from the beginning of each
     partition up to its end when called, without joining a group."""
     try:
@@ -551,7 +559,7 @@ def read_topic(settings: Settings, topic: str, *, timeout_s: float = 30.0) -> li
         consumer.close()
 
 
-def ensure_topics(settings: Settings, names: Iterable[str], partitions: int | None = None) -> list[str]:
+def ensure_topics(settings: KafkaSettings, names: Iterable[str], partitions: int | None = None) -> list[str]:
     """Create the topics that do not exist yet; return the ones created."""
     admin = AdminClient(_common(settings))
     try:

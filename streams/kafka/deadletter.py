@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 
-from gleaner.settings import Settings
+from gleaner.settings_sections import KafkaSettings
 from streams.events import DeadLetter, now_ms
 from streams.kafka.client import EventProducer, Record
 
@@ -31,7 +31,7 @@ def dead_letter_event(
 
 
 class DeadLetters:
-    def __init__(self, settings: Settings, producer: EventProducer) -> None:
+    def __init__(self, settings: KafkaSettings, producer: EventProducer) -> None:
         self._topic = settings.deadletter_topic
         self._producer = producer
 

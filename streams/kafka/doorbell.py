@@ -28,7 +28,7 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any, Protocol
 
-from gleaner.settings import Settings
+from gleaner.settings_sections import KafkaSettings, StoreSettings
 
 log = logging.getLogger(__name__)
 
@@ -206,7 +206,7 @@ _process_bell: RedisBell | None = None
 _process_lock = threading.Lock()
 
 
-def process_bell(settings: Settings) -> RedisBell | None:
+def process_bell(settings: KafkaSettings, stores: StoreSettings) -> RedisBell | None:
     """This process's one Redis bell (one listener thread however many consumers),
     or None when dozing or the doorbell is off."""
     global _process_bell
@@ -220,7 +220,7 @@ def process_bell(settings: Settings) -> RedisBell | None:
                 # The health check pings a quiet listener's connection, so a dead one is
                 # noticed (and replaced) within a minute rather than never.
                 lambda: connect(
-                    settings, socket_connect_timeout=2, socket_keepalive=True, health_check_interval=30
+                    stores, socket_connect_timeout=2, socket_keepalive=True, health_check_interval=30
                 ),
                 every_s=settings.kafka_idle_after_ms / 2000,
             )

@@ -6,12 +6,15 @@ passed in, so tests use :mod:`streams.kafka.testing`). Per record the handler
 gets a :class:`Ticket`:
 
 - it returns normally: the record is done and its offset may be committed;
-- it raises :class:`~gleaner.errors.MalformedEvent` (or any other bug): the
-  record is dead-lettered with the reason and the stream goes on, so a poison
-  event never stops a stream;
-- it raises :class:`~gleaner.errors.ServiceError` (Redis, CouchDB, Docker or
-  Kafka trouble): the same record is handled again after a backoff, fetching
-  paused meanwhile so order holds; nothing is committed past it;
+- it raises a transient error (:func:`~gleaner.errors.is_transient`: a
+  :class:`~gleaner.errors.ServiceError`, Redis, CouchDB, Docker or Kafka trouble):
+  the same record is handled again after a backoff, fetching paused meanwhile so
+  order holds; nothing is committed past it;
+- it raises anything else (a :class:`~gleaner.errors.MalformedEvent`, a
+  container's failure, a DAG that cannot run, a bug): it would fail the same way
+  again, so the record is dead-lettered with the reason
+  (:func:`dead_letter_reason`) and the stream goes on: a poison event never
+  stops a stream;
 - it calls :meth:`Ticket.defer` and settles the ticket later from any thread
   (an invoker's activation, a record sink's batch).
 
@@ -24,6 +27,11 @@ records on: its handler proves the tenant's credential itself.
 Commits follow :class:`~streams.kafka.checkpoint.Checkpoint`. On a rebalance
 the done records of the partitions that go are committed, and the handler is
 told so it drops state it kept per partition.
+
+A :class:`Follower` is the runner of a group-less reader (every replica reads
+every record from the end, e.g. the gateway's completions): same loop, but it
+commits nothing, produces nothing, and only logs what it refuses (or, the one
+follower of a topic no group reads, dead-letters it).
 """
 
 from __future__ import annotations
@@ -36,13 +44,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from gleaner.errors import KafkaError, MalformedEvent, ServiceError
+from gleaner.errors import GleanerError, KafkaError, MalformedEvent, is_transient
 from gleaner.metrics import DEADLETTERS, KAFKA_HOP_SECONDS
-from gleaner.settings import Settings
+from gleaner.settings_sections import KafkaSettings
 from streams.kafka.checkpoint import Checkpoint
 from streams.kafka.client import RebalanceListener, Record, oversize, signature_rejects
 from streams.kafka.offsets import TopicPartition
-from streams.kafka.signing import SIGNATURE_HEADER, Signer, has_header
+from streams.kafka.signing import Signer
 
 log = logging.getLogger(__name__)
 
@@ -170,7 +178,7 @@ class RunnerConfig:
     rejoin_timeout_s: float = 30.0
 
     @classmethod
-    def for_settings(cls, settings: Settings, **overrides: Any) -> RunnerConfig:
+    def for_settings(cls, settings: KafkaSettings, **overrides: Any) -> RunnerConfig:
         fields: dict[str, Any] = {
             "max_event_bytes": settings.kafka_message_max_bytes,
             "signer": Signer.for_settings(settings),
@@ -280,17 +288,19 @@ class ConsumeRunner:
             return
         try:
             self.handler.handle(record, ticket)
-        except MalformedEvent as exc:
-            ticket.dead_letter(str(exc))
-        except ServiceError as exc:
-            if ticket.settled:  # it had already finished its part; the error came after
-                log.warning("%s: %s after settling %s", self.name, exc, _where(record))
-            else:
-                self._hold(record, attempts + 1, str(exc))
-            return
-        except Exception as exc:  # a bug must not stop the stream: park the event with why
-            log.exception("%s: handler failed on %s", self.name, _where(record))
-            ticket.dead_letter(f"handler failed: {type(exc).__name__}: {exc}")
+        except Exception as exc:
+            if is_transient(exc):
+                if ticket.settled:  # it had already finished its part; the error came after
+                    log.warning("%s: %s after settling %s", self.name, exc, _where(record))
+                else:
+                    self._hold(record, attempts + 1, str(exc))
+                return
+            # It would fail the same way again: park the event with why, the stream goes on.
+            if not isinstance(exc, GleanerError):  # a bug: its trace goes to the log
+                log.exception("%s: handler failed on %s", self.name, _where(record))
+            elif not isinstance(exc, MalformedEvent):
+                log.warning("%s: %s dead-lettered: %s", self.name, _where(record), exc)
+            ticket.dead_letter(dead_letter_reason(exc))
         else:
             if not ticket.deferred:
                 ticket.done()
@@ -303,8 +313,8 @@ class ConsumeRunner:
         signer = self.config.signer
         if signer is None:
             return None
-        if self.config.tenant_entry and not has_header(record.headers, SIGNATURE_HEADER):
-            return None  # a tenant's event: the handler proves its credential
+        if self.config.tenant_entry:  # an unsigned event is a tenant's: the handler proves its credential
+            return signer.entry_rejects(record.topic, record.key, record.value, record.headers)
         return signature_rejects(signer, record)
 
     def _hold(self, record: Record, attempts: int, error: str) -> None:
@@ -335,14 +345,19 @@ class ConsumeRunner:
         self.checkpoint.done((record.topic, record.partition), record.offset)
 
     def _dead_letter(self, record: Record, reason: str) -> None:
+        if self._park(record, reason):
+            self._done(record)
+
+    def _park(self, record: Record, reason: str) -> bool:
+        """Send ``record`` to the dead letters with why; False (logged) when that failed."""
         self.dead_lettered += 1
         DEADLETTERS.labels(record.topic).inc()
         try:
             self.deadletters.send(record, reason)
         except Exception as exc:
             log.error("%s: dead letter for %s not sent: %s", self.name, _where(record), exc)
-            return
-        self._done(record)
+            return False
+        return True
 
     # -- timers and commits --------------------------------------------------------
     def _tick(self) -> None:
@@ -373,6 +388,90 @@ class ConsumeRunner:
             self._retry = None  # the next owner handles it
             self.source.resume()
         self.handler.revoked(tps)
+
+
+class _NoOutput:
+    """A follower's sink and committer: it writes nothing anywhere."""
+
+    def produce(
+        self,
+        topic: str,
+        value: bytes,
+        key: str | bytes | None = None,
+        on_delivered: Callable[[], None] | None = None,
+    ) -> None:
+        raise KafkaError(f"a follower produces nothing (asked to write to {topic})")
+
+    def flush(self, timeout_s: float = 10.0) -> None:
+        return None
+
+    def commit(self, offsets: dict[TopicPartition, int]) -> None:
+        return None
+
+    def send(self, record: Record, reason: str) -> None:
+        return None
+
+    def close(self) -> None:
+        return None
+
+
+class Follower(ConsumeRunner):
+    """The runner of a group-less reader: every replica reads every record of its topics
+    from the end. Its source is an :class:`~streams.kafka.client.EventConsumer` with
+    ``assign_latest``, which also reads a partition again from its start once the broker
+    restarted its log. With no group it commits nothing, and it produces nothing. A record
+    it refuses (unsigned or forged, oversize, or its handler failed on it) is logged and
+    passed over, not dead-lettered: the topic's own consumer group dead-letters it once,
+    where every replica would send it again. A topic no group reads (the heartbeats) has
+    one follower given ``deadletters``, which parks what it refuses, and goes on either way.
+
+    With ``stop`` it ends when that event is set (its component's, shared by the followers
+    it opens one after another)."""
+
+    def __init__(
+        self,
+        name: str,
+        source: Source,
+        handler: Handler,
+        config: RunnerConfig | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        *,
+        deadletters: DeadLetterSink | None = None,
+        stop: threading.Event | None = None,
+    ) -> None:
+        nothing = _NoOutput()
+        parks = deadletters if deadletters is not None else nothing
+        super().__init__(name, source, nothing, parks, handler, config, clock)
+        self.checkpoint = Checkpoint(nothing, nothing, self.config.commit_interval_s, clock)
+        self._parks = deadletters is not None
+        if stop is not None:
+            self._stop = stop
+        self.passed_over = 0  # refused records, logged only
+        self.turns = 0  # loop turns that ended (their poll went through): the consumer works
+
+    def run_once(self) -> None:
+        super().run_once()
+        self.turns += 1
+
+    def _dead_letter(self, record: Record, reason: str) -> None:
+        if self._parks:
+            self._park(record, reason)  # a dead letter not sent is logged; the follower goes on
+        else:
+            self.passed_over += 1
+            log.warning("%s: ignoring %s: %s", self.name, _where(record), reason)
+        self._done(record)
+
+
+def dead_letter_reason(exc: Exception, step: str = "handler") -> str:
+    """Why a record is dead-lettered whose handler raised ``exc``, an error not worth
+    retrying: a bad event says what is wrong with it, another Gleaner error names its
+    cause (an OOM-killed container, a DAG that cannot run), anything else is a bug
+    (of ``step``: the runner's handler, the predictor's planning)."""
+    if isinstance(exc, MalformedEvent):
+        return str(exc)
+    if isinstance(exc, GleanerError):
+        return f"{type(exc).__name__}: {exc}"
+    return f"{step} failed: {type(exc).__name__}: {exc}"
 
 
 def _where(record: Record) -> str:

@@ -22,10 +22,10 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
-from gleaner.settings import Settings
+from gleaner.settings_sections import KafkaSettings
 
 SIGNATURE_HEADER = "gleaner-sig"
 AUTH_HEADER = "gleaner-auth"
@@ -85,7 +85,7 @@ class Signer:
         self._secret = secret
 
     @classmethod
-    def for_settings(cls, settings: Settings) -> Signer:
+    def for_settings(cls, settings: KafkaSettings) -> Signer:
         from gleaner.secrets_file import platform_secret
 
         return cls(platform_secret(settings))
@@ -108,6 +108,16 @@ class Signer:
             return f"forged event on {topic}: its platform signature does not match"
         return None
 
+    def entry_rejects(
+        self, topic: str, key: str | bytes | None, value: bytes | None, headers: Headers
+    ) -> str | None:
+        """On an entry topic, which tenants may write to: why this event may not go on, or
+        None. An unsigned event is a tenant's (its first consumer then proves the tenant's
+        credential, :func:`tenant_not_proven`); a signature that is present must hold."""
+        if not has_header(headers, SIGNATURE_HEADER):
+            return None
+        return self.rejects(topic, key, value, headers)
+
     def signed(self, topic: str, key: str | bytes | None, value: bytes | None, headers: Headers) -> bool:
         return self.rejects(topic, key, value, headers) is None
 
@@ -124,6 +134,14 @@ class Signer:
         for one activation's result: redelivery makes the same one)."""
         msg = _DOMAIN + _field(purpose.encode()) + b"".join(_field(p.encode()) for p in parts)
         return hmac.new(self._secret, msg, hashlib.sha256).hexdigest()
+
+
+def tenant_headers(credential: str) -> OutHeaders:
+    """Kafka headers that prove a tenant's event's namespace: ``[("gleaner-auth", b"uuid:key")]``,
+    for a tenant's own Kafka client (README: Invoking through Kafka)."""
+    if ":" not in credential:
+        raise ValueError("a credential is 'uuid:key', as in ~/.wskprops AUTH")
+    return [(AUTH_HEADER, credential.encode("ascii"))]
 
 
 def tenant_credential(headers: Headers) -> str | None:
@@ -147,3 +165,14 @@ def namespace_not_proven(claimed: str, credential: str | None, owner: str | None
     if owner != claimed:
         return f"namespace {claimed} not proven: the credential does not belong to namespace {claimed}"
     return None
+
+
+def tenant_not_proven(
+    claimed: str, headers: Headers, authenticate: Callable[[str], str | None] | None
+) -> str | None:
+    """Why a tenant's event may not act for ``claimed``, or None when the credential it
+    carries proves it. ``authenticate`` maps a credential to its namespace (None: not a
+    valid key); what it raises (the key store away) is the caller's to handle."""
+    credential = tenant_credential(headers)
+    owner = authenticate(credential) if credential is not None and authenticate is not None else None
+    return namespace_not_proven(claimed, credential, owner)

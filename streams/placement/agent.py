@@ -16,7 +16,9 @@ the gateway or the composition stream) or a tenant's, carrying its
 ``uuid:key`` in a ``gleaner-auth`` header. A tenant's event runs only when
 the key is valid and its namespace is the event's, and without the fields
 only the platform sets; anything else is dead-lettered with the reason.
-Heartbeats and completions count only when platform-signed.
+Heartbeats and completions count only when platform-signed: each is read by a
+handler (:class:`Heartbeats`, :class:`Acknowledgements`) behind a group-less
+follower runner, from the end, kept alive by :mod:`streams.kafka.follow`.
 
 Placement also reads ``prewarm``: the composition stream's pre-warm hints
 (platform-signed only), forwarded to the invokers that will run the
@@ -25,7 +27,6 @@ functions they name (:mod:`streams.placement.prewarm`).
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import logging
 import threading
@@ -41,6 +42,7 @@ from gleaner.metrics import PLACEMENT_INVOKERS_HEALTHY, PREWARMS
 from gleaner.records import INTERNAL_ERROR
 from gleaner.redis_store import RedisStore
 from gleaner.settings import Settings
+from gleaner.settings_sections import KafkaSettings
 from streams.events import (
     ActivationCompleted,
     ActivationRequest,
@@ -50,15 +52,15 @@ from streams.events import (
     derived_activation_id,
 )
 from streams.failures import completion_key, failed_completion
-from streams.kafka.client import EventConsumer, EventProducer, Record, member_id, oversize, signature_rejects
+from streams.kafka.client import EventConsumer, EventProducer, Record, member_id, signature_rejects
 from streams.kafka.deadletter import DeadLetters
 from streams.kafka.doorbell import Bell, process_bell
+from streams.kafka.follow import follow
 from streams.kafka.runner import ConsumeRunner, DeadLetterSink, Handler, RunnerConfig, Sink, Ticket
-from streams.kafka.signing import Signer, namespace_not_proven, tenant_credential
+from streams.kafka.signing import Signer, tenant_not_proven
 from streams.placement.acks import Unacknowledged
 from streams.placement.journal import UnackedJournal, keep_written, unacked_key
-from streams.placement.listen import follow
-from streams.placement.policies import POLICIES, InvokerView, Policy
+from streams.placement.policies import PLACEMENT_POLICY_FACTORIES, InvokerView, Policy
 from streams.placement.prewarm import route_hint
 
 log = logging.getLogger(__name__)
@@ -67,6 +69,7 @@ NO_INVOKER_MSG = "No invokers available: none has sent a healthy heartbeat."
 EXPIRE_EVERY_S = 10.0
 SETTLE_AT_ONCE = 2000  # at most this many unacknowledged activations looked up in one pass
 SETTLE_AFTER_S = 30.0  # an activation unacknowledged this long is looked up in the records
+FOLLOW_POLL_S = 0.2  # the heartbeat and completion followers' poll timeout
 
 
 @dataclass(slots=True)
@@ -118,6 +121,13 @@ class InvokerTable:
         return [{**b, "healthy": healthy.get(str(b["invoker"]), False)} for b in beats]
 
 
+def follower_config(kafka: KafkaSettings) -> RunnerConfig:
+    """The runner config of placement's followers: platform-signed records within the size
+    limit. A poll ends at once on a record; its timeout only spaces the idle turns, and the
+    followers have no timers to tick."""
+    return RunnerConfig.for_settings(kafka, poll_timeout_s=FOLLOW_POLL_S)
+
+
 def follow_health(
     settings: Settings,
     table: InvokerTable,
@@ -126,50 +136,43 @@ def follow_health(
     deadletters: DeadLetterSink | None = None,
 ) -> None:
     """Feed ``table`` from the health topic; every reader sees every heartbeat.
-    One reader (placement's) dead-letters malformed heartbeats, so each is parked once.
-    Runs until ``stop``: a failing consumer is replaced (:func:`streams.placement.listen.follow`)."""
-    signer = Signer.for_settings(settings)
+    One reader (placement's) dead-letters what it refuses, so each is parked once.
+    Runs until ``stop``: a failing consumer is replaced (:func:`streams.kafka.follow.follow`)."""
 
     def open_reader() -> EventConsumer:
         return EventConsumer(
-            settings,
+            settings.kafka,
             group,
             [settings.health_topic],
             assign_latest=True,
             wait_ms=settings.kafka_fetch_wait_health_ms,  # a beat a second: never dozes
         )
 
-    follow("health", open_reader, heartbeat_reader(settings, signer, table, deadletters), stop)
+    config = follower_config(settings.kafka)
+    follow("health", open_reader, Heartbeats(table), stop, config=config, deadletters=deadletters)
 
 
-def heartbeat_reader(
-    settings: Settings, signer: Signer, table: InvokerTable, deadletters: DeadLetterSink | None
-) -> Callable[[Record], None]:
-    def on_record(rec: Record) -> None:
-        try:
-            # Only invokers beat: a forged heartbeat would steer work to no one.
-            refused = oversize(rec.value, settings.kafka_message_max_bytes) or signature_rejects(signer, rec)
-            if refused is not None:
-                raise MalformedEvent(refused)
-            table.update(InvokerHealth.from_dict(decode(rec.value)))
-        except MalformedEvent as exc:
-            if deadletters is None:
-                log.warning("ignoring malformed heartbeat: %s", exc)
-            else:
-                deadletters.send(rec, str(exc))
+class Heartbeats(Handler):
+    """Feeds an invoker table from the health topic. Its follower's runner lets only
+    platform-signed heartbeats through: only invokers beat, and a forged heartbeat would
+    steer work to no one. A malformed one raises MalformedEvent: refused likewise."""
 
-    return on_record
+    def __init__(self, table: InvokerTable) -> None:
+        self.table = table
+
+    def handle(self, record: Record, ticket: Ticket) -> None:
+        self.table.update(InvokerHealth.from_dict(decode(record.value)))
 
 
 def follow_completions(
     settings: Settings, unacked: Unacknowledged, stop: threading.Event, bell: Bell | None = None
 ) -> None:
     """Acknowledge dispatched activations as their (platform-signed) completions appear.
-    Runs until ``stop``: a failing consumer is replaced (:func:`streams.placement.listen.follow`)."""
+    Runs until ``stop``: a failing consumer is replaced (:func:`streams.kafka.follow.follow`)."""
 
     def open_reader() -> EventConsumer:
         return EventConsumer(
-            settings,
+            settings.kafka,
             "gleaner-placement-acks",
             [settings.completed_topic],
             assign_latest=True,
@@ -177,17 +180,19 @@ def follow_completions(
             bell=bell,
         )
 
-    follow("acks", open_reader, completion_reader(Signer.for_settings(settings), unacked), stop)
+    follow("acks", open_reader, Acknowledgements(unacked), stop, config=follower_config(settings.kafka))
 
 
-def completion_reader(signer: Signer, unacked: Unacknowledged) -> Callable[[Record], None]:
-    def on_record(rec: Record) -> None:
-        if signature_rejects(signer, rec) is not None:
-            return  # the record sink dead-letters a forged one
-        with contextlib.suppress(MalformedEvent):  # the record sink dead-letters it
-            unacked.acked(ActivationCompleted.from_dict(decode(rec.value)).activation_id)
+class Acknowledgements(Handler):
+    """Acknowledges each dispatched activation whose completion appears. Its follower's
+    runner passes over (logs) a forged or malformed completion: the record sink, the
+    topic's own consumer, dead-letters it."""
 
-    return on_record
+    def __init__(self, unacked: Unacknowledged) -> None:
+        self.unacked = unacked
+
+    def handle(self, record: Record, ticket: Ticket) -> None:
+        self.unacked.acked(ActivationCompleted.from_dict(decode(record.value)).activation_id)
 
 
 class PlacementAgent(Handler):
@@ -202,18 +207,19 @@ class PlacementAgent(Handler):
         unacked: Unacknowledged | None = None,
         signer: Signer | None = None,
         authenticate: Callable[[str], str | None] | None = None,
-        is_recorded: Callable[[str, str], bool] | None = None,
+        records_found: Callable[[list[tuple[str, str]]], set[str]] | None = None,
     ) -> None:
         self.settings = settings
         # With a signer, unsigned events are a tenant's and must prove their namespace
         # (``authenticate``: credential -> its namespace, or None).
         self.signer = signer
         self.authenticate = authenticate
-        self.is_recorded = is_recorded  # (namespace, activation id) -> its record exists
+        # (namespace, activation id) pairs -> the activation ids whose record exists (one request)
+        self.records_found = records_found
         self._settler: threading.Thread | None = None
         self.producer = producer
         self.table = table
-        self.policy: Policy = POLICIES[policy]()
+        self.policy: Policy = PLACEMENT_POLICY_FACTORIES[policy]()
         self.no_invoker_wait_s = no_invoker_wait_s
         self._clock = clock
         self._waiting: deque[tuple[float, ActivationRequest, Ticket]] = deque()
@@ -250,7 +256,7 @@ class PlacementAgent(Handler):
 
     def _look_up_records(self, older_than_s: float) -> None:
         """Off the dispatch thread, at most one at a time."""
-        if self.is_recorded is None or (self._settler is not None and self._settler.is_alive()):
+        if self.records_found is None or (self._settler is not None and self._settler.is_alive()):
             return
         self._settler = threading.Thread(
             target=self._settle_recorded, args=(older_than_s,), name="unacked-settle", daemon=True
@@ -260,19 +266,21 @@ class PlacementAgent(Handler):
     def _settle_recorded(self, older_than_s: float) -> None:
         """What completed while no reader listened (placement was down, or its completion
         reader was being replaced) has its record: acknowledged now, not re-sent when its
-        invoker next goes quiet."""
-        assert self.is_recorded is not None
-        settled = 0
-        for req in self.unacked.owed(older_than_s)[:SETTLE_AT_ONCE]:
-            try:
-                if self.is_recorded(req.namespace, req.activation_id):
-                    self.unacked.acked(req.activation_id)
-                    settled += 1
-            except GleanerError as exc:  # CouchDB away: they stay owed, as before
-                log.warning("records of unacknowledged activations not read: %s", exc)
-                return
+        invoker next goes quiet. All of them are looked up in one request."""
+        assert self.records_found is not None
+        owed = self.unacked.owed(older_than_s)[:SETTLE_AT_ONCE]
+        if not owed:
+            return
+        try:
+            found = self.records_found([(req.namespace, req.activation_id) for req in owed])
+        except GleanerError as exc:  # CouchDB away: they stay owed, as before
+            log.warning("records of unacknowledged activations not read: %s", exc)
+            return
+        settled = [req.activation_id for req in owed if req.activation_id in found]
+        for activation_id in settled:
+            self.unacked.acked(activation_id)
         if settled:
-            log.info("%d unacknowledged activations had completed (their records exist)", settled)
+            log.info("%d unacknowledged activations had completed (their records exist)", len(settled))
 
     def tick(self) -> None:
         now = self._clock()
@@ -306,11 +314,8 @@ class PlacementAgent(Handler):
     def _tenant_request(self, record: Record, req: ActivationRequest) -> ActivationRequest:
         """A tenant's event: its credential must prove the event's namespace (raises
         MalformedEvent with why, so it is dead-lettered); the platform's fields are dropped."""
-        credential = tenant_credential(record.headers)
-        owner = None
-        if credential is not None and self.authenticate is not None:
-            owner = self.authenticate(credential)  # CouchDB trouble raises: retried
-        reason = namespace_not_proven(req.namespace, credential, owner)
+        # CouchDB trouble in ``authenticate`` raises: the runner retries the record.
+        reason = tenant_not_proven(req.namespace, record.headers, self.authenticate)
         if reason is not None:
             raise MalformedEvent(reason)
         # A tenant names its action and input; what runs it, where and as part of what is ours.
@@ -379,13 +384,20 @@ class PlacementAgent(Handler):
         self.producer.produce(self.settings.completed_topic, event.to_bytes(), key=completion_key(req))
 
 
+def records_found(db: CouchDB, owed: list[tuple[str, str]]) -> set[str]:
+    """Of ``owed`` (namespace, activation id) pairs, the activation ids whose record is in
+    CouchDB: one ``_all_docs`` request for them all (revisions only, no bodies)."""
+    by_doc_id = {f"{ns}/{aid}": aid for ns, aid in owed}
+    return {by_doc_id[i] for i in db.existing(ACTIVATIONS, list(by_doc_id)) if i in by_doc_id}
+
+
 def build(settings: Settings, policy: str = "greedy-jsq", no_invoker_wait_s: float = 30.0) -> ConsumeRunner:
-    bell = process_bell(settings)
-    producer = EventProducer(settings, bell)
+    bell = process_bell(settings.kafka, settings.stores)
+    producer = EventProducer(settings.kafka, bell)
     table = InvokerTable(settings.invoker_unhealthy_after_s)
-    unacked = Unacknowledged(journal=UnackedJournal(RedisStore(settings), unacked_key(settings)))
-    db = CouchDB(settings)
-    config = RunnerConfig.for_settings(settings, tenant_entry=True)
+    unacked = Unacknowledged(journal=UnackedJournal(RedisStore(settings.stores), unacked_key(settings)))
+    db = CouchDB(settings.stores)
+    config = RunnerConfig.for_settings(settings.kafka, tenant_entry=True)
     agent = PlacementAgent(
         settings,
         producer,
@@ -395,10 +407,10 @@ def build(settings: Settings, policy: str = "greedy-jsq", no_invoker_wait_s: flo
         unacked=unacked,
         signer=config.signer,
         authenticate=lambda credential: subjects.authenticate(db, credential),
-        is_recorded=lambda ns, aid: db.get_doc(ACTIVATIONS, f"{ns}/{aid}") is not None,
+        records_found=lambda owed: records_found(db, owed),
     )
     consumer = EventConsumer(
-        settings,
+        settings.kafka,
         GROUP,
         [settings.invocations_topic, settings.prewarm_topic],
         instance_id=member_id("placement"),
@@ -409,7 +421,7 @@ def build(settings: Settings, policy: str = "greedy-jsq", no_invoker_wait_s: flo
         "placement",
         consumer,
         producer,
-        DeadLetters(settings, producer),
+        DeadLetters(settings.kafka, producer),
         agent,
         config,
     )
@@ -420,7 +432,7 @@ def build(settings: Settings, policy: str = "greedy-jsq", no_invoker_wait_s: flo
             table,
             runner.stopping_event,
             "gleaner-placement-health",
-            DeadLetters(settings, producer),
+            DeadLetters(settings.kafka, producer),
         ),
         name="health",
         daemon=True,

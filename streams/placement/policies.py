@@ -119,7 +119,7 @@ class HashPlacement:
 
 
 # Name -> policy, as settings (GLEANER_PLACEMENT_POLICY) and the CLI name them; GreedyJSQ is the default.
-POLICIES: dict[str, Callable[[], Policy]] = {
+PLACEMENT_POLICY_FACTORIES: dict[str, Callable[[], Policy]] = {
     "greedy-jsq": GreedyJSQ,
     "jsq": JoinShortestQueue,
     "round-robin": RoundRobin,

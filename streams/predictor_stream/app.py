@@ -47,7 +47,7 @@ from gleaner.couchdb import CouchDB
 from gleaner.errors import GleanerError
 from gleaner.settings import Settings
 from streams.kafka.client import security_config
-from streams.kafka.signing import SIGNATURE_HEADER, Signer, normalize_headers
+from streams.kafka.signing import OutHeaders, Signer, normalize_headers
 from streams.predictor_stream.events import (
     PLANS,
     Gate,
@@ -76,7 +76,7 @@ FETCH_WAIT_CHECK_S = 0.5
 
 def broker_credentials(settings: Settings) -> faust.SASLCredentials | None:
     """The same SASL login the confluent-kafka clients use (None for PLAINTEXT)."""
-    config = security_config(settings)
+    config = security_config(settings.kafka)
     if not config:
         return None
     tls = None
@@ -122,24 +122,24 @@ def make_app(settings: Settings) -> faust.App:
     )
     requests = app.topic(settings.dag_requests_topic, value_serializer="raw", key_serializer="raw")
     # A short CouchDB timeout: a stalled store costs a plan its harvest, not the stream its pace.
-    planner = RequestPlanner(settings, CouchDB(settings, timeout_s=PLANNER_STORE_TIMEOUT_S))
+    planner = RequestPlanner(settings, CouchDB(settings.stores, timeout_s=PLANNER_STORE_TIMEOUT_S))
     limit = settings.kafka_message_max_bytes
-    signer = Signer.for_settings(settings)
-    subjects_db = CouchDB(settings, timeout_s=PLANNER_STORE_TIMEOUT_S)
+    signer = Signer.for_settings(settings.kafka)
+    subjects_db = CouchDB(settings.stores, timeout_s=PLANNER_STORE_TIMEOUT_S)
     gate = Gate(signer, lambda credential: subjects.authenticate(subjects_db, credential))
 
-    def plan_and_sign(batch: list[Incoming], hold: Hold[Any]) -> list[tuple[Outgoing, bytes] | Held]:
-        signed: list[tuple[Outgoing, bytes] | Held] = []
+    def plan_and_sign(batch: list[Incoming], hold: Hold[Any]) -> list[tuple[Outgoing, OutHeaders] | Held]:
+        signed: list[tuple[Outgoing, OutHeaders] | Held] = []
         blocked = hold.partitions()
         for out in plan_or_hold(planner, batch, limit, gate, hold.may_wait, hold.bound_s, blocked):
             if isinstance(out, Held):
                 signed.append(out)
                 continue
             topic = settings.dag_plans_topic if out.topic == PLANS else settings.deadletter_topic
-            signed.append((out, signer.signature(topic, out.key, out.value)))
+            signed.append((out, signer.headers(topic, out.key, out.value)))
         return signed
 
-    async def publish(event: Incoming, out: Outgoing, signature: bytes) -> None:
+    async def publish(event: Incoming, out: Outgoing, headers: OutHeaders) -> None:
         """Hands ``out`` to the producer (delivery is awaited by the commit's flush).
 
         Straight to Faust's producer: ``Topic.send`` wraps each record in a future
@@ -148,17 +148,17 @@ def make_app(settings: Settings) -> faust.App:
         Faust flushes before it commits offsets."""
         if out.topic == PLANS:
             try:
-                await send(settings.dag_plans_topic, out.key, out.value, signature)
+                await send(settings.dag_plans_topic, out.key, out.value, headers)
                 return
             except (KafkaError, GleanerError, ValueError) as exc:  # e.g. aiokafka's size check
                 reason = f"the plan could not be produced: {exc}"
                 out = dead_letter(event.key, event.raw, event.where, reason)
-                signature = signer.signature(settings.deadletter_topic, out.key, out.value)
-        await send(settings.deadletter_topic, out.key, out.value, signature)
+                headers = signer.headers(settings.deadletter_topic, out.key, out.value)
+        await send(settings.deadletter_topic, out.key, out.value, headers)
 
-    async def send(topic: str, key: bytes | None, value: bytes, signature: bytes) -> None:
+    async def send(topic: str, key: bytes | None, value: bytes, headers: OutHeaders) -> None:
         producer = await app.maybe_start_producer()  # as Topic.send does; a no-op once started
-        await producer.send(topic, key, value, None, None, [(SIGNATURE_HEADER, signature)])
+        await producer.send(topic, key, value, None, None, headers)
 
     async def read(stream: Any, inbox: Inbox[Any]) -> None:
         async for event in stream.events():
@@ -166,12 +166,12 @@ def make_app(settings: Settings) -> faust.App:
             await inbox.put(event)
 
     async def plan_batches(stream: Any, inbox: Inbox[Any]) -> None:
-        async def plan(batch: list[Incoming], hold: Hold[Any]) -> list[tuple[Outgoing, bytes] | Held]:
+        async def plan(batch: list[Incoming], hold: Hold[Any]) -> list[tuple[Outgoing, OutHeaders] | Held]:
             # Off the event loop: the planner reads CouchDB synchronously, and a
             # blocked loop misses Kafka heartbeats and leaves the group.
             return await asyncio.to_thread(plan_and_sign, batch, hold)
 
-        async def hand_over(ready: list[tuple[Any, Incoming, tuple[Outgoing, bytes]]]) -> None:
+        async def hand_over(ready: list[tuple[Any, Incoming, tuple[Outgoing, OutHeaders]]]) -> None:
             for _, one, (out, signed) in ready:
                 await publish(one, out, signed)
             for event, _, _ in ready:  # committable once handed over: the commit flushes the producer first

@@ -24,20 +24,12 @@ from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-import orjson
-
-from gleaner.errors import MalformedEvent, ServiceError
+from gleaner.errors import MalformedEvent, is_transient
 from streams.events import DagPlan, DagRequest, decode, derived_activation_id
 from streams.kafka.client import oversize
 from streams.kafka.deadletter import dead_letter_event
-from streams.kafka.signing import (
-    SIGNATURE_HEADER,
-    Headers,
-    Signer,
-    has_header,
-    namespace_not_proven,
-    tenant_credential,
-)
+from streams.kafka.runner import dead_letter_reason
+from streams.kafka.signing import SIGNATURE_HEADER, Headers, Signer, has_header, tenant_not_proven
 
 log = logging.getLogger(__name__)
 PLANS = "plans"
@@ -108,9 +100,7 @@ class Gate:
 
     def refuses(self, where: Where, key: bytes | None, raw: bytes | None, headers: Headers) -> str | None:
         """Why the event may not enter before it is decoded, or None (a tenant's is checked later)."""
-        if has_header(headers, SIGNATURE_HEADER):
-            return self.signer.rejects(where.topic, key, raw, headers)
-        return None
+        return self.signer.entry_rejects(where.topic, key, raw, headers)
 
     def tenant_refuses(
         self, req: DagRequest, key: bytes | None, raw: bytes | None, where: Where, headers: Headers
@@ -120,12 +110,12 @@ class Gate:
         Raises KeyStoreUnavailable when the credential cannot be checked (the store is away)."""
         if self.signer.signed(where.topic, key, raw, headers):
             return None
-        credential = tenant_credential(headers)
         try:
-            owner = self.authenticate(credential) if credential is not None else None
-        except ServiceError as exc:
-            raise KeyStoreUnavailable(req.namespace, exc) from exc
-        return namespace_not_proven(req.namespace, credential, owner)
+            return tenant_not_proven(req.namespace, headers, self.authenticate)
+        except Exception as exc:
+            if is_transient(exc):  # neither yes nor no: the request waits for the store
+                raise KeyStoreUnavailable(req.namespace, exc) from exc
+            raise
 
 
 def plan_event(
@@ -223,9 +213,7 @@ def _admit(
         waited = f" and the request waited {waited_s:g} s for it" if waited_s > 0 else ""
         why = f"namespace {exc.namespace} not proven: {exc}{waited}; send it again"
         return dead_letter(e.key, e.raw, e.where, why)
-    except MalformedEvent as exc:
-        return dead_letter(e.key, e.raw, e.where, str(exc))
-    except Exception as exc:  # a bug must not stop the stream: park the event with why
+    except Exception as exc:  # a bad event, or a bug: it must not stop the stream, park it with why
         return _failed(e, exc)
     return dead_letter(e.key, e.raw, e.where, refused) if refused is not None else req
 
@@ -241,10 +229,9 @@ def _outgoing(e: Incoming, req: DagRequest, plan: DagPlan | Exception, limit: in
     if isinstance(plan, Exception):
         return _failed(e, plan)
     try:
-        # orjson writes the dataclass as DagPlan.to_bytes would, without asdict's deep copy.
-        value = orjson.dumps(plan)
-    except orjson.JSONEncodeError as exc:  # nested past 254 levels, or an integer past 64 bits
-        return dead_letter(e.key, e.raw, e.where, f"the event cannot be written as JSON: {exc}")
+        value = plan.to_bytes()  # the allocations in their wire form (streams.events' codec)
+    except MalformedEvent as exc:  # nested past 254 levels, or an integer past 64 bits
+        return dead_letter(e.key, e.raw, e.where, str(exc))
     if len(value) > limit:
         reason = f"its plan of {len(value)} bytes is above the limit of {limit} bytes"
         return dead_letter(e.key, e.raw, e.where, reason)
@@ -252,8 +239,8 @@ def _outgoing(e: Incoming, req: DagRequest, plan: DagPlan | Exception, limit: in
 
 
 def _failed(e: Incoming, exc: Exception) -> Outgoing:
-    if isinstance(exc, MalformedEvent):
-        return dead_letter(e.key, e.raw, e.where, str(exc))
-    w = e.where
-    log.error("planning %s[%d]@%d failed", w.topic, w.partition, w.offset, exc_info=exc)
-    return dead_letter(e.key, e.raw, e.where, f"planning failed: {type(exc).__name__}: {exc}")
+    """The dead letter of an event whose decoding or planning raised ``exc`` (the runner's reasons)."""
+    if not isinstance(exc, MalformedEvent):
+        w = e.where
+        log.error("planning %s[%d]@%d failed", w.topic, w.partition, w.offset, exc_info=exc)
+    return dead_letter(e.key, e.raw, e.where, dead_letter_reason(exc, "planning"))

@@ -8,10 +8,18 @@ into the predictor: 1500 ms would cost ~750 ms a request. A
 the traffic: ``busy_ms`` from the first request on, ``idle_ms`` once none has
 come for ``idle_after_s``. A request after a quiet spell pays at most
 ``idle_ms`` more; the ones behind it, nothing.
+
+Why a patch and not a setting: faust-streaming (0.15.3) passes
+``fetch_max_wait_ms=1500`` to aiokafka in ``_create_worker_consumer`` and has no
+setting for it, and a wait that changes at run time is only aiokafka's private
+``_fetch_max_wait_ms`` (the consumer's, and its fetcher's, read per fetch request).
+``tests/unit/streams/test_predictor_fetch_wait.py`` fails when either library changes
+what this module relies on.
 """
 
 from __future__ import annotations
 
+import functools
 import time
 import weakref
 from collections.abc import Callable
@@ -84,6 +92,7 @@ def install(control: AdaptiveFetchWait) -> None:
     if getattr(original, "_gleaner_adaptive", False):
         return
 
+    @functools.wraps(original)
     def create(self: AIOKafkaConsumerThread, transport: Any) -> Any:
         consumer = original(self, transport)
         if _active is not None:

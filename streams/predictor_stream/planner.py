@@ -21,16 +21,16 @@ from pathlib import Path
 from typing import Any
 
 from composer import Analysis, analyze, from_json
-from gleaner.allocation import Allocation
+from gleaner.allocation import Allocation, Slot
 from gleaner.couchdb import DAGS, WHISKS, CouchDB
 from gleaner.errors import GleanerError
+from gleaner.harvest_policies import GLEANER, GLEANER_IDLE, OFF, PLANNED_POLICIES, THESIS, resolve_policy
 from gleaner.metrics import HARVEST_DECISIONS
 from gleaner.settings import Settings
 from gleaner.ttlcache import TTLCache
 from predictor.allocation import EPS_STEPS, AllowedValues, NormalizedDemand
 from predictor.inference import Prediction, Predictor
-from predictor.plan import Selection, Slot, check_policy, normalize_batch, plan_predicted, select_stages
-from predictor.policies import GLEANER, GLEANER_IDLE, OFF, PLANNED_POLICIES, THESIS, resolve_policy
+from predictor.plan import Selection, check_policy, normalize_batch, plan_predicted, select_stages
 from predictor.store import ModelLoadError, dag_dir, load_current
 from predictor.validator import Demand
 from streams.events import DagPlan, DagRequest
@@ -39,6 +39,7 @@ from streams.payloads import size_of
 log = logging.getLogger(__name__)
 MIN_MEASURABLE_BYTES = 3  # "{}" says nothing about the work
 RELOAD_CHECK_S = 2.0
+MAX_VERSIONS = 1024  # DAG versions whose documents are kept by revision (oldest seen go first)
 NORMALIZING = frozenset({THESIS, GLEANER, GLEANER_IDLE})  # policies that start from the normalizer
 _REQUEST_FIELDS = tuple(f.name for f in fields(DagRequest))
 
@@ -92,17 +93,25 @@ class _Draft:
     done: DagPlan | None = None  # decided without the models (profile, off, a fallback)
     predictor: Predictor | None = None
     version: int | None = None
-    input_size: int = 0
+    input_size: int | None = None  # as carried on the request, else measured here (once)
+    dag_rev: str | None = None  # as carried on the request, else the revision read here
     selection: Selection | None = None
     user: dict[Slot, Demand] = field(default_factory=dict)
     predictions: list[Prediction] | None = None
     normalized: list[NormalizedDemand] | None = None  # the batch's normalizer output for its predictions
 
 
-def _request_dict(req: DagRequest) -> dict[str, Any]:
+def _request_dict(draft: _Draft) -> dict[str, Any]:
     """The request as produced (``req.to_dict()`` without its deep copy, which cost
-    more than the models' arithmetic: the plan is serialized right away)."""
-    return {name: getattr(req, name) for name in _REQUEST_FIELDS}
+    more than the models' arithmetic: the plan is serialized right away), with its input
+    size when it was measured here, so that the composition stream does not measure again."""
+    out = {name: getattr(draft.req, name) for name in _REQUEST_FIELDS}
+    for name, value in (("input_size", draft.input_size), ("dag_rev", draft.dag_rev)):
+        if value is None:
+            del out[name]  # not known yet: off the wire, as DagRequest.to_dict leaves it
+        else:
+            out[name] = value
+    return out
 
 
 def _kept(exc: Exception) -> str:
@@ -113,8 +122,10 @@ def _kept(exc: Exception) -> str:
 
 
 # What every request of one DAG needs before the models: its predictor, model version,
-# user allocations per function and the stages to plan (RequestPlanner._dag_inputs).
-_DagInputs = tuple[Predictor, int | None, dict[Slot, Demand], Selection]
+# user allocations per function, the stages to plan and the DAG document's revision they
+# come from (RequestPlanner._dag_inputs).
+_DagInputs = tuple[Predictor, int | None, dict[Slot, Demand], Selection, str | None]
+_DagKey = tuple[str, str, str | None]  # namespace, DAG, the revision the request carries
 
 # A model that cannot predict an input, or a store that cannot be read, costs the
 # request its harvest; anything else is a bug, and the event goes to the dead letters.
@@ -137,6 +148,7 @@ class RequestPlanner:
         self.models = _Models(settings.models_root)
         self._docs: TTLCache[str, dict[str, Any]] = TTLCache(settings.action_cache_ttl_s)
         self._analyses: dict[str, Analysis] = {}
+        self._versions: dict[str, dict[str, Any]] = {}  # "ns/dag@rev" -> that version's document
         self._decisions: dict[tuple[str, str], Any] = {}  # HARVEST_DECISIONS' children, looked up once
 
     def plan(self, req: DagRequest) -> DagPlan:
@@ -151,7 +163,7 @@ class RequestPlanner:
         it; one request's failure never touches another's plan."""
         out: list[DagPlan | Exception | None] = [None] * len(reqs)
         drafts: dict[int, _Draft] = {}
-        dags: dict[tuple[str, str], _DagInputs | str] = {}  # each DAG's documents and model, once a batch
+        dags: dict[_DagKey, _DagInputs | str] = {}  # each DAG's documents and model, once a batch
         for i, req in enumerate(reqs):
             try:
                 drafts[i] = self._draft(req, dags)
@@ -178,20 +190,20 @@ class RequestPlanner:
             counter = self._decisions[labels] = HARVEST_DECISIONS.labels(*labels)
         counter.inc()
 
-    def _draft(self, req: DagRequest, dags: dict[tuple[str, str], _DagInputs | str]) -> _Draft:
+    def _draft(self, req: DagRequest, dags: dict[_DagKey, _DagInputs | str]) -> _Draft:
         start = time.perf_counter()
         policy = resolve_policy(
             req.policy, req.harvest, self.settings.harvest_enabled, self.settings.harvest_policy
         )
-        draft = _Draft(req, policy, [])
+        draft = _Draft(req, policy, [], input_size=req.input_size, dag_rev=req.dag_rev)
         if req.profile:
             try:
-                profiled = self._profile(req, draft.reasons)
+                profiled = self._profile(draft)
             except GleanerError as exc:
                 draft.reasons.append(f"profile allocations not written: {exc}")
                 profiled = {}
             draft.done = DagPlan(
-                request=_request_dict(req), harvest=False, allocations=profiled, reasons=draft.reasons
+                request=_request_dict(draft), harvest=False, allocations=profiled, reasons=draft.reasons
             )
         else:
             try:
@@ -207,7 +219,7 @@ class RequestPlanner:
     def _kept_plan(self, draft: _Draft) -> DagPlan:
         """The request runs at its user allocations, with the reasons."""
         return DagPlan(
-            request=_request_dict(draft.req), harvest=False, reasons=draft.reasons, policy=draft.policy
+            request=_request_dict(draft), harvest=False, reasons=draft.reasons, policy=draft.policy
         )
 
     def _predict(self, drafts: dict[int, _Draft], out: list[DagPlan | Exception | None]) -> None:
@@ -226,7 +238,7 @@ class RequestPlanner:
             with contextlib.suppress(Exception):  # sorted out request by request below
                 batch = list(
                     predictor.predict_many(
-                        [(d.input_size, d.selection.slots if d.selection else []) for _, d in group]
+                        [(d.input_size or 0, d.selection.slots if d.selection else []) for _, d in group]
                     )
                 )
             share = (time.perf_counter() - start) / len(group)
@@ -238,7 +250,7 @@ class RequestPlanner:
                 alone = time.perf_counter()
                 try:
                     slots = draft.selection.slots if draft.selection else []
-                    draft.predictions = predictor.predict(draft.input_size, slots)
+                    draft.predictions = predictor.predict(draft.input_size or 0, slots)
                 except _KEPT as exc:
                     draft.reasons.append(_kept(exc))
                     draft.done = self._kept_plan(draft)
@@ -286,15 +298,15 @@ class RequestPlanner:
                 draft.reasons.append(_kept(exc))
                 draft.done = self._kept_plan(draft)
             else:
-                summary = plan.to_dict()
+                stages = plan.stage_summaries()
                 draft.spent_s += time.perf_counter() - start
                 # Built once, with its time (dataclasses.replace cost more than the validator).
                 return DagPlan(
-                    request=_request_dict(draft.req),
+                    request=_request_dict(draft),
                     harvest=bool(plan.allocations),
-                    allocations=summary["allocations"],
-                    stages=summary["stages"],
-                    reasons=draft.reasons + summary["reasons"],
+                    allocations=plan.allocations,
+                    stages=stages,
+                    reasons=draft.reasons + plan.reasons,
                     model_version=f"v{draft.version}" if draft.version is not None else None,
                     inference_ms=round(draft.spent_s * 1000, 3),
                     policy=draft.policy,
@@ -302,14 +314,16 @@ class RequestPlanner:
         draft.spent_s += time.perf_counter() - start
         return replace(draft.done, inference_ms=round(draft.spent_s * 1000, 3))
 
-    def _profile(self, req: DagRequest, reasons: list[str]) -> dict[str, Any]:
+    def _profile(self, draft: _Draft) -> dict[Slot, Allocation]:
         """Every function at the maximum allowed allocation, bounded by an
         invoker's capacity, so the profiler sees each function's true peak; or,
         with ``profile_cpu`` (the profiler's CPU sweep), at that many cores."""
-        dag = self._doc(DAGS, f"{req.namespace}/{req.dag}")
+        req, reasons = draft.req, draft.reasons
+        dag = self._dag_doc(req.namespace, req.dag, req.dag_rev)
         if dag is None:
             reasons.append(f"profile: DAG {req.dag} does not exist")
             return {}
+        draft.dag_rev = dag.get("_rev")  # the version profiled is the version run
         s = self.settings
         cpu = min(s.cpu_max, s.invoker_cpu_capacity)
         if req.profile_cpu is not None:
@@ -317,7 +331,7 @@ class RequestPlanner:
         memory = min(s.memory_max_mb, s.invoker_memory_capacity_mb)
         profile = Allocation(float(cpu), int(memory), "profile")
         reasons.append(f"profile: every function at {cpu} cores / {memory} MB")
-        return {f"{f.stage}.{f.index}": profile.to_dict() for f in self._analysis(dag).functions}
+        return {(f.stage, f.index): profile for f in self._analysis(dag).functions}
 
     def _profile_cpu(self, asked: float, top: float, reasons: list[str]) -> float:
         """The cores of a profile request that asks for ``asked``: at most ``top`` (the
@@ -338,7 +352,7 @@ class RequestPlanner:
             )
         return cpu
 
-    def _prepare(self, draft: _Draft, dags: dict[tuple[str, str], _DagInputs | str]) -> None:
+    def _prepare(self, draft: _Draft, dags: dict[_DagKey, _DagInputs | str]) -> None:
         """Everything a request needs before the models; sets ``draft.predictor``
         only when the request is to be predicted. ``dags`` holds what the batch's
         earlier requests found for their DAGs."""
@@ -351,25 +365,26 @@ class RequestPlanner:
             reasons.append(f"policy {draft.policy}: user allocations, nothing planned")
             return
         reasons.append(f"policy {draft.policy}")
-        draft.input_size = size_of(req.input)
+        if draft.input_size is None:  # a request produced straight to Kafka: measured here, once
+            draft.input_size = size_of(req.input)
         if draft.input_size < MIN_MEASURABLE_BYTES:
             reasons.append("user allocations kept: the request has no measurable input size")
             return
-        key = (req.namespace, req.dag)
+        key = (req.namespace, req.dag, req.dag_rev)
         inputs = dags.get(key)
         if inputs is None:  # an exception is not remembered: the next request tries again
-            inputs = dags[key] = self._dag_inputs(req.namespace, req.dag)
+            inputs = dags[key] = self._dag_inputs(*key)
         if isinstance(inputs, str):
             reasons.append(inputs)
             return
         check_policy(GLEANER if draft.policy == GLEANER_IDLE else draft.policy)
-        draft.predictor, draft.version, draft.user, draft.selection = inputs
+        draft.predictor, draft.version, draft.user, draft.selection, draft.dag_rev = inputs
 
-    def _dag_inputs(self, namespace: str, name: str) -> _DagInputs | str:
-        """What every request of one DAG needs before the models (its model, its
+    def _dag_inputs(self, namespace: str, name: str, rev: str | None) -> _DagInputs | str:
+        """What every request of one DAG version needs before the models (its model, its
         functions' user allocations, the stages to plan), or why it keeps its user
         allocations; the same for each request of the DAG in a batch."""
-        dag = self._doc(DAGS, f"{namespace}/{name}")
+        dag = self._dag_doc(namespace, name, rev)
         if dag is None:
             return f"user allocations kept: DAG {name} does not exist"
         predictor, error, version = self.models.get(namespace, name)
@@ -388,7 +403,23 @@ class RequestPlanner:
                     float(action["limits"]["cpu"]),
                     float(action["limits"]["memory"]),
                 )
-        return predictor, version, user, select_stages(analysis, user)
+        return predictor, version, user, select_stages(analysis, user), dag.get("_rev")
+
+    def _dag_doc(self, namespace: str, name: str, rev: str | None) -> dict[str, Any] | None:
+        """The DAG document of version ``rev`` (carried on the request from where it entered)
+        when this process has seen it: read and parsed once per version, not per request;
+        else the current one, which the plan's request then carries on."""
+        doc_id = f"{namespace}/{name}"
+        if rev is not None:
+            seen = self._versions.get(f"{doc_id}@{rev}")
+            if seen is not None:
+                return seen
+        doc = self._doc(DAGS, doc_id)
+        if doc is not None:
+            self._versions[f"{doc_id}@{doc.get('_rev')}"] = doc
+            while len(self._versions) > MAX_VERSIONS:
+                del self._versions[next(iter(self._versions))]
+        return doc
 
     def _doc(self, db: str, doc_id: str) -> dict[str, Any] | None:
         return self._docs.get_or_load(f"{db}/{doc_id}", lambda: self.db.get_doc(db, doc_id))

@@ -13,7 +13,7 @@ from collections.abc import Collection, Sequence
 from typing import Any
 
 from gleaner.errors import GleanerError, MalformedEvent
-from predictor.policies import requested_policy
+from gleaner.harvest_policies import requested_policy
 from streams.events import DagRequest, decode
 from streams.replay.trace import TraceEntry
 

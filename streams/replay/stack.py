@@ -4,7 +4,7 @@ for inputs too large to travel inline (as the gateway does)."""
 from __future__ import annotations
 
 from gleaner.redis_store import RedisStore
-from gleaner.settings import Settings
+from gleaner.settings_sections import KafkaSettings, ReplaySettings, TopicNames
 from streams.kafka.client import EventConsumer, EventProducer, Record, signature_rejects
 from streams.kafka.signing import Signer
 from streams.payloads import DataStore
@@ -27,19 +27,21 @@ class SignedOnly:
         self._consumer.close()
 
 
-def topics_of(settings: Settings) -> Topics:
+def topics_of(settings: TopicNames) -> Topics:
     return Topics(settings.dag_requests_topic, settings.dag_results_topic, settings.completed_topic)
 
 
-def replayer_for(settings: Settings, namespace: str, producer: EventProducer, redis: RedisStore) -> Replayer:
+def replayer_for(
+    settings: ReplaySettings, kafka: KafkaSettings, namespace: str, producer: EventProducer, redis: RedisStore
+) -> Replayer:
     topics = topics_of(settings)
     data = DataStore(redis, settings.inline_payload_bytes, settings.data_ttl_s)
-    signer = Signer.for_settings(settings)
+    signer = Signer.for_settings(kafka)
 
     def listen() -> Listener:
         # Group-less, from the current end: every replay sees every result and keeps its own.
         consumer = EventConsumer(
-            settings, "gleaner-replay", [topics.results, topics.completed], assign_latest=True
+            kafka, "gleaner-replay", [topics.results, topics.completed], assign_latest=True
         )
         return SignedOnly(consumer, signer)
 

@@ -33,7 +33,7 @@ import orjson
 
 from gleaner.actions import is_entity_name
 from gleaner.errors import BadRequest
-from predictor.policies import HARVEST_POLICIES, requested_policy
+from gleaner.harvest_policies import HARVEST_POLICIES, requested_policy
 
 _JSON_SUFFIXES = (".jsonl", ".ndjson", ".json")
 _OFFSET_KEYS = ("offset_s", "offset", "arrival_s")

@@ -15,9 +15,10 @@ import pytest
 
 from deploy import stack
 from deploy.images import ensure_runtime_image
-from gleaner.cli.client import OpenWhiskClient, Target
-from gleaner.couchdb import ACTIVATIONS, CouchDB, ensure_subject
+from gleaner.couchdb import ACTIVATIONS, CouchDB
+from gleaner.gateway_client import OpenWhiskClient, Target
 from gleaner.settings import Settings, load_settings
+from gleaner.subjects import ensure_subject
 
 TEST_NAMESPACE = "gleaner-test"
 TEST_AUTH = f"{uuid.UUID(int=1)}:{'k' * 64}"

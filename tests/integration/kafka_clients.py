@@ -11,9 +11,8 @@ from typing import Any
 
 import confluent_kafka
 
-from gleaner.kafka_auth import tenant_headers
 from gleaner.settings import Settings
-from streams.kafka.signing import OutHeaders, Signer
+from streams.kafka.signing import OutHeaders, Signer, tenant_headers
 
 HeadersFor = Callable[[str, str | bytes | None, bytes], OutHeaders]
 

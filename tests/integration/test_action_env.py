@@ -17,8 +17,8 @@ import docker
 import httpx
 import pytest
 
-from gleaner.cli.client import OpenWhiskClient
 from gleaner.credentials import admin_credential, couchdb_login, guest_credential, redis_password
+from gleaner.gateway_client import OpenWhiskClient
 from gleaner.secrets_file import platform_secret_path, read_secret
 from gleaner.settings import Settings
 from tests.integration.conftest import TEST_AUTH, TEST_NAMESPACE

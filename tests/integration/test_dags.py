@@ -13,7 +13,7 @@ import orjson
 import pytest
 
 from composer import dag_document, parallel, sequence
-from gleaner.cli.client import ApiError, OpenWhiskClient
+from gleaner.gateway_client import ApiError, OpenWhiskClient
 from gleaner.records import annotation
 from tests.integration import kafka_clients
 from tests.integration.conftest import TEST_AUTH, TEST_NAMESPACE, stored_record

@@ -23,7 +23,7 @@ import aiohttp
 import pytest
 
 from composer import dag_document, parallel, sequence
-from gleaner.cli.client import OpenWhiskClient
+from gleaner.gateway_client import OpenWhiskClient
 from tests.integration.conftest import TEST_AUTH, TEST_NAMESPACE
 
 pytestmark = pytest.mark.integration
@@ -172,7 +172,7 @@ INVOKERS_JS = """(() => ({
 @pytest.fixture(scope="module")
 def chromium() -> str:
     if CHROMIUM is None:
-        pytest.fail("chromium is not installed (deploy/setup.sh installs it)")
+        pytest.fail("chromium is not installed (make test: deploy/setup.sh --test installs it)")
     return CHROMIUM
 
 

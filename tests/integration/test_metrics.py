@@ -7,7 +7,7 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from gleaner.cli.client import OpenWhiskClient
+from gleaner.gateway_client import OpenWhiskClient
 from gleaner.metrics import metrics_address
 from gleaner.settings import Settings
 from tests.integration.conftest import wait_for

@@ -17,7 +17,7 @@ SCRIPT = Path(__file__).parent / "js" / "openwhisk_client.js"
 
 def test_openwhisk_npm_client_creates_invokes_and_reads(stack_up):
     modules = stack_up.state_dir / "npm" / "node_modules"
-    assert (modules / "openwhisk").exists(), "deploy/setup.sh installs the openwhisk npm client"
+    assert (modules / "openwhisk").exists(), "make test (deploy/setup.sh --test) installs it"
     node = shutil.which("node")
     assert node, "node is needed for this test"
     name = f"npm-{uuid.uuid4().hex[:8]}"

@@ -23,7 +23,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from composer import dag_document, sequence
 from deploy.common import read_pid
 from deploy.procs import marker
-from gleaner.cli.client import OpenWhiskClient
+from gleaner.gateway_client import OpenWhiskClient
 from gleaner.metrics import metrics_address
 from gleaner.records import annotation
 from gleaner.settings import Settings, load_settings

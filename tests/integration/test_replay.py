@@ -83,7 +83,7 @@ def test_a_replayed_trace_gives_every_request_its_right_output_under_both_polici
     redis = RedisStore(stack_up)
     producer = EventProducer(stack_up)
     try:
-        replayer = replayer_for(stack_up, TEST_NAMESPACE, producer, redis)
+        replayer = replayer_for(stack_up.replay, stack_up.kafka, TEST_NAMESPACE, producer, redis)
         for policy in ("off", "thesis"):
             run = replayer.run(entries, policy=policy, deadline_s=120, progress=False, keep_results=True)
             assert not run.unfinished and not run.failed, [o.error for o in run.outcomes]

@@ -8,10 +8,11 @@ from collections.abc import Iterator
 
 import pytest
 
+from gleaner.container_labels import INVOKER_LABEL
 from gleaner.errors import DockerError
 from gleaner.settings import Settings
 from invoker_agent.cgroup_resize import CgroupGone
-from invoker_agent.docker_engine import INVOKER_LABEL, ContainerInfo, DockerEngine
+from invoker_agent.docker_engine import ContainerInfo, DockerEngine
 from monitor.cgroups import find_cgroup
 
 pytestmark = pytest.mark.integration

@@ -22,7 +22,7 @@ from typing import Any
 import docker
 import pytest
 
-from gleaner.cli.client import OpenWhiskClient
+from gleaner.gateway_client import OpenWhiskClient
 from gleaner.settings import Settings
 from invoker_agent.docker_engine import ACTION_USER, bridge_of, token_in
 from invoker_agent.host_firewall import HostFirewall

@@ -20,9 +20,10 @@ import orjson
 import pytest
 
 from composer import dag_document, sequence
-from gleaner.cli.client import ApiError, OpenWhiskClient, Target
-from gleaner.couchdb import ACTIVATIONS, CouchDB, ensure_subject
+from gleaner.couchdb import ACTIVATIONS, CouchDB
+from gleaner.gateway_client import ApiError, OpenWhiskClient, Target
 from gleaner.settings import Settings
+from gleaner.subjects import ensure_subject
 from streams.events import InvokerHealth
 from streams.kafka.signing import SIGNATURE_HEADER
 from tests.integration import kafka_clients

@@ -15,7 +15,7 @@ import httpx
 import pytest
 import redis
 
-from gleaner import subjects
+from gleaner import credentials, subjects
 from gleaner.cli.main import main as gleaner_main
 from gleaner.couchdb import SUBJECTS, CouchDB
 from gleaner.credentials import admin_credential, couchdb_login, guest_credential, secret_file, secrets_dir
@@ -123,7 +123,7 @@ def test_invokers_need_a_key(stack_up: Settings) -> None:
     for path in ("/invokers", "/invokers/health"):
         url = stack_up.api_host + path
         assert httpx.get(url).status_code == 401
-        assert httpx.get(url, auth=basic(subjects.new_credential())).status_code == 401
+        assert httpx.get(url, auth=basic(credentials.new_credential())).status_code == 401
         assert httpx.get(url, auth=basic(TEST_AUTH)).status_code == 200
     assert httpx.get(stack_up.api_host + "/ping").status_code == 200  # liveness stays open
 

@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from gleaner.cli.client import ApiError, OpenWhiskClient
 from gleaner.couchdb import CouchDB
+from gleaner.gateway_client import ApiError, OpenWhiskClient
 from gleaner.records import annotation
 from tests.integration.conftest import TEST_NAMESPACE, stored_record, wait_for
 

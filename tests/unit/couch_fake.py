@@ -50,6 +50,14 @@ class CouchStore:
             if fields:
                 found = [{k: d[k] for k in fields if k in d} for d in found]
             return 200, {"docs": found[: call.body.get("limit", 25)]}
+        if call.method == "POST" and rest == "_all_docs":
+            rows = [
+                {"id": k, "key": k, "value": {"rev": docs[k].get("_rev", "1-x")}}
+                if k in docs
+                else {"key": k, "error": "not_found"}
+                for k in call.body["keys"]
+            ]
+            return 200, {"total_rows": len(docs), "offset": 0, "rows": rows}
         if call.method == "POST" and rest == "_bulk_docs":
             return 201, [self._put(db, d)[1] for d in call.body["docs"]]
         if call.method == "POST":  # _compact, _index

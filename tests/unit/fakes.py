@@ -31,6 +31,13 @@ class MemoryRedis:
         self._call()
         self.values[key] = value
 
+    def replace_if_equal(self, key: str, expected: bytes, value: bytes, ttl_s: int) -> bool:
+        self._call()
+        if self.values.get(key) != expected:
+            return False
+        self.values[key] = value
+        return True
+
     def set_many(self, items: dict[str, bytes], ttl_s: int) -> None:
         self._call()
         self.values.update(items)

@@ -9,14 +9,8 @@ from pathlib import Path
 import pytest
 
 from benchmarks.evaluation.calibrate import Calibration
-from benchmarks.evaluation.report import (
-    DagEvaluation,
-    LoadResult,
-    PolicyRun,
-    render,
-    speedups_of,
-    write_report,
-)
+from benchmarks.evaluation.report import render, speedups_of, write_report
+from benchmarks.evaluation.results import DagEvaluation, LoadResult, PolicyRun
 from monitor.utilisation import UtilisationSummary
 from streams.replay.arrivals import LoadRow
 from streams.replay.outcomes import FAILED, SUCCESS, UNFINISHED, RequestOutcome

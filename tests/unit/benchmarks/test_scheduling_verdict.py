@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 
 from benchmarks.evaluation import scheduling_verdict as sv
-from benchmarks.evaluation.report import DagEvaluation, LoadResult, PolicyRun
+from benchmarks.evaluation.results import DagEvaluation, LoadResult, PolicyRun
 from tests.unit.benchmarks.test_evaluation_report import dag_evaluation, outcome, row, run, utilisation
 
 

@@ -23,7 +23,7 @@ from composer import (
 )
 from composer.errors import CompositionError as RootError
 from composer.model import Action, Map, Node, Parallel, Sequence
-from gleaner.errors import BadRequest
+from gleaner.errors import BadRequest, DagError, InvalidInput
 from tests.unit.composer.test_dsl import trees
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -36,10 +36,11 @@ def fixture(name: str) -> Any:
     return json.loads((FIXTURES / name).read_text())
 
 
-def test_error_is_a_bad_request() -> None:
+def test_error_is_a_dag_error_not_an_http_one() -> None:
     assert CompositionError is RootError
-    assert issubclass(CompositionError, BadRequest)
-    assert CompositionError("x").http_status == 400
+    assert issubclass(CompositionError, DagError) and issubclass(CompositionError, InvalidInput)
+    assert not issubclass(CompositionError, BadRequest)
+    assert not CompositionError("x").transient  # the same DAG fails the same way again
 
 
 def test_to_json_uses_composers_node_shape() -> None:

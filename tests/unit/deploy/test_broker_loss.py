@@ -1,5 +1,6 @@
-"""After a broker that lost its log: topics first, then the outbox sent again; Redis or
-Kafka trouble is logged, never raised into ``gleaner up`` or the supervisor."""
+"""After a broker that lost its log: topics first, then the loss noted and the outbox sent
+again once (the gateway's resender goes on from there); Redis or Kafka trouble is logged,
+never raised into ``gleaner up`` or the supervisor."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from deploy import broker_loss
 from gleaner.settings import Settings
 from streams.kafka.testing import MemorySink
 from streams.outbox import Outbox
+from streams.outbox_resend import Resender
 from tests.unit.fakes import MemoryRedis
 
 
@@ -32,27 +34,29 @@ def wired(monkeypatch: pytest.MonkeyPatch) -> tuple[list[str], ClosingRedis, Mem
 def test_topics_come_back_then_the_outbox_is_sent_again(wired):
     calls, redis, sink = wired
     Outbox(redis).keep("a" * 32, "gleaner.invocations", b"{}")
-    assert broker_loss.after_broker_loss(Settings(), again_after_s=()) == 1
+    assert broker_loss.after_broker_loss(Settings()) == 1
     assert calls == ["topics"] and [p.key for p in sink.produced] == ["a" * 32] and redis.closed
 
 
 def test_redis_away_sends_nothing_and_raises_nothing(wired):
     _, redis, sink = wired
     redis.down = 5
-    assert broker_loss.after_broker_loss(Settings(), again_after_s=()) == 0 and not sink.produced
+    assert broker_loss.after_broker_loss(Settings()) == 0 and not sink.produced
 
 
 def test_kafka_refusing_raises_nothing(wired):
     _, redis, sink = wired
     Outbox(redis).keep("a" * 32, "gleaner.invocations", b"{}")
     sink.fail_produces = 1
-    assert broker_loss.after_broker_loss(Settings(), again_after_s=()) == 0
+    assert broker_loss.after_broker_loss(Settings()) == 0
 
 
-def test_the_outbox_is_sent_once_more_later_for_what_came_in_meanwhile(wired, monkeypatch):
+def test_the_loss_is_noted_for_the_gateway_which_sends_again_only_what_stays_unsettled(wired):
     _, redis, sink = wired
-    slept: list[float] = []
-    monkeypatch.setattr(broker_loss.time, "sleep", slept.append)
-    Outbox(redis).keep("a" * 32, "gleaner.invocations", b"{}")
-    broker_loss._send_later(Settings(), (10.0, 30.0))
-    assert slept == [10.0, 20.0] and [p.key for p in sink.produced] == ["a" * 32] * 2
+    outbox = Outbox(redis)
+    outbox.keep("a" * 32, "gleaner.invocations", b"{}")
+    assert broker_loss.after_broker_loss(Settings()) == 1 and sink.delivered == 1
+    assert outbox.lost_at() is not None and set(outbox.sent()) == {"a" * 32}
+    gateway = Resender(outbox, sink)
+    assert not gateway.broker_lost()  # its reader saw the same loss: noted once
+    assert gateway.resend_due() == 0  # sent a moment ago: waiting for its record

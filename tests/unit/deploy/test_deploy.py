@@ -16,11 +16,14 @@ import tarfile
 from pathlib import Path
 
 import pytest
+import redis
 
 from deploy import common, images, procs, services, stack
 from deploy.common import PartStatus
 from gleaner.errors import StackError
 from gleaner.settings import Settings, load_settings
+from streams.components import COMPONENTS, NAMES
+from streams.topics import all_topics
 
 
 @pytest.fixture
@@ -183,6 +186,41 @@ def test_wait_healthy_returns_detail() -> None:
     assert common.wait_healthy(Settings(), "x", lambda: next(calls), timeout=5, interval=0.01) == "ok"
 
 
+def test_wait_healthy_waits_past_its_timeout_while_the_service_is_still_starting() -> None:
+    # A Redis loading a big AOF answers BusyLoadingError for longer than the timeout.
+    calls = {"n": 0}
+
+    def probe() -> str | None:
+        calls["n"] += 1
+        if calls["n"] < 30:
+            raise common.StillStarting("loading the dataset")
+        return "ok"
+
+    assert common.wait_healthy(Settings(), "x", probe, timeout=0.05, interval=0.01) == "ok"
+    assert calls["n"] == 30
+
+
+def test_wait_healthy_gives_up_on_a_service_that_never_finishes_starting(settings: Settings) -> None:
+    def probe() -> str | None:
+        raise common.StillStarting("loading the dataset")
+
+    with pytest.raises(StackError, match=r"still starting: loading the dataset"):
+        common.wait_healthy(settings, "x", probe, timeout=0.02, interval=0.01, starting_limit=0.1)
+
+
+def test_redis_check_says_a_loading_redis_is_still_starting(monkeypatch: pytest.MonkeyPatch) -> None:
+    class Loading:
+        def ping(self) -> None:
+            raise redis.exceptions.BusyLoadingError("Redis is loading the dataset in memory")
+
+        def close(self) -> None:
+            pass
+
+    monkeypatch.setattr(services, "connect", lambda *a, **k: Loading())
+    with pytest.raises(common.StillStarting, match="loading"):
+        services.redis_check(Settings())
+
+
 def test_log_tail_strips_colours_and_keeps_the_end(tmp_path: Path) -> None:
     log = tmp_path / "x.log"
     log.write_text("".join(f"line {i}\n" for i in range(50)) + "\x1b[31mERROR\x1b[0m bad\n")
@@ -283,6 +321,27 @@ def test_several_invokers_share_the_capacity_each_with_its_own_id(settings: Sett
     assert env["GLEANER_INVOKER_ID"] == "invoker2" and procs.component_argv("invoker2")[-1] == "invoker"
     assert procs.part_settings(settings, "invoker") is settings  # one invoker keeps it all
     assert procs.part_settings(three, "gateway") is three
+
+
+def test_the_process_list_is_the_registry_in_its_order(settings: Settings) -> None:
+    """`gleaner up` starts what streams/components.py registers, the invoker once per invoker."""
+    assert procs.component_names(settings) == NAMES
+    three = dataclasses.replace(settings, invokers=3)
+    expanded = [name for name in procs.component_names(three) if not procs.is_invoker(name)]
+    assert expanded == [c.name for c in COMPONENTS if not c.per_invoker]
+    assert procs.SUPERVISOR not in NAMES  # deploy's own process, started after the components
+
+
+def test_topic_creation_reads_the_topic_table(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[tuple[list[str], int]] = []
+    monkeypatch.setattr(
+        services,
+        "ensure_topics",
+        lambda _s, names, partitions: calls.append((list(names), partitions)) or names,
+    )
+    s = dataclasses.replace(settings, topic_partitions=3, invokers=2)
+    assert services.ensure_platform_topics(s) == all_topics(s)
+    assert calls == [(all_topics(s), 3)] and s.invoker_topic("invoker1") in calls[0][0]
 
 
 def test_an_extra_invoker_already_running_is_listed_whatever_the_settings(settings: Settings) -> None:

@@ -8,7 +8,7 @@ from gleaner.actions import action_doc, action_view, decode_memory, merged_param
 from gleaner.errors import BadRequest, InvalidLimits
 from gleaner.settings import Settings
 
-S = Settings(cpu_max=4.0)
+S = Settings(cpu_max=4.0).limits
 CODE = "def main(args):\n    return {'ok': True}\n"
 
 

@@ -9,8 +9,9 @@ import uuid as uuidlib
 import pytest
 
 from gleaner import activation_keys as ak
+from gleaner.credentials import new_credential
 from gleaner.errors import RedisError
-from gleaner.subjects import new_credential, parse_credential
+from gleaner.subjects import parse_credential
 from tests.unit.fakes import MemoryRedis
 
 FAR = 4_102_444_800_000  # 2100-01-01: a deadline that has not passed

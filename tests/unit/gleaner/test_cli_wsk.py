@@ -15,9 +15,9 @@ import httpx
 import pytest
 
 from gleaner.cli import wsk
-from gleaner.cli.client import OpenWhiskClient, Target
 from gleaner.cli.main import build_parser, main
 from gleaner.errors import GleanerError
+from gleaner.gateway_client import OpenWhiskClient, Target
 
 
 @pytest.mark.parametrize(

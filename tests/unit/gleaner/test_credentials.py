@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from gleaner import credentials
+from gleaner import credentials, subjects
 from gleaner.cli import admin
 from gleaner.cli.main import build_parser
 from gleaner.errors import BadRequest, GleanerError
@@ -18,6 +18,11 @@ UUID1 = "00000000-0000-0000-0000-000000000001"
 
 def mode(path: Path) -> int:
     return stat.S_IMODE(path.stat().st_mode)
+
+
+def test_new_credentials_are_openwhisk_shaped_and_distinct() -> None:
+    a, b = credentials.new_credential(), credentials.new_credential()
+    assert a != b and subjects.parse_credential(a) is not None and len(a.partition(":")[2]) == 64
 
 
 def test_a_secret_is_generated_once_0600_and_never_rotated(tmp_path: Path) -> None:

@@ -2,7 +2,7 @@ import pytest
 
 from gleaner.errors import SettingsError
 from gleaner.settings import ENV_VARS, PLACEMENT_POLICIES, load_settings
-from streams.placement.policies import POLICIES
+from streams.placement.policies import PLACEMENT_POLICY_FACTORIES
 
 
 def test_environment_overrides_and_types():
@@ -48,7 +48,7 @@ def test_the_placement_policy_is_a_setting_named_as_placement_names_it():
     assert load_settings({"GLEANER_PLACEMENT_POLICY": "greedy-round-robin"}).placement_policy == (
         "greedy-round-robin"
     )
-    assert set(PLACEMENT_POLICIES) == set(POLICIES)
+    assert set(PLACEMENT_POLICIES) == set(PLACEMENT_POLICY_FACTORIES)
 
 
 def test_what_the_gateway_accepts_must_fit_in_one_kafka_event():

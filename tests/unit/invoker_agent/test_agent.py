@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from gleaner.errors import CouchDBError
+from gleaner.errors import ContainerError, CouchDBError
 from gleaner.records import RecordDraft, build_record
 from gleaner.settings import Settings
 from invoker_agent.agent import InvokerAgent
@@ -203,6 +203,19 @@ def test_an_action_store_down_past_the_limit_fails_with_a_platform_error_record(
     response = done["record"]["response"]
     assert response["statusCode"] == 3 and "unreachable" in response["result"]["error"]
     assert done["caused_by"] == "d" * 32 and executor.runs == []
+    agent.close()
+
+
+def test_an_oom_killed_container_is_not_waited_for_as_a_platform_outage():
+    # Only a transient error is run again; a container's failure is the function's outcome.
+    executor = FakeExecutor([ContainerError("killed", oom_killed=True)])
+    runner, source, sink, agent = make(executor)
+    source.push(TOPIC, invocation("a" * 32))
+    settle(runner, source, 1)
+    (done,) = completions(sink)
+    response = done["record"]["response"]
+    assert response["statusCode"] == 3 and "ContainerError: killed" in response["result"]["error"]
+    assert executor.runs == [] and runner.retries == 0
     agent.close()
 
 

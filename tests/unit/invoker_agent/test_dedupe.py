@@ -90,3 +90,44 @@ def test_recent_completions_keep_the_last_ones_within_a_count_and_a_byte_budget(
     recent.delivered("huge", "k", b"z" * 101)  # alone above the budget: not kept
     assert recent.get("huge") is None and recent.size_bytes == 95
     assert len(RecentCompletions(max_items=0)) == 0
+
+
+class ChangesAfterRead(MemoryRedis):
+    """The claim changes between the taker's read and its write: ``then`` is written
+    right after the first GET."""
+
+    def __init__(self, then: bytes | None) -> None:
+        super().__init__()
+        self.then = then
+        self.reads = 0
+
+    def get(self, key: str) -> bytes | None:
+        value = super().get(key)
+        self.reads += 1
+        if self.reads == 1:
+            if self.then is None:
+                self.values.pop(key, None)
+            else:
+                self.values[key] = self.then
+        return value
+
+
+def test_a_takeover_that_races_the_holder_finishing_does_not_run_it_again():
+    redis = ChangesAfterRead(then=b"done")
+    claims(redis, "i0", "x").claim(AID)
+    i1 = claims(redis, "i1", "y")
+    assert i1.claim(AID, takeover_from="i0") is Claim.FINISHED
+    assert redis.values[f"gleaner:activation:{AID}"] == b"done" and i1.previous_holder(AID) is None
+
+
+def test_two_invokers_taking_over_the_same_claim_at_once_run_it_once():
+    redis = ChangesAfterRead(then=b"running:i2:z")  # i2 won the takeover between i1's read and write
+    claims(redis, "i0", "x").claim(AID)
+    assert claims(redis, "i1", "y").claim(AID, takeover_from="i0") is Claim.DUPLICATE
+    assert redis.values[f"gleaner:activation:{AID}"] == b"running:i2:z"
+
+
+def test_a_claim_that_expired_during_a_takeover_is_simply_run():
+    redis = ChangesAfterRead(then=None)
+    claims(redis, "i0", "x").claim(AID)
+    assert claims(redis, "i1", "y").claim(AID, takeover_from="i0") is Claim.RUN

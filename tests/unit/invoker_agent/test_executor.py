@@ -191,6 +191,20 @@ def test_a_platform_failure_after_the_container_started_ends_in_a_record_and_fre
     assert permits.snapshot() == (1.0, 4096, 0) and executor.running == 0
 
 
+def test_a_container_that_never_got_ready_is_a_failed_start_recorded_not_raised(parts):
+    # A ContainerError is the function's outcome, no longer a DockerError: the start still says so.
+    executor, pool, permits = parts
+
+    def acquire(key: str, *, cpu: float, memory_mb: int, init: Any, cpu_shares: int = 1024) -> Lease:
+        raise ContainerError("action proxy at 10.0.0.9:8080 not ready after 30.0s: refused")
+
+    pool.acquire = acquire  # type: ignore[method-assign]
+    response = executor.execute(request(None, None))["response"]
+    assert response["statusCode"] == 3
+    assert response["result"]["error"].startswith("Failed to start a container: action proxy")
+    assert permits.snapshot() == (1.0, 4096, 0) and executor.running == 0
+
+
 # --------------------------------------------------------------------------- __OW_* of a run
 
 

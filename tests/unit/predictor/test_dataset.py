@@ -190,3 +190,7 @@ def test_rows_at_the_profile_allocation() -> None:
     lower = [replace(r, alloc_cpu=0.5) for r in rows]
     other_dag = [replace(r, dag="other", alloc_cpu=1.0) for r in rows[:2]]  # its own maximum
     assert at_profile_allocation(rows + lower + other_dag) == rows + other_dag
+
+
+def test_a_dags_dataset_lives_under_the_state_directory_by_namespace(tmp_path: Path) -> None:
+    assert dataset.dataset_path(tmp_path, "guest", "skewed") == tmp_path / "profiles" / "guest" / "skewed.csv"

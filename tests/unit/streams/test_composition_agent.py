@@ -3,6 +3,7 @@ Kafka, Redis and CouchDB."""
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 from gleaner.couchdb import DAGS
@@ -26,9 +27,9 @@ SEQUENCE = {
 def make() -> tuple[ConsumeRunner, MemorySource, MemorySink, MemoryRedis, MemoryCouch]:
     source, sink, redis, couch = MemorySource(), MemorySink(), MemoryRedis(), MemoryCouch()
     couch.put(DAGS, {"_id": "guest/seq", "composition": SEQUENCE, "version": "0.0.1"})
-    agent = CompositionAgent(SETTINGS, sink, redis, couch, partitions=1)  # type: ignore[arg-type]
+    agent = CompositionAgent(SETTINGS.composition, sink, redis, couch, partitions=1)  # type: ignore[arg-type]
     config = RunnerConfig(commit_interval_s=0, backoff_initial_s=0, backoff_max_s=0)
-    runner = ConsumeRunner("composition", source, sink, DeadLetters(SETTINGS, sink), agent, config)
+    runner = ConsumeRunner("composition", source, sink, DeadLetters(SETTINGS.kafka, sink), agent, config)
     return runner, source, sink, redis, couch
 
 
@@ -148,3 +149,72 @@ def test_a_failed_function_fails_the_request_with_its_status():
     assert not result["success"]
     (record,) = [c for c in sink.on(DONE) if c["activation_id"] == REQUEST]
     assert record["record"]["response"]["statusCode"] == 2
+
+
+def dag_input_size(sink: MemorySink) -> int:
+    """The input size the DAG-level record shows."""
+    (record,) = [c for c in sink.on(DONE) if c["activation_id"] == REQUEST]
+    size: int = record["record"]["gleaner"]["dag"]["input_size"]
+    return size
+
+
+def run_to_the_end(runner: ConsumeRunner, source: MemorySource, sink: MemorySink, plan_bytes: bytes) -> None:
+    source.push(PLANS, plan_bytes)
+    turns(runner)
+    for n in range(2):
+        source.push(DONE, completed(sink.on(SETTINGS.invocations_topic)[n]["activation_id"], {}))
+        turns(runner)
+
+
+def test_the_input_size_carried_on_the_request_is_the_one_the_record_shows():
+    """Measured where the request entered (the gateway, or the predictor): not again here."""
+    runner, source, sink, _, _ = make()
+    req = DagRequest(REQUEST, "guest", "seq", {"x": 1}, input_size=4321)  # {"x":1} is 7 bytes
+    run_to_the_end(runner, source, sink, DagPlan(request=req.to_dict(), harvest=False).to_bytes())
+    assert dag_input_size(sink) == 4321
+
+
+def test_a_kafka_request_nobody_measured_yet_is_measured_here():
+    runner, source, sink, _, _ = make()
+    run_to_the_end(runner, source, sink, plan())  # the request carries no input_size
+    assert dag_input_size(sink) == len(b'{"x":1}')
+
+
+def test_a_missing_dag_records_the_carried_input_size_too():
+    runner, source, sink, _, _ = make()
+    req = DagRequest(REQUEST, "guest", "nope", {"x": 1}, input_size=99)
+    source.push(PLANS, DagPlan(request=req.to_dict(), harvest=False).to_bytes())
+    turns(runner)
+    assert dag_input_size(sink) == 99 and sink.on(SETTINGS.deadletter_topic)
+
+
+def test_a_dag_version_seen_once_runs_for_the_requests_that_carry_it_without_reading_it_again():
+    source, sink, redis, couch = MemorySource(), MemorySink(), MemoryRedis(), MemoryCouch()
+    couch.put(DAGS, {"_id": "guest/seq", "composition": SEQUENCE, "version": "0.0.1"})  # rev 1-a
+    reads: list[str] = []
+    real = couch.get_doc
+    couch.get_doc = lambda db, doc_id: reads.append(doc_id) or real(db, doc_id)  # type: ignore[method-assign]
+    settings = dataclasses.replace(SETTINGS, action_cache_ttl_s=0.0)  # every read shows
+    agent = CompositionAgent(settings, sink, redis, couch, partitions=1)  # type: ignore[arg-type]
+    config = RunnerConfig(commit_interval_s=0, backoff_initial_s=0, backoff_max_s=0)
+    runner = ConsumeRunner("composition", source, sink, DeadLetters(settings, sink), agent, config)
+    for n, rev in enumerate(("1-a", "1-a")):
+        req = DagRequest(f"{n}" * 32, "guest", "seq", {"x": 1}, dag_rev=rev)
+        source.push(PLANS, DagPlan(request=req.to_dict(), harvest=False).to_bytes())
+        turns(runner)
+    assert reads == ["guest/seq"]  # the second request's version was known
+    single = {"type": "action", "name": "z"}
+    couch.put(DAGS, {"_id": "guest/seq", "_rev": "2-b", "composition": single, "version": "0.0.2"})
+    source.push(
+        PLANS,
+        DagPlan(
+            request=DagRequest("2" * 32, "guest", "seq", {}, dag_rev="1-a").to_dict(), harvest=False
+        ).to_bytes(),
+    )
+    source.push(
+        PLANS, DagPlan(request=DagRequest("3" * 32, "guest", "seq", {}).to_dict(), harvest=False).to_bytes()
+    )
+    turns(runner)
+    actions = [i["action"] for i in sink.on(SETTINGS.invocations_topic)]
+    assert actions == ["a", "a", "a", "z"]  # accepted at 1-a: runs 1-a; nothing carried: the current one
+    assert reads == ["guest/seq", "guest/seq"]

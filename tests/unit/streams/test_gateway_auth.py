@@ -7,7 +7,7 @@ import base64
 
 import pytest
 
-from gleaner import subjects
+from gleaner import credentials, subjects
 from gleaner.errors import Forbidden, Unauthorized
 from streams.gateway.auth import Authenticator
 from streams.gateway.openapi import OPENAPI_PATH
@@ -24,7 +24,7 @@ def keys() -> tuple[Authenticator, str, str]:
     store = CouchStore()
     db = FakeCouch(store)
     tenant = subjects.create_namespace(db, "alice")
-    admin = subjects.new_credential()
+    admin = credentials.new_credential()
     subjects.ensure_admin(db, admin)
     return Authenticator(FakeAsyncCouch(store)), tenant, admin
 
@@ -48,7 +48,7 @@ def test_the_admin_key_owns_no_namespace(keys: tuple[Authenticator, str, str]) -
 
 
 @pytest.mark.parametrize(
-    "header", [None, "Bearer x", "Basic !!!", basic("nocolon"), basic(f"{subjects.new_credential()}")]
+    "header", [None, "Bearer x", "Basic !!!", basic("nocolon"), basic(f"{credentials.new_credential()}")]
 )
 def test_missing_or_unknown_keys_are_401(keys: tuple[Authenticator, str, str], header: str | None) -> None:
     auth, _, _ = keys

@@ -32,8 +32,7 @@ class FakeCouch:
 
 
 class FakeData:
-    def fits_inline(self, value: Any) -> bool:
-        return True
+    threshold = 1 << 30  # every input fits inline
 
 
 class FakeProducer:
@@ -45,13 +44,12 @@ class FakeProducer:
 
 
 async def ask(params: list[dict[str, str]]) -> tuple[list[httpx.Response], list[DagRequest]]:
-    gateway = Gateway(Settings())
-    gateway.auth = FakeAuth()  # type: ignore[assignment]
+    gateway = Gateway(Settings(), auth=FakeAuth())  # type: ignore[arg-type]
     gateway.db.call = FakeCouch().call  # type: ignore[method-assign]
-    gateway.data = FakeData()  # type: ignore[assignment]
+    gateway.intake.data = FakeData()  # type: ignore[assignment]
     producer = FakeProducer()
-    gateway.producer = producer  # type: ignore[assignment]
-    gateway.waiter = object()  # type: ignore[assignment]  # non-blocking: never asked
+    gateway.intake.producer = producer  # type: ignore[assignment]
+    gateway.intake.waiter = object()  # type: ignore[assignment]  # non-blocking: never asked
     answers = await serve([("POST", PATH, {"params": p, "json": {"n": 1}}) for p in params], gateway)
     return answers, [DagRequest.from_dict(orjson.loads(value)) for _, value in producer.sent]
 

@@ -323,10 +323,9 @@ async def ask(
     compositions: FakeCompositions | None = None,
     heartbeats: Sequence[InvokerHealth] = (),
 ) -> list[httpx.Response]:
-    gateway = Gateway(Settings())
+    gateway = Gateway(Settings(), auth=FakeAuth())  # type: ignore[arg-type]
     for beat in heartbeats:
         gateway.invokers.update(beat)
-    gateway.auth = FakeAuth()  # type: ignore[assignment]
     gateway.db.call = couch.call  # type: ignore[method-assign]
     gateway.dashboard._compositions = compositions or FakeCompositions([])  # type: ignore[assignment]
     return await serve([("GET", path, kwargs) for path, kwargs in requests], gateway)

@@ -8,7 +8,7 @@ import base64
 
 import pytest
 
-from gleaner import subjects
+from gleaner import credentials, subjects
 from gleaner.activation_keys import ActivationKeys, new_uuid
 from gleaner.errors import Forbidden, Unauthorized
 from streams.gateway.auth import Authenticator
@@ -71,7 +71,7 @@ def test_namespace_keys_never_touch_the_minted_store(setup) -> None:
 
 def test_a_stored_key_that_looks_minted_still_works(setup) -> None:
     auth, _, verifier, store = setup
-    credential = f"{new_uuid()}:{subjects.new_secret()}"
+    credential = f"{new_uuid()}:{credentials.new_secret()}"
     subjects.ensure_subject(FakeCouch(store), "alice", credential)
     assert asyncio.run(auth.namespace_for(basic(credential))) == "alice"
     assert verifier.asked == 1

@@ -8,17 +8,25 @@ import orjson
 import pytest
 from prometheus_client import REGISTRY
 
-from gleaner.kafka_auth import tenant_headers
+from gleaner.couchdb import ACTIVATIONS
+from gleaner.errors import CouchDBError
 from gleaner.settings import Settings
 from streams.events import ActivationRequest, InvokerHealth
 from streams.failures import failed_completion
 from streams.kafka.deadletter import DeadLetters
-from streams.kafka.runner import ConsumeRunner, RunnerConfig
-from streams.kafka.signing import SIGNATURE_HEADER, Signer, normalize_headers
+from streams.kafka.runner import ConsumeRunner, Follower, RunnerConfig
+from streams.kafka.signing import SIGNATURE_HEADER, Signer, normalize_headers, tenant_headers
 from streams.kafka.testing import MemorySink, MemorySource, record
 from streams.placement.acks import Unacknowledged
-from streams.placement.agent import NO_INVOKER_MSG, InvokerTable, PlacementAgent, completion_reader
+from streams.placement.agent import (
+    NO_INVOKER_MSG,
+    Acknowledgements,
+    InvokerTable,
+    PlacementAgent,
+    records_found,
+)
 from streams.placement.journal import MemoryHashes, UnackedJournal, unacked_key
+from tests.unit.couch_fake import FakeCouch
 
 SETTINGS = Settings()
 TOPIC = SETTINGS.invocations_topic
@@ -138,10 +146,12 @@ def silence(table: InvokerTable, invoker: str) -> None:
 
 
 def complete(unacked: Unacknowledged, activation_id: str) -> None:
-    """The invoker's completion, as placement's completion reader reads it."""
+    """The invoker's completion, as placement's completion follower reads it."""
     req = ActivationRequest(activation_id, "guest", "echo")
     event = failed_completion(req, 0, "ok", "i0")  # any signed completion with the id
-    completion_reader(SIGNER, unacked)(record(SETTINGS.completed_topic, event.to_bytes(), signer=SIGNER))
+    source = MemorySource([record(SETTINGS.completed_topic, event.to_bytes(), signer=SIGNER)])
+    Follower("acks", source, Acknowledgements(unacked), RunnerConfig(signer=SIGNER)).run_once()
+    assert source.pending == 0
 
 
 def test_completions_acknowledge_the_list_the_agent_was_given_and_the_gauge_returns_to_zero():
@@ -226,22 +236,45 @@ def test_what_completed_while_placement_was_down_is_acknowledged_from_its_record
     assert set(store.hashes[key]) == {"a" * 32, "b" * 32}
 
     # Placement was down when "a" completed: its record is there, "b"'s is not.
-    asked: list[tuple[str, str]] = []
-
-    def is_recorded(namespace: str, activation_id: str) -> bool:
-        asked.append((namespace, activation_id))
-        return activation_id == "a" * 32
+    couch = FakeCouch()
+    couch.store.dbs[SETTINGS.db(ACTIVATIONS)] = {"guest/" + "a" * 32: {"_id": "guest/" + "a" * 32}}
 
     _, _, _, _, _, agent = make(unacked=Unacknowledged(journal=UnackedJournal(store, key)))
-    agent.is_recorded = is_recorded
+    agent.records_found = lambda owed: records_found(couch, owed)
     agent.start()
     wait = time.monotonic() + 5
     while len(agent.unacked) != 1 and time.monotonic() < wait:
         time.sleep(0.01)
     agent.close()
-    assert sorted(asked) == [("guest", "a" * 32), ("guest", "b" * 32)]
+    (asked,) = couch.store.calls  # both looked up in one request
+    assert asked.method == "POST" and sorted(asked.body["keys"]) == ["guest/" + "a" * 32, "guest/" + "b" * 32]
     assert [r.activation_id for r in agent.unacked.owed()] == ["b" * 32]
     assert set(store.hashes[key]) == {"b" * 32}
+
+
+def test_records_of_owed_activations_are_found_in_one_request_and_none_asked_for_none():
+    couch = FakeCouch()
+    couch.store.dbs[SETTINGS.db(ACTIVATIONS)] = {"guest/a": {"_id": "guest/a"}, "other/c": {"_id": "other/c"}}
+    assert records_found(couch, [("guest", "a"), ("guest", "b"), ("guest", "c")]) == {"a"}
+    assert len(couch.store.calls) == 1
+    assert records_found(couch, []) == set() and len(couch.store.calls) == 1
+
+
+def test_couchdb_away_leaves_the_owed_activations_owed():
+    store = MemoryHashes()
+    runner, source, _, table, _, agent = make(unacked=Unacknowledged(journal=UnackedJournal(store, "k")))
+    heartbeat(table, "i0")
+    source.push(TOPIC, invocation("a" * 32))
+    runner.run_once()
+    asked: list[list[tuple[str, str]]] = []
+
+    def away(owed: list[tuple[str, str]]) -> set[str]:
+        asked.append(owed)
+        raise CouchDBError("CouchDB at http://127.0.0.1:5984 unreachable")
+
+    agent.records_found = away
+    agent._settle_recorded(0.0)
+    assert asked == [[("guest", "a" * 32)]] and [r.activation_id for r in agent.unacked.owed()] == ["a" * 32]
 
 
 # --- tenants' own Kafka events --------------------------------------------------------------------

@@ -3,6 +3,7 @@ every fault; and never plans an allocation outside a stage's budget."""
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +28,10 @@ class FakeDB:
             **{f"whisks/guest/aes{i}": {"limits": USER} for i in range(1, 5)},
         }
 
+        self.reads: list[str] = []
+
     def get_doc(self, db: str, doc_id: str, rev: str | None = None) -> dict[str, Any] | None:
+        self.reads.append(f"{db}/{doc_id}")
         return self.docs.get(f"{db}/{doc_id}")
 
 
@@ -66,12 +70,13 @@ def planner(settings: Settings) -> RequestPlanner:
 def test_a_plan_moves_cpu_to_the_straggler_within_the_stage_budget(settings, trained, policy):
     plan = planner(settings).plan(request(policy=policy))
     assert plan.harvest and plan.model_version is not None and plan.policy == policy
-    written = {slot: Allocation.from_dict(a) for slot, a in plan.allocations.items()}
-    assert set(written) == {"1.0", "1.1", "1.2", "1.3"}
-    cpus = [written[f"1.{i}"].cpu for i in range(4)]
+    written = plan.allocations  # typed, as the composition stream reads them
+    assert set(written) == {(1, 0), (1, 1), (1, 2), (1, 3)}
+    assert all(isinstance(a, Allocation) for a in written.values())
+    cpus = [written[(1, i)].cpu for i in range(4)]
     assert sum(cpus) <= 4 * USER["cpu"] + 1e-9
-    assert cpus[0] == max(cpus) and written["1.0"].origin == "accelerate"
-    assert written["1.3"].origin == "harvest"
+    assert cpus[0] == max(cpus) and written[(1, 0)].origin == "accelerate"
+    assert written[(1, 3)].origin == "harvest"
     assert all(w.predicted is not None and w.predicted.cpu > 0 for w in written.values())
     assert plan.inference_ms > 0
 
@@ -129,7 +134,7 @@ def test_predictions_outside_the_allowed_range(settings, trained, cpu, memory, r
     p.models.get = lambda ns, dag: (StubPredictor(cpu, memory), None, 1)  # type: ignore[method-assign]
     plan = p.plan(request(policy="thesis"))
     assert any(reason in r for r in plan.reasons), plan.reasons
-    written = [Allocation.from_dict(a) for a in plan.allocations.values()]
+    written = list(plan.allocations.values())
     for allocation in written:
         assert 0.25 <= allocation.cpu <= 2.0 and allocation.memory_mb <= 8192
     assert sum(a.cpu for a in written) <= 2.0 + 1e-9
@@ -137,7 +142,7 @@ def test_predictions_outside_the_allowed_range(settings, trained, cpu, memory, r
 
 def test_profile_requests_get_the_maximum_for_every_function(settings):
     plan = planner(settings).plan(request(profile=True))
-    written = [Allocation.from_dict(a) for a in plan.allocations.values()]
+    written = list(plan.allocations.values())
     assert len(written) == 6  # split, 4 parallel, merge
     assert all(a.cpu == 2.0 and a.origin == "profile" for a in written)
     assert not plan.harvest
@@ -146,11 +151,11 @@ def test_profile_requests_get_the_maximum_for_every_function(settings):
 def test_a_profile_request_with_profile_cpu_gets_those_cores_for_every_function(settings: Settings) -> None:
     top = planner(settings).plan(request(profile=True))
     plan = planner(settings).plan(request(profile=True, profile_cpu=1.0))
-    written = [Allocation.from_dict(a) for a in plan.allocations.values()]
+    written = list(plan.allocations.values())
     assert len(written) == 6 and not plan.harvest
     assert all(a.cpu == 1.0 and a.origin == "profile" for a in written)
     # Memory as for any profile request: the maximum.
-    assert {a.memory_mb for a in written} == {a["memory"] for a in top.allocations.values()}
+    assert {a.memory_mb for a in written} == {a.memory_mb for a in top.allocations.values()}
     assert any("every function at 1.0 cores" in r for r in plan.reasons), plan.reasons
     assert not any("asked" in r for r in plan.reasons)  # on the grid, within the capacity: as asked
 
@@ -172,7 +177,7 @@ def test_profile_cpu_is_clamped_to_the_capacity_and_the_grid(
 
     changed = dataclasses.replace(settings, invoker_cpu_capacity=capacity)
     plan = planner(changed).plan(request(profile=True, profile_cpu=asked))
-    assert {Allocation.from_dict(a).cpu for a in plan.allocations.values()} == {given}
+    assert {a.cpu for a in plan.allocations.values()} == {given}
     assert any(f"{asked:g} cores asked, {given:g} given" in r for r in plan.reasons), plan.reasons
 
 
@@ -326,3 +331,71 @@ def test_a_batch_looks_up_each_dags_model_and_documents_once(settings, trained):
     for req, plan in zip(reqs, plans, strict=True):
         assert isinstance(plan, DagPlan) and not plan.harvest
         assert plan.reasons[-1] == why[req.dag]
+
+
+def counting_sizes(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
+    """Every input the planner measures (streams.payloads.size_of, as the planner calls it)."""
+    import streams.predictor_stream.planner as planner_module
+
+    measured: list[Any] = []
+    real = planner_module.size_of
+
+    def size_of(value: Any) -> int:
+        measured.append(value)
+        return real(value)
+
+    monkeypatch.setattr(planner_module, "size_of", size_of)
+    return measured
+
+
+def test_a_request_that_carries_its_input_size_is_not_measured_again(settings, trained, monkeypatch):
+    measured = counting_sizes(monkeypatch)
+    carried = request(policy="thesis", input_size=20_000_011, submitted_ms=5)
+    plan = planner(settings).plan(carried)
+    assert plan.harvest and measured == []
+    assert plan.request["input_size"] == 20_000_011
+    # The request goes on as it came, with the DAG version it was planned with.
+    assert DagRequest.from_dict(plan.request) == dataclasses.replace(carried, dag_rev="1-a")
+
+
+def test_a_kafka_request_without_its_size_is_measured_once_and_the_size_carried_on(
+    settings, trained, monkeypatch
+):
+    measured = counting_sizes(monkeypatch)
+    bare = request(policy="thesis")
+    plan = planner(settings).plan(bare)
+    assert plan.harvest and measured == [bare.input]
+    assert plan.request["input_size"] == len('{"text":""}') + 20_000_000  # the composition measures no more
+    assert DagRequest.from_dict(plan.request).input_size == plan.request["input_size"]
+
+
+def test_a_request_the_predictor_does_not_plan_is_left_unmeasured(settings, trained, monkeypatch):
+    measured = counting_sizes(monkeypatch)
+    plan = planner(settings).plan(request(harvest=False))
+    assert measured == [] and "input_size" not in plan.request  # the composition stream measures it
+    assert not plan.harvest
+
+
+def test_a_kafka_request_carries_on_the_dag_version_read_for_it(settings, trained):
+    plan = planner(settings).plan(request(policy="thesis"))  # no dag_rev: nobody read the DAG yet
+    assert plan.harvest and plan.request["dag_rev"] == "1-a"
+    assert DagRequest.from_dict(plan.request).dag_rev == "1-a"
+    profiled = planner(settings).plan(request(profile=True))
+    assert profiled.request["dag_rev"] == "1-a"  # the version profiled is the version run
+    off = planner(settings).plan(request(harvest=False))
+    assert "dag_rev" not in off.request  # not read here: the composition stream reads it
+
+
+def test_a_dag_version_seen_once_is_not_read_again_for_the_requests_that_carry_it(settings, trained):
+    fresh = dataclasses.replace(settings, action_cache_ttl_s=0.0)  # no time-based cache: every read shows
+    db = FakeDB()
+    p = RequestPlanner(fresh, db)  # type: ignore[arg-type]
+    first = p.plan(request(policy="thesis"))
+    assert first.harvest and db.reads.count("dags/guest/aes") == 1
+    db.docs["dags/guest/aes"] = {**db.docs["dags/guest/aes"], "_rev": "2-b"}  # the DAG changes meanwhile
+    again = p.plan(request(policy="thesis", dag_rev="1-a"))  # accepted when 1-a was current
+    assert again.harvest and again.request["dag_rev"] == "1-a"
+    assert db.reads.count("dags/guest/aes") == 1  # its version was known: not read again
+    unknown = p.plan(request(policy="thesis", dag_rev="0-z"))  # a version this process never saw
+    assert unknown.request["dag_rev"] == "2-b"  # the current one, read and carried on
+    assert db.reads.count("dags/guest/aes") == 2

@@ -1,5 +1,5 @@
 from streams.placement.policies import (
-    POLICIES,
+    PLACEMENT_POLICY_FACTORIES,
     GreedyJSQ,
     GreedyRoundRobin,
     HashPlacement,
@@ -30,7 +30,7 @@ def test_greedy_jsq_moves_when_the_cached_invoker_is_unhealthy():
 
 
 def test_no_healthy_invoker_gives_none():
-    for policy in (factory() for factory in POLICIES.values()):
+    for policy in (factory() for factory in PLACEMENT_POLICY_FACTORIES.values()):
         assert policy.choose([inv("a", 0, healthy=False)], "c", "f") is None
         assert policy.choose([], None, "f") is None
 
@@ -93,5 +93,6 @@ def test_the_composition_cache_drops_its_oldest_entry_when_full():
 
 
 def test_every_policy_name_resolves():
-    assert set(POLICIES) == {"greedy-jsq", "jsq", "round-robin", "greedy-round-robin", "hash"}
-    assert isinstance(POLICIES["greedy-round-robin"](), GreedyRoundRobin)
+    names = {"greedy-jsq", "jsq", "round-robin", "greedy-round-robin", "hash"}
+    assert set(PLACEMENT_POLICY_FACTORIES) == names
+    assert isinstance(PLACEMENT_POLICY_FACTORIES["greedy-round-robin"](), GreedyRoundRobin)

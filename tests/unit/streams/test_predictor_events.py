@@ -7,11 +7,12 @@ from collections.abc import Sequence
 from typing import Any
 
 import orjson
+import pytest
 
-from gleaner.errors import CouchDBError
-from gleaner.kafka_auth import tenant_headers
-from streams.events import DagPlan, DagRequest
-from streams.kafka.signing import Signer, normalize_headers
+from gleaner.errors import CouchDBError, MalformedEvent, RedisError
+from streams.events import DagPlan, DagRequest, decode
+from streams.kafka.runner import dead_letter_reason
+from streams.kafka.signing import Signer, normalize_headers, tenant_headers
 from streams.predictor_stream.events import (
     DEADLETTERS,
     PLANS,
@@ -145,6 +146,31 @@ def test_without_a_hold_a_key_store_outage_parks_a_tenants_request_with_why():
     )
     reason = orjson.loads(out.value)["reason"]
     assert out.topic == DEADLETTERS and "the key store could not be read (connection refused)" in reason
+
+
+def test_any_transient_error_of_the_key_store_holds_and_a_bug_is_dead_lettered_as_planning():
+    def away(_credential: str) -> str | None:
+        raise RedisError("connection refused")  # transient, though not CouchDB's
+
+    def broken(_credential: str) -> str | None:
+        raise KeyError("uuid")
+
+    tenant = Incoming(b"k", request(), WHERE, normalize_headers(tenant_headers("u:guest-key")))
+    (held,) = plan_or_hold(EchoPlanner(), [tenant], LIMIT, Gate(SIGNER, away), lambda _: True)
+    assert isinstance(held, Held) and "the key store could not be read (connection refused)" in held.reason
+    (out,) = plan_or_hold(EchoPlanner(), [tenant], LIMIT, Gate(SIGNER, broken), lambda _: True)
+    assert not isinstance(out, Held)
+    assert orjson.loads(out.value)["reason"] == dead_letter_reason(KeyError("uuid"), "planning")
+    assert orjson.loads(out.value)["reason"] == "planning failed: KeyError: 'uuid'"
+
+
+def test_the_reasons_of_dead_letters_are_the_runners():
+    bad = letter(b"{not json")
+    with pytest.raises(MalformedEvent) as caught:
+        decode(b"{not json")
+    assert bad["reason"] == dead_letter_reason(caught.value)
+    failed = letter(request(), EchoPlanner(CouchDBError("down")))
+    assert failed["reason"] == dead_letter_reason(CouchDBError("down")) == "CouchDBError: down"
 
 
 # --- a batch of events ----------------------------------------------------------------------------

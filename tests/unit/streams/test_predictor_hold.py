@@ -12,8 +12,7 @@ import orjson
 import pytest
 
 from gleaner.errors import CouchDBError
-from gleaner.kafka_auth import tenant_headers
-from streams.kafka.signing import Signer, normalize_headers
+from streams.kafka.signing import Signer, normalize_headers, tenant_headers
 from streams.predictor_stream.events import (
     DEADLETTERS,
     PLANS,

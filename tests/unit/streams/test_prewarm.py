@@ -80,7 +80,7 @@ def test_an_action_of_the_stage_before_counts_its_containers_as_free_again() -> 
 def test_a_map_is_as_wide_as_its_plan_else_one_per_body_function() -> None:
     tree = dsl.sequence("split", dsl.map("work"))
     assert per_stage(tree) == [{"work": 1}]
-    planned = slots_per_stage({"0.0": {}, "1.0": {}, "1.1": {}, "1.2": {}})
+    planned = slots_per_stage([(0, 0), (1, 0), (1, 1), (1, 2)])
     assert planned == Counter({0: 1, 1: 3})
     assert per_stage(tree, none, planned) == [{"work": 3}]
 
@@ -135,7 +135,7 @@ def compose(settings: Settings = SETTINGS) -> tuple[ConsumeRunner, MemorySource,
     source, sink, couch = MemorySource(), MemorySink(), MemoryCouch()
     tree = to_json(dsl.sequence("a", "b", "c"))
     couch.put(DAGS, {"_id": "guest/three", "composition": tree, "version": "0.0.1"})
-    agent = CompositionAgent(settings, sink, MemoryRedis(), couch, partitions=1)  # type: ignore[arg-type]
+    agent = CompositionAgent(settings.composition, sink, MemoryRedis(), couch, partitions=1)  # type: ignore[arg-type]
     config = RunnerConfig(commit_interval_s=0, backoff_initial_s=0, backoff_max_s=0)
     return (
         ConsumeRunner("composition", source, sink, DeadLetters(settings, sink), agent, config),
@@ -144,7 +144,7 @@ def compose(settings: Settings = SETTINGS) -> tuple[ConsumeRunner, MemorySource,
     )
 
 
-def plan_of(allocations: dict[str, Any] | None = None, profile: bool = False) -> bytes:
+def plan_of(allocations: dict[tuple[int, int], Allocation] | None = None, profile: bool = False) -> bytes:
     req = DagRequest(REQUEST, "guest", "three", {}, profile=profile)
     return DagPlan(request=req.to_dict(), harvest=bool(allocations), allocations=allocations or {}).to_bytes()
 
@@ -167,7 +167,7 @@ def hints(sink: MemorySink) -> list[PrewarmHint]:
 
 def test_a_started_request_hints_its_next_stage_and_each_stage_hints_the_one_after() -> None:
     runner, source, sink = compose()
-    source.push(SETTINGS.dag_plans_topic, plan_of({"1.0": HARVEST.to_dict()}))
+    source.push(SETTINGS.dag_plans_topic, plan_of({(1, 0): HARVEST}))
     runner.run_once()
     (got,) = hints(sink)
     assert got.hint_id == hint_id_for(REQUEST, 1) and got.composition == f"{REQUEST}:root"

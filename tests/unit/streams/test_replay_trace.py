@@ -5,6 +5,7 @@ import orjson
 import pytest
 
 from gleaner.errors import BadRequest
+from streams.gateway.errors import status_of
 from streams.replay.trace import TraceEntry, TraceError, read_trace, write_trace
 
 
@@ -253,7 +254,7 @@ def test_missing_trace_file_and_unsupported_suffix(tmp_path):
 
 def test_trace_error_is_a_bad_request():
     error = TraceError(4, "why", "x.jsonl")
-    assert isinstance(error, BadRequest) and error.http_status == 400
+    assert isinstance(error, BadRequest) and status_of(error) == 400
     assert str(error) == "trace x.jsonl line 4: why"
     assert (error.line, error.reason) == (4, "why")
 

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import orjson
 
-from gleaner.errors import EventTooLarge, MalformedEvent, RedisError
+from composer import CompositionError
+from gleaner.errors import ContainerError, CouchDBError, EventTooLarge, MalformedEvent, RedisError
 from gleaner.settings import Settings
 from streams.kafka.client import Record
 from streams.kafka.deadletter import DeadLetters
-from streams.kafka.runner import ConsumeRunner, Handler, RunnerConfig, Ticket
+from streams.kafka.runner import ConsumeRunner, Handler, RunnerConfig, Ticket, dead_letter_reason
 from streams.kafka.testing import MemorySink, MemorySource
 
 SETTINGS = Settings()
@@ -156,6 +157,40 @@ def test_a_transient_failure_is_retried_with_backoff_and_holds_later_records():
     turns(runner, 3)
     assert handler.seen == [b"a", b"a", b"a", b"b"] and not source.paused
     assert source.committed(TP) == 2 and runner.retries == 2
+
+
+def test_an_oom_killed_container_is_dead_lettered_with_its_cause_never_retried():
+    handler = Recorder()
+    handler.fail[b"a"] = [ContainerError("activation x: OOM-killed at 128 MB", oom_killed=True)]
+    runner, source, sink, clock = make([b"a", b"b"], handler)
+    turns(runner, 2)
+    (letter,) = sink.on(SETTINGS.deadletter_topic)
+    assert letter["reason"] == "ContainerError: activation x: OOM-killed at 128 MB"
+    clock.now = 100.0  # long past any backoff: still not handled again
+    turns(runner, 2)
+    assert handler.seen == [b"a", b"b"] and runner.retries == 0 and not source.paused
+    assert source.committed(TP) == 2 and runner.dead_lettered == 1
+
+
+def test_only_the_transient_error_is_retried_the_dag_error_is_dead_lettered():
+    handler = Recorder()
+    handler.fail[b"a"] = [CouchDBError("couchdb: connection refused")]
+    handler.fail[b"b"] = [CompositionError("the composition is not acyclic: a -> b -> a")]
+    runner, source, sink, clock = make([b"a", b"b"], handler, backoff_initial_s=1.0)
+    turns(runner, 2)
+    assert handler.seen == [b"a"] and runner.retries == 1 and source.paused
+    clock.now = 1.0
+    turns(runner, 3)
+    assert handler.seen == [b"a", b"a", b"b"] and runner.retries == 1
+    (letter,) = sink.on(SETTINGS.deadletter_topic)
+    assert letter["reason"] == "CompositionError: the composition is not acyclic: a -> b -> a"
+    assert letter["offset"] == 1 and source.committed(TP) == 2
+
+
+def test_a_dead_letter_says_why_by_what_failed():
+    assert dead_letter_reason(MalformedEvent("missing field 'dag'")) == "missing field 'dag'"
+    assert dead_letter_reason(ContainerError("gone")) == "ContainerError: gone"
+    assert dead_letter_reason(ValueError("boom")) == "handler failed: ValueError: boom"
 
 
 def test_deferred_tickets_hold_the_commit_until_settled_in_order():

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import pytest
 
-from gleaner.kafka_auth import tenant_headers
 from gleaner.settings import Settings
 from streams.kafka.client import Record
 from streams.kafka.deadletter import DeadLetters
@@ -17,6 +16,8 @@ from streams.kafka.signing import (
     namespace_not_proven,
     normalize_headers,
     tenant_credential,
+    tenant_headers,
+    tenant_not_proven,
 )
 from streams.kafka.testing import MemorySink, MemorySource
 
@@ -81,6 +82,35 @@ def test_a_namespace_is_proven_only_by_a_valid_key_of_it():
     assert namespace_not_proven("a", "u:k", "b") == (
         "namespace a not proven: the credential does not belong to namespace a"
     )
+
+
+def test_on_an_entry_topic_an_unsigned_event_goes_on_but_a_bad_signature_does_not():
+    own = normalize_headers(SIGNER.headers("invocations", b"k", b"v"))
+    tenants = normalize_headers(tenant_headers("u:k"))
+    assert SIGNER.entry_rejects("invocations", b"k", b"v", own) is None
+    assert SIGNER.entry_rejects("invocations", b"k", b"v", tenants) is None  # the tenant's is proven later
+    assert SIGNER.entry_rejects("invocations", b"k", b"v", ()) is None
+    forged = normalize_headers(OTHER.headers("invocations", b"k", b"v"))
+    assert SIGNER.entry_rejects("invocations", b"k", b"v", forged) == SIGNER.rejects(
+        "invocations", b"k", b"v", forged
+    )
+    assert "forged event" in (SIGNER.entry_rejects("invocations", b"k", b"v", forged) or "")
+
+
+def test_a_tenants_event_is_proven_by_the_key_it_carries():
+    keys = {"u:k": "a"}
+    asked: list[str] = []
+
+    def authenticate(credential: str) -> str | None:
+        asked.append(credential)
+        return keys.get(credential)
+
+    headers = normalize_headers(tenant_headers("u:k"))
+    assert tenant_not_proven("a", headers, authenticate) is None
+    assert tenant_not_proven("b", headers, authenticate) == namespace_not_proven("b", "u:k", "a")
+    assert tenant_not_proven("a", (), authenticate) == namespace_not_proven("a", None, None)
+    assert asked == ["u:k", "u:k"]  # no credential: no key store read
+    assert tenant_not_proven("a", headers, None) == namespace_not_proven("a", "u:k", None)
 
 
 def test_derived_ids_are_stable_and_differ_per_secret_and_part():

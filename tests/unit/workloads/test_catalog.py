@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import base64
 import io
 import json
@@ -15,8 +16,9 @@ from composer.dsl import normalize
 from composer.jsonio import from_json, to_json
 from composer.model import Parallel
 from composer.stages import analyze
+from gleaner.errors import GleanerError
 from workloads import deploy
-from workloads.catalog import WORKLOADS, Workload, get
+from workloads.catalog import BUILTIN, WORKLOADS, Catalog, Workload, get, input_files
 
 # Thesis Table 3.1: (functions, depth, width)
 TABLE_3_1 = {"video-analytics": (4, 3, 2), "parallel-aes": (5, 3, 3), "ml-pipeline": (6, 3, 4)}
@@ -68,6 +70,35 @@ def test_get_and_validation() -> None:
     w = WORKLOADS["parallel-aes"]
     with pytest.raises(ValueError, match="DAG actions"):
         Workload(w.name, w.dag, w.functions[:-1], "", w.generate_inputs, w.small_input)
+
+
+def test_names_load_nothing_until_one_is_looked_up() -> None:
+    catalog = Catalog(BUILTIN)
+    assert list(catalog) == ["video-analytics", "parallel-aes", "ml-pipeline"] and len(catalog) == 3
+    assert "ml-pipeline" in catalog and "my-dag" not in catalog
+    assert catalog.loaded() == []
+    assert catalog["ml-pipeline"] is WORKLOADS["ml-pipeline"]  # one module, imported once
+    assert catalog.loaded() == ["ml-pipeline"]
+    with pytest.raises(KeyError):
+        catalog["my-dag"]
+
+
+def test_a_workload_whose_library_is_missing_names_the_extra(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "needs_absent_lib.py").write_text("import gleaner_absent_library\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    catalog = Catalog({"absent": "needs_absent_lib:WORKLOAD"})
+    assert "absent" in catalog
+    with pytest.raises(GleanerError, match=r"needs gleaner_absent_library, from the workloads extra"):
+        catalog["absent"]
+    assert catalog.loaded() == []
+
+
+def test_an_entry_must_name_that_workload() -> None:
+    catalog = Catalog({"aes": BUILTIN["parallel-aes"]})
+    with pytest.raises(TypeError, match="is not the workload 'aes'"):
+        catalog["aes"]
 
 
 def _unzip(body: dict[str, Any]) -> dict[str, bytes]:
@@ -122,3 +153,19 @@ def test_deploy_workload_puts_actions_then_the_dag() -> None:
     last = client.calls[-1]
     assert last[:3] == ("request", "PUT", "/dags/ml-pipeline")
     assert last[3] == {"json": {"composition": to_json(w.dag)}, "params": {"overwrite": "true"}}
+
+
+def test_inputs_come_from_a_folder_first_ones_when_counted(tmp_path: Path) -> None:
+    for name in ("b.json", "a.json", "c.json", "notes.txt"):
+        (tmp_path / name).write_text("{}")
+    every = input_files(argparse.Namespace(input_dir=str(tmp_path), inputs=None, seed=1), "any", tmp_path)
+    two = input_files(argparse.Namespace(input_dir=str(tmp_path), inputs=2, seed=1), "any", tmp_path)
+    assert [p.name for p in every] == ["a.json", "b.json", "c.json"]
+    assert [p.name for p in two] == ["a.json", "b.json"]
+
+
+def test_inputs_of_an_empty_folder_or_an_unknown_workload_are_an_error(tmp_path: Path) -> None:
+    with pytest.raises(GleanerError, match=r"holds no \.json inputs"):
+        input_files(argparse.Namespace(input_dir=str(tmp_path), inputs=None, seed=1), "any", tmp_path)
+    with pytest.raises(GleanerError, match="not a built-in workload"):
+        input_files(argparse.Namespace(input_dir=None, inputs=3, seed=1), "nope", tmp_path)

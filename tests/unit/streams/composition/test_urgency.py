@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from gleaner.allocation import Allocation, Predicted
 from streams.composition.urgency import RequestTimes, Urgency, planned_stage_ms
 
 
@@ -38,22 +39,11 @@ def test_nothing_known_gives_no_deadline_and_unknown_stages_count_as_zero():
 
 def test_a_stage_plan_is_its_slowest_function_stretched_below_its_peak():
     allocations = {
-        "1.0": {
-            "cpu": 0.5,
-            "memory": 256,
-            "predicted": {"input_size": 1, "cpu": 1.0, "memory": 9, "duration_ms": 300},
-        },
-        "1.1": {
-            "cpu": 1.0,
-            "memory": 256,
-            "predicted": {"input_size": 1, "cpu": 0.5, "memory": 9, "duration_ms": 500},
-        },
-        "2.0": {
-            "cpu": 1.0,
-            "memory": 256,
-            "predicted": {"input_size": 1, "cpu": 1.0, "memory": 9},
-        },  # no work model
-        "bad": {"cpu": 1.0},
-        "3.0": "not an allocation",
+        (1, 0): Allocation(0.5, 256, predicted=Predicted(1, 1.0, 9, 300)),
+        (1, 1): Allocation(1.0, 256, predicted=Predicted(1, 0.5, 9, 500)),
+        (2, 0): Allocation(1.0, 256, predicted=Predicted(1, 1.0, 9)),  # no work model
+        (3, 0): Allocation(1.0, 256, predicted=Predicted(1, 1.0, 9, -5)),  # no usable time
+        (4, 0): Allocation(1.0, 256, predicted=Predicted(1, 1.0, 9, float("nan"))),
+        (5, 0): Allocation(1.0, 256),  # nothing predicted
     }
     assert planned_stage_ms(allocations) == {1: 600.0}

@@ -137,6 +137,6 @@ def test_a_ring_that_redis_refuses_is_dropped() -> None:
 
 def test_the_process_bell_is_one_per_process_and_off_when_consumers_never_doze() -> None:
     settings = Settings()
-    assert process_bell(settings) is process_bell(settings)
-    assert process_bell(Settings(kafka_doorbell=False)) is None
-    assert process_bell(Settings(kafka_idle_after_ms=0)) is None
+    assert process_bell(settings.kafka, settings.stores) is process_bell(settings.kafka, settings.stores)
+    assert process_bell(Settings(kafka_doorbell=False).kafka, settings.stores) is None
+    assert process_bell(Settings(kafka_idle_after_ms=0).kafka, settings.stores) is None

@@ -101,6 +101,27 @@ def test_after_a_broker_restart_it_reads_the_new_log_from_its_start(reader):
     assert offsets(fake) == {0: 0, 1: 0}
 
 
+def test_it_tells_its_watcher_of_a_restart_once(monkeypatch):
+    FakeConsumer.broker = Broker()
+    monkeypatch.setattr(confluent_kafka, "Consumer", FakeConsumer)
+    clock = [1000.0]
+    monkeypatch.setattr(client.time, "monotonic", lambda: clock[0])
+    told: list[str] = []
+
+    def watcher() -> None:
+        told.append("restart")
+        raise RuntimeError("the watcher's own trouble")  # logged: the reader goes on
+
+    settings = load_settings(env={"GLEANER_KAFKA_IDLE_AFTER_MS": "0"})
+    consumer = EventConsumer(settings, "g", [TOPIC], assign_latest=True, hot=False, on_restart=watcher)
+    fake = consumer._consumer
+    for ends in ({0: 130, 1: 81}, {0: 2, 1: 0}, {0: 5, 1: 1}):  # grows, restarts, grows again
+        FakeConsumer.broker.ends = ends
+        clock[0] += 2.0
+        consumer.poll(0.0)
+    assert told == ["restart"] and offsets(fake) == {0: 0, 1: 0}
+
+
 def test_it_checks_at_most_once_a_second_when_idle(reader):
     consumer, fake = reader
     fake.broker.ends = {0: 2, 1: 0}

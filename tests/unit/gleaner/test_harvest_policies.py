@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from predictor.policies import (
+from gleaner.harvest_policies import (
     DEFAULT_HARVEST_POLICY,
     HARVEST_POLICIES,
     OFF,
@@ -20,7 +20,7 @@ def test_the_known_policies():
 
 
 def test_the_registry_says_what_each_policy_does():
-    from predictor.policies import (
+    from gleaner.harvest_policies import (
         BORROWING_POLICIES,
         LIVE_POLICIES,
         PLANNED_POLICIES,
@@ -65,7 +65,7 @@ def test_the_setting_names_what_harvesting_means():
 
 @pytest.mark.parametrize(("policy", "harvest"), [("off", True), ("gleaner", False), ("libra", False)])
 def test_a_contradiction_is_refused(policy, harvest):
-    from predictor.policies import requested_policy
+    from gleaner.harvest_policies import requested_policy
 
     with pytest.raises(ValueError, match="contradicts"):
         requested_policy(policy, harvest)

@@ -1,10 +1,10 @@
-"""The CLI's REST client against an in-memory gateway (httpx's MockTransport)."""
+"""The gateway's REST client (gleaner.gateway_client) against an in-memory gateway (httpx's MockTransport)."""
 
 from __future__ import annotations
 
 import httpx
 
-from gleaner.cli.client import DAG_PAGE, OpenWhiskClient, Target
+from gleaner.gateway_client import DAG_PAGE, OpenWhiskClient, Target
 
 
 def client_over(names: list[str], seen: list[dict[str, str]]) -> OpenWhiskClient:

@@ -1,11 +1,12 @@
-"""``--policy off,thesis`` of ``gleaner replay`` and ``gleaner eval`` (predictor.policies.policies_from)."""
+"""``--policy off,thesis`` of ``gleaner replay`` and ``gleaner eval``
+(gleaner.harvest_policies.policies_from)."""
 
 from __future__ import annotations
 
 import pytest
 
 from gleaner.errors import BadRequest
-from predictor.policies import policies_from
+from gleaner.harvest_policies import policies_from
 
 
 @pytest.mark.parametrize(

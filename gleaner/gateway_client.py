@@ -1,4 +1,5 @@
-"""A small OpenWhisk REST client (the CLI's and the benchmarks' view of Gleaner)."""
+"""A small OpenWhisk REST client of the gateway: how the CLI, the benchmarks, the workloads'
+deployment and the profiler talk to Gleaner, like any user (an adapter of the kernel)."""
 
 from __future__ import annotations
 
@@ -15,12 +16,19 @@ from gleaner.errors import GleanerError
 DAG_PAGE = 200  # the gateway's largest list page
 
 
+TRANSIENT_STATUSES = frozenset({503, 504})
+
+
 class ApiError(GleanerError):
+    """An error answer of the gateway. It is :attr:`transient` (worth sending again later)
+    when the status says the platform behind the gateway is away: 503, or 504."""
+
     def __init__(self, status: int, body: Any) -> None:
         message = body.get("error") if isinstance(body, dict) else body
         super().__init__(f"{message} (HTTP {status})")
         self.status = status
         self.body = body
+        self.transient = status in TRANSIENT_STATUSES
 
 
 def wskprops_path() -> Path:

@@ -18,7 +18,9 @@ A policy names how a DAG request's parallel stages are sized. Today:
   proportional to memory and no CPU quota.
 
 Each is one :class:`HarvestPolicy` in :data:`REGISTRY`; everything else (the
-planner, the invoker, the gateway's and the CLI's checks) reads the registry.
+planner, the invoker, the gateway's and the CLI's checks) reads the registry. It is
+a table of the kernel, not of the predictor: the wire format (:mod:`streams.events`)
+checks each request's policy against it.
 
 Replay and evaluation take a policy per run, so policies are compared side by
 side on the same trace. The legacy per-request ``harvest`` switch maps onto
