@@ -18,6 +18,7 @@ from typing import Any
 from aiohttp import web
 
 from gleaner.actions import MAX_CODE_BYTES, action_doc, action_view, check_name
+from gleaner.activation_keys import AsyncActivationKeys
 from gleaner.couchdb import ACTIVATIONS, WHISKS, AsyncCouchDB
 from gleaner.errors import BadRequest, Conflict, Forbidden, GleanerError, NotFound
 from gleaner.metrics import HTTP_REQUESTS
@@ -103,7 +104,8 @@ class Gateway:
         # The whole Settings still, for placement's heartbeat follower; its parts get their sections.
         self.settings = settings
         self.db = db or AsyncCouchDB(settings.stores)
-        self.auth = auth or Authenticator(self.db)
+        # Keys minted for running activations live in Redis (gleaner.activation_keys).
+        self.auth = auth or Authenticator(self.db, minted=AsyncActivationKeys(settings.stores))
         own = settings.gateway
         self._limits = settings.limits  # an action's allowed limits (gleaner.actions)
         self.intake = Intake(own, settings.kafka, settings.stores)

@@ -10,10 +10,9 @@ import binascii
 
 from aiohttp import web
 
-from gleaner.activation_keys import AsyncActivationKeys, MintedKeyVerifier, is_minted
+from gleaner.activation_keys import MintedKeyVerifier, is_minted
 from gleaner.couchdb import AsyncCouchDB
 from gleaner.errors import Forbidden, Unauthorized
-from gleaner.settings import Settings
 from gleaner.subjects import ADMIN, TENANT, CredentialCache, Verified, parse_credential, verify_async
 
 MISSING = "The resource requires authentication, which was not supplied with the request"
@@ -45,11 +44,7 @@ class Authenticator:
     ) -> None:
         self._db = db
         self.cache = cache or CredentialCache()
-        # Minted keys live in Redis; the gateway's CouchDB client carries the settings to reach it.
-        settings = getattr(db, "settings", None)
-        if minted is None and isinstance(settings, Settings):
-            minted = AsyncActivationKeys(settings.stores)
-        self.minted = minted
+        self.minted = minted  # per-activation keys (Redis); None: only stored keys are valid
 
     async def _verified(self, header: str | None) -> Verified:
         user, key = parse_basic(header)

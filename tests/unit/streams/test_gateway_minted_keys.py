@@ -75,3 +75,12 @@ def test_a_stored_key_that_looks_minted_still_works(setup) -> None:
     subjects.ensure_subject(FakeCouch(store), "alice", credential)
     assert asyncio.run(auth.namespace_for(basic(credential))) == "alice"
     assert verifier.asked == 1
+
+
+def test_the_gateways_own_authenticator_accepts_minted_keys() -> None:
+    # The gateway wires the Redis verifier in; without it every __OW_API_KEY would be a 401.
+    from gleaner.activation_keys import AsyncActivationKeys
+    from gleaner.settings import Settings
+    from streams.gateway.app import Gateway
+
+    assert isinstance(Gateway(Settings()).auth.minted, AsyncActivationKeys)
