@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from collections import OrderedDict
 from collections.abc import Callable
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from gleaner.errors import ServiceError
 
@@ -66,3 +66,29 @@ class TTLCache(Generic[K, V]):
 
     def pop(self, key: K) -> None:
         self._items.pop(key, None)
+
+
+class ByRevision:
+    """Documents kept by (id, revision), so a request that carries the revision it was
+    accepted with runs that very version, read and parsed once per version in a process
+    (not again per request). Bounded: the oldest version seen goes first."""
+
+    def __init__(self, max_versions: int = 1024) -> None:
+        self._max = max_versions
+        self._docs: OrderedDict[str, dict[str, Any]] = OrderedDict()
+
+    def get(
+        self, doc_id: str, rev: str | None, load: Callable[[], dict[str, Any] | None]
+    ) -> dict[str, Any] | None:
+        """Version ``rev`` of ``doc_id`` if seen here; else ``load()`` (the current one),
+        which is kept under its own revision."""
+        if rev is not None:
+            seen = self._docs.get(f"{doc_id}@{rev}")
+            if seen is not None:
+                return seen
+        doc = load()
+        if doc is not None:
+            self._docs[f"{doc_id}@{doc.get('_rev')}"] = doc
+            while len(self._docs) > self._max:
+                self._docs.popitem(last=False)
+        return doc

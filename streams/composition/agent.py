@@ -25,7 +25,7 @@ from gleaner.errors import GleanerError, MalformedEvent
 from gleaner.redis_store import RedisStore
 from gleaner.settings import Settings
 from gleaner.settings_sections import CompositionSettings
-from gleaner.ttlcache import TTLCache
+from gleaner.ttlcache import ByRevision, TTLCache
 from streams.composition.prewarm import StageTimes, prewarm_hints, stages_of
 from streams.composition.records import dag_record
 from streams.composition.state import CompositionStore
@@ -117,7 +117,7 @@ class CompositionAgent(Handler):
         self._trees: dict[str, Node] = {}
         self._stage_times = StageTimes()  # what pre-warm knows of each DAG's stages
         self._dags: TTLCache[str, dict[str, Any]] = TTLCache(settings.action_cache_ttl_s)
-        self._versions: dict[str, dict[str, Any]] = {}  # "ns/dag@rev" -> that version's document
+        self._versions = ByRevision(MAX_VERSIONS)  # "ns/dag@rev" -> that version's document
         self._partitions = partitions
         self._owned: set[int] = set()  # partitions of dag.plans this member holds
         self._last_sweep = time.monotonic()
@@ -281,16 +281,9 @@ class CompositionAgent(Handler):
         else the current one (a request nobody read the document for yet, or a version
         this process has not seen)."""
         doc_id = f"{req.namespace}/{req.dag}"
-        if req.dag_rev is not None:
-            seen = self._versions.get(f"{doc_id}@{req.dag_rev}")
-            if seen is not None:
-                return seen
-        doc = self._dags.get_or_load(doc_id, lambda: self.db.get_doc(DAGS, doc_id))
-        if doc is not None:
-            self._versions[f"{doc_id}@{doc.get('_rev')}"] = doc
-            while len(self._versions) > MAX_VERSIONS:
-                del self._versions[next(iter(self._versions))]
-        return doc
+        return self._versions.get(
+            doc_id, req.dag_rev, lambda: self._dags.get_or_load(doc_id, lambda: self.db.get_doc(DAGS, doc_id))
+        )
 
     # -- effects -------------------------------------------------------------------
     def _machine(self, dag: dict[str, Any], namespace: str) -> Machine:

@@ -27,7 +27,7 @@ from gleaner.errors import GleanerError
 from gleaner.harvest_policies import GLEANER, GLEANER_IDLE, OFF, PLANNED_POLICIES, THESIS, resolve_policy
 from gleaner.metrics import HARVEST_DECISIONS
 from gleaner.settings import Settings
-from gleaner.ttlcache import TTLCache
+from gleaner.ttlcache import ByRevision, TTLCache
 from predictor.allocation import EPS_STEPS, AllowedValues, NormalizedDemand
 from predictor.inference import Prediction, Predictor
 from predictor.plan import Selection, check_policy, normalize_batch, plan_predicted, select_stages
@@ -148,7 +148,7 @@ class RequestPlanner:
         self.models = _Models(settings.models_root)
         self._docs: TTLCache[str, dict[str, Any]] = TTLCache(settings.action_cache_ttl_s)
         self._analyses: dict[str, Analysis] = {}
-        self._versions: dict[str, dict[str, Any]] = {}  # "ns/dag@rev" -> that version's document
+        self._versions = ByRevision(MAX_VERSIONS)  # "ns/dag@rev" -> that version's document
         self._decisions: dict[tuple[str, str], Any] = {}  # HARVEST_DECISIONS' children, looked up once
 
     def plan(self, req: DagRequest) -> DagPlan:
@@ -410,16 +410,7 @@ class RequestPlanner:
         when this process has seen it: read and parsed once per version, not per request;
         else the current one, which the plan's request then carries on."""
         doc_id = f"{namespace}/{name}"
-        if rev is not None:
-            seen = self._versions.get(f"{doc_id}@{rev}")
-            if seen is not None:
-                return seen
-        doc = self._doc(DAGS, doc_id)
-        if doc is not None:
-            self._versions[f"{doc_id}@{doc.get('_rev')}"] = doc
-            while len(self._versions) > MAX_VERSIONS:
-                del self._versions[next(iter(self._versions))]
-        return doc
+        return self._versions.get(doc_id, rev, lambda: self._doc(DAGS, doc_id))
 
     def _doc(self, db: str, doc_id: str) -> dict[str, Any] | None:
         return self._docs.get_or_load(f"{db}/{doc_id}", lambda: self.db.get_doc(db, doc_id))

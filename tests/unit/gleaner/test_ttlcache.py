@@ -69,3 +69,23 @@ def test_after_one_failed_load_other_stale_keys_are_served_without_asking_the_st
 
     assert cache.get_or_load("a", down) == 1 and cache.get_or_load("b", down) == 2
     assert len(calls) == 1  # one wait on the store, not one per key
+
+
+def test_by_revision_serves_a_seen_version_and_loads_an_unseen_one() -> None:
+    from gleaner.ttlcache import ByRevision
+
+    loads: list[str] = []
+    current = {"_rev": "2-b", "v": 2}
+
+    def load() -> dict[str, object]:
+        loads.append("read")
+        return current
+
+    versions = ByRevision(max_versions=2)
+    assert versions.get("ns/d", None, load) is current  # no revision carried: the current one
+    assert versions.get("ns/d", "2-b", load) is current and loads == ["read"]  # seen: not read again
+    assert versions.get("ns/d", "1-a", load) is current and loads == ["read", "read"]  # unseen: current
+    versions.get("ns/e", None, lambda: {"_rev": "1-x"})
+    versions.get("ns/f", None, lambda: {"_rev": "1-y"})  # bound 2: ns/d@2-b, the oldest, goes
+    assert versions.get("ns/d", "2-b", load) is current and loads == ["read", "read", "read"]
+    assert versions.get("ns/gone", "1-z", lambda: None) is None
